@@ -1,0 +1,39 @@
+"""bea_lib: backward error analysis of Adam, after Cattaneo, Klusowski & Shigida (2023).
+
+The public names live in this flat namespace: ``import bea_lib as bl; bl.adam(...)``.
+"""
+from .autodiff import gradient, gradient_and_hvp, hvp
+from .optimizers import Adam, adam, gd, heavy_ball, rmsprop
+from .experiments import OrderStudy, max_distance, order_study
+from .flows import adam_flow, adam_rhs, gd_flow, heavy_ball_flow, heavy_ball_rhs, rmsprop_flow
+from .integrate import solve_flow
+from .norms import (bias_coefficient, bias_potential_1d, heavy_ball_limit, implicit_bias_regime,
+                    perturbed_one_norm)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Adam",
+    "adam",
+    "gd",
+    "gradient",
+    "gradient_and_hvp",
+    "heavy_ball",
+    "hvp",
+    "rmsprop",
+    "OrderStudy",
+    "adam_flow",
+    "adam_rhs",
+    "bias_coefficient",
+    "bias_potential_1d",
+    "gd_flow",
+    "heavy_ball_flow",
+    "heavy_ball_limit",
+    "heavy_ball_rhs",
+    "implicit_bias_regime",
+    "max_distance",
+    "order_study",
+    "perturbed_one_norm",
+    "rmsprop_flow",
+    "solve_flow",
+]
