@@ -29,7 +29,8 @@ compared with squared gradients; outside, with their magnitudes.
 RMSProp as the paper defines it is Adam with β = 0 (the second moment keeps its bias
 correction). Warning: ``torch.optim.RMSprop`` has no bias correction; its iterates equal the
 paper's RMSProp (ε outside) run with a step h_n = lr/√(1-ρ^{n+1}) and ε_n = eps/√(1-ρ^{n+1}) that
-change with n (tested in ``tests/test_optimizers.py``), so it takes smaller steps early on.
+change with n (tested in ``tests/test_optimizers.py``): early on, when ν is still far below its
+average, it takes steps up to 1/√(1-ρ) times longer.
 
 Heavy-ball momentum: θ^{(n+1)} = θ^{(n)} - h∇E(θ^{(n)}) + β(θ^{(n)} - θ^{(n-1)}), θ^{(-1)} = θ^{(0)};
 gradient descent is heavy-ball with β = 0.
@@ -133,6 +134,25 @@ def heavy_ball(loss, theta0, n_steps: int, *, h: float, beta: float) -> torch.Te
 def gd(loss, theta0, n_steps: int, *, h: float) -> torch.Tensor:
     """Gradient descent θ⁽ⁿ⁺¹⁾ = θ⁽ⁿ⁾ - h∇E(θ⁽ⁿ⁾): heavy-ball with β = 0."""
     return heavy_ball(loss, theta0, n_steps, h=h, beta=0.0)
+
+
+def torch_optimizer_iterates(make_optimizer, loss, theta0, n_steps: int) -> torch.Tensor:
+    """Iterates of a ``torch.optim`` optimizer on θ, in the layout of ``bl.adam`` (a reference to compare with).
+
+    ``make_optimizer`` takes a list holding the parameter tensor and returns the optimizer, e.g.
+    ``lambda params: torch.optim.Adam(params, lr=1e-3)``.
+    """
+    losses = as_losses(loss)
+    theta = check_theta0(theta0).requires_grad_(True)
+    n_steps = check_n_steps(n_steps)
+    opt = make_optimizer([theta])
+    out = [theta.detach().clone()]
+    for n in range(n_steps):
+        opt.zero_grad()
+        losses[n % len(losses)](theta).backward()
+        opt.step()
+        out.append(theta.detach().clone())
+    return torch.stack(out)
 
 
 class Adam(torch.optim.Optimizer):

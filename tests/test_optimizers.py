@@ -6,24 +6,11 @@ import torch
 from torch.func import functional_call
 
 import bea_lib as bl
-from bea_lib.optimizers import adam_init, adam_update
+from bea_lib.optimizers import adam_init, adam_update, torch_optimizer_iterates
 from losses import bilinear_loss, random_smooth_loss
 
 P = 12
 N_STEPS = 200
-
-
-def run_torch(opt_factory, loss, theta0, n_steps):
-    """Iterates of a torch.optim optimizer on a flat parameter vector."""
-    theta = theta0.clone().requires_grad_(True)
-    opt = opt_factory([theta])
-    out = [theta.detach().clone()]
-    for _ in range(n_steps):
-        opt.zero_grad()
-        loss(theta).backward()
-        opt.step()
-        out.append(theta.detach().clone())
-    return torch.stack(out)
 
 
 @pytest.fixture
@@ -35,7 +22,7 @@ def test_adam_eps_outside_equals_torch_adam(problem):
     loss, theta0 = problem
     h, beta, rho, eps = 1e-2, 0.9, 0.999, 1e-8
     ours = bl.adam(loss, theta0, N_STEPS, h=h, beta=beta, rho=rho, eps=eps, eps_inside=False)
-    ref = run_torch(lambda p: torch.optim.Adam(p, lr=h, betas=(beta, rho), eps=eps), loss, theta0, N_STEPS)
+    ref = torch_optimizer_iterates(lambda p: torch.optim.Adam(p, lr=h, betas=(beta, rho), eps=eps), loss, theta0, N_STEPS)
     # torch folds the bias corrections into other places; both are float64, so only rounding
     # differs: 1e-12 absolute is ~1e4 ulps of O(1) iterates after 200 steps.
     torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
@@ -46,7 +33,7 @@ def test_paper_rmsprop_equals_torch_adam_with_beta1_zero(problem):
     loss, theta0 = problem
     h, rho, eps = 1e-2, 0.99, 1e-8
     ours = bl.rmsprop(loss, theta0, N_STEPS, h=h, rho=rho, eps=eps, eps_inside=False)
-    ref = run_torch(lambda p: torch.optim.Adam(p, lr=h, betas=(0.0, rho), eps=eps), loss, theta0, N_STEPS)
+    ref = torch_optimizer_iterates(lambda p: torch.optim.Adam(p, lr=h, betas=(0.0, rho), eps=eps), loss, theta0, N_STEPS)
     torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)  # float64 rounding only, as above
 
 
@@ -55,7 +42,7 @@ def test_torch_rmsprop_is_paper_rmsprop_with_rescaled_step_and_eps(problem):
     with c = 1 - ρ^(n+1), its step n is the paper's RMSProp step with h_n = lr/sqrt(c), ε_n = eps/sqrt(c)."""
     loss, theta0 = problem
     lr, rho, eps = 1e-2, 0.99, 1e-8
-    ref = run_torch(lambda p: torch.optim.RMSprop(p, lr=lr, alpha=rho, eps=eps), loss, theta0, N_STEPS)
+    ref = torch_optimizer_iterates(lambda p: torch.optim.RMSprop(p, lr=lr, alpha=rho, eps=eps), loss, theta0, N_STEPS)
     theta, state, rows = theta0.clone(), adam_init(theta0), [theta0.clone()]
     for n in range(N_STEPS):
         c = 1 - rho ** (n + 1)
@@ -74,7 +61,7 @@ def test_heavy_ball_equals_torch_sgd_momentum(problem):
     loss, theta0 = problem
     h, beta = 1e-2, 0.9
     ours = bl.heavy_ball(loss, theta0, N_STEPS, h=h, beta=beta)
-    ref = run_torch(lambda p: torch.optim.SGD(p, lr=h, momentum=beta), loss, theta0, N_STEPS)
+    ref = torch_optimizer_iterates(lambda p: torch.optim.SGD(p, lr=h, momentum=beta), loss, theta0, N_STEPS)
     torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)  # float64 rounding only
 
 
