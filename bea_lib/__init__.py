@@ -2,8 +2,9 @@
 
 The public names live in this flat namespace: ``import bea_lib as bl; bl.adam(...)``.
 """
-from .autodiff import gradient, gradient_and_hvp, hvp
-from .optimizers import Adam, adam, gd, heavy_ball, rmsprop
+from .autodiff import gradient, gradient_and_hvp, gradient_and_hvp_fn, hvp
+from . import losses, plotting
+from .optimizers import Adam, adam, gd, heavy_ball, rmsprop, torch_optimizer_iterates
 from .experiments import OrderStudy, max_distance, order_study
 from .flows import adam_flow, adam_rhs, gd_flow, heavy_ball_flow, heavy_ball_rhs, rmsprop_flow
 from .integrate import solve_flow
@@ -18,9 +19,13 @@ __all__ = [
     "gd",
     "gradient",
     "gradient_and_hvp",
+    "gradient_and_hvp_fn",
     "heavy_ball",
     "hvp",
     "rmsprop",
+    "losses",
+    "plotting",
+    "torch_optimizer_iterates",
     "OrderStudy",
     "adam_flow",
     "adam_rhs",

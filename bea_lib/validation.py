@@ -55,3 +55,10 @@ def as_losses(loss) -> tuple[Callable, ...]:
     if isinstance(loss, Sequence) and len(loss) > 0 and all(callable(f) for f in loss):
         return tuple(loss)
     raise ValueError("loss must be a callable or a non-empty sequence of callables")
+
+
+def check_order(order: int) -> int:
+    """Modified flows are known to order 0 (the limit h → 0) and order 1 (with the O(h) term)."""
+    if isinstance(order, bool) or order not in (0, 1):
+        raise ValueError(f"order must be 0 or 1, got {order!r}")
+    return int(order)

@@ -34,3 +34,14 @@ def test_hvp_equals_full_hessian_times_vector():
     g, hv = bl.gradient_and_hvp(loss, theta, v)
     torch.testing.assert_close(g, bl.gradient(loss, theta), rtol=0, atol=1e-14)  # rounding
     torch.testing.assert_close(hv, ref, rtol=1e-12, atol=1e-13)  # as above
+
+
+def test_gradient_and_hvp_fn_equals_full_hessian_times_vectors():
+    loss, p = small_network_loss()
+    theta, v, w = torch.randn(p), torch.randn(p), torch.randn(p)
+    Hm = hessian(loss, theta)
+    g, hvp_fn = bl.gradient_and_hvp_fn(loss, theta)
+    torch.testing.assert_close(g, bl.gradient(loss, theta), rtol=0, atol=1e-14)  # rounding
+    # the pullback may be called again with another vector; reverse-over-reverse rounding
+    torch.testing.assert_close(hvp_fn(v), Hm @ v, rtol=1e-12, atol=1e-13)
+    torch.testing.assert_close(hvp_fn(w), Hm @ w, rtol=1e-12, atol=1e-13)

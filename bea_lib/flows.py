@@ -1,0 +1,158 @@
+r"""Modified flows: ODEs whose solution stays O(h²) close to the iterates of an algorithm.
+
+Symbols and names (as in :mod:`bea_lib.optimizers`): h ``h``, β ``beta``, ρ ``rho``, ε ``eps``;
+g = ∇E(θ), H = ∇²E(θ); products, squares and quotients of vectors are componentwise.
+
+**Adam and RMSProp (full batch).** Write one step as θ⁽ⁿ⁺¹⁾ - θ⁽ⁿ⁾ = -h m̂⁽ⁿ⁺¹⁾ / D(ν̂⁽ⁿ⁺¹⁾)
+with the bias-corrected averages m̂, ν̂ of (2.1) and a denominator D: D(x) = √(x + ε) for ε
+inside the square root (the paper's Definition 2.1), D(x) = √x + ε outside (Kingma & Ba).
+Expanding g(θ⁽ⁿ⁻ᵏ⁾) ≈ g - k h H f in the averages and matching one step of θ̇ = f + h f₁ gives
+
+.. math::
+
+    f = -\frac{g}{D(g^2)}, \qquad
+    f_1 = -(H u) \circ \Big[\frac{1+β}{2(1-β) D(g^2)} - \frac{1+ρ}{1-ρ}\,\frac{g^2 D'(g^2)}{D(g^2)^2}\Big],
+    \qquad u = \frac{g}{D(g^2)}.
+
+With ε inside, H u = ∇‖∇E‖_{1,ε} and this is the paper's (2.2)–(2.3):
+θ̇_j = -(g_j + bias_j)/√(g_j² + ε), bias_j = h c(β, ρ, ε, g_j) ∇_j‖∇E‖_{1,ε} with c of
+:func:`bea_lib.norms.bias_coefficient`. With ε outside, g² D'/D² = |g| / (2(|g| + ε)²): that flow
+is only valid while no gradient component comes near 0, where |g| is not smooth (the paper's
+Theorems SA-2.4 and SA-4.4 make the same assumption). RMSProp is β = 0.
+
+**Heavy-ball and GD.** θ⁽ⁿ⁺¹⁾ = θ⁽ⁿ⁾ - h g + β(θ⁽ⁿ⁾ - θ⁽ⁿ⁻¹⁾) has the flow (eq. (1.1) with its minus
+signs restored; Ghosh et al. 2023, Theorem 4.1)
+
+.. math::
+
+    \dot θ = -\frac{g}{1-β} - h\,\frac{1+β}{4(1-β)^3}\,∇‖g‖^2, \qquad ∇‖g‖^2 = 2 H g,
+
+and GD (β = 0) has θ̇ = -g - (h/4)∇‖g‖² (Barrett & Dherin 2021).
+
+``order=0`` drops the O(h) term (for Adam, the ε-perturbed sign flow of Ma et al. 2022).
+Every right-hand side costs one gradient and, for ``order=1``, one Hessian-vector product
+(:func:`bea_lib.autodiff.gradient_and_hvp_fn`); the Hessian is never formed.
+A right-hand side is a function ``rhs(t, theta)``; the full-batch ones ignore t, which leaves
+room for the piecewise mini-batch ODE (3.2) of Theorem 3.1.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from .autodiff import gradient, gradient_and_hvp_fn
+from .integrate import solve_flow
+from .minibatch import minibatch_adam_flow
+from .validation import (as_losses, check_n_steps, check_order, check_positive, check_theta0,
+                         check_unit_interval)
+
+
+def _full_batch(loss) -> Callable:
+    """The single loss of a full-batch flow (a callable or a one-element sequence)."""
+    losses = as_losses(loss)
+    if len(losses) > 1:
+        raise ValueError(f"this flow is full-batch only, got {len(losses)} mini-batch losses; "
+                         "for mini-batch Adam and RMSProp use adam_flow / rmsprop_flow (Theorem 3.1)")
+    return losses[0]
+
+
+def _denominator(g: torch.Tensor, eps: float, eps_inside: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """D(g²) and g² D'(g²) / D(g²)² for ε inside (D(x) = √(x+ε)) or outside (D(x) = √x + ε)."""
+    if eps_inside:
+        D = torch.sqrt(g**2 + eps)
+        return D, g**2 / (2 * D**3)
+    D = g.abs() + eps
+    return D, g.abs() / (2 * D**2)  # needs |g_j| away from 0: |g| is not smooth there
+
+
+def adam_rhs(loss, *, h: float, beta: float, rho: float, eps: float, order: int = 1,
+             eps_inside: bool = True) -> Callable[[float, torch.Tensor], torch.Tensor]:
+    """The right-hand side θ ↦ f + h f₁ of full-batch Adam's modified flow (module docstring)."""
+    E = _full_batch(loss)
+    h, eps = check_positive("h", h), check_positive("eps", eps)
+    beta, rho = check_unit_interval("beta", beta), check_unit_interval("rho", rho)
+    order, eps_inside = check_order(order), bool(eps_inside)
+
+    def rhs(t: float, theta: torch.Tensor) -> torch.Tensor:
+        if order == 0:
+            g = gradient(E, theta)
+            return -g / _denominator(g, eps, eps_inside)[0]  # ε-perturbed sign flow
+        g, hvp_fn = gradient_and_hvp_fn(E, theta)
+        D, k = _denominator(g, eps, eps_inside)
+        u = g / D
+        Hu = hvp_fn(u)  # = ∇‖∇E‖_{1,ε} for ε inside
+        bracket = (1 + beta) / (2 * (1 - beta) * D) - (1 + rho) / (1 - rho) * k
+        return -u - h * Hu * bracket  # (2.2)-(2.3)
+
+    return rhs
+
+
+def heavy_ball_rhs(loss, *, h: float, beta: float, order: int = 1
+                   ) -> Callable[[float, torch.Tensor], torch.Tensor]:
+    """The right-hand side θ ↦ -g/(1-β) - h(1+β)/(2(1-β)³) H g of heavy-ball's flow ((1.1))."""
+    E = _full_batch(loss)
+    h, beta, order = check_positive("h", h), check_unit_interval("beta", beta), check_order(order)
+
+    def rhs(t: float, theta: torch.Tensor) -> torch.Tensor:
+        if order == 0:
+            return -gradient(E, theta) / (1 - beta)
+        g, hvp_fn = gradient_and_hvp_fn(E, theta)
+        # (1.1): (h(1+β)/(4(1-β)³)) ∇‖g‖² with ∇‖g‖² = 2Hg
+        return -g / (1 - beta) - h * (1 + beta) / (2 * (1 - beta) ** 3) * hvp_fn(g)
+
+    return rhs
+
+
+def adam_flow(loss, theta0, n_steps: int, *, h: float, beta: float, rho: float, eps: float,
+              order: int = 1, eps_inside: bool = True, rtol: float = 1e-10,
+              atol: float = 1e-12) -> torch.Tensor:
+    """Adam's modified flow at t = 0, h, …, n_steps·h: a tensor of shape (n_steps + 1, p).
+
+    A callable ``loss`` (or a one-element sequence) gives the full-batch flow (2.2)–(2.3); a
+    sequence of m > 1 mini-batch losses, step n using ``loss[n % m]``, gives the piecewise ODE
+    (3.2) of Theorem 3.1 (:func:`bea_lib.minibatch.minibatch_adam_flow`), which is derived for ε
+    inside the square root only. With ``eps_inside=False`` the full-batch flow of Adam with ε
+    outside the square root; it is valid only while every gradient component stays away from 0.
+    ``rtol``, ``atol`` are the solver's tolerances (:func:`bea_lib.solve_flow`).
+    """
+    if not callable(loss) and len(as_losses(loss)) > 1:
+        if not eps_inside:
+            raise ValueError("eps_inside=False: the mini-batch flow (3.2) is derived for ε inside "
+                             "the square root only; pass eps_inside=True or a single loss")
+        return minibatch_adam_flow(loss, theta0, n_steps, h=h, beta=beta, rho=rho, eps=eps,
+                                   order=order, rtol=rtol, atol=atol)
+    rhs = adam_rhs(loss, h=h, beta=beta, rho=rho, eps=eps, order=order, eps_inside=eps_inside)
+    return solve_flow(rhs, theta0, n_steps, h, rtol=rtol, atol=atol)
+
+
+def rmsprop_flow(loss, theta0, n_steps: int, *, h: float, rho: float, eps: float, order: int = 1,
+                 eps_inside: bool = True, rtol: float = 1e-10, atol: float = 1e-12) -> torch.Tensor:
+    """The paper's RMSProp flow: :func:`adam_flow` with β = 0."""
+    return adam_flow(loss, theta0, n_steps, h=h, beta=0.0, rho=rho, eps=eps, order=order,
+                     eps_inside=eps_inside, rtol=rtol, atol=atol)
+
+
+def heavy_ball_flow(loss, theta0, n_steps: int, *, h: float, beta: float, order: int = 1,
+                    shifted_start: bool = False, rtol: float = 1e-10,
+                    atol: float = 1e-12) -> torch.Tensor:
+    """Heavy-ball's modified flow (1.1) at t = 0, h, …, n_steps·h: shape (n_steps + 1, p).
+
+    Started at rest (θ⁽⁻¹⁾ = θ⁽⁰⁾) the iteration needs about 1/(1-β) steps to build up its velocity:
+    with a constant gradient its displacement after n steps is -h g [n/(1-β) - β(1-β^n)/(1-β)²],
+    so the iterates settle at the flow *plus* hβ∇E(θ⁽⁰⁾)/(1-β)². From θ̃(0) = θ⁽⁰⁾ the distance is
+    therefore O(h) (order-1 slope ≈ 1). ``shifted_start=True`` starts the flow at
+    θ⁽⁰⁾ + hβ∇E(θ⁽⁰⁾)/(1-β)², which restores the O(h²) distance after the transient.
+    """
+    theta0 = check_theta0(theta0).to(torch.float64)
+    rhs = heavy_ball_rhs(loss, h=h, beta=beta, order=order)
+    if shifted_start:
+        E = _full_batch(loss)
+        theta0 = theta0 + h * beta * gradient(E, theta0) / (1 - beta) ** 2
+    return solve_flow(rhs, theta0, n_steps, h, rtol=rtol, atol=atol)
+
+
+def gd_flow(loss, theta0, n_steps: int, *, h: float, order: int = 1, rtol: float = 1e-10,
+            atol: float = 1e-12) -> torch.Tensor:
+    """GD's modified flow θ̇ = -∇E - (h/4)∇‖∇E‖² (Barrett & Dherin 2021): heavy-ball with β = 0."""
+    return heavy_ball_flow(loss, theta0, n_steps, h=h, beta=0.0, order=order, rtol=rtol, atol=atol)

@@ -1,0 +1,59 @@
+"""environment.yml and pyproject.toml must list the same dependencies with the same bounds."""
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# conda-forge name -> PyPI name, where they differ
+CONDA_TO_PYPI = {"pytorch": "torch"}
+# conda-only entries: the interpreter and the installer of the editable package
+CONDA_ONLY = {"python", "pip"}
+EDITABLE = '-e ".[book,dev]"'  # the last pip entry: the package itself, with both extras
+
+
+def split(requirement):
+    """('name', 'specifier') with the name normalised (PEP 503) and spaces removed."""
+    name, spec = re.fullmatch(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(.*)", requirement).groups()
+    return re.sub(r"[-_.]+", "-", name).lower(), spec.replace(" ", "")
+
+
+def pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    return project, [*project["dependencies"], *extras["book"], *extras["dev"]]
+
+
+def environment():
+    return yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+
+
+def listed_in_environment():
+    """name -> specifier over conda's entries and pip's (packages conda-forge lacks)."""
+    entries = environment()
+    pip = next(entry["pip"] for entry in entries if isinstance(entry, dict))
+    listed = {}
+    for entry in [e for e in entries if isinstance(e, str)] + [e for e in pip if e != EDITABLE]:
+        name, spec = split(entry)
+        if name not in CONDA_ONLY:
+            listed[CONDA_TO_PYPI.get(name, name)] = spec
+    return listed
+
+
+def test_same_packages_and_bounds():
+    _, requirements = pyproject()
+    wanted = dict(split(r) for r in requirements)
+    listed = listed_in_environment()
+    assert sorted(set(wanted) - set(listed)) == [], "in pyproject.toml, missing from environment.yml"
+    assert sorted(set(listed) - set(wanted)) == [], "in environment.yml, missing from pyproject.toml"
+    assert listed == wanted
+
+
+def test_python_bound_and_editable_install():
+    project, _ = pyproject()
+    entries = environment()
+    assert f"python{project['requires-python']}" in entries
+    pip = next(entry["pip"] for entry in entries if isinstance(entry, dict))
+    assert pip[-1] == EDITABLE

@@ -1,0 +1,129 @@
+"""Modified flows against closed forms and an independent evaluation of (2.2)-(2.3)."""
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+import bea_lib as bl
+from bea_lib.minibatch import minibatch_adam_flow
+from losses import bilinear_loss, random_smooth_loss
+
+
+def spd_matrix(p=4, seed=1):
+    gen = torch.Generator().manual_seed(seed)
+    Q = torch.randn(p, p, generator=gen, dtype=torch.float64)
+    return Q @ Q.T / p + 0.5 * torch.eye(p, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_gd_flow_on_quadratic_is_matrix_exponential(order):
+    """E = ½θᵀAθ: the flow is linear, θ̇ = -(A + (h/2)A²)θ, solved by expm."""
+    A = spd_matrix()
+    theta0 = torch.tensor([1.0, -2.0, 0.5, 3.0], dtype=torch.float64)
+    h, n = 0.1, 30
+    flow = bl.gd_flow(lambda th: 0.5 * th @ A @ th, theta0, n, h=h, order=order)
+    M = (A + order * h / 2 * A @ A).numpy()
+    exact = np.stack([scipy.linalg.expm(-M * k * h) @ theta0.numpy() for k in range(n + 1)])
+    # solver rtol 1e-10 per step accumulates to ~1e-9 relative over 30 steps; 1e-8 leaves a margin
+    np.testing.assert_allclose(flow.numpy(), exact, rtol=0, atol=1e-8 * np.abs(exact).max())
+
+
+def test_heavy_ball_flow_with_beta_zero_is_gd_flow():
+    loss = random_smooth_loss(5)
+    theta0 = torch.linspace(-1, 1, 5, dtype=torch.float64)
+    a = bl.heavy_ball_flow(loss, theta0, 20, h=0.05, beta=0.0, shifted_start=True)
+    b = bl.gd_flow(loss, theta0, 20, h=0.05)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)  # β = 0: no shift, the same right-hand side
+
+
+def paper_adam_rhs(loss, theta, *, h, beta, rho, eps):
+    """(2.2)-(2.3) written out with the full Hessian (independent of bea_lib.flows)."""
+    theta = theta.detach().requires_grad_(True)
+    g = torch.autograd.grad(loss(theta), theta)[0].detach()
+    H = torch.autograd.functional.hessian(loss, theta.detach())
+    grad_one_norm = H @ (g / torch.sqrt(g**2 + eps))  # ∇‖∇E‖_{1,ε} by the chain rule
+    braces = (1 + beta) / (1 - beta) - (1 + rho) / (1 - rho) + (1 + rho) / (1 - rho) * eps / (g**2 + eps)
+    bias = h / 2 * braces * grad_one_norm  # (2.3)
+    return -(g + bias) / torch.sqrt(g**2 + eps)  # (2.2)
+
+
+@pytest.mark.parametrize("eps", [1e-8, 0.3, 10.0])
+def test_adam_rhs_equals_paper_formula_with_full_hessian(eps):
+    loss = random_smooth_loss(4, seed=3)
+    theta = torch.tensor([0.3, -1.2, 0.8, 2.0], dtype=torch.float64)
+    hyper = dict(h=0.05, beta=0.9, rho=0.999, eps=eps)
+    got = bl.adam_rhs(loss, **hyper)(0.0, theta)
+    want = paper_adam_rhs(loss, theta, **hyper)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)  # same numbers up to float64 rounding
+
+
+def test_adam_rhs_order_zero_is_perturbed_sign_flow():
+    loss = random_smooth_loss(4, seed=3)
+    theta = torch.tensor([0.3, -1.2, 0.8, 2.0], dtype=torch.float64)
+    g = bl.gradient(loss, theta)
+    got = bl.adam_rhs(loss, h=0.05, beta=0.9, rho=0.99, eps=1e-2, order=0)(0.0, theta)
+    torch.testing.assert_close(got, -g / torch.sqrt(g**2 + 1e-2), rtol=1e-15, atol=0)  # same formula
+
+
+def test_rmsprop_flow_is_adam_flow_with_beta_zero():
+    loss, theta0 = bilinear_loss(), torch.tensor([2.8, 3.5], dtype=torch.float64)
+    a = bl.rmsprop_flow(loss, theta0, 10, h=0.01, rho=0.95, eps=1e-3)
+    b = bl.adam_flow(loss, theta0, 10, h=0.01, beta=0.0, rho=0.95, eps=1e-3)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)  # one implementation
+
+
+def test_flow_shape_and_start():
+    loss, theta0 = bilinear_loss(), torch.tensor([2.8, 3.5], dtype=torch.float64)
+    out = bl.adam_flow(loss, theta0, 7, h=0.01, beta=0.9, rho=0.99, eps=1e-8)
+    assert out.shape == (8, 2) and out.dtype == torch.float64
+    torch.testing.assert_close(out[0], theta0, rtol=0, atol=0)  # θ̃(0) = θ⁽⁰⁾ exactly
+    assert bl.gd_flow(loss, theta0, 0, h=0.1).shape == (1, 2)
+
+
+def test_one_element_sequence_is_full_batch_and_longer_sequences_are_theorem_3_1():
+    loss, theta0 = bilinear_loss(), torch.tensor([2.8, 3.5], dtype=torch.float64)
+    hyper = dict(h=0.01, beta=0.9, rho=0.99, eps=1e-8)
+    torch.testing.assert_close(bl.adam_flow([loss], theta0, 5, **hyper),
+                               bl.adam_flow(loss, theta0, 5, **hyper), rtol=0, atol=0)  # same ODE
+    other = lambda th: loss(th) + 0.1 * th.sum()
+    torch.testing.assert_close(bl.adam_flow([loss, other], theta0, 3, **hyper),
+                               minibatch_adam_flow([loss, other], theta0, 3, **hyper), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="derived for ε inside"):
+        bl.adam_flow([loss, other], theta0, 5, eps_inside=False, **hyper)
+    with pytest.raises(ValueError, match="full-batch only"):
+        bl.gd_flow([loss, other], theta0, 5, h=0.01)
+
+
+BAD_ADAM_ARGS = [
+    ("h", dict(h=0.0)), ("h", dict(h=float("nan"))), ("beta", dict(beta=1.0)),
+    ("beta", dict(beta=-0.1)), ("rho", dict(rho=1.0)), ("eps", dict(eps=0.0)),
+    ("order", dict(order=2)), ("order", dict(order=True)),
+]
+
+
+@pytest.mark.parametrize("name, bad", BAD_ADAM_ARGS)
+def test_adam_flow_rejects_bad_hyperparameters(name, bad):
+    hyper = dict(h=0.01, beta=0.9, rho=0.99, eps=1e-8) | bad
+    with pytest.raises(ValueError, match=name):
+        bl.adam_flow(bilinear_loss(), torch.tensor([1.0, 1.0]), 3, **hyper)
+
+
+@pytest.mark.parametrize("name, theta0, n_steps", [
+    ("theta0", torch.ones(2, 2), 3), ("theta0", torch.tensor([1.0, float("inf")]), 3),
+    ("n_steps", torch.ones(2), -1), ("n_steps", torch.ones(2), 2.5)])
+def test_flows_reject_bad_start_and_steps(name, theta0, n_steps):
+    for call in (lambda: bl.gd_flow(bilinear_loss(), theta0, n_steps, h=0.1),
+                 lambda: bl.heavy_ball_flow(bilinear_loss(), theta0, n_steps, h=0.1, beta=0.5)):
+        with pytest.raises(ValueError, match=name):
+            call()
+
+
+def test_heavy_ball_flow_rejects_bad_beta():
+    with pytest.raises(ValueError, match="beta"):
+        bl.heavy_ball_flow(bilinear_loss(), torch.ones(2), 3, h=0.1, beta=1.5)
+
+
+def test_solve_flow_reports_solver_failure():
+    """θ̇ = θ², θ(0) = 1 blows up at t = 1: the solver's message comes back as RuntimeError."""
+    with pytest.raises(RuntimeError, match="solve_ivp failed"):
+        bl.solve_flow(lambda t, th: th**2, torch.ones(1, dtype=torch.float64), 20, 0.1)

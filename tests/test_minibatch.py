@@ -1,0 +1,137 @@
+"""Theorem 3.1's piecewise ODE: recursive evaluation vs the definitions, m = 1 vs full batch, order."""
+import numpy as np
+import pytest
+import torch
+from torch.autograd.functional import hessian
+
+import bea_lib as bl
+from bea_lib.minibatch import average_weights, minibatch_adam_flow, minibatch_adam_rhs
+
+HYPER = dict(beta=0.5, rho=0.8, eps=1e-2)
+# For the order studies: short averaging windows (1/(1-β), 1/(1-ρ) ≤ 2.5 steps) so that the slopes
+# are asymptotic already at h = 2e-3 (measured: with β = 0.5, ρ = 0.8 they are only from h ≈ 5e-4).
+ORDER_HYPER = dict(beta=0.3, rho=0.6, eps=0.1)
+ORDER_HS, ORDER_T = [2e-3, 1e-3, 5e-4], 0.1
+
+
+def least_squares_batches(m: int, n_data: int = 24, p: int = 5, seed: int = 0):
+    """E = ½ mean (xθ - y)² over n_data points, split into m batches by index mod m; and θ⁽⁰⁾."""
+    gen = torch.Generator().manual_seed(seed)
+    X, y = torch.randn(n_data, p, generator=gen), torch.randn(n_data, generator=gen)
+
+    def batch(idx):
+        return lambda th: 0.5 * ((X[idx] @ th - y[idx]) ** 2).mean()
+
+    return [batch(torch.arange(b, n_data, m)) for b in range(m)], 3 * torch.randn(p, generator=gen)
+
+
+def direct_rhs(losses, n, theta, *, h, beta, rho, eps, inner_from_k=True):
+    """(3.2) from its definitions with O(n²) loops and full Hessians: the independent reference."""
+    m = len(losses)
+    g = [torch.autograd.functional.jacobian(losses[k % m], theta) for k in range(n + 1)]
+    H = [hessian(losses[k % m], theta) for k in range(n + 1)]
+
+    def AV(gamma, l, terms):
+        return sum((1 - gamma) * gamma ** (l - k) * terms[k] for k in range(l + 1)) / (1 - gamma ** (l + 1))
+
+    M = [AV(beta, l, g) for l in range(n + 1)]
+    R = [torch.sqrt(AV(rho, l, [gk**2 for gk in g]) + eps) for l in range(n + 1)]
+    u = [M[l] / R[l] for l in range(n + 1)]
+    start = (lambda k: k) if inner_from_k else (lambda k: 1)
+    S = [sum((u[l] for l in range(start(k), n)), torch.zeros_like(theta)) for k in range(n + 1)]
+    L = AV(beta, n, [H[k] @ S[k] for k in range(n + 1)])
+    Lbar = AV(beta, n, [H[k] @ u[n] for k in range(n + 1)])
+    P = AV(rho, n, [g[k] * (H[k] @ S[k]) for k in range(n + 1)])
+    Pbar = AV(rho, n, [g[k] * (H[k] @ u[n]) for k in range(n + 1)])
+    return -u[n] + h * (M[n] * (2 * P + Pbar) / (2 * R[n] ** 3) - (2 * L + Lbar) / (2 * R[n]))
+
+
+@pytest.mark.parametrize("m,n", [(1, 0), (2, 1), (3, 7), (3, 12)])
+@pytest.mark.parametrize("inner_sum", ["k", "1"])
+def test_recursive_evaluation_equals_direct_definitions(m, n, inner_sum):
+    losses, _ = least_squares_batches(m)
+    # a non-quadratic term so that the Hessians vary with θ
+    losses = [lambda th, E=E: E(th) + 0.1 * torch.sin(th).sum() for E in losses]
+    theta = torch.randn(5)
+    rhs = minibatch_adam_rhs(losses, n, h=0.01, inner_sum=inner_sum, **HYPER)(0.0, theta)
+    ref = direct_rhs(losses, n, theta, h=0.01, inner_from_k=inner_sum == "k", **HYPER)
+    torch.testing.assert_close(rhs, ref, rtol=1e-12, atol=1e-14)  # same sums, other order: rounding
+
+
+def test_one_batch_has_the_closed_form_finite_n_terms_and_tends_to_the_full_batch_flow():
+    """With m = 1, Σ_k a_k (n-k) = γ/(1-γ) - (n+1)γ^{n+1}/(1-γ^{n+1}) replaces γ/(1-γ) of (2.3)."""
+    (loss,), _ = least_squares_batches(1)
+    theta, h, (beta, rho, eps) = torch.randn(5), 0.01, HYPER.values()
+    g, Hm = bl.gradient(loss, theta), hessian(loss, theta)
+    D = torch.sqrt(g**2 + eps)
+    Hu = Hm @ (g / D)
+    full = bl.flows.adam_rhs(loss, h=h, **HYPER)(0.0, theta)
+    gaps = []
+    for n in [0, 1, 5, 20, 60]:
+        s = {c: c / (1 - c) - (n + 1) * c ** (n + 1) / (1 - c ** (n + 1)) for c in (beta, rho)}
+        closed = -g / D + h * (g**2 * Hu * (2 * s[rho] + 1) / (2 * D**3) - (2 * s[beta] + 1) * Hu / (2 * D))
+        rhs = minibatch_adam_rhs([loss], n, h=h, **HYPER)(0.0, theta)
+        torch.testing.assert_close(rhs, closed, rtol=1e-12, atol=1e-14)  # float64 rounding
+        gaps.append((rhs - full).norm().item())
+    assert all(a > b for a, b in zip(gaps, gaps[1:]))  # the finite-n terms shrink with n ...
+    # ... like (n+1)ρ^(n+1) (the β terms are ~0.5ⁿ, negligible by n = 20): from n = 20 to 60
+    predicted = (61 * rho**61) / (21 * rho**21)
+    assert 0.5 * predicted < gaps[-1] / gaps[-2] < 2 * predicted  # factor 2: 1-ρ^(n+1) and β terms
+
+
+def test_one_batch_flow_tends_to_full_batch_flow():
+    """Both flows are O(h²) from the iterates, so their gap (the finite-n terms, integrated over the
+    first ~1/(1-ρ) steps) is O(h²) too: halving h divides it by about 4."""
+    (loss,), theta0 = least_squares_batches(1)
+    gaps = []
+    for h in (4e-3, 2e-3):
+        n = round(0.04 / h)
+        a = minibatch_adam_flow([loss], theta0, n, h=h, **HYPER)
+        gaps.append((a - bl.adam_flow(loss, theta0, n, h=h, **HYPER)).norm(dim=1).max().item())
+    assert 3.0 < gaps[0] / gaps[1] < 5.0  # 4 ± the next order's share at these h
+    a0 = minibatch_adam_flow([loss], theta0, 10, h=2e-3, order=0, **HYPER)
+    b0 = bl.adam_flow(loss, theta0, 10, h=2e-3, order=0, **HYPER)
+    torch.testing.assert_close(a0, b0, rtol=0, atol=1e-10)  # the same ODE; solver tolerance 1e-10
+
+
+def slopes(losses, theta0, orders, inner_sum="k"):
+    """Fitted slope of log max_n ‖θ⁽ⁿ⁾ - θ̃(nh)‖ against log h, for each order, at ORDER_* settings."""
+    errs = {order: [] for order in orders}
+    for h in ORDER_HS:
+        n = round(ORDER_T / h)
+        it = bl.adam(losses, theta0, n, h=h, **ORDER_HYPER)
+        for order in orders:
+            fl = minibatch_adam_flow(losses, theta0, n, h=h, order=order, inner_sum=inner_sum, **ORDER_HYPER)
+            errs[order].append((it - fl).norm(dim=1).max().item())
+    return {order: np.polyfit(np.log(ORDER_HS), np.log(e), 1)[0] for order, e in errs.items()}
+
+
+@pytest.mark.parametrize("m", [2, 3])
+def test_convergence_order_of_the_piecewise_flow(m):
+    """Least squares (24 points, p = 5) split into m batches, at ORDER_HYPER, T = 0.1 and
+    h = 2e-3, 1e-3, 5e-4 (measured slopes: ≈ 0.95 and ≈ 1.94 for m = 2 and m = 3)."""
+    losses, theta0 = least_squares_batches(m)
+    s = slopes(losses, theta0, (0, 1))
+    assert 0.8 <= s[0] <= 1.2
+    assert 1.8 <= s[1] <= 2.2
+
+
+def test_transcribed_inner_sum_loses_the_order():
+    """Σ_{l=1}^{n-1} instead of Σ_{l=k}^{n-1}: the O(h) term is wrong, so order 1 is not reached."""
+    losses, theta0 = least_squares_batches(2)
+    assert slopes(losses, theta0, (1,), inner_sum="1")[1] < 1.2
+
+
+def test_bad_inputs():
+    losses, theta0 = least_squares_batches(2)
+    with pytest.raises(ValueError, match="inner_sum must be one of"):
+        minibatch_adam_rhs(losses, 3, h=0.01, inner_sum="0", **HYPER)
+    with pytest.raises(ValueError, match="order must be 0 or 1"):
+        minibatch_adam_flow(losses, theta0, 3, h=0.01, order=2, **HYPER)
+    with pytest.raises(ValueError, match=r"rho must be in \[0, 1\)"):
+        minibatch_adam_flow(losses, theta0, 3, h=0.01, beta=0.5, rho=1.0, eps=1e-2)
+
+
+def test_average_weights_sum_to_one():
+    for gamma in (0.0, 0.5, 0.999):
+        assert abs(average_weights(gamma, 17).sum().item() - 1) < 1e-13  # rounding of 18 terms

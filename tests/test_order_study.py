@@ -1,0 +1,42 @@
+"""The order-study helper itself: shapes, the table, the burn-in window and input checks."""
+import numpy as np
+import pytest
+import torch
+
+import bea_lib as bl
+
+
+def quadratic(th):
+    return 0.5 * (th**2).sum()
+
+
+def test_order_study_shapes_and_table():
+    study = bl.order_study("gd", quadratic, torch.tensor([1.0, -1.0]), [0.1, 0.05, 0.025], 1.0)
+    assert study.errors.shape == (2, 3) and study.orders == (0, 1)
+    rows = study.table()
+    assert len(rows) == 6 and set(rows[0]) == {"method", "order", "h", "error", "slope", "stderr"}
+    # GD on ½‖θ‖² is θ⁽ⁿ⁾ = (1-h)ⁿθ⁽⁰⁾: slopes 1 and 2 already at these h
+    assert study.slope(0) == pytest.approx(1.0, abs=0.1)
+    assert study.slope(1) == pytest.approx(2.0, abs=0.1)
+
+
+def test_max_distance_skips_first_rows():
+    a = torch.zeros(4, 2)
+    b = torch.tensor([[3.0, 4.0], [0.0, 1.0], [0.0, 0.0], [0.0, 0.0]])
+    assert bl.max_distance(a, b) == 5.0
+    assert bl.max_distance(a, b, first=1) == 1.0
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(method="sgd"), "method"), (dict(hs=[0.1]), "hs"), (dict(hs=[0.1, -0.1]), "hs"),
+    (dict(T=0.0), "T"), (dict(t_min=1.0), "t_min")])
+def test_order_study_rejects_bad_input(kwargs, name):
+    args = dict(method="gd", loss=quadratic, theta0=torch.ones(2), hs=[0.1, 0.05], T=1.0) | kwargs
+    with pytest.raises(ValueError, match=name):
+        bl.order_study(**args)
+
+
+def test_heavy_ball_shifted_start_is_passed_to_the_flow_only():
+    study = bl.order_study("heavy_ball", quadratic, torch.ones(2), [0.02, 0.01], 0.5, orders=(1,),
+                           beta=0.5, shifted_start=True, t_min=0.25)
+    assert np.all(np.isfinite(study.errors))
