@@ -4,7 +4,8 @@ The public names live in this flat namespace: ``import bea_lib as bl; bl.adam(..
 """
 from .autodiff import gradient, gradient_and_hvp, gradient_and_hvp_fn, hvp
 from . import losses, plotting
-from .optimizers import Adam, adam, gd, heavy_ball, rmsprop, torch_optimizer_iterates
+from .optimizers import (Adam, adam, gd, heavy_ball, rmsprop, torch_optimizer_iterates,
+                         torch_optimizer_steps)
 from .experiments import OrderStudy, max_distance, order_study
 from .flows import adam_flow, adam_rhs, gd_flow, heavy_ball_flow, heavy_ball_rhs, rmsprop_flow
 from .integrate import solve_flow
@@ -26,6 +27,7 @@ __all__ = [
     "losses",
     "plotting",
     "torch_optimizer_iterates",
+    "torch_optimizer_steps",
     "OrderStudy",
     "adam_flow",
     "adam_rhs",

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from scipy.stats import linregress
 
-from . import flows, optimizers
+from . import flows, minibatch, optimizers
 from .validation import check_positive
 
 # method name -> (iterates, flow, hyperparameters the iterates do not take)
@@ -25,6 +25,8 @@ _METHODS = {
     "rmsprop": (optimizers.rmsprop, flows.rmsprop_flow, ()),
     "gd": (optimizers.gd, flows.gd_flow, ()),
     "heavy_ball": (optimizers.heavy_ball, flows.heavy_ball_flow, ("shifted_start",)),
+    # Theorem 3.1 with a choice of the inner sum's range (``inner_sum="k"`` derived, "1" transcribed)
+    "adam_minibatch": (optimizers.adam, minibatch.minibatch_adam_flow, ("inner_sum",)),
 }
 
 
@@ -57,10 +59,12 @@ def max_distance(iterates: torch.Tensor, flow: torch.Tensor, first: int = 0) -> 
 
 def order_study(method: str, loss, theta0, hs, T: float, orders=(0, 1), *, t_min: float = 0.0,
                 **hyper) -> OrderStudy:
-    """Errors and slopes for ``method`` in {"adam", "rmsprop", "gd", "heavy_ball"}.
+    """Errors and slopes for ``method`` in {"adam", "rmsprop", "gd", "heavy_ball", "adam_minibatch"}.
 
     ``hyper`` are the method's keyword arguments other than h (e.g. beta, rho, eps, eps_inside;
-    ``shifted_start`` for heavy-ball goes to the flow only). At least two step sizes are needed.
+    ``shifted_start`` for heavy-ball and ``inner_sum`` for adam_minibatch go to the flow only). A
+    sequence of losses makes "adam" and "rmsprop" mini-batch (Theorem 3.1). At least two step
+    sizes are needed.
     The error is the largest distance over the grid times t_min <= nh <= T: ``t_min > 0`` skips
     an initial transient (heavy-ball started at rest: its iterates reach the shifted flow only
     after the velocity has built up, a distance that decays like β^n, so like β^(t_min/h)).

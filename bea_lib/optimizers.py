@@ -155,6 +155,23 @@ def torch_optimizer_iterates(make_optimizer, loss, theta0, n_steps: int) -> torc
     return torch.stack(out)
 
 
+def torch_optimizer_steps(make_optimizer, grads: torch.Tensor) -> torch.Tensor:
+    """The displacements a ``torch.optim`` optimizer takes when fed the gradient rows of ``grads``.
+
+    The parameter starts at zero and each gradient is given as is (not evaluated at the current
+    point), so two update rules can be compared on the same gradient stream, state included.
+    """
+    theta = torch.zeros_like(grads[0], requires_grad=True)
+    opt = make_optimizer([theta])
+    steps = []
+    for g in grads:
+        before = theta.detach().clone()
+        theta.grad = g.clone()
+        opt.step()
+        steps.append(theta.detach() - before)
+    return torch.stack(steps)
+
+
 class Adam(torch.optim.Optimizer):
     """Adam of Definition 2.1 for network parameters, through the same ``adam_update`` as ``bl.adam``.
 

@@ -1,7 +1,9 @@
 """Cost of one right-hand side of Adam's order-1 modified flow against one gradient, on an MLP.
 
-The order-1 right-hand side (2.2)-(2.3) needs one gradient and one Hessian-vector product
-(forward-over-reverse); the target is at most 4 gradients' worth. The network (≥ 100,000
+The order-1 right-hand side (2.2)-(2.3) needs one gradient and one Hessian-vector product with a
+vector that depends on the gradient (reverse-over-reverse, ``bl.gradient_and_hvp_fn``); the
+target is at most 4 gradients' worth. The column ``hvp`` is a stand-alone forward-over-reverse
+product (``bl.hvp``) for comparison. The network (≥ 100,000
 parameters) is a loss of a flat parameter vector θ through ``torch.func.functional_call`` on one
 fixed batch. Prints the median of several repeats; run with ``python benchmarks/bench_flows.py``.
 """

@@ -14,15 +14,10 @@ ORDER_HYPER = dict(beta=0.3, rho=0.6, eps=0.1)
 ORDER_HS, ORDER_T = [2e-3, 1e-3, 5e-4], 0.1
 
 
-def least_squares_batches(m: int, n_data: int = 24, p: int = 5, seed: int = 0):
-    """E = ½ mean (xθ - y)² over n_data points, split into m batches by index mod m; and θ⁽⁰⁾."""
-    gen = torch.Generator().manual_seed(seed)
-    X, y = torch.randn(n_data, p, generator=gen), torch.randn(n_data, generator=gen)
-
-    def batch(idx):
-        return lambda th: 0.5 * ((X[idx] @ th - y[idx]) ** 2).mean()
-
-    return [batch(torch.arange(b, n_data, m)) for b in range(m)], 3 * torch.randn(p, generator=gen)
+def least_squares_batches(m: int):
+    """The package's least-squares problem (24 points, p = 5) in m batches, and θ⁽⁰⁾."""
+    losses, _, theta0 = bl.losses.least_squares_batches(m)
+    return losses, theta0
 
 
 def direct_rhs(losses, n, theta, *, h, beta, rho, eps, inner_from_k=True):

@@ -6,7 +6,7 @@ import torch
 from torch.func import functional_call
 
 import bea_lib as bl
-from bea_lib.optimizers import adam_init, adam_update, torch_optimizer_iterates
+from bea_lib.optimizers import adam_init, adam_update, torch_optimizer_iterates, torch_optimizer_steps
 from losses import bilinear_loss, random_smooth_loss
 
 P = 12
@@ -214,3 +214,15 @@ def test_zero_steps_returns_the_start():
     theta0 = torch.tensor([1.0, 2.0])
     out = bl.adam(bilinear_loss(), theta0, 0, h=0.1, beta=0.9, rho=0.99, eps=1e-8)
     assert out.shape == (1, 2) and torch.equal(out[0], theta0)
+
+
+def test_torch_steps_on_a_gradient_stream_equal_the_paper_rule_where_forms_coincide():
+    """Fed the same gradients, torch's Adam (β₁ = 0) takes the paper's RMSProp steps (ε outside)."""
+    grads = torch.randn(40, 6)
+    rho, eps, h = 0.99, 1e-8, 1e-2
+    steps = torch_optimizer_steps(lambda p: torch.optim.Adam(p, lr=h, betas=(0.0, rho), eps=eps), grads)
+    state, ours = adam_init(grads[0]), []
+    for g in grads:
+        d, state = adam_update(g, state, h=h, beta=0.0, rho=rho, eps=eps, eps_inside=False)
+        ours.append(d)
+    torch.testing.assert_close(steps, torch.stack(ours), rtol=1e-12, atol=1e-15)  # rounding
