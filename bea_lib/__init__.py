@@ -12,6 +12,9 @@ from .integrate import solve_flow
 from .norms import (bias_coefficient, bias_potential_1d, heavy_ball_limit, implicit_bias_regime,
                     perturbed_one_norm)
 
+from . import bilinear, runs
+from .runs import adam_runs, classify_run
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -43,4 +46,8 @@ __all__ = [
     "perturbed_one_norm",
     "rmsprop_flow",
     "solve_flow",
+    "bilinear",
+    "runs",
+    "adam_runs",
+    "classify_run",
 ]

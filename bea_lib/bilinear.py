@@ -1,0 +1,224 @@
+r"""The bilinear model of Section 5: its geometry, the point the bias pushes towards, run summaries.
+
+E(θ) = ½(y - xθ₁θ₂)² (:func:`bea_lib.losses.bilinear`), x = 2, y = 3/2, started at (2.8, 3.5).
+With the residual r = y - xθ₁θ₂ and c = y/x:
+
+- ∇E = -r x (θ₂, θ₁), so ‖∇E‖₁ = |r| x (|θ₁| + |θ₂|) and ‖∇E‖² = r² x² (θ₁² + θ₂²);
+- the global minima are the hyperbola θ₁θ₂ = c, where ∇E = 0 (every norm of it vanishes there).
+
+**The cross** (:func:`bilinear_cross`). On the level set E = ℓ the residual is fixed, |r| = √(2ℓ),
+so among the points with the same loss ‖∇E‖₁ is smallest where |θ₁| + |θ₂| is, subject to
+θ₁θ₂ = (y ∓ √(2ℓ))/x. By AM–GM, |θ₁| + |θ₂| ≥ 2√|θ₁θ₂| with equality iff |θ₁| = |θ₂|, and the
+same holds for θ₁² + θ₂² ≥ 2|θ₁θ₂|. As ℓ → 0 the minimiser tends to θ₁ = θ₂ = ±√c: the point of
+the hyperbola where the gradient's one-norm (and two-norm) grows slowest as one leaves the valley,
+which is also where the valley is flattest (the Hessian there, x²(θ₂, θ₁)(θ₂, θ₁)ᵀ, has trace
+x²(θ₁² + θ₂²)). A bias that penalises ‖∇E‖₁ or ‖∇E‖² pushes towards it.
+
+**Explicit counterpart** (:func:`explicit_bias_loss`): E + λ‖∇E‖_{1,ε}, with λ a multiple of
+:func:`implicit_bias_strength` = h·½{(1+β)/(1-β) - (1+ρ)/(1-ρ)}, the coefficient of the bias of
+(2.3) when ε is small against the gradient components.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from scipy.optimize import minimize_scalar
+from torch.func import grad, vmap
+
+from .norms import implicit_bias_regime, perturbed_one_norm
+from .runs import classify_run
+from .validation import check_positive, check_unit_interval
+
+X, Y = 2.0, 1.5              # the paper's data point
+START = (2.8, 3.5)           # every trajectory of Figures 2 and 3 starts here
+
+
+def _check_data(x: float, y: float) -> tuple[float, float]:
+    x, y = check_positive("x", x), float(y)
+    if not (y > 0 and math.isfinite(y)):
+        raise ValueError(f"y must be a finite number > 0 (minima on the branch θ₁, θ₂ > 0), got {y!r}")
+    return x, y
+
+
+def bilinear_cross(x: float = X, y: float = Y) -> torch.Tensor:
+    """(√(y/x), √(y/x)): the point of the positive branch of the hyperbola that the bias pushes to."""
+    x, y = _check_data(x, y)
+    s = math.sqrt(y / x)
+    return torch.tensor([s, s], dtype=torch.float64)
+
+
+def bilinear_gradient(theta1, theta2, x: float = X, y: float = Y) -> tuple[np.ndarray, np.ndarray]:
+    """∇E = -r x (θ₂, θ₁) in closed form on arrays of θ₁, θ₂ (for level sets on a grid)."""
+    x, y = check_positive("x", x), float(y)
+    theta1, theta2 = np.asarray(theta1, dtype=float), np.asarray(theta2, dtype=float)
+    r = y - x * theta1 * theta2
+    return -r * x * theta2, -r * x * theta1
+
+
+def min_gradient_norm_on_level_set(level: float, *, p: int = 1, x: float = X, y: float = Y) -> np.ndarray:
+    """The point θ (θ₁θ₂ < y/x side) minimising ‖∇E(θ)‖_p on the level set E(θ) = ``level``.
+
+    Found numerically, as a check of the derivation in the module docstring (it should be
+    θ₁ = θ₂ = √((y - √(2·level))/x)): on that side the level set is θ₁θ₂ = (y - √(2·level))/x,
+    parametrised by s = log θ₁, and ‖∇E‖_p is minimised over s by bounded Brent search.
+    """
+    level = check_positive("level", level)
+    x, y = _check_data(x, y)
+    if p not in (1, 2):
+        raise ValueError(f"p must be 1 or 2, got {p!r}")
+    if math.sqrt(2 * level) >= y:
+        raise ValueError(f"level must be < y²/2 = {y * y / 2} (so that the level set has the side "
+                         f"θ₁θ₂ < y/x in the positive quadrant), got {level!r}")
+    target = (y - math.sqrt(2 * level)) / x
+
+    def norm_on_level_set(s):
+        g = np.array(bilinear_gradient(math.exp(s), target / math.exp(s), x, y))
+        return np.abs(g).sum() if p == 1 else math.sqrt((g**2).sum())
+
+    res = minimize_scalar(norm_on_level_set, bounds=(-10.0, 10.0), method="bounded",
+                          options={"xatol": 1e-12})
+    if not res.success:
+        raise RuntimeError(f"minimisation on the level set {level} failed: {res.message}")
+    return np.array([math.exp(res.x), target / math.exp(res.x)])
+
+
+def implicit_bias_strength(h: float, beta: float, rho: float) -> float:
+    """h·½{(1+β)/(1-β) - (1+ρ)/(1-ρ)}: the bias of (2.3) is this times ∇‖∇E‖_{1,ε} when ε ≪ g²."""
+    h = check_positive("h", h)
+    beta, rho = check_unit_interval("beta", beta), check_unit_interval("rho", rho)
+    return h * 0.5 * ((1 + beta) / (1 - beta) - (1 + rho) / (1 - rho))
+
+
+def explicit_bias_family(loss, *, eps: float):
+    """(θ, λ) ↦ E(θ) + λ‖∇E(θ)‖_{1,ε}: the bias of (2.3) written into the loss, λ free.
+
+    For :func:`bea_lib.adam_runs` with ``loss_params`` = one λ per run.
+    """
+    if not callable(loss):
+        raise ValueError("loss must be a callable E(θ)")
+    eps = check_positive("eps", eps)
+    grad_E = grad(loss)
+
+    def regularised(theta: torch.Tensor, strength) -> torch.Tensor:
+        return loss(theta) + strength * perturbed_one_norm(grad_E(theta), eps)
+
+    return regularised
+
+
+def explicit_bias_loss(loss, *, strength: float, eps: float):
+    """θ ↦ E(θ) + strength·‖∇E(θ)‖_{1,ε} (one member of :func:`explicit_bias_family`)."""
+    strength = float(strength)
+    if not math.isfinite(strength):
+        raise ValueError(f"strength must be a finite number, got {strength!r}")
+    family = explicit_bias_family(loss, eps=eps)
+    return lambda theta: family(theta, strength)
+
+
+def late_phase_stability(h: float, beta: float, eps: float, theta, x: float = X) -> float:
+    """η λ / (2(1+β)) near the hyperbola once ν̂ ≪ ε: above 1 the iterates cannot settle there.
+
+    When the gradient is small against √ε, Adam is heavy-ball with step η = h(1-β)/√ε and
+    momentum β (Example 2.3, :func:`bea_lib.heavy_ball_limit`), which is stable at a minimum
+    only if ηλ < 2(1+β), λ the largest Hessian eigenvalue there: x²(θ₁² + θ₂²) on the hyperbola.
+    ``theta`` is the point on (or near) the hyperbola where it is evaluated.
+    """
+    h, eps, x = check_positive("h", h), check_positive("eps", eps), check_positive("x", x)
+    beta = check_unit_interval("beta", beta)
+    theta = torch.as_tensor(theta, dtype=torch.float64)
+    lam = x**2 * float(theta[0] ** 2 + theta[1] ** 2)
+    return h * (1 - beta) / math.sqrt(eps) * lam / (2 * (1 + beta))
+
+
+def path_share_by_regime(loss, iterates, *, beta: float, rho: float, eps: float,
+                         ratio: float = 100.0) -> dict[str, float]:
+    """Fraction of the path length travelled in each cell of Table 1 (:func:`bl.implicit_bias_regime`).
+
+    Step n → n+1 is attributed to the regime at θ⁽ⁿ⁾. Tells which norm the bias acted on while
+    the run moved (the end point of a converged run is always in the "ε large" cell: ∇E = 0).
+    """
+    iterates = torch.as_tensor(iterates, dtype=torch.float64)
+    steps = (iterates[1:] - iterates[:-1]).norm(dim=1)
+    if not torch.isfinite(steps).all():
+        raise ValueError("iterates must be finite (a diverged run has no path length)")
+    grads = vmap(grad(loss))(iterates[:-1])
+    total = float(steps.sum())
+    share: dict[str, float] = {}
+    for g, s in zip(grads, steps.tolist()):
+        key = implicit_bias_regime(beta, rho, eps, g, ratio=ratio)
+        share[key] = share.get(key, 0.0) + s / total if total > 0 else 0.0
+    return share
+
+
+class RunSummary(NamedTuple):
+    """Where a run ended and what it did (one row of the chapter's tables)."""
+
+    limit: tuple[float, float]   # the last iterate
+    branch: int                  # +1 or -1: the branch of the hyperbola (sign of θ₁ + θ₂) it ended near
+    distance_to_cross: float     # ‖θ⁽ᴺ⁾ - branch·cross‖: to the cross of that branch
+    one_norm: float              # ‖θ⁽ᴺ⁾‖₁
+    loss: float                  # E(θ⁽ᴺ⁾)
+    status: str                  # converged / oscillating / diverged (bea_lib.runs.classify_run)
+    tail_spread: float           # how far the last 10% of the run strays from its last iterate
+
+
+def summarise_run(loss, iterates, *, cross=None, tol: float = 1e-6) -> RunSummary:
+    """A :class:`RunSummary` of ``iterates`` (shape (n + 1, 2)); ``tol`` as in classify_run.
+
+    E is even under θ ↦ -θ, so the hyperbola has a second branch with its own cross, -cross; a
+    run that crosses the origin region ends near it, and its distance is measured to it.
+    """
+    iterates = torch.as_tensor(iterates, dtype=torch.float64)
+    cross = bilinear_cross() if cross is None else torch.as_tensor(cross, dtype=torch.float64)
+    status = classify_run(iterates, tol=tol)
+    last = iterates[-1]
+    finite = bool(torch.isfinite(last).all())
+    branch = -1 if finite and float(last.sum()) < 0 else 1
+    return RunSummary(
+        limit=tuple(float(v) for v in last),
+        branch=branch,
+        distance_to_cross=float((last - branch * cross).norm()) if finite else math.inf,
+        one_norm=float(last.abs().sum()) if finite else math.inf,
+        loss=float(loss(last)) if finite else math.inf,
+        status=status.status,
+        tail_spread=status.tail_spread,
+    )
+
+
+class TrendCheck(NamedTuple):
+    """One consecutive pair of a grid, and whether the claimed ordering of limit points holds."""
+
+    value_from: float
+    value_to: float
+    distance_from: float
+    distance_to: float
+    verdict: str  # "✓", "✗", "✗ (branch changed)", or "— (…)" when a run of the pair did not converge
+
+
+def monotone_trend(values, summaries, *, towards_cross: bool) -> list[TrendCheck]:
+    """Check a claimed trend along a grid: as the parameter grows, does the limit move towards the cross?
+
+    ``values`` increasing; ``summaries`` their :class:`RunSummary`. ``towards_cross=True`` claims
+    that the distance to the cross decreases along the grid, False that it increases. Pairs in
+    which a run did not converge get no verdict: an oscillating run has no limit point. A pair
+    whose runs end on different branches of the hyperbola fails: the trend is a shift along one.
+    """
+    values = [float(v) for v in values]
+    if len(values) != len(summaries) or len(values) < 2:
+        raise ValueError("values and summaries must have the same length, at least 2")
+    if any(b <= a for a, b in zip(values, values[1:])):
+        raise ValueError(f"values must be strictly increasing, got {values}")
+    checks = []
+    for (a, sa), (b, sb) in zip(zip(values, summaries), zip(values[1:], summaries[1:])):
+        bad = [s.status for s in (sa, sb) if s.status != "converged"]
+        if bad:
+            verdict = f"— ({', '.join(sorted(set(bad)))})"
+        elif sa.branch != sb.branch:
+            verdict = "✗ (branch changed)"
+        else:
+            closer = sb.distance_to_cross < sa.distance_to_cross
+            verdict = "✓" if closer == towards_cross else "✗"
+        checks.append(TrendCheck(a, b, sa.distance_to_cross, sb.distance_to_cross, verdict))
+    return checks

@@ -1,0 +1,122 @@
+r"""Many Adam runs at once, and what became of a run: converged, oscillating or diverged.
+
+Symbols and names as in :mod:`bea_lib.optimizers`: h ``h``, β ``beta``, ρ ``rho``, ε ``eps``.
+
+:func:`adam_runs` runs R copies of Adam side by side, each with its own hyperparameters, through
+the same step function as :func:`bea_lib.adam` (:func:`bea_lib.optimizers.adam_update`, which is
+elementwise, so per-run hyperparameters broadcast over a (R, 1) column). The gradients of the R
+points come from one vectorised call (``torch.func.vmap``). On a problem in two dimensions this is
+what makes a grid of runs cost about as much as one run.
+
+:func:`classify_run` looks at the last part (the *tail*) of a trajectory:
+
+- ``"diverged"``: some iterate is not finite, or leaves the ball of radius ``bound`` around 0;
+- ``"converged"``: every tail iterate is within ``tol`` of the last one;
+- ``"oscillating"``: neither (bounded, but still moving at the end: spikes, cycles, slow drift).
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch.func import grad, vmap
+
+from .optimizers import adam_init, adam_update
+from .validation import check_n_steps, check_positive, check_theta0, check_unit_interval
+
+CONVERGED = "converged"
+OSCILLATING = "oscillating"
+DIVERGED = "diverged"
+
+
+def _column(name: str, values, check, n_runs: int) -> torch.Tensor:
+    """A hyperparameter (a number or one per run), checked, as a float64 column of shape (R, 1)."""
+    values = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+    if values.numel() not in (1, n_runs):
+        raise ValueError(f"{name} must be a number or have one value per run ({n_runs}), "
+                         f"got {values.numel()} values")
+    for v in values.tolist():
+        check(name, v)
+    return values.expand(n_runs).reshape(n_runs, 1).clone()
+
+
+def adam_runs(loss, theta0, n_steps: int, *, h, beta, rho, eps, loss_params=None) -> torch.Tensor:
+    """Iterates of R Adam runs on the full-batch ``loss``, shape (n_steps + 1, R, p).
+
+    ``theta0`` is one start (1-D, shared by all runs) or one per run (R × p). Each of ``h``,
+    ``beta``, ``rho``, ``eps`` is a number or a sequence with one value per run; R is the longest
+    length among them and ``theta0``. Run r equals ``bl.adam(loss, theta0[r], n_steps, h=h[r], …)``
+    up to rounding (the arithmetic is the same; only the gradients are batched).
+
+    ``loss_params``: a tensor with one row (or one number) per run; run r then minimises
+    ``loss(θ, loss_params[r])``, a family of losses (e.g. a regularisation strength per run).
+    """
+    if not callable(loss):
+        raise ValueError("loss must be a callable E(θ) (adam_runs is full-batch)")
+    n_steps = check_n_steps(n_steps)
+    theta0 = torch.as_tensor(theta0)
+    starts = theta0[None] if theta0.ndim == 1 else theta0
+    if starts.ndim != 2:
+        raise ValueError(f"theta0 must be 1-D (one start) or 2-D (one start per run), "
+                         f"got shape {tuple(theta0.shape)}")
+    starts = torch.stack([check_theta0(s) for s in starts]).to(torch.float64)
+    lengths = [torch.as_tensor(v).numel() for v in (h, beta, rho, eps)] + [starts.shape[0]]
+    if loss_params is not None:
+        loss_params = torch.as_tensor(loss_params, dtype=torch.float64)
+        if loss_params.ndim == 0 or loss_params.shape[0] < 1:
+            raise ValueError("loss_params must have one entry per run along its first axis")
+        lengths.append(loss_params.shape[0])
+    n_runs = max(lengths)
+    if loss_params is not None and loss_params.shape[0] != n_runs:
+        raise ValueError(f"loss_params must have one entry per run ({n_runs}), got {loss_params.shape[0]}")
+    if starts.shape[0] not in (1, n_runs):
+        raise ValueError(f"theta0 must have one start or one per run ({n_runs}), got {starts.shape[0]}")
+    hyper = dict(h=_column("h", h, check_positive, n_runs),
+                 beta=_column("beta", beta, check_unit_interval, n_runs),
+                 rho=_column("rho", rho, check_unit_interval, n_runs),
+                 eps=_column("eps", eps, check_positive, n_runs))
+    theta = starts.expand(n_runs, -1).clone()
+    if loss_params is None:
+        batch_gradient = vmap(grad(loss))
+    else:
+        batch_gradient = lambda th: vmap(grad(loss))(th, loss_params)  # noqa: E731
+    out = torch.empty((n_steps + 1, *theta.shape), dtype=torch.float64)
+    out[0] = theta
+    state = adam_init(theta)
+    for n in range(n_steps):
+        d, state = adam_update(batch_gradient(theta), state, **hyper)
+        theta = theta + d
+        out[n + 1] = theta
+    return out
+
+
+class RunStatus(NamedTuple):
+    """What :func:`classify_run` saw: the status and the numbers it was decided on."""
+
+    status: str           # "converged", "oscillating" or "diverged"
+    tail_spread: float    # max distance of a tail iterate from the last iterate (inf if diverged)
+    max_norm: float       # largest ‖θ‖ along the whole run (inf if not finite)
+
+
+def classify_run(iterates, *, tail: float = 0.1, tol: float = 1e-6, bound: float = 1e6) -> RunStatus:
+    """Converged, oscillating or diverged: the rule of the module docstring.
+
+    ``iterates`` has shape (n + 1, p), as returned by ``bl.adam``. ``tail`` is the fraction of
+    the run examined at the end (at least two iterates); ``tol`` the distance within which the
+    tail must stay of the last iterate to count as converged; ``bound`` the radius that a
+    divergent run leaves.
+    """
+    iterates = torch.as_tensor(iterates, dtype=torch.float64)
+    if iterates.ndim != 2 or iterates.shape[0] < 2:
+        raise ValueError(f"iterates must have shape (n + 1, p) with n >= 1, got {tuple(iterates.shape)}")
+    if not 0.0 < float(tail) <= 1.0:
+        raise ValueError(f"tail must be in (0, 1], got {tail!r}")
+    tol, bound = check_positive("tol", tol), check_positive("bound", bound)
+    norms = iterates.norm(dim=1)
+    max_norm = float(norms.max()) if torch.isfinite(iterates).all() else math.inf
+    if not max_norm <= bound:
+        return RunStatus(DIVERGED, math.inf, max_norm)
+    k = max(2, math.ceil(float(tail) * iterates.shape[0]))
+    spread = float((iterates[-k:] - iterates[-1]).norm(dim=1).max())
+    return RunStatus(CONVERGED if spread <= tol else OSCILLATING, spread, max_norm)

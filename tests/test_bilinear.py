@@ -1,0 +1,120 @@
+"""Section 5's bilinear model: the cross, the explicit regulariser, and the trends of Figures 2–3."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import minimize, minimize_scalar
+
+import bea_lib as bl
+from bea_lib import bilinear as bil
+
+E = bl.losses.bilinear(x=bil.X, y=bil.Y)
+EPS, H = 1e-4, 3e-3  # ε small against the starting gradient (≈ 100), h as in the chapter
+
+
+def test_cross_is_the_minimiser_of_the_gradient_norm_along_the_valley():
+    c = bil.Y / bil.X
+    cross = bil.bilinear_cross()
+    torch.testing.assert_close(cross, torch.full((2,), math.sqrt(c)), rtol=1e-15, atol=0)  # closed form
+    # |θ₁| + |θ₂| on the hyperbola, by Brent's method on θ₁ alone
+    res = minimize_scalar(lambda t: t + c / t, bounds=(0.05, 5.0), method="bounded", options={"xatol": 1e-10})
+    assert res.x == pytest.approx(cross[0].item(), abs=1e-7)  # xatol of the search, plus its last bracket
+    # ‖∇E‖₁ (autograd) on the level set E = ℓ, side θ₁θ₂ < c (residual r = +√(2ℓ), a constraint
+    # that stays well-conditioned as ℓ → 0, unlike E - ℓ), by SLSQP in the plane: tends to the cross
+    for level in [1e-2, 1e-4]:  # SLSQP stalls below ~1e-6: the constraint's scale and f's part ways
+        def one_norm(t):  # divided by √(2ℓ) so that SLSQP's ftol means the same at every ℓ
+            return bl.gradient(E, torch.tensor(t)).abs().sum().item() / math.sqrt(2 * level)
+
+        residual = lambda t: bil.Y - bil.X * t[0] * t[1] - math.sqrt(2 * level)  # noqa: E731
+        res = minimize(one_norm, np.array([0.5, 1.2]), method="SLSQP",
+                       constraints=[{"type": "eq", "fun": residual}], bounds=[(0.01, 5.0), (0.01, 5.0)],
+                       options={"ftol": 1e-12, "maxiter": 500})
+        assert res.success, res.message
+        assert E(torch.tensor(res.x)).item() == pytest.approx(level, rel=1e-6)  # on the level set
+        want = math.sqrt((bil.Y - math.sqrt(2 * level)) / bil.X)  # the derivation's minimiser
+        np.testing.assert_allclose(res.x, [want, want], atol=1e-6)  # SLSQP's ftol 1e-12 on a flat minimum
+        # and it is within √(2ℓ)/(2x√c) < √(2ℓ) of the cross
+        assert np.abs(res.x - cross.numpy()).max() < math.sqrt(2 * level)
+
+
+@pytest.mark.parametrize("p", [1, 2])
+def test_min_gradient_norm_on_level_set_matches_the_derivation(p):
+    for level in [1e-1, 1e-6]:
+        got = bil.min_gradient_norm_on_level_set(level, p=p)
+        want = math.sqrt((bil.Y - math.sqrt(2 * level)) / bil.X)
+        np.testing.assert_allclose(got, [want, want], rtol=1e-6)  # Brent's xatol 1e-12 in log θ₁, flat minimum
+    with pytest.raises(ValueError, match="level"):
+        bil.min_gradient_norm_on_level_set(2.0)
+    with pytest.raises(ValueError, match="p"):
+        bil.min_gradient_norm_on_level_set(1e-3, p=3)
+
+
+def test_closed_form_gradient():
+    theta = torch.tensor([0.7, -1.3])
+    g = bil.bilinear_gradient(theta[0].item(), theta[1].item())
+    torch.testing.assert_close(torch.tensor(g), bl.gradient(E, theta), rtol=1e-14, atol=0)  # same formula, rounding
+
+
+def test_explicit_bias_loss_gradient_is_g_plus_lambda_hessian_times_u():
+    theta, lam = torch.tensor([1.1, 0.4]), 0.3
+    g = bl.gradient(E, theta)
+    want = g + lam * bl.hvp(E, theta, g / torch.sqrt(g**2 + EPS))  # ∇‖∇E‖_{1,ε} = H g/√(g²+ε)
+    got = bl.gradient(bil.explicit_bias_loss(E, strength=lam, eps=EPS), theta)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=0)  # identity up to rounding
+    with pytest.raises(ValueError, match="eps"):
+        bil.explicit_bias_loss(E, strength=1.0, eps=0.0)
+    with pytest.raises(ValueError, match="strength"):
+        bil.explicit_bias_loss(E, strength=math.nan, eps=EPS)
+
+
+def test_implicit_bias_strength_and_stability():
+    want = H * bl.bias_coefficient(0.95, 0.8, 1e-300, 1.0)  # ε ≪ g²: the ρ-term of c vanishes
+    assert bil.implicit_bias_strength(H, 0.95, 0.8) == pytest.approx(want, rel=1e-12)
+    eta, _ = bl.heavy_ball_limit(H, 0.9, EPS)
+    lam = bil.X**2 * 2 * bil.Y / bil.X  # x²(θ₁² + θ₂²) at the cross
+    assert bil.late_phase_stability(H, 0.9, EPS, bil.bilinear_cross()) == pytest.approx(eta * lam / 3.8, rel=1e-12)
+    with pytest.raises(ValueError, match="beta"):
+        bil.implicit_bias_strength(H, 1.0, 0.5)
+
+
+def test_monotone_trend_verdicts():
+    def summary(d, status="converged", branch=1):
+        return bil.RunSummary((0.0, 0.0), branch, d, 0.0, 0.0, status, 0.0)
+
+    checks = bil.monotone_trend([1, 2, 3, 4, 5], [summary(0.5), summary(0.4), summary(0.45),
+                                                  summary(0.1, branch=-1), summary(0.3, "oscillating")],
+                                towards_cross=True)
+    assert [t.verdict for t in checks] == ["✓", "✗", "✗ (branch changed)", "— (oscillating)"]
+    with pytest.raises(ValueError, match="increasing"):
+        bil.monotone_trend([2, 1], [summary(0.1), summary(0.2)], towards_cross=True)
+
+
+def test_summarise_run_measures_to_the_cross_of_the_branch_it_ends_on():
+    cross = bil.bilinear_cross()
+    path = torch.stack([torch.tensor(bil.START), -cross + torch.tensor([0.1, 0.0]), -cross + torch.tensor([0.1, 0.0])])
+    s = bil.summarise_run(E, path)
+    assert s.branch == -1 and s.status == "converged"
+    assert s.distance_to_cross == pytest.approx(0.1, rel=1e-12)  # to -cross, not to +cross
+
+
+def _limits(**grid):
+    """Distances to the cross of converged runs of the chapter's model, one batched call."""
+    out = bl.adam_runs(E, torch.tensor(bil.START), 2000, eps=EPS, **grid)
+    summaries = [bil.summarise_run(E, out[:, k]) for k in range(out.shape[1])]
+    assert all(s.status == "converged" for s in summaries), [s.status for s in summaries]
+    return [s.distance_to_cross for s in summaries]
+
+
+def test_paper_trends_on_a_grid_where_they_hold():
+    """Figure 2 and 3's monotone trends, at ε = 1e-4 and 2000 steps (the chapter's table shows
+    they hold on these grids and fail beyond, where runs stop converging)."""
+    betas, rhos, hs = [0.5, 0.8, 0.9, 0.95], [0.5, 0.8, 0.9, 0.95], [2e-3, 3e-3, 5e-3]
+    d = _limits(h=[H] * 8 + hs + hs,
+                beta=betas + [0.9] * 4 + [0.95] * 3 + [0.8] * 3,
+                rho=[0.9] * 4 + rhos + [0.8] * 3 + [0.95] * 3)
+    d_beta, d_rho, d_h_beta_above, d_h_rho_above = d[:4], d[4:8], d[8:11], d[11:]
+    assert all(b < a for a, b in zip(d_beta, d_beta[1:]))  # larger β: towards the cross
+    assert all(b > a for a, b in zip(d_rho, d_rho[1:]))  # larger ρ: away from it
+    assert all(b < a for a, b in zip(d_h_beta_above, d_h_beta_above[1:]))  # larger h, β > ρ: towards
+    assert all(b > a for a, b in zip(d_h_rho_above, d_h_rho_above[1:]))  # larger h, ρ > β: away
