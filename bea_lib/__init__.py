@@ -9,6 +9,9 @@ from .optimizers import (Adam, adam, gd, heavy_ball, rmsprop, torch_optimizer_it
 from .experiments import OrderStudy, max_distance, order_study
 from .flows import adam_flow, adam_rhs, gd_flow, heavy_ball_flow, heavy_ball_rhs, rmsprop_flow
 from .integrate import solve_flow
+from . import data, models  # bea_lib.train is imported on its own: `python -m bea_lib.train` runs it
+from .data import load_dataset
+from .models import make_model
 from .norms import (bias_coefficient, bias_potential_1d, heavy_ball_limit, implicit_bias_regime,
                     perturbed_one_norm)
 
@@ -46,6 +49,10 @@ __all__ = [
     "perturbed_one_norm",
     "rmsprop_flow",
     "solve_flow",
+    "data",
+    "models",
+    "load_dataset",
+    "make_model",
     "bilinear",
     "runs",
     "adam_runs",

@@ -1,0 +1,132 @@
+"""Data sets for full-batch training, as tensors held in memory (Section 6 of the paper).
+
+Each loader returns a :class:`Dataset`: inputs channels-first, ``(N, C, L)`` for signals and
+``(N, C, H, W)`` for images, standardised with statistics of the training set; labels int64.
+Nothing is downloaded at run time:
+
+- ``"mnist1d"``: MNIST-1D (Greydanus, 2020), generated offline by the ``mnist1d`` package with
+  its canonical arguments: 4,000 training and 1,000 test signals of length 40, 10 classes.
+- ``"digits"``: scikit-learn's bundled 8×8 digits (1,797 images), split 1,437 / 360 by a fixed
+  permutation.
+- ``"cifar10"``, ``"cifar100"``: read by ``torchvision.datasets`` from the python-pickle batches
+  in a local directory (``download=False``). torchvision checks each batch file's md5, so a
+  truncated or altered download fails here, before training, with the path and the remedy.
+  No augmentation: the paper's loss E is a fixed function of θ.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DATASETS = ("mnist1d", "digits", "cifar10", "cifar100")
+
+_CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A training and a test set in memory; ``x_*`` float, ``y_*`` int64 class labels."""
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    n_classes: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one input, e.g. (1, 40) for MNIST-1D or (3, 32, 32) for CIFAR."""
+        return tuple(self.x_train.shape[1:])
+
+    def to(self, device=None, dtype=None) -> "Dataset":
+        """The same data on ``device``, inputs in ``dtype`` (labels stay int64)."""
+        return Dataset(self.name, self.x_train.to(device, dtype), self.y_train.to(device),
+                       self.x_test.to(device, dtype), self.y_test.to(device), self.n_classes)
+
+
+def _standardised(name, x_train, y_train, x_test, y_test, n_classes, axes) -> Dataset:
+    """Subtract the training mean and divide by the training standard deviation over ``axes``.
+
+    In float32 throughout (torch sums in a cascade, so the statistics keep float32 accuracy
+    even over CIFAR's 150 million values), so that CIFAR needs no float64 copy.
+    """
+    x_train = torch.as_tensor(x_train, dtype=torch.float32)
+    x_test = torch.as_tensor(x_test, dtype=torch.float32)
+    std, mean = torch.std_mean(x_train, dim=axes, keepdim=True)
+    return Dataset(name, (x_train - mean) / std, torch.as_tensor(y_train, dtype=torch.int64),
+                   (x_test - mean) / std, torch.as_tensor(y_test, dtype=torch.int64), n_classes)
+
+
+@functools.lru_cache(maxsize=1)
+def mnist1d() -> Dataset:
+    """MNIST-1D with the canonical arguments of ``mnist1d.data.get_dataset_args`` (seed 42)."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    d = make_dataset(get_dataset_args())  # already centred and scaled by the package
+    return _standardised("mnist1d", d["x"][:, None, :], d["y"], d["x_test"][:, None, :],
+                         d["y_test"], 10, axes=(0, 1, 2))
+
+
+@functools.lru_cache(maxsize=1)
+def digits() -> Dataset:
+    """scikit-learn's 8×8 digits, 1,437 training / 360 test images (a fixed permutation, seed 0)."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    perm = np.random.default_rng(0).permutation(len(y))
+    x, y = x[perm].reshape(-1, 1, 8, 8), y[perm]
+    n_train = 1437  # 80 %
+    return _standardised("digits", x[:n_train], y[:n_train], x[n_train:], y[n_train:], 10,
+                         axes=(0, 1, 2, 3))
+
+
+def cifar(root: str | Path, n_classes: int = 10) -> Dataset:
+    """CIFAR-10 or CIFAR-100 from ``root`` (which holds ``cifar-10-batches-py`` or ``cifar-100-python``).
+
+    Raises ``FileNotFoundError`` if the folder is missing and ``RuntimeError`` if a file in it
+    is missing or fails torchvision's md5 check; both name the path and say how to get the data.
+    """
+    from torchvision.datasets import CIFAR10, CIFAR100
+    from torchvision.datasets.utils import check_integrity
+
+    if n_classes not in (10, 100):
+        raise ValueError(f"n_classes must be 10 or 100 for CIFAR, got {n_classes!r}")
+    cls = CIFAR10 if n_classes == 10 else CIFAR100
+    folder = Path(root) / cls.base_folder
+    how = (f"Download {Path(cls.url).name} from {_CIFAR_URL} and extract it in {Path(root)} "
+           f"(it creates {folder}), or, on a machine with network access, run once: python -c "
+           f"\"import torchvision; torchvision.datasets.{cls.__name__}('{root}', download=True)\".")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"CIFAR-{n_classes} not found: no folder {folder}. {how}")
+    files = cls.train_list + cls.test_list + [[cls.meta["filename"], cls.meta["md5"]]]
+    bad = [name for name, md5 in files if not check_integrity(str(folder / name), md5)]
+    if bad:
+        raise RuntimeError(f"CIFAR-{n_classes} in {folder} is damaged: {', '.join(bad)} missing "
+                           f"or failing the md5 check. {how}")
+    train, test = cls(str(root), train=True, download=False), cls(str(root), train=False, download=False)
+    to_chw = lambda a: a.transpose(0, 3, 1, 2).astype(np.float32) / 255  # torchvision stores HWC
+    return _standardised(f"cifar{n_classes}", to_chw(train.data), train.targets, to_chw(test.data),
+                         test.targets, n_classes, axes=(0, 2, 3))  # per-channel statistics
+
+
+def load_dataset(name: str, *, root: str | Path = "data", n_train: int | None = None,
+                 n_test: int | None = None) -> Dataset:
+    """The data set ``name`` (one of :data:`DATASETS`), optionally cut to its first n examples.
+
+    ``root`` is read only for CIFAR. ``n_train``/``n_test`` shrink runs for tests and benchmarks.
+    """
+    if name == "mnist1d":
+        data = mnist1d()
+    elif name == "digits":
+        data = digits()
+    elif name in ("cifar10", "cifar100"):
+        data = cifar(root, 10 if name == "cifar10" else 100)
+    else:
+        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {name!r}")
+    return Dataset(data.name, data.x_train[:n_train], data.y_train[:n_train], data.x_test[:n_test],
+                   data.y_test[:n_test], data.n_classes)

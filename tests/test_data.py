@@ -1,0 +1,105 @@
+"""Data loaders: shapes and standardisation of the embedded sets, and the CIFAR reader on small files
+written here in the CIFAR python-pickle format."""
+import hashlib
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from torchvision.datasets import CIFAR10, CIFAR100
+
+from bea_lib.data import load_dataset
+
+
+def test_mnist1d_is_the_canonical_split():
+    d = load_dataset("mnist1d")
+    assert d.x_train.shape == (4000, 1, 40) and d.x_test.shape == (1000, 1, 40)
+    assert d.y_train.dtype == torch.int64 and set(d.y_train.tolist()) == set(range(10)) and d.n_classes == 10
+    # standardised with the training set's own statistics: mean 0, std 1 up to float32 rounding
+    assert abs(d.x_train.mean().item()) < 1e-5 and abs(d.x_train.std().item() - 1) < 1e-5
+
+
+def test_digits_split_and_cut():
+    d = load_dataset("digits")
+    assert d.x_train.shape == (1437, 1, 8, 8) and d.x_test.shape == (360, 1, 8, 8) and d.input_shape == (1, 8, 8)
+    small = load_dataset("digits", n_train=10, n_test=3)
+    assert len(small.x_train) == 10 and len(small.y_test) == 3
+    assert torch.equal(small.x_train, d.x_train[:10])
+
+
+def test_unknown_dataset_is_named():
+    with pytest.raises(ValueError, match="dataset must be one of .*'mnist'"):
+        load_dataset("mnist")
+
+
+def _write_batches(folder, files, label_key, n_per_file, n_classes, rng):
+    """CIFAR pickles: uint8 rows of 3072 = 3 channels × 32 × 32, channel-major, and a label list."""
+    folder.mkdir(parents=True)
+    images, labels = {}, {}
+    for name in files:
+        data = rng.integers(0, 256, size=(n_per_file, 3072), dtype=np.uint8)
+        y = rng.integers(0, n_classes, size=n_per_file).tolist()
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": data, label_key: y}, f)
+        images[name], labels[name] = data, y
+    return images, labels
+
+
+def _md5(path):
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def fake_cifar10(tmp_path, monkeypatch):
+    """Six tiny batches and the meta file; torchvision's md5 table is pointed at their checksums,
+    so that loading goes through the same integrity check as the real data."""
+    folder = tmp_path / CIFAR10.base_folder
+    names = [n for n, _ in CIFAR10.train_list + CIFAR10.test_list]
+    images, labels = _write_batches(folder, names, "labels", 4, 10, np.random.default_rng(0))
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
+    monkeypatch.setattr(CIFAR10, "train_list", [[n, _md5(folder / n)] for n, _ in CIFAR10.train_list])
+    monkeypatch.setattr(CIFAR10, "test_list", [[n, _md5(folder / n)] for n, _ in CIFAR10.test_list])
+    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": _md5(folder / "batches.meta")})
+    return tmp_path, images, labels
+
+
+def test_cifar10_reads_the_pickles(fake_cifar10):
+    root, images, labels = fake_cifar10
+    d = load_dataset("cifar10", root=root)
+    assert d.x_train.shape == (20, 3, 32, 32) and d.x_test.shape == (4, 3, 32, 32) and d.n_classes == 10
+    assert d.y_train.tolist() == sum((labels[f"data_batch_{i}"] for i in range(1, 6)), [])
+    # undo the per-channel standardisation: the pixels come back in (C, H, W) order
+    raw = np.concatenate([images[f"data_batch_{i}"] for i in range(1, 6)]).reshape(-1, 3, 32, 32) / 255.0
+    raw = torch.as_tensor(raw)
+    mean, std = raw.mean(dim=(0, 2, 3), keepdim=True), raw.std(dim=(0, 2, 3), keepdim=True)
+    # float32 storage of standardised values of order 1: rounding 6e-8, with margin
+    assert torch.allclose(d.x_train.double(), (raw - mean) / std, atol=1e-6)
+
+
+def test_cifar100_reads_fine_labels(tmp_path, monkeypatch):
+    folder = tmp_path / CIFAR100.base_folder
+    images, labels = _write_batches(folder, ["train", "test"], "fine_labels", 5, 100, np.random.default_rng(1))
+    with open(folder / "meta", "wb") as f:
+        pickle.dump({"fine_label_names": [f"c{i}" for i in range(100)]}, f)
+    monkeypatch.setattr(CIFAR100, "train_list", [["train", _md5(folder / "train")]])
+    monkeypatch.setattr(CIFAR100, "test_list", [["test", _md5(folder / "test")]])
+    monkeypatch.setattr(CIFAR100, "meta", {**CIFAR100.meta, "md5": _md5(folder / "meta")})
+    d = load_dataset("cifar100", root=tmp_path)
+    assert d.n_classes == 100 and d.x_train.shape == (5, 3, 32, 32)
+    assert d.y_train.tolist() == labels["train"] and d.y_test.tolist() == labels["test"]
+
+
+def test_cifar_missing_folder_names_path_and_remedy(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        load_dataset("cifar10", root=tmp_path / "nowhere")
+    msg = str(err.value)
+    assert str(tmp_path / "nowhere" / "cifar-10-batches-py") in msg and "cifar-10-python.tar.gz" in msg
+
+
+def test_cifar_damaged_file_is_named(fake_cifar10):
+    root, _, _ = fake_cifar10
+    path = root / CIFAR10.base_folder / "data_batch_3"
+    path.write_bytes(path.read_bytes()[:-10])  # a truncated download
+    with pytest.raises(RuntimeError, match="damaged: data_batch_3 .*md5.*cifar-10-python.tar.gz"):
+        load_dataset("cifar10", root=root)

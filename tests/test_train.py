@@ -1,0 +1,186 @@
+"""Full-batch training: input checks, the logged gradient, stopping rules, files, checkpoints and
+resume (in process, and a CLI run killed with SIGKILL), the command line and the sweep helper."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import bea_lib
+from bea_lib import checkpoint
+from bea_lib.data import load_dataset
+from bea_lib.history import COLUMNS, History
+from bea_lib.train import TrainConfig, build_model, main, sweep, train
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = TrainConfig(dataset="digits", model="mlp", width=16, h=1e-2, epochs=12, chunk_size=64,
+                   n_train=200, n_test=50, device="cpu", dtype="float64")
+
+
+def _same_history(a: History, b: History):
+    """Bitwise equal in every column but the wall time."""
+    for c in COLUMNS:
+        if c != "wall_time":
+            np.testing.assert_array_equal(a[c], b[c], err_msg=c)
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("dataset", "mnist", "dataset must be one of"),
+    ("model", "vgg", "model must be one of"),
+    ("h", 0.0, "h must be a finite number > 0"),
+    ("h", -1e-3, "h must be a finite number > 0"),
+    ("beta", 1.0, r"beta must be in \[0, 1\)"),
+    ("rho", -0.1, r"rho must be in \[0, 1\)"),
+    ("eps", 0.0, "eps must be a finite number > 0"),
+    ("epochs", -1, "epochs must be an integer >= 0"),
+    ("epochs", 2.5, "epochs must be an integer >= 0"),
+    ("chunk_size", 0, "chunk_size must be an integer >= 1"),
+    ("checkpoint_every", -1, "checkpoint_every must be an integer >= 0"),
+    ("dtype", "float16", "dtype must be 'float32' or 'float64'"),
+    ("max_time", 0.0, "max_time must be a finite number > 0"),
+    ("norm", "layer", "norm must be one of"),
+    ("seed", -1, "seed must be an integer >= 0"),
+])
+def test_bad_config_names_the_argument(field, value, match):
+    with pytest.raises(ValueError, match=match):
+        replace(TINY, **{field: value})
+
+
+def test_rows_describe_the_parameters_before_each_step():
+    hist = train(TINY)
+    assert len(hist) == TINY.epochs + 1 and hist.stop_reason == "epochs"
+    assert hist["epoch"].tolist() == list(range(TINY.epochs + 1))
+    # row 0 against an independent computation: same seed, same model, one pass with the mean loss
+    data = load_dataset("digits", n_train=200)
+    model = build_model(TINY, data.input_shape, 10)
+    loss = torch.nn.functional.cross_entropy(model(data.x_train.double()), data.y_train)
+    g = torch.cat([gi.reshape(-1) for gi in torch.autograd.grad(loss, list(model.parameters()))])
+    # float64; the chunked sum adds the same terms in another order
+    np.testing.assert_allclose(hist["train_loss"][0], loss.item(), rtol=1e-12)
+    np.testing.assert_allclose(hist["grad_norm_1_eps"][0], bea_lib.perturbed_one_norm(g, TINY.eps).item(), rtol=1e-10)
+    np.testing.assert_allclose(hist["grad_norm_1"][0], g.abs().sum().item(), rtol=1e-10)
+    np.testing.assert_allclose(hist["grad_norm_2"][0], g.norm().item(), rtol=1e-10)
+    assert hist["train_loss"][-1] < hist["train_loss"][0]
+
+
+def test_history_does_not_depend_on_the_chunk_size():
+    a, b = train(replace(TINY, chunk_size=7)), train(replace(TINY, chunk_size=200))
+    for c in COLUMNS:
+        if c != "wall_time":
+            # float64 rounding of the gradient sums, carried through 12 Adam steps
+            np.testing.assert_allclose(a[c], b[c], rtol=1e-9, atol=1e-12, err_msg=c)
+
+
+def test_test_every_leaves_nan_rows():
+    hist = train(replace(TINY, epochs=4, test_every=2))
+    assert np.isnan(hist["test_acc"][[1, 3]]).all() and np.isfinite(hist["test_acc"][[0, 2, 4]]).all()
+
+
+def test_loss_threshold_stops_at_the_first_row_below():
+    full = train(TINY)
+    threshold = float(np.median(full["train_loss"]))
+    hist = train(replace(TINY, loss_threshold=threshold))
+    first = int(np.argmax(full["train_loss"] < threshold))
+    assert hist.stop_reason == "loss_threshold" and len(hist) == first + 1
+    assert hist["train_loss"][-1] < threshold <= hist["train_loss"][-2]
+
+
+def test_time_limit_stops_the_run():
+    hist = train(replace(TINY, max_time=1e-9, epochs=1000))
+    assert hist.stop_reason == "time" and len(hist) == 1
+
+
+def test_divergence_stops_with_the_epoch_and_last_finite_loss():
+    hist = train(replace(TINY, h=1e30, dtype="float32", epochs=50))
+    assert hist.stop_reason == "diverged"
+    n = len(hist) - 1
+    assert not np.isfinite(hist["train_loss"][-1]) and np.isfinite(hist["train_loss"][:-1]).all() and n >= 1
+    assert f"diverged at epoch {n}" in hist.message and f"at epoch {n - 1}" in hist.message
+    assert f"last finite train loss {hist['train_loss'][-2]:.6g}" in hist.message
+
+
+def test_files_record_the_history_and_the_run(tmp_path):
+    hist = train(TINY, tmp_path)
+    _same_history(History.read(tmp_path), hist)
+    meta = json.loads((tmp_path / "run.json").read_text())
+    assert meta["config"]["h"] == TINY.h and meta["seed"] == 0 and meta["stop_reason"] == "epochs"
+    assert {"torch", "numpy", "bea_lib"} <= set(meta["versions"]) and "commit" in meta
+    assert not list(tmp_path.glob("checkpoint-*")) and not list(tmp_path.glob(".*tmp"))
+
+
+def test_resume_continues_exactly(tmp_path):
+    short = train(replace(TINY, epochs=7, checkpoint_every=3), tmp_path)
+    assert [p.name for p in checkpoint.checkpoints(tmp_path)] == ["checkpoint-00000006.pt", "checkpoint-00000007.pt"]
+    assert len(short) == 8
+    resumed = train(replace(TINY, checkpoint_every=3), tmp_path)  # on to 12 epochs
+    _same_history(resumed, train(TINY))
+
+
+def test_resume_refuses_another_run(tmp_path):
+    train(replace(TINY, epochs=3, checkpoint_every=1), tmp_path)
+    with pytest.raises(checkpoint.CheckpointError, match="another run: rho differ"):
+        train(replace(TINY, rho=0.99, checkpoint_every=1), tmp_path)
+
+
+def test_damaged_checkpoint_is_reported_and_the_good_one_kept(tmp_path):
+    train(replace(TINY, epochs=4, checkpoint_every=2), tmp_path)
+    good, newest = checkpoint.checkpoints(tmp_path)
+    newest.write_bytes(newest.read_bytes()[:100])
+    with pytest.raises(checkpoint.CheckpointError, match=f"{newest.name} is damaged.*Older checkpoints kept: .*{good.name}"):
+        train(replace(TINY, checkpoint_every=2), tmp_path)
+    assert good.exists() and newest.exists()
+    newest.rename(tmp_path / "damaged.pt")  # the remedy the message gives
+    _same_history(train(replace(TINY, checkpoint_every=2), tmp_path), train(TINY))
+
+
+def _cli(out, *extra):
+    args = ["--dataset", "digits", "--model", "mlp", "--width", "16", "--n-train", "300", "--n-test", "50",
+            "--chunk-size", "32", "--h", "1e-2", "--device", "cpu", "--out", str(out), *extra]
+    return [sys.executable, "-m", "bea_lib.train", *args]
+
+
+def test_sigkill_and_resume_give_the_uninterrupted_history(tmp_path):
+    # one thread in the CLI run and in the reference here: the same arithmetic, bit for bit
+    env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+    common = ("--epochs", "200", "--checkpoint-every", "10")
+    victim = subprocess.Popen(_cli(tmp_path / "run", *common), env=env, cwd=REPO)
+    deadline = time.monotonic() + 120
+    while not checkpoint.checkpoints(tmp_path / "run") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert victim.poll() is None, "the run ended before it could be killed; make it longer"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["stop_reason"] == "running"  # killed mid-run
+    assert subprocess.run(_cli(tmp_path / "run", *common), env=env, cwd=REPO).returncode == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        reference = train(TrainConfig(dataset="digits", model="mlp", width=16, n_train=300, n_test=50,
+                                      chunk_size=32, h=1e-2, device="cpu", epochs=200))
+    finally:
+        torch.set_num_threads(threads)
+    _same_history(History.read(tmp_path / "run"), reference)
+
+
+def test_cli_rejects_bad_arguments(tmp_path, capsys):
+    assert main(_cli(tmp_path, "--beta", "1.5")[3:]) == 2  # the arguments after "-m bea_lib.train"
+    assert "beta must be in [0, 1)" in capsys.readouterr().err and not (tmp_path / "run.json").exists()
+
+
+def test_cli_runs(tmp_path, capsys):
+    assert main(_cli(tmp_path, "--epochs", "3")[3:]) == 0
+    assert "epochs: 3 epochs done" in capsys.readouterr().out and len(History.read(tmp_path)) == 4
+
+
+def test_sweep_runs_the_grid(tmp_path):
+    runs = sweep(replace(TINY, epochs=2), tmp_path, seed=[0, 1], rho=[0.99])
+    assert list(runs) == [(0, 0.99), (1, 0.99)]
+    assert (tmp_path / "seed=1-rho=0.99" / "history.csv").exists()
+    assert runs[(0, 0.99)]["train_loss"][0] != runs[(1, 0.99)]["train_loss"][0]  # other initialisations
