@@ -2,6 +2,8 @@
 import pytest
 import torch
 
+torch.set_num_threads(1)  # the test problems are tiny: a second thread only adds overhead
+
 
 @pytest.fixture(autouse=True)
 def _float64_and_seed():

@@ -1,0 +1,154 @@
+r"""Reading hyperparameter sweeps of full-batch training (Section 6 of the paper, Figures 4–6).
+
+A sweep trains one configuration per (parameter value, seed); this module turns the resulting
+:class:`bea_lib.history.History` objects into the quantities the paper plots, and decides from
+them whether a claimed trend appears:
+
+- :func:`first_below`, :func:`at_or_before`: the row where the training loss first drops below a
+  threshold, and a (possibly sparsely logged) column read at or before a row (Figure 5 reads
+  ‖∇E‖_{1,ε} and the test accuracy "when the loss first drops below the threshold").
+- :func:`spike_ratio`, :func:`regime`: the training regimes of Ma et al. (2022). A run whose
+  loss climbs far above its running minimum is in the *spike* regime; a non-finite loss is
+  *divergence*; otherwise the run is counted as *stable* (small oscillations at most).
+- :func:`largest_rise`: the height of the highest "hill" of a curve (Figure 6).
+- :func:`seed_spread`, :func:`trend`: the mean and the min–max range over seeds at each parameter
+  value, and a verdict on a monotone trend from the Spearman correlation of the seed means with
+  the parameter and from whether the seed ranges at the two ends of the grid overlap.
+- :func:`stored_runs`: runs saved by :func:`bea_lib.train.train` under a results folder.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from .history import History
+
+REGIMES = ("stable", "spike", "diverged")
+
+
+def first_below(values, threshold: float) -> int | None:
+    """The first index n with ``values[n] < threshold``, or None if there is none."""
+    below = np.flatnonzero(np.asarray(values, dtype=float) < threshold)
+    return int(below[0]) if below.size else None
+
+
+def at_or_before(values, index: int) -> float:
+    """The last finite value at or before ``index`` (NaN if none): test columns are logged every
+    ``test_every`` epochs and hold NaN in between."""
+    head = np.asarray(values, dtype=float)[: index + 1]
+    finite = np.flatnonzero(np.isfinite(head))
+    return float(head[finite[-1]]) if finite.size else math.nan
+
+
+def spike_ratio(loss) -> float:
+    """max_n E(θ⁽ⁿ⁾) / min_{k≤n} E(θ⁽ᵏ⁾): how far the loss ever climbs above its best value so far.
+
+    1 for a loss that never rises; infinite if the loss becomes non-finite.
+    """
+    loss = np.asarray(loss, dtype=float)
+    if loss.size == 0:
+        return math.nan
+    if not np.isfinite(loss).all():
+        return math.inf
+    return float(np.max(loss / np.minimum.accumulate(loss)))
+
+
+def regime(history: History, max_ratio: float) -> str:
+    """"diverged" (stopped on a non-finite loss), "spike" (:func:`spike_ratio` of the training
+    loss above ``max_ratio``) or "stable"."""
+    if history.stop_reason == "diverged" or not np.isfinite(history["train_loss"]).all():
+        return "diverged"
+    return "spike" if spike_ratio(history["train_loss"]) > max_ratio else "stable"
+
+
+def largest_rise(values) -> float:
+    """max_n (x_n − min_{k≤n} x_k): the height of the highest hill, measured from the valley
+    before it (0 for a curve that never rises). Non-finite values are ignored."""
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    return float(np.max(x - np.minimum.accumulate(x))) if x.size else math.nan
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Mean, smallest and largest value over the seeds at one parameter value."""
+
+    n: int
+    mean: float
+    low: float
+    high: float
+
+
+def seed_spread(values) -> Spread:
+    """The :class:`Spread` of the finite ``values`` (all NaN if there are none)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return Spread(0, math.nan, math.nan, math.nan)
+    return Spread(int(v.size), float(v.mean()), float(v.min()), float(v.max()))
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A verdict on "the metric moves with the parameter in the direction ``expected``"."""
+
+    spearman: float  # rank correlation of the seed means with the parameter (NaN if undefined)
+    ends_overlap: bool | None  # do the seed ranges at the smallest and largest value overlap?
+    verdict: str  # "appears", "weak", "not seen", "opposite" or "not testable"
+
+
+def trend(params, spreads: list[Spread], expected: int) -> Trend:
+    """Judge a monotone trend of the seed means against ``params`` (``expected`` = +1 or −1).
+
+    Only values with at least one finite seed count. The verdict is "appears" if the Spearman
+    correlation has the expected sign and the seed ranges at the two ends of the grid do not
+    overlap, "weak" if the sign is right but they overlap, "opposite" if the sign is wrong and
+    they do not overlap, "not seen" otherwise (wrong sign within the spread, or no correlation),
+    and "not testable" with fewer than two values.
+    """
+    if expected not in (1, -1):
+        raise ValueError(f"expected must be +1 or -1, got {expected!r}")
+    kept = [(p, s) for p, s in zip(params, spreads) if s.n > 0]
+    if len(kept) < 2:
+        return Trend(math.nan, None, "not testable")
+    kept.sort(key=lambda ps: ps[0])
+    x = [p for p, _ in kept]
+    y = [s.mean for _, s in kept]
+    rho_s = float(spearmanr(x, y).statistic) if len(set(y)) > 1 else math.nan
+    first, last = kept[0][1], kept[-1][1]
+    overlap = bool(first.low <= last.high and last.low <= first.high)
+    if not math.isfinite(rho_s) or rho_s == 0:
+        verdict = "not seen"
+    elif np.sign(rho_s) == expected:
+        verdict = "weak" if overlap else "appears"
+    else:
+        verdict = "not seen" if overlap else "opposite"
+    return Trend(rho_s, overlap, verdict)
+
+
+def stored_runs(folder: str | Path) -> list[dict]:
+    """Every run under ``folder`` saved by ``train(config, out_dir)``: a ``run.json`` with a
+    ``history.csv`` beside it, sorted by path.
+
+    Each entry holds ``path``, ``info`` (the parsed run.json: config, commit, stop reason, ...),
+    ``history`` (a :class:`History`) and ``command`` (the text of a ``command.txt`` beside
+    them, or ``info["command"]``, or None when the command was not recorded).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    runs = []
+    for info_file in sorted(folder.rglob("run.json")):
+        run_dir = info_file.parent
+        if not (run_dir / "history.csv").is_file():
+            continue
+        info = json.loads(info_file.read_text())
+        command_file = run_dir / "command.txt"
+        command = command_file.read_text().strip() if command_file.is_file() else info.get("command")
+        runs.append({"path": run_dir, "info": info, "history": History.read(run_dir), "command": command})
+    return runs
