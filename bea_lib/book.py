@@ -219,6 +219,26 @@ def _record(build_dir: Path, chapter: str, record: dict) -> None:
     os.replace(tmp, Path(build_dir) / "report.json")
 
 
+def _check_parameter_lines(chapter: str, notebook, declared: dict) -> None:
+    """Every top-level assignment in the ``parameters`` cell must be one that papermill read.
+
+    papermill silently skips lines it cannot parse (``a, b = 1, 2``; an ``=`` inside the trailing
+    comment), and the parameter would then look unknown; name the line instead.
+    """
+    for cell in notebook.cells:
+        if "parameters" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        for number, line in enumerate(cell.source.splitlines(), 1):
+            if not line.strip() or line.lstrip().startswith("#") or line[0].isspace() or line[0] in ")]}":
+                continue
+            name = re.match(r"([A-Za-z_]\w*)\s*(?::[^=]*)?=", line)
+            if name is None or name.group(1) not in declared:
+                raise BookError(
+                    f"chapter {chapter!r}: line {number} of its parameters cell is not read as a "
+                    f"parameter: {line.strip()!r}; write one `name = value  # comment` per line, "
+                    "with no '=' inside the comment")
+
+
 def run_chapter(
     chapter: str,
     *,
@@ -249,6 +269,7 @@ def run_chapter(
     nbformat.write(notebook, source)
 
     declared = papermill.inspect_notebook(str(source))
+    _check_parameter_lines(chapter, notebook, declared)
     unknown = sorted(set(overrides) - set(declared))
     if unknown:
         raise BookError(

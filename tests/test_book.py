@@ -151,6 +151,14 @@ def test_unknown_parameter_is_rejected_before_execution(root, tmp_path):
     assert not (tmp_path / "executed" / "book" / "tiny.ipynb").exists()
 
 
+@pytest.mark.parametrize("line", ["a, b = 1, 2", "epochs = 10  # (= number of steps)"])
+def test_parameter_line_papermill_cannot_read_is_named(tmp_path, line):
+    text = TINY.replace("n = 3\n", f"n = 3\n{line}\n")
+    root = write_book(tmp_path / "src", {"tiny": text})
+    with pytest.raises(book.BookError, match=r"line 3 of its parameters cell is not read as a parameter"):
+        book.run_chapter("tiny", root=root, build_dir=tmp_path / "build")
+
+
 def test_failing_cell_names_the_chapter(tmp_path, capsys):
     root = write_book(tmp_path / "src", {"failing": FAILING})
     argv = ["run", "failing", "--root", str(root), "--build-dir", str(tmp_path), "-p", "divisor", "0"]
