@@ -28,7 +28,7 @@ import torch
 from scipy.optimize import minimize_scalar
 from torch.func import grad, vmap
 
-from .norms import implicit_bias_regime, perturbed_one_norm
+from .norms import _coefficients, implicit_bias_regime, perturbed_one_norm
 from .runs import classify_run
 from .validation import check_positive, check_unit_interval
 
@@ -87,9 +87,7 @@ def min_gradient_norm_on_level_set(level: float, *, p: int = 1, x: float = X, y:
 
 def implicit_bias_strength(h: float, beta: float, rho: float) -> float:
     """h·½{(1+β)/(1-β) - (1+ρ)/(1-ρ)}: the bias of (2.3) is this times ∇‖∇E‖_{1,ε} when ε ≪ g²."""
-    h = check_positive("h", h)
-    beta, rho = check_unit_interval("beta", beta), check_unit_interval("rho", rho)
-    return h * 0.5 * ((1 + beta) / (1 - beta) - (1 + rho) / (1 - rho))
+    return check_positive("h", h) * 0.5 * _coefficients(beta, rho)[0]
 
 
 def explicit_bias_family(loss, *, eps: float):

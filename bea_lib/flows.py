@@ -44,7 +44,7 @@ import torch
 from .autodiff import gradient, gradient_and_hvp_fn
 from .integrate import solve_flow
 from .minibatch import minibatch_adam_flow
-from .validation import (as_losses, check_n_steps, check_order, check_positive, check_theta0,
+from .validation import (as_losses, check_order, check_positive, check_theta0,
                          check_unit_interval)
 
 

@@ -81,17 +81,15 @@ def minibatch_adam_rhs(losses, n: int, *, h: float, beta: float, rho: float, eps
     batch_of_step = torch.arange(n + 1) % m
 
     def rhs(t: float, theta: torch.Tensor) -> torch.Tensor:
-        if order == 0:
+        if order == 0:  # only step n's averages: -M⁽ⁿ⁾/R⁽ⁿ⁾
             g = torch.stack([gradient(E, theta) for E in losses])  # (m, p): batch gradients g_b
-        else:
-            g, hvp_fns = zip(*(gradient_and_hvp_fn(E, theta) for E in losses))
-            g = torch.stack(g)
+            return -(cb[n] @ g) / torch.sqrt(cr[n] @ g**2 + eps)
+        g, hvp_fns = zip(*(gradient_and_hvp_fn(E, theta) for E in losses))
+        g = torch.stack(g)
         M_all = cb @ g  # (n+1, p): M⁽ˡ⁾ for l = 0..n
         R_all = torch.sqrt(cr @ g**2 + eps)
         u_all = M_all / R_all
         M, R, u = M_all[n], R_all[n], u_all[n]
-        if order == 0:
-            return -u
         if inner_sum == "k":  # S_k = Σ_{l=k}^{n-1} u⁽ˡ⁾, by a reversed cumulative sum
             S = torch.cat([torch.flip(torch.cumsum(torch.flip(u_all[:n], [0]), 0), [0]),
                            torch.zeros_like(u)[None]])
