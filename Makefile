@@ -23,11 +23,11 @@ $(STAMP): pyproject.toml
 	touch $@
 
 book: setup
-	$(PY) -m bea_lib.book all --profile $(PROFILE) --build-dir $(BUILD)
+	$(PY) -m bea_book all --profile $(PROFILE) --build-dir $(BUILD)
 
 test: setup
 	$(PY) -m pytest tests
-	$(PY) -m bea_lib.book all --profile smoke --build-dir $(BUILD)/smoke
+	$(PY) -m bea_book all --profile smoke --build-dir $(BUILD)/smoke
 
 clean:
 	rm -rf $(BUILD)

@@ -6,16 +6,19 @@ from .autodiff import gradient, gradient_and_hvp, gradient_and_hvp_fn, hvp
 from . import losses, plotting
 from .optimizers import (Adam, adam, gd, heavy_ball, rmsprop, torch_optimizer_iterates,
                          torch_optimizer_steps)
-from .experiments import OrderStudy, max_distance, order_study
+from .order import OrderStudy, max_distance, order_study
 from .flows import adam_flow, adam_rhs, gd_flow, heavy_ball_flow, heavy_ball_rhs, rmsprop_flow
 from .integrate import solve_flow
-from . import data, models  # bea_lib.train is imported on its own: `python -m bea_lib.train` runs it
-from .data import load_dataset
-from .models import make_model
+from . import nets  # bea_lib.nets.train is imported on its own: `python -m bea_lib.nets.train` runs it
+from .nets import data, models
+from .nets.data import load_dataset
+from .nets.models import make_model
 from .norms import (bias_coefficient, bias_potential_1d, heavy_ball_limit, implicit_bias_regime,
                     perturbed_one_norm)
 
-from . import bilinear, runs
+from . import bilinear, runs, vocab
+from .claims import claim
+from .vocab import ClaimStatus, Verdict
 from .runs import adam_runs, classify_run
 
 __version__ = "0.1.0"
@@ -57,4 +60,8 @@ __all__ = [
     "runs",
     "adam_runs",
     "classify_run",
+    "claim",
+    "vocab",
+    "ClaimStatus",
+    "Verdict",
 ]

@@ -1,6 +1,6 @@
-"""Cost of full-batch training with bea_lib.train against a plain PyTorch loop, and its peak memory.
+"""Cost of full-batch training with bea_lib.nets.train against a plain PyTorch loop, and its peak memory.
 
-1. Time per epoch of ``bea_lib.train.train`` (chunked gradient pass with train loss and accuracy,
+1. Time per epoch of ``bea_lib.nets.train.train`` (chunked gradient pass with train loss and accuracy,
    gradient norms, Adam step, history; with and without a test evaluation every epoch) against a
    plain loop that accumulates the same gradient (same model, data, chunk size and Adam): zero
    the gradients, forward and backward each chunk with a summed loss, divide by N, step. Both in
@@ -26,9 +26,9 @@ from dataclasses import replace
 import torch
 import torch.nn.functional as F
 
-from bea_lib.data import load_dataset
+from bea_lib.nets.data import load_dataset
 from bea_lib.optimizers import Adam
-from bea_lib.train import TrainConfig, build_model, train
+from bea_lib.nets.train import TrainConfig, build_model, train
 
 
 def plain_loop_seconds(config: TrainConfig, epochs: int) -> float:

@@ -9,7 +9,7 @@ import subprocess
 import nbformat
 import pytest
 
-from bea_lib import book
+from bea_book import runner as book
 
 HEADER = """\
 ---

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torchvision.datasets import CIFAR10, CIFAR100
 
-from bea_lib.data import load_dataset
+from bea_lib.nets.data import load_dataset
 
 
 def test_mnist1d_is_the_canonical_split():

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bea_lib.distributed import Comm
-from bea_lib.history import COLUMNS, History
-from bea_lib.train import TrainConfig, train
+from bea_lib.nets.distributed import Comm
+from bea_lib.nets.history import COLUMNS, History
+from bea_lib.nets.train import TrainConfig, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,7 +28,7 @@ def test_two_processes_equal_one(tmp_path):
             "--dtype", "float64", "--out", str(tmp_path)]
     env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "-m", "bea_lib.train", *args], env=env, cwd=REPO, capture_output=True, text=True,
+                           "-m", "bea_lib.nets.train", *args], env=env, cwd=REPO, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     two, one = History.read(tmp_path), train(config)

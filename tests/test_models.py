@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from bea_lib.models import has_batch_norm, make_model
-from bea_lib.train import full_batch_gradient
+from bea_lib.nets.models import has_batch_norm, make_model
+from bea_lib.nets.train import full_batch_gradient
 
 
 def _reference_gradient(model, x, y):

@@ -14,10 +14,10 @@ import pytest
 import torch
 
 import bea_lib
-from bea_lib import checkpoint
-from bea_lib.data import load_dataset
-from bea_lib.history import COLUMNS, History
-from bea_lib.train import TrainConfig, build_model, main, sweep, train
+from bea_lib.nets import checkpoint
+from bea_lib.nets.data import load_dataset
+from bea_lib.nets.history import COLUMNS, History
+from bea_lib.nets.train import TrainConfig, build_model, main, sweep, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = TrainConfig(dataset="digits", model="mlp", width=16, h=1e-2, epochs=12, chunk_size=64,
@@ -143,7 +143,7 @@ def test_damaged_checkpoint_is_reported_and_the_good_one_kept(tmp_path):
 def _cli(out, *extra):
     args = ["--dataset", "digits", "--model", "mlp", "--width", "16", "--n-train", "300", "--n-test", "50",
             "--chunk-size", "32", "--h", "1e-2", "--device", "cpu", "--out", str(out), *extra]
-    return [sys.executable, "-m", "bea_lib.train", *args]
+    return [sys.executable, "-m", "bea_lib.nets.train", *args]
 
 
 def test_sigkill_and_resume_give_the_uninterrupted_history(tmp_path):
@@ -170,7 +170,7 @@ def test_sigkill_and_resume_give_the_uninterrupted_history(tmp_path):
 
 
 def test_cli_rejects_bad_arguments(tmp_path, capsys):
-    assert main(_cli(tmp_path, "--beta", "1.5")[3:]) == 2  # the arguments after "-m bea_lib.train"
+    assert main(_cli(tmp_path, "--beta", "1.5")[3:]) == 2  # the arguments after "-m bea_lib.nets.train"
     assert "beta must be in [0, 1)" in capsys.readouterr().err and not (tmp_path / "run.json").exists()
 
 

@@ -19,9 +19,9 @@ given explicitly (``-p NAME VALUE``, parsed as YAML scalars, or ``--params-file 
 
 Command line::
 
-    python -m bea_lib.book run adam [--profile smoke] [-p rho 0.99] [--params-file p.yml]
-    python -m bea_lib.book render
-    python -m bea_lib.book all [--profile paper]
+    python -m bea_book run adam [--profile smoke] [-p rho 0.99] [--params-file p.yml]
+    python -m bea_book render
+    python -m bea_book all [--profile paper]
 """
 from __future__ import annotations
 
@@ -375,7 +375,7 @@ def stage(root: Path, build_dir: Path) -> Path:
     for name, page in pages.items():
         executed = build_dir / "executed" / f"{page}.ipynb"
         if not executed.is_file():
-            raise BookError(f"chapter {name!r} has not been run; run `python -m bea_lib.book run {name}`")
+            raise BookError(f"chapter {name!r} has not been run; run `python -m bea_book run {name}`")
         if nbformat.read(executed, as_version=4).metadata.get("papermill", {}).get("exception"):
             raise BookError(f"the last run of chapter {name!r} failed; see {executed}")
         if (root / f"{page}.md").stat().st_mtime > executed.stat().st_mtime:
@@ -419,7 +419,7 @@ def run_all(*, root: Path = Path("."), build_dir: Path | None = None,
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bea_lib.book", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bea_book", description=__doc__.split("\n")[0])
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", type=Path, default=Path("."),
                         help="directory holding _toc.yml (default: the current one)")
@@ -440,7 +440,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m bea_lib.book``; returns the exit status."""
+    """Entry point of ``python -m bea_book``; returns the exit status."""
     args = _parser().parse_args(argv)
     where = {"root": args.root, "build_dir": args.build_dir}
     try:

@@ -2,18 +2,18 @@ r"""Full-batch Adam on a network (Section 6 of the paper): one epoch is one Adam
 
 E(θ) = (1/N) Σ_{i<N} ℓ_i(θ), ℓ_i the cross-entropy of example i. Its gradient is accumulated
 over chunks of ``chunk_size`` examples, as *sums* of per-example losses, and divided by N once,
-so that (for models whose output for x_i depends on x_i alone, see :mod:`bea_lib.models`) the
+so that (for models whose output for x_i depends on x_i alone, see :mod:`bea_lib.nets.models`) the
 result is the same for every chunk size, up to float rounding. The step is :class:`bea_lib.Adam`,
 the paper's Definition 2.1 (h = ``h``, β = ``beta``, ρ = ``rho``, ε = ``eps``).
 
-Row n of the history (see :mod:`bea_lib.history`) is computed at θ⁽ⁿ⁾ in the same chunked pass
+Row n of the history (see :mod:`bea_lib.nets.history`) is computed at θ⁽ⁿ⁾ in the same chunked pass
 that produces the gradient for the step θ⁽ⁿ⁾ → θ⁽ⁿ⁺¹⁾, so the logged norms are those of the
 gradient the step uses. A run of ``epochs`` steps has ``epochs + 1`` rows.
 
-Python: ``history = bea_lib.train.train(TrainConfig(dataset="mnist1d", model="mlp"), out_dir)``.
+Python: ``history = bea_lib.nets.train.train(TrainConfig(dataset="mnist1d", model="mlp"), out_dir)``.
 Command line (the same under ``torchrun --nproc_per_node=K``, one data slice per process)::
 
-    python -m bea_lib.train --dataset mnist1d --model cnn --h 1e-3 --beta 0.9 --rho 0.999 \
+    python -m bea_lib.nets.train --dataset mnist1d --model cnn --h 1e-3 --beta 0.9 --rho 0.999 \
         --eps 1e-8 --epochs 2000 --seed 0 --out runs/mnist1d-cnn
 """
 from __future__ import annotations
@@ -41,9 +41,9 @@ from .data import DATASETS, load_dataset
 from .distributed import Comm, init_from_env, local_device
 from .history import History, write_json
 from .models import MODELS, NORMS, has_batch_norm, make_model
-from .norms import perturbed_one_norm
-from .optimizers import Adam
-from .validation import check_positive, check_unit_interval
+from ..norms import perturbed_one_norm
+from ..optimizers import Adam
+from ..validation import check_positive, check_unit_interval
 
 
 def _check_int(name: str, value, minimum: int, optional: bool = False):
@@ -60,8 +60,8 @@ def _check_int(name: str, value, minimum: int, optional: bool = False):
 class TrainConfig:
     """Everything that defines a run; checked on construction (ValueError naming the field)."""
 
-    dataset: str = "mnist1d"  # one of bea_lib.data.DATASETS
-    model: str = "mlp"  # one of bea_lib.models.MODELS
+    dataset: str = "mnist1d"  # one of bea_lib.nets.data.DATASETS
+    model: str = "mlp"  # one of bea_lib.nets.models.MODELS
     h: float = 1e-3  # step size (learning rate)
     beta: float = 0.9  # first-moment parameter β, in [0, 1)
     rho: float = 0.999  # second-moment parameter ρ, in [0, 1)
@@ -76,7 +76,7 @@ class TrainConfig:
     test_every: int = 1  # epochs between test evaluations (other rows hold NaN)
     device: str | None = None  # "cpu", "cuda", "cuda:1"; None: CUDA if available
     dtype: str = "float32"  # "float32" or "float64", for data, parameters and Adam's state
-    width: int | None = None  # MLP hidden width or CNN channels (bea_lib.models.make_model)
+    width: int | None = None  # MLP hidden width or CNN channels (bea_lib.nets.models.make_model)
     norm: str | None = None  # "group", "batch" or "none"; None: the model's default
     data_root: str = "data"  # folder holding the CIFAR batches
     n_train: int | None = None  # use only the first n_train training examples (None: all)
@@ -240,7 +240,7 @@ def train(config: TrainConfig, out_dir: str | Path | None = None) -> History:
     model = build_model(config, data.input_shape, data.n_classes).to(device)
     if has_batch_norm(model) and config.chunk_size < len(data.x_train):
         warnings.warn("batch normalisation uses chunk statistics: the loss and its gradient depend "
-                      "on chunk_size and are not the full-batch E (see bea_lib.models)", stacklevel=2)
+                      "on chunk_size and are not the full-batch E (see bea_lib.nets.models)", stacklevel=2)
     optimizer = Adam(model.parameters(), lr=config.h, beta=config.beta, rho=config.rho, eps=config.eps,
                      eps_inside=config.eps_inside)
     history, n, elapsed0 = History(), 0, 0.0
@@ -339,7 +339,7 @@ _OPTIONAL_TYPES = {"loss_threshold": float, "max_time": float, "device": str, "w
 
 def main(argv=None) -> int:
     """The command line: every TrainConfig field as an option, plus --out (the run folder)."""
-    parser = argparse.ArgumentParser(prog="python -m bea_lib.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bea_lib.nets.train", description=__doc__.split("\n")[0])
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         if isinstance(f.default, bool):

@@ -1,7 +1,7 @@
 r"""Reading hyperparameter sweeps of full-batch training (Section 6 of the paper, Figures 4–6).
 
 A sweep trains one configuration per (parameter value, seed); this module turns the resulting
-:class:`bea_lib.history.History` objects into the quantities the paper plots, and decides from
+:class:`bea_lib.nets.history.History` objects into the quantities the paper plots, and decides from
 them whether a claimed trend appears:
 
 - :func:`first_below`, :func:`at_or_before`: the row where the training loss first drops below a
@@ -14,7 +14,7 @@ them whether a claimed trend appears:
 - :func:`seed_spread`, :func:`trend`: the mean and the min–max range over seeds at each parameter
   value, and a verdict on a monotone trend from the Spearman correlation of the seed means with
   the parameter and from whether the seed ranges at the two ends of the grid overlap.
-- :func:`stored_runs`: runs saved by :func:`bea_lib.train.train` under a results folder.
+- :func:`stored_runs`: runs saved by :func:`bea_lib.nets.train.train` under a results folder.
 """
 from __future__ import annotations
 

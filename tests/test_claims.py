@@ -1,0 +1,58 @@
+"""Checked claims: recorded per chapter, status by profile, the line a reader sees."""
+import json
+
+import pytest
+
+from bea_lib.claims import claim, claim_markdown, failed, read_claims
+from bea_lib.vocab import ClaimStatus, Verdict
+
+
+def _claim(tmp_path, **kw):
+    args = dict(statement="the slope is about 2", paper="Theorem 3.1", passed=True,
+                measured="slope 1.98")
+    args.update(kw)
+    claim(kw.pop("id", "order/slope"), folder=tmp_path,
+          **{k: v for k, v in args.items() if k != "id"})
+
+
+def test_claims_are_recorded_per_chapter_and_merged_by_id(tmp_path, monkeypatch):
+    monkeypatch.setenv("BEA_PROFILE", "smoke")
+    monkeypatch.delenv("BEA_CHAPTER", raising=False)
+    _claim(tmp_path)
+    _claim(tmp_path, id="order/other", passed=False, measured="slope 1.2")
+    _claim(tmp_path, id="order/slope", passed=False, measured="slope 0.9")  # replaces the first
+    recorded = json.loads((tmp_path / "order.claims.json").read_text())
+    assert sorted(recorded) == ["order/other", "order/slope"]
+    claims = read_claims(tmp_path)
+    assert claims["order/slope"].measured == "slope 0.9"
+    assert [c.id for c in failed(claims)] == ["order/other", "order/slope"]
+
+
+def test_a_claim_above_the_profile_is_not_checked(tmp_path, monkeypatch):
+    monkeypatch.setenv("BEA_PROFILE", "smoke")
+    _claim(tmp_path, passed=False, needs="default")
+    (record,) = read_claims(tmp_path).values()
+    assert record.status == ClaimStatus.NOT_CHECKED
+    assert failed({record.id: record}) == []
+    monkeypatch.setenv("BEA_PROFILE", "paper (= default)")
+    _claim(tmp_path, passed=False, needs="default")
+    assert read_claims(tmp_path)["order/slope"].status == ClaimStatus.FAILED
+
+
+def test_the_line_a_reader_sees(tmp_path, monkeypatch):
+    monkeypatch.setenv("BEA_PROFILE", "default")
+    _claim(tmp_path, verdict=Verdict.QUALIFIED)
+    _claim(tmp_path, id="order/bad", passed=False, measured="slope 1.1")
+    claims = read_claims(tmp_path)
+    assert claim_markdown(claims["order/slope"]).startswith("✓")
+    warning = claim_markdown(claims["order/bad"])
+    assert warning.startswith("```{warning}") and "does not hold: measured slope 1.1" in warning
+    assert claims["order/slope"].verdict == Verdict.QUALIFIED
+
+
+def test_bad_claim_arguments_are_named(tmp_path):
+    with pytest.raises(ValueError, match="claim id must look like"):
+        claim("slope", statement="s", paper="p", passed=True, measured="m", folder=tmp_path)
+    with pytest.raises(ValueError, match="needs must be one of smoke, default, paper"):
+        claim("a/b", statement="s", paper="p", passed=True, measured="m", needs="huge",
+              folder=tmp_path)
