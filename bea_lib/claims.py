@@ -31,6 +31,28 @@ from .vocab import ClaimStatus, Verdict
 
 PROFILES = ("smoke", "default", "paper")  # in increasing size; other names rank as "default"
 
+# The statements of the paper that claims bear on (the ``paper`` argument of :func:`claim`),
+# one row each in the Findings chapter, in the paper's order.
+PAPER_STATEMENTS = {
+    "Definition 2.1": "Adam and RMSProp as the paper defines them (ε inside the root)",
+    "(2.2)-(2.3)": "the modified flow of full-batch Adam, O(h²)-close to the iterates",
+    "(1.1)": "the modified flow of heavy-ball momentum and GD (signs restored)",
+    "Example 2.3": "Adam with large ε behaves as heavy-ball with step h/√ε",
+    "Table 1": "which norm the bias term penalises, by the size of ε against g²",
+    "Figure 1": "the one-dimensional bias potential F",
+    "(2.5)": "the modified-loss form of the bias when ε is large against g²",
+    "Theorem 3.1": "the modified flow of mini-batch Adam, with its inner index range",
+    "Figure 2": "bilinear model: larger β moves the trajectory towards the flattest solutions",
+    "Figure 3": "bilinear model: larger ρ (and larger h when ρ > β) moves it away",
+    "Figure 4": "networks: ‖∇E‖₁,ε and test accuracy against ρ",
+    "Figure 5": "networks: ‖∇E‖₁,ε and test accuracy against β",
+    "Figure 6": "networks: the 'hills' of ‖∇E‖₁,ε along training",
+    "explicit regulariser": "adding the bias term to the loss reproduces Adam's implicit bias",
+    "Assumption (3.1)": "bounded derivatives of the loss (violated by ReLU networks)",
+    "Discussion": "Adam against GD and heavy-ball; trends reverse in the spike regime",
+    "beyond the paper": "checks the paper does not make: orders, placements, mechanism",
+}
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -45,6 +67,7 @@ class Claim:
     verdict: Verdict     # what the claim, when it holds, says of the paper's statement
     profile: str         # the profile the chapter ran at
     needs: str           # the least profile at which the claim is checked
+    section: str | None = None  # a MyST target "(label)=" in the chapter, for the Findings link
 
 
 def _rank(profile: str) -> int:
@@ -59,7 +82,7 @@ def current_profile() -> str:
 
 def claim(id: str, *, statement: str, paper: str, passed: bool, measured: str,
           verdict: Verdict = Verdict.CONFIRMED, needs: str = "smoke",
-          folder: str | Path = ".") -> None:
+          section: str | None = None, folder: str | Path = ".") -> None:
     """Record one checked claim and display its verdict line (see the module docstring).
 
     ``passed`` is the check computed from the numbers just shown; ``verdict`` is what the
@@ -69,6 +92,8 @@ def claim(id: str, *, statement: str, paper: str, passed: bool, measured: str,
     """
     if "/" not in id:
         raise ValueError(f"claim id must look like 'chapter/name', got {id!r}")
+    if paper not in PAPER_STATEMENTS:
+        raise ValueError(f"paper must be one of {', '.join(map(repr, PAPER_STATEMENTS))}, got {paper!r}")
     if needs not in PROFILES:
         raise ValueError(f"needs must be one of {', '.join(PROFILES)}, got {needs!r}")
     verdict = Verdict(verdict)
@@ -78,7 +103,7 @@ def claim(id: str, *, statement: str, paper: str, passed: bool, measured: str,
         status = ClaimStatus.NOT_CHECKED
     else:
         status = ClaimStatus.PASSED if bool(passed) else ClaimStatus.FAILED
-    record = Claim(id, chapter, statement, paper, measured, status, verdict, profile, needs)
+    record = Claim(id, chapter, statement, paper, measured, status, verdict, profile, needs, section)
     path = Path(folder) / f"{chapter}.claims.json"
     recorded = json.loads(path.read_text()) if path.is_file() else {}
     recorded[id] = asdict(record)

@@ -52,7 +52,9 @@ def test_the_line_a_reader_sees(tmp_path, monkeypatch):
 
 def test_bad_claim_arguments_are_named(tmp_path):
     with pytest.raises(ValueError, match="claim id must look like"):
-        claim("slope", statement="s", paper="p", passed=True, measured="m", folder=tmp_path)
+        claim("slope", statement="s", paper="Figure 1", passed=True, measured="m", folder=tmp_path)
+    with pytest.raises(ValueError, match="paper must be one of 'Definition 2.1'"):
+        claim("a/b", statement="s", paper="Theorem 9", passed=True, measured="m", folder=tmp_path)
     with pytest.raises(ValueError, match="needs must be one of smoke, default, paper"):
-        claim("a/b", statement="s", paper="p", passed=True, measured="m", needs="huge",
+        claim("a/b", statement="s", paper="Figure 1", passed=True, measured="m", needs="huge",
               folder=tmp_path)
