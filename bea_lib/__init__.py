@@ -1,67 +1,46 @@
 """bea_lib: backward error analysis of Adam, after Cattaneo, Klusowski & Shigida (2023).
 
-The public names live in this flat namespace: ``import bea_lib as bl; bl.adam(...)``.
+The public names live in this flat namespace: ``import bea_lib as bl; bl.adam(...)``; it holds
+exactly what the chapters and users call. Data arguments come first, hyperparameters are
+keyword-only (``*, h, beta, rho, eps``). The networks are ``bl.nets`` (``bea_lib.nets.train``
+is imported on its own: ``python -m bea_lib.nets.train`` runs it); the bilinear model of
+Section 5 is ``bea_lib.bilinear``; the modules are listed in the README ("Package layout").
 """
+from . import losses, nets
 from .autodiff import gradient, gradient_and_hvp, gradient_and_hvp_fn, hvp
-from . import losses, plotting
-from .optimizers import (Adam, adam, gd, heavy_ball, rmsprop, torch_optimizer_iterates,
-                         torch_optimizer_steps)
-from .order import OrderStudy, max_distance, order_study
+from .claims import claim
+from .convergence import classify_run
 from .flows import adam_flow, adam_rhs, gd_flow, heavy_ball_flow, heavy_ball_rhs, rmsprop_flow
 from .integrate import solve_flow
-from . import nets  # bea_lib.nets.train is imported on its own: `python -m bea_lib.nets.train` runs it
-from .nets import data, models
-from .nets.data import load_dataset
-from .nets.models import make_model
-from .norms import (bias_coefficient, bias_potential_1d, heavy_ball_limit, implicit_bias_regime,
-                    perturbed_one_norm)
-
-from . import bilinear, runs, vocab
-from .claims import claim
-from .vocab import ClaimStatus, Verdict
-from .runs import adam_runs, classify_run
+from .minibatch import average_weights, minibatch_adam_rhs
+from .norms import (bias_coefficient, bias_potential_1d, explicit_bias_family, explicit_bias_loss,
+                    heavy_ball_limit, implicit_bias_regime, implicit_bias_strength,
+                    path_share_by_regime, perturbed_one_norm)
+from .optimizers import (Adam, adam, gd, heavy_ball, rmsprop, torch_optimizer_iterates,
+                         torch_optimizer_steps)
+from .order import max_distance, order_study
+from .runs import adam_runs
+from .vocab import BiasRegime, Convergence, Stability, TrendVerdict, Verdict
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Adam",
-    "adam",
-    "gd",
-    "gradient",
-    "gradient_and_hvp",
-    "gradient_and_hvp_fn",
-    "heavy_ball",
-    "hvp",
-    "rmsprop",
-    "losses",
-    "plotting",
-    "torch_optimizer_iterates",
-    "torch_optimizer_steps",
-    "OrderStudy",
-    "adam_flow",
-    "adam_rhs",
-    "bias_coefficient",
-    "bias_potential_1d",
-    "gd_flow",
-    "heavy_ball_flow",
-    "heavy_ball_limit",
-    "heavy_ball_rhs",
-    "implicit_bias_regime",
-    "max_distance",
-    "order_study",
-    "perturbed_one_norm",
-    "rmsprop_flow",
-    "solve_flow",
-    "data",
-    "models",
-    "load_dataset",
-    "make_model",
-    "bilinear",
-    "runs",
-    "adam_runs",
-    "classify_run",
-    "claim",
-    "vocab",
-    "ClaimStatus",
-    "Verdict",
+    # update rules (optimizers, runs)
+    "adam", "rmsprop", "gd", "heavy_ball", "Adam", "adam_runs",
+    "torch_optimizer_iterates", "torch_optimizer_steps",
+    # gradients (autodiff)
+    "gradient", "hvp", "gradient_and_hvp", "gradient_and_hvp_fn",
+    # modified flows (flows, minibatch, integrate)
+    "adam_flow", "rmsprop_flow", "gd_flow", "heavy_ball_flow", "adam_rhs", "heavy_ball_rhs",
+    "minibatch_adam_rhs", "average_weights", "solve_flow",
+    # what the bias penalises (norms)
+    "perturbed_one_norm", "bias_coefficient", "implicit_bias_strength", "bias_potential_1d",
+    "implicit_bias_regime", "path_share_by_regime", "heavy_ball_limit",
+    "explicit_bias_family", "explicit_bias_loss",
+    # error orders (order), what became of a run (convergence)
+    "order_study", "max_distance", "classify_run",
+    # vocabularies (vocab) and checked claims (claims)
+    "BiasRegime", "Convergence", "Stability", "TrendVerdict", "Verdict", "claim",
+    # subpackages and modules used as namespaces
+    "losses", "nets",
 ]

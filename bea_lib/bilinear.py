@@ -14,9 +14,9 @@ the hyperbola where the gradient's one-norm (and two-norm) grows slowest as one 
 which is also where the valley is flattest (the Hessian there, x²(θ₂, θ₁)(θ₂, θ₁)ᵀ, has trace
 x²(θ₁² + θ₂²)). A bias that penalises ‖∇E‖₁ or ‖∇E‖² pushes towards it.
 
-**Explicit counterpart** (:func:`explicit_bias_loss`): E + λ‖∇E‖_{1,ε}, with λ a multiple of
-:func:`implicit_bias_strength` = h·½{(1+β)/(1-β) - (1+ρ)/(1-ρ)}, the coefficient of the bias of
-(2.3) when ε is small against the gradient components.
+The general pieces the chapter also uses (the explicit counterpart E + λ‖∇E‖_{1,ε}, the
+bias strength, the share of a path in each cell of Table 1) live in :mod:`bea_lib.norms`.
+Hyperparameters are keyword-only, data arguments first.
 """
 from __future__ import annotations
 
@@ -26,11 +26,10 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
-from torch.func import grad, vmap
 
-from .norms import _coefficients, implicit_bias_regime, perturbed_one_norm
-from .runs import classify_run
-from .validation import check_positive, check_unit_interval
+from .convergence import classify_run
+from .validation import check_one_of, check_positive, check_unit_interval
+from .vocab import Convergence, TrendVerdict
 
 X, Y = 2.0, 1.5              # the paper's data point
 START = (2.8, 3.5)           # every trajectory of Figures 2 and 3 starts here
@@ -67,8 +66,7 @@ def min_gradient_norm_on_level_set(level: float, *, p: int = 1, x: float = X, y:
     """
     level = check_positive("level", level)
     x, y = _check_data(x, y)
-    if p not in (1, 2):
-        raise ValueError(f"p must be 1 or 2, got {p!r}")
+    p = check_one_of("p", p, (1, 2))
     if math.sqrt(2 * level) >= y:
         raise ValueError(f"level must be < y²/2 = {y * y / 2} (so that the level set has the side "
                          f"θ₁θ₂ < y/x in the positive quadrant), got {level!r}")
@@ -85,37 +83,7 @@ def min_gradient_norm_on_level_set(level: float, *, p: int = 1, x: float = X, y:
     return np.array([math.exp(res.x), target / math.exp(res.x)])
 
 
-def implicit_bias_strength(h: float, beta: float, rho: float) -> float:
-    """h·½{(1+β)/(1-β) - (1+ρ)/(1-ρ)}: the bias of (2.3) is this times ∇‖∇E‖_{1,ε} when ε ≪ g²."""
-    return check_positive("h", h) * 0.5 * _coefficients(beta, rho)[0]
-
-
-def explicit_bias_family(loss, *, eps: float):
-    """(θ, λ) ↦ E(θ) + λ‖∇E(θ)‖_{1,ε}: the bias of (2.3) written into the loss, λ free.
-
-    For :func:`bea_lib.adam_runs` with ``loss_params`` = one λ per run.
-    """
-    if not callable(loss):
-        raise ValueError("loss must be a callable E(θ)")
-    eps = check_positive("eps", eps)
-    grad_E = grad(loss)
-
-    def regularised(theta: torch.Tensor, strength) -> torch.Tensor:
-        return loss(theta) + strength * perturbed_one_norm(grad_E(theta), eps)
-
-    return regularised
-
-
-def explicit_bias_loss(loss, *, strength: float, eps: float):
-    """θ ↦ E(θ) + strength·‖∇E(θ)‖_{1,ε} (one member of :func:`explicit_bias_family`)."""
-    strength = float(strength)
-    if not math.isfinite(strength):
-        raise ValueError(f"strength must be a finite number, got {strength!r}")
-    family = explicit_bias_family(loss, eps=eps)
-    return lambda theta: family(theta, strength)
-
-
-def late_phase_stability(h: float, beta: float, eps: float, theta, x: float = X) -> float:
+def late_phase_stability(theta, *, h: float, beta: float, eps: float, x: float = X) -> float:
     """η λ / (2(1+β)) near the hyperbola once ν̂ ≪ ε: above 1 the iterates cannot settle there.
 
     When the gradient is small against √ε, Adam is heavy-ball with step η = h(1-β)/√ε and
@@ -125,29 +93,11 @@ def late_phase_stability(h: float, beta: float, eps: float, theta, x: float = X)
     """
     h, eps, x = check_positive("h", h), check_positive("eps", eps), check_positive("x", x)
     beta = check_unit_interval("beta", beta)
-    theta = torch.as_tensor(theta, dtype=torch.float64)
+    theta = torch.as_tensor(theta, dtype=torch.float64).reshape(-1)
+    if theta.numel() != 2:
+        raise ValueError(f"theta must be a point (θ₁, θ₂), got {theta.numel()} components")
     lam = x**2 * float(theta[0] ** 2 + theta[1] ** 2)
     return h * (1 - beta) / math.sqrt(eps) * lam / (2 * (1 + beta))
-
-
-def path_share_by_regime(loss, iterates, *, beta: float, rho: float, eps: float,
-                         ratio: float = 100.0) -> dict[str, float]:
-    """Fraction of the path length travelled in each cell of Table 1 (:func:`bl.implicit_bias_regime`).
-
-    Step n → n+1 is attributed to the regime at θ⁽ⁿ⁾. Tells which norm the bias acted on while
-    the run moved (the end point of a converged run is always in the "ε large" cell: ∇E = 0).
-    """
-    iterates = torch.as_tensor(iterates, dtype=torch.float64)
-    steps = (iterates[1:] - iterates[:-1]).norm(dim=1)
-    if not torch.isfinite(steps).all():
-        raise ValueError("iterates must be finite (a diverged run has no path length)")
-    grads = vmap(grad(loss))(iterates[:-1])
-    total = float(steps.sum())
-    share: dict[str, float] = {}
-    for g, s in zip(grads, steps.tolist()):
-        key = implicit_bias_regime(beta, rho, eps, g, ratio=ratio)
-        share[key] = share.get(key, 0.0) + s / total if total > 0 else 0.0
-    return share
 
 
 class RunSummary(NamedTuple):
@@ -158,7 +108,7 @@ class RunSummary(NamedTuple):
     distance_to_cross: float     # ‖θ⁽ᴺ⁾ - branch·cross‖: to the cross of that branch
     one_norm: float              # ‖θ⁽ᴺ⁾‖₁
     loss: float                  # E(θ⁽ᴺ⁾)
-    status: str                  # converged / oscillating / diverged (bea_lib.runs.classify_run)
+    status: Convergence          # what became of the run (bea_lib.convergence.classify_run)
     tail_spread: float           # how far the last 10% of the run strays from its last iterate
 
 
@@ -168,6 +118,8 @@ def summarise_run(loss, iterates, *, cross=None, tol: float = 1e-6) -> RunSummar
     E is even under θ ↦ -θ, so the hyperbola has a second branch with its own cross, -cross; a
     run that crosses the origin region ends near it, and its distance is measured to it.
     """
+    if not callable(loss):
+        raise ValueError("loss must be a callable E(θ)")
     iterates = torch.as_tensor(iterates, dtype=torch.float64)
     cross = bilinear_cross() if cross is None else torch.as_tensor(cross, dtype=torch.float64)
     status = classify_run(iterates, tol=tol)
@@ -192,7 +144,14 @@ class TrendCheck(NamedTuple):
     value_to: float
     distance_from: float
     distance_to: float
-    verdict: str  # "✓", "✗", "✗ (branch changed)", or "— (…)" when a run of the pair did not converge
+    verdict: TrendVerdict  # APPEARS, OPPOSITE, or NOT_TESTABLE when a run of the pair did not converge
+    note: str = ""         # why: "branch changed", or the statuses of the runs that did not converge
+
+    @property
+    def mark(self) -> str:
+        """The verdict as a table cell: ✓, ✗ or — (with the note in brackets)."""
+        sign = {TrendVerdict.APPEARS: "✓", TrendVerdict.OPPOSITE: "✗"}.get(self.verdict, "—")
+        return f"{sign} ({self.note})" if self.note else sign
 
 
 def monotone_trend(values, summaries, *, towards_cross: bool) -> list[TrendCheck]:
@@ -200,8 +159,9 @@ def monotone_trend(values, summaries, *, towards_cross: bool) -> list[TrendCheck
 
     ``values`` increasing; ``summaries`` their :class:`RunSummary`. ``towards_cross=True`` claims
     that the distance to the cross decreases along the grid, False that it increases. Pairs in
-    which a run did not converge get no verdict: an oscillating run has no limit point. A pair
-    whose runs end on different branches of the hyperbola fails: the trend is a shift along one.
+    which a run did not converge are ``NOT_TESTABLE``: an oscillating run has no limit point. A
+    pair whose runs end on different branches of the hyperbola is ``OPPOSITE`` (note "branch
+    changed"): the trend is a shift along one branch.
     """
     values = [float(v) for v in values]
     if len(values) != len(summaries) or len(values) < 2:
@@ -210,13 +170,13 @@ def monotone_trend(values, summaries, *, towards_cross: bool) -> list[TrendCheck
         raise ValueError(f"values must be strictly increasing, got {values}")
     checks = []
     for (a, sa), (b, sb) in zip(zip(values, summaries), zip(values[1:], summaries[1:])):
-        bad = [s.status for s in (sa, sb) if s.status != "converged"]
+        bad = [s.status for s in (sa, sb) if s.status != Convergence.CONVERGED]
         if bad:
-            verdict = f"— ({', '.join(sorted(set(bad)))})"
+            verdict, note = TrendVerdict.NOT_TESTABLE, ", ".join(sorted(set(bad)))
         elif sa.branch != sb.branch:
-            verdict = "✗ (branch changed)"
+            verdict, note = TrendVerdict.OPPOSITE, "branch changed"
         else:
             closer = sb.distance_to_cross < sa.distance_to_cross
-            verdict = "✓" if closer == towards_cross else "✗"
-        checks.append(TrendCheck(a, b, sa.distance_to_cross, sb.distance_to_cross, verdict))
+            verdict, note = (TrendVerdict.APPEARS if closer == towards_cross else TrendVerdict.OPPOSITE), ""
+        checks.append(TrendCheck(a, b, sa.distance_to_cross, sb.distance_to_cross, verdict, note))
     return checks

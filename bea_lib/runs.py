@@ -1,4 +1,4 @@
-r"""Many Adam runs at once, and what became of a run: converged, oscillating or diverged.
+r"""Many Adam runs at once (what became of each: :mod:`bea_lib.convergence`).
 
 Symbols and names as in :mod:`bea_lib.optimizers`: h ``h``, β ``beta``, ρ ``rho``, ε ``eps``.
 
@@ -7,27 +7,14 @@ the same step function as :func:`bea_lib.adam` (:func:`bea_lib.optimizers.adam_u
 elementwise, so per-run hyperparameters broadcast over a (R, 1) column). The gradients of the R
 points come from one vectorised call (``torch.func.vmap``). On a problem in two dimensions this is
 what makes a grid of runs cost about as much as one run.
-
-:func:`classify_run` looks at the last part (the *tail*) of a trajectory:
-
-- ``"diverged"``: some iterate is not finite, or leaves the ball of radius ``bound`` around 0;
-- ``"converged"``: every tail iterate is within ``tol`` of the last one;
-- ``"oscillating"``: neither (bounded, but still moving at the end: spikes, cycles, slow drift).
 """
 from __future__ import annotations
-
-import math
-from typing import NamedTuple
 
 import torch
 from torch.func import grad, vmap
 
 from .optimizers import adam_init, adam_update
 from .validation import check_n_steps, check_positive, check_theta0, check_unit_interval
-
-CONVERGED = "converged"
-OSCILLATING = "oscillating"
-DIVERGED = "diverged"
 
 
 def _column(name: str, values, check, n_runs: int) -> torch.Tensor:
@@ -89,34 +76,3 @@ def adam_runs(loss, theta0, n_steps: int, *, h, beta, rho, eps, loss_params=None
         theta = theta + d
         out[n + 1] = theta
     return out
-
-
-class RunStatus(NamedTuple):
-    """What :func:`classify_run` saw: the status and the numbers it was decided on."""
-
-    status: str           # "converged", "oscillating" or "diverged"
-    tail_spread: float    # max distance of a tail iterate from the last iterate (inf if diverged)
-    max_norm: float       # largest ‖θ‖ along the whole run (inf if not finite)
-
-
-def classify_run(iterates, *, tail: float = 0.1, tol: float = 1e-6, bound: float = 1e6) -> RunStatus:
-    """Converged, oscillating or diverged: the rule of the module docstring.
-
-    ``iterates`` has shape (n + 1, p), as returned by ``bl.adam``. ``tail`` is the fraction of
-    the run examined at the end (at least two iterates); ``tol`` the distance within which the
-    tail must stay of the last iterate to count as converged; ``bound`` the radius that a
-    divergent run leaves.
-    """
-    iterates = torch.as_tensor(iterates, dtype=torch.float64)
-    if iterates.ndim != 2 or iterates.shape[0] < 2:
-        raise ValueError(f"iterates must have shape (n + 1, p) with n >= 1, got {tuple(iterates.shape)}")
-    if not 0.0 < float(tail) <= 1.0:
-        raise ValueError(f"tail must be in (0, 1], got {tail!r}")
-    tol, bound = check_positive("tol", tol), check_positive("bound", bound)
-    norms = iterates.norm(dim=1)
-    max_norm = float(norms.max()) if torch.isfinite(iterates).all() else math.inf
-    if not max_norm <= bound:
-        return RunStatus(DIVERGED, math.inf, max_norm)
-    k = max(2, math.ceil(float(tail) * iterates.shape[0]))
-    spread = float((iterates[-k:] - iterates[-1]).norm(dim=1).max())
-    return RunStatus(CONVERGED if spread <= tol else OSCILLATING, spread, max_norm)

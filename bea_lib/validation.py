@@ -6,8 +6,10 @@ so a bad call fails before any work is done.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import numbers
+from collections.abc import Callable, Collection, Sequence
 
+import numpy as np
 import torch
 
 
@@ -24,6 +26,33 @@ def check_positive(name: str, value: float) -> float:
     value = float(value)
     if not (value > 0.0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
+
+def check_int(name: str, value, *, minimum: int, optional: bool = False) -> int | None:
+    """An integer (numpy's too, not a bool) >= ``minimum``, as a Python int; None too if ``optional``."""
+    if optional and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}{' or None' if optional else ''}, "
+                         f"got {value!r}")
+    return int(value)
+
+
+def check_bool(name: str, value) -> bool:
+    """A flag: True or False (numpy's bool too), nothing else."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_one_of(name: str, value, choices: Collection, *, optional: bool = False):
+    """``value`` if it is one of ``choices`` (None too if ``optional``)."""
+    if optional and value is None:
+        return None
+    if isinstance(value, bool) or value not in choices:
+        allowed = ", ".join(map(repr, choices)) + (" or None" if optional else "")
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
     return value
 
 

@@ -60,22 +60,22 @@ def test_explicit_bias_loss_gradient_is_g_plus_lambda_hessian_times_u():
     theta, lam = torch.tensor([1.1, 0.4]), 0.3
     g = bl.gradient(E, theta)
     want = g + lam * bl.hvp(E, theta, g / torch.sqrt(g**2 + EPS))  # ∇‖∇E‖_{1,ε} = H g/√(g²+ε)
-    got = bl.gradient(bil.explicit_bias_loss(E, strength=lam, eps=EPS), theta)
+    got = bl.gradient(bl.explicit_bias_loss(E, strength=lam, eps=EPS), theta)
     torch.testing.assert_close(got, want, rtol=1e-12, atol=0)  # identity up to rounding
     with pytest.raises(ValueError, match="eps"):
-        bil.explicit_bias_loss(E, strength=1.0, eps=0.0)
+        bl.explicit_bias_loss(E, strength=1.0, eps=0.0)
     with pytest.raises(ValueError, match="strength"):
-        bil.explicit_bias_loss(E, strength=math.nan, eps=EPS)
+        bl.explicit_bias_loss(E, strength=math.nan, eps=EPS)
 
 
 def test_implicit_bias_strength_and_stability():
-    want = H * bl.bias_coefficient(0.95, 0.8, 1e-300, 1.0)  # ε ≪ g²: the ρ-term of c vanishes
-    assert bil.implicit_bias_strength(H, 0.95, 0.8) == pytest.approx(want, rel=1e-12)
-    eta, _ = bl.heavy_ball_limit(H, 0.9, EPS)
+    want = H * bl.bias_coefficient(1.0, beta=0.95, rho=0.8, eps=1e-300)  # ε ≪ g²: the ρ-term of c vanishes
+    assert bl.implicit_bias_strength(h=H, beta=0.95, rho=0.8) == pytest.approx(want, rel=1e-12)
+    eta, _ = bl.heavy_ball_limit(h=H, beta=0.9, eps=EPS)
     lam = bil.X**2 * 2 * bil.Y / bil.X  # x²(θ₁² + θ₂²) at the cross
-    assert bil.late_phase_stability(H, 0.9, EPS, bil.bilinear_cross()) == pytest.approx(eta * lam / 3.8, rel=1e-12)
+    assert bil.late_phase_stability(bil.bilinear_cross(), h=H, beta=0.9, eps=EPS) == pytest.approx(eta * lam / 3.8, rel=1e-12)
     with pytest.raises(ValueError, match="beta"):
-        bil.implicit_bias_strength(H, 1.0, 0.5)
+        bl.implicit_bias_strength(h=H, beta=1.0, rho=0.5)
 
 
 def test_monotone_trend_verdicts():
@@ -85,7 +85,9 @@ def test_monotone_trend_verdicts():
     checks = bil.monotone_trend([1, 2, 3, 4, 5], [summary(0.5), summary(0.4), summary(0.45),
                                                   summary(0.1, branch=-1), summary(0.3, "oscillating")],
                                 towards_cross=True)
-    assert [t.verdict for t in checks] == ["✓", "✗", "✗ (branch changed)", "— (oscillating)"]
+    assert [t.mark for t in checks] == ["✓", "✗", "✗ (branch changed)", "— (oscillating)"]
+    assert [t.verdict for t in checks] == [bl.TrendVerdict.APPEARS, bl.TrendVerdict.OPPOSITE,
+                                           bl.TrendVerdict.OPPOSITE, bl.TrendVerdict.NOT_TESTABLE]
     with pytest.raises(ValueError, match="increasing"):
         bil.monotone_trend([2, 1], [summary(0.1), summary(0.2)], towards_cross=True)
 

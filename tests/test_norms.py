@@ -11,11 +11,11 @@ import bea_lib as bl
 
 def test_perturbed_one_norm():
     v = torch.tensor([3.0, -4.0, 0.0], dtype=torch.float64)
-    torch.testing.assert_close(bl.perturbed_one_norm(v, 0.0), torch.tensor(7.0, dtype=torch.float64))
+    torch.testing.assert_close(bl.perturbed_one_norm(v, eps=0.0), torch.tensor(7.0, dtype=torch.float64))
     want = math.sqrt(9.5) + math.sqrt(16.5) + math.sqrt(0.5)
-    assert bl.perturbed_one_norm(v, 0.5).item() == pytest.approx(want, rel=1e-15)  # same sum
+    assert bl.perturbed_one_norm(v, eps=0.5).item() == pytest.approx(want, rel=1e-15)  # same sum
     with pytest.raises(ValueError, match="eps"):
-        bl.perturbed_one_norm(v, -1.0)
+        bl.perturbed_one_norm(v, eps=-1.0)
 
 
 def test_gradient_of_perturbed_one_norm_of_gradient_is_hessian_times_u():
@@ -23,7 +23,7 @@ def test_gradient_of_perturbed_one_norm_of_gradient_is_hessian_times_u():
     A = torch.tensor([[2.0, 0.5, 0.0], [0.5, 1.0, -0.3], [0.0, -0.3, 3.0]], dtype=torch.float64)
     loss = lambda th: 0.25 * (th @ A @ th) ** 2  # noqa: E731
     theta, eps = torch.tensor([0.4, -1.0, 0.7], dtype=torch.float64), 0.2
-    lhs = bl.gradient(lambda th: bl.perturbed_one_norm(bl.gradient(loss, th), eps), theta)
+    lhs = bl.gradient(lambda th: bl.perturbed_one_norm(bl.gradient(loss, th), eps=eps), theta)
     g = bl.gradient(loss, theta)
     rhs = bl.hvp(loss, theta, g / torch.sqrt(g**2 + eps))
     torch.testing.assert_close(lhs, rhs, rtol=1e-12, atol=0)  # identity, up to rounding
@@ -32,11 +32,11 @@ def test_gradient_of_perturbed_one_norm_of_gradient_is_hessian_times_u():
 def test_bias_coefficient_limits():
     beta, rho = 0.9, 0.999
     a = (1 + beta) / (1 - beta) - (1 + rho) / (1 - rho)
-    assert bl.bias_coefficient(beta, rho, 1e-12, 1.0) == pytest.approx(a / 2, rel=1e-9)  # ε ≪ g²
+    assert bl.bias_coefficient(1.0, beta=beta, rho=rho, eps=1e-12) == pytest.approx(a / 2, rel=1e-9)  # ε ≪ g²
     # ε ≫ g²: the ρ terms cancel, leaving (1+β)/(2(1-β)) (the heavy-ball regime (2.7))
-    assert bl.bias_coefficient(beta, rho, 1e12, 1.0) == pytest.approx(9.5, rel=1e-9)
+    assert bl.bias_coefficient(1.0, beta=beta, rho=rho, eps=1e12) == pytest.approx(9.5, rel=1e-9)
     g = torch.tensor([0.0, 1.0, 10.0], dtype=torch.float64)
-    assert bl.bias_coefficient(beta, rho, 1.0, g).shape == (3,)
+    assert bl.bias_coefficient(g, beta=beta, rho=rho, eps=1.0).shape == (3,)
 
 
 @pytest.mark.parametrize("beta, rho, eps", [(0.95, 0.999, 1e-2), (0.95, 0.9, 1e-3),
@@ -58,7 +58,7 @@ def test_figure_1_curve_derivative_is_twice_the_bias_coefficient():
     F = bl.bias_potential_1d(x, beta=0.95, rho=0.99, eps=0.1).sum()
     (dF,) = torch.autograd.grad(F, x)
     y = x.detach()
-    want = 2 * bl.bias_coefficient(0.95, 0.99, 0.1, y) * y / torch.sqrt(0.1 + y**2)
+    want = 2 * bl.bias_coefficient(y, beta=0.95, rho=0.99, eps=0.1) * y / torch.sqrt(0.1 + y**2)
     torch.testing.assert_close(dF, want, rtol=1e-13, atol=0)  # fundamental theorem, to rounding
 
 
@@ -72,15 +72,15 @@ def test_figure_1_curve_derivative_is_twice_the_bias_coefficient():
     (0.9, 0.999, 1e-3, [1e-4, 10.0], "intermediate"),  # small against one, large against another
 ])
 def test_table_1_regimes(beta, rho, eps, grad, regime):
-    assert bl.implicit_bias_regime(beta, rho, eps, torch.tensor(grad)) == regime
+    assert bl.implicit_bias_regime(torch.tensor(grad), beta=beta, rho=rho, eps=eps) == regime
 
 
 def test_regime_threshold_is_a_keyword():
     g = torch.tensor([0.1, -0.5])  # min g² = 0.01
-    assert bl.implicit_bias_regime(0.9, 0.999, 1e-3, g, ratio=10) == "one-norm anti-penalised"
-    assert bl.implicit_bias_regime(0.9, 0.999, 1e-3, g, ratio=100) == "intermediate"
+    assert bl.implicit_bias_regime(g, beta=0.9, rho=0.999, eps=1e-3, ratio=10) == "one-norm anti-penalised"
+    assert bl.implicit_bias_regime(g, beta=0.9, rho=0.999, eps=1e-3, ratio=100) == "intermediate"
     with pytest.raises(ValueError, match="ratio"):
-        bl.implicit_bias_regime(0.9, 0.999, 1e-3, g, ratio=0)
+        bl.implicit_bias_regime(g, beta=0.9, rho=0.999, eps=1e-3, ratio=0)
 
 
 def test_adam_with_large_eps_tracks_heavy_ball():
@@ -91,7 +91,7 @@ def test_adam_with_large_eps_tracks_heavy_ball():
     loss = lambda th: torch.log(torch.cosh(A @ th - b)).sum()  # noqa: E731  |∇E| <= Σ|A| ≈ 20
     theta0 = torch.zeros(5, dtype=torch.float64)
     h, beta, rho, eps, n = 1.0, 0.9, 0.999, 1e6, 2000  # g²/ε <= 4e-4
-    h_hb, beta_hb = bl.heavy_ball_limit(h, beta, eps)
+    h_hb, beta_hb = bl.heavy_ball_limit(h=h, beta=beta, eps=eps)
     assert (h_hb, beta_hb) == pytest.approx((1e-4, 0.9), rel=1e-12)
     adam = bl.adam(loss, theta0, n, h=h, beta=beta, rho=rho, eps=eps)
     hb = bl.heavy_ball(loss, theta0, n, h=h_hb, beta=beta_hb)
@@ -110,8 +110,30 @@ def test_adam_with_large_eps_tracks_heavy_ball():
 
 def test_heavy_ball_limit_rejects_bad_input():
     with pytest.raises(ValueError, match="eps"):
-        bl.heavy_ball_limit(0.1, 0.9, 0.0)
+        bl.heavy_ball_limit(h=0.1, beta=0.9, eps=0.0)
     with pytest.raises(ValueError, match="beta"):
         bl.bias_potential_1d(1.0, beta=1.0, rho=0.9, eps=1.0)
     with pytest.raises(ValueError, match="rho"):
-        bl.bias_coefficient(0.9, -0.5, 1.0, 1.0)
+        bl.bias_coefficient(1.0, beta=0.9, rho=-0.5, eps=1.0)
+
+
+def test_table_1_cells_are_one_vocabulary():
+    g = torch.tensor([0.1, -0.5])
+    cell = bl.implicit_bias_regime(g, beta=0.9, rho=0.999, eps=1e-8)
+    assert cell is bl.BiasRegime.ONE_NORM_ANTI_PENALISED and cell.eps_small
+    assert not bl.implicit_bias_regime(g, beta=0.9, rho=0.999, eps=1e3).eps_small
+
+
+def test_a_list_of_floats_is_read_in_float64():
+    # float32 would round 1 + 1e-8 to 1 and lose ε entirely
+    got = bl.perturbed_one_norm([1.0, -2.0], eps=1e-8).item() - 3.0
+    assert got == pytest.approx(1e-8 * (1 / 2 + 1 / 4), rel=1e-6)  # √(v² + ε) - |v| ≈ ε/(2|v|)
+
+
+def test_path_share_adds_up_to_one_and_names_the_cells():
+    loss = lambda th: (th**2).sum()  # noqa: E731
+    path = torch.tensor([[1.0, 1.0], [0.5, 0.5], [1e-6, 1e-6]], dtype=torch.float64)
+    share = bl.path_share_by_regime(loss, path, beta=0.9, rho=0.999, eps=1e-8)
+    assert set(share) <= set(bl.BiasRegime) and sum(share.values()) == pytest.approx(1.0, rel=1e-12)
+    with pytest.raises(ValueError, match="rho"):
+        bl.path_share_by_regime(loss, path, beta=0.9, rho=1.0, eps=1e-8)

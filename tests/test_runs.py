@@ -5,7 +5,10 @@ import pytest
 import torch
 
 import bea_lib as bl
-from bea_lib.runs import CONVERGED, DIVERGED, OSCILLATING, classify_run
+from bea_lib.convergence import classify_run
+from bea_lib.vocab import Convergence
+
+CONVERGED, OSCILLATING, DIVERGED = Convergence.CONVERGED, Convergence.OSCILLATING, Convergence.DIVERGED
 
 QUADRATIC = lambda th: 0.5 * (th**2).sum()  # noqa: E731  (Hessian = I: GD is stable iff h < 2)
 

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from bea_lib.nets.history import COLUMNS, History
-from bea_lib.nets.sweeps import (Spread, at_or_before, first_below, largest_rise, regime, seed_spread,
-                            spike_ratio, stored_runs, trend)
+from bea_lib.nets.sweeps import (Spread, at_or_before, first_below, largest_rise, seed_spread,
+                                 spike_ratio, stability, stored_runs, sweep, trend)
 from bea_lib.nets.train import TrainConfig, train
+from bea_lib.vocab import Stability, TrendVerdict
 
 
 def _history(loss, stop_reason="epochs"):
@@ -37,14 +38,16 @@ def test_at_or_before_skips_unlogged_rows():
     assert math.isnan(at_or_before([np.nan, 0.3], 0))
 
 
-def test_spike_ratio_and_regime():
+def test_spike_ratio_and_stability():
     assert spike_ratio([3.0, 2.0, 1.0]) == 1.0  # never rises
     assert spike_ratio([4.0, 1.0, 3.0, 0.5]) == 3.0  # climbs to 3× the best loss so far
     assert spike_ratio([1.0, math.inf]) == math.inf
-    assert regime(_history([4.0, 1.0, 1.2, 0.5]), max_ratio=1.5) == "stable"  # 1.2× < 1.5×
-    assert regime(_history([4.0, 1.0, 3.0, 0.5]), max_ratio=1.5) == "spike"
-    assert regime(_history([1.0, 2.0], stop_reason="diverged"), max_ratio=1.5) == "diverged"
-    assert regime(_history([1.0, math.nan]), max_ratio=1.5) == "diverged"
+    assert stability(_history([4.0, 1.0, 1.2, 0.5]), max_ratio=1.5) is Stability.STABLE  # 1.2× < 1.5×
+    assert stability(_history([4.0, 1.0, 3.0, 0.5]), max_ratio=1.5) is Stability.SPIKE
+    assert stability(_history([1.0, 2.0], stop_reason="diverged"), max_ratio=1.5) is Stability.DIVERGED
+    assert stability(_history([1.0, math.nan]), max_ratio=1.5) is Stability.DIVERGED
+    with pytest.raises(ValueError, match="max_ratio"):
+        stability(_history([1.0]), max_ratio=0.0)
 
 
 def test_largest_rise_measures_the_highest_hill_from_its_valley():
@@ -70,16 +73,18 @@ def test_trend_verdicts():
     rising_apart = _spreads((0, 1), (2, 3), (4, 5))
     rising_overlapping = _spreads((0, 4), (1, 4.5), (2, 5))
     t = trend(params, rising_apart, expected=+1)
-    assert (t.spearman, t.ends_overlap, t.verdict) == (1.0, False, "appears")
-    assert trend(params, rising_overlapping, expected=+1).verdict == "weak"
-    assert trend(params, rising_apart, expected=-1).verdict == "opposite"
-    assert trend(params, rising_overlapping, expected=-1).verdict == "not seen"
-    assert trend(params, _spreads((1, 2), (1, 2), (1, 2)), expected=+1).verdict == "not seen"  # flat
+    assert (t.spearman, t.ends_overlap, t.verdict) == (1.0, False, TrendVerdict.APPEARS)
+    assert trend(params, rising_overlapping, expected=+1).verdict is TrendVerdict.WEAK
+    assert trend(params, rising_apart, expected=-1).verdict is TrendVerdict.OPPOSITE
+    assert trend(params, rising_overlapping, expected=-1).verdict is TrendVerdict.NOT_SEEN
+    flat = _spreads((1, 2), (1, 2), (1, 2))
+    assert trend(params, flat, expected=+1).verdict is TrendVerdict.NOT_SEEN
     # values without finite seeds are dropped; one value left is not a trend
-    assert trend(params, [Spread(0, math.nan, math.nan, math.nan)] * 2 + rising_apart[:1], +1).verdict \
-        == "not testable"
+    nan = Spread(0, math.nan, math.nan, math.nan)
+    assert trend(params, [nan] * 2 + rising_apart[:1], expected=+1).verdict \
+        is TrendVerdict.NOT_TESTABLE
     # the order of the grid does not matter
-    assert trend(params[::-1], rising_apart[::-1], expected=+1).verdict == "appears"
+    assert trend(params[::-1], rising_apart[::-1], expected=+1).verdict is TrendVerdict.APPEARS
     with pytest.raises(ValueError, match="expected"):
         trend(params, rising_apart, expected=0)
 
@@ -98,3 +103,14 @@ def test_stored_runs_reads_what_train_writes(tmp_path):
     assert run["info"]["config"]["epochs"] == 3 and run["info"]["stop_reason"] == "epochs"
     # the CSV holds floats in full precision (repr), so the history reads back exactly
     np.testing.assert_array_equal(run["history"]["train_loss"], history["train_loss"])
+
+
+def test_sweep_runs_the_grid(tmp_path):
+    base = TrainConfig(dataset="digits", model="mlp", width=8, h=1e-2, epochs=2, n_train=40,
+                       n_test=10, device="cpu")
+    runs = sweep(base, tmp_path, seed=[0, 1], rho=[0.99])
+    assert list(runs) == [(0, 0.99), (1, 0.99)]
+    assert (tmp_path / "seed=1-rho=0.99" / "history.csv").exists()
+    assert runs[(0, 0.99)]["train_loss"][0] != runs[(1, 0.99)]["train_loss"][0]  # other initialisations
+    with pytest.raises(ValueError, match="grid key must be one of"):
+        sweep(base, tmp_path, lr=[0.1])

@@ -17,7 +17,8 @@ import bea_lib
 from bea_lib.nets import checkpoint
 from bea_lib.nets.data import load_dataset
 from bea_lib.nets.history import COLUMNS, History
-from bea_lib.nets.train import TrainConfig, build_model, main, sweep, train
+from bea_lib.nets.history import RunFileError
+from bea_lib.nets.train import ExitCode, TrainConfig, build_model, main, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = TrainConfig(dataset="digits", model="mlp", width=16, h=1e-2, epochs=12, chunk_size=64,
@@ -43,7 +44,9 @@ def _same_history(a: History, b: History):
     ("epochs", 2.5, "epochs must be an integer >= 0"),
     ("chunk_size", 0, "chunk_size must be an integer >= 1"),
     ("checkpoint_every", -1, "checkpoint_every must be an integer >= 0"),
-    ("dtype", "float16", "dtype must be 'float32' or 'float64'"),
+    ("dtype", "float16", "dtype must be one of 'float32', 'float64'"),
+    ("eps_inside", 1, "eps_inside must be True or False"),
+    ("n_train", 0, "n_train must be an integer >= 1 or"),
     ("max_time", 0.0, "max_time must be a finite number > 0"),
     ("norm", "layer", "norm must be one of"),
     ("seed", -1, "seed must be an integer >= 0"),
@@ -64,7 +67,7 @@ def test_rows_describe_the_parameters_before_each_step():
     g = torch.cat([gi.reshape(-1) for gi in torch.autograd.grad(loss, list(model.parameters()))])
     # float64; the chunked sum adds the same terms in another order
     np.testing.assert_allclose(hist["train_loss"][0], loss.item(), rtol=1e-12)
-    np.testing.assert_allclose(hist["grad_norm_1_eps"][0], bea_lib.perturbed_one_norm(g, TINY.eps).item(), rtol=1e-10)
+    np.testing.assert_allclose(hist["grad_norm_1_eps"][0], bea_lib.perturbed_one_norm(g, eps=TINY.eps).item(), rtol=1e-10)
     np.testing.assert_allclose(hist["grad_norm_1"][0], g.abs().sum().item(), rtol=1e-10)
     np.testing.assert_allclose(hist["grad_norm_2"][0], g.norm().item(), rtol=1e-10)
     assert hist["train_loss"][-1] < hist["train_loss"][0]
@@ -177,10 +180,3 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys):
 def test_cli_runs(tmp_path, capsys):
     assert main(_cli(tmp_path, "--epochs", "3")[3:]) == 0
     assert "epochs: 3 epochs done" in capsys.readouterr().out and len(History.read(tmp_path)) == 4
-
-
-def test_sweep_runs_the_grid(tmp_path):
-    runs = sweep(replace(TINY, epochs=2), tmp_path, seed=[0, 1], rho=[0.99])
-    assert list(runs) == [(0, 0.99), (1, 0.99)]
-    assert (tmp_path / "seed=1-rho=0.99" / "history.csv").exists()
-    assert runs[(0, 0.99)]["train_loss"][0] != runs[(1, 0.99)]["train_loss"][0]  # other initialisations

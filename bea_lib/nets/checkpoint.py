@@ -2,37 +2,29 @@
 
 A checkpoint of epoch n holds θ⁽ⁿ⁾ (the model's state), Adam's state after n steps, and the
 history rows 0, …, n-1; resuming computes row n and goes on exactly as an uninterrupted run
-would. A file is written to a temporary name and moved into place with ``os.replace``, so a run
-killed while writing leaves the previous checkpoints intact; the two newest are kept, so a file
-damaged later (a full disk, a bad copy) still leaves a good one to fall back to.
+would. A file is written atomically (:func:`bea_lib.fileio.atomic_write`), so a run killed
+while writing leaves the previous checkpoints intact; the two newest are kept, so a file damaged
+later (a full disk, a bad copy) still leaves a good one to fall back to. A file that loads but
+is not one of our checkpoints (another program's, or a bare state dict) is refused by name.
 """
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import torch
 
+from ..fileio import atomic_write
+from ..validation import check_int
+from .history import RunFileError
+
 _NAME = re.compile(r"^checkpoint-(\d{8})\.pt$")
 KEEP = 2
+KEYS = frozenset({"config", "epoch", "elapsed", "history", "model", "optimizer"})
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(RunFileError):
     """A checkpoint that cannot be read or does not belong to the run being resumed."""
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(tmp_path)``, flush it to disk, then rename it to ``path`` in one step."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def checkpoints(directory: Path) -> list[Path]:
@@ -45,10 +37,15 @@ def checkpoints(directory: Path) -> list[Path]:
 
 def save(directory: Path, epoch: int, state: dict) -> Path:
     """Write ``state`` as the checkpoint of ``epoch`` and delete all but the :data:`KEEP` newest."""
+    epoch = check_int("epoch", epoch, minimum=0)
+    missing = KEYS - set(state)
+    if missing:
+        raise ValueError(f"state must have the keys {', '.join(sorted(KEYS))}; missing "
+                         f"{', '.join(sorted(missing))}")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"checkpoint-{epoch:08d}.pt"
-    atomic_write_bytes(path, lambda tmp: torch.save(state, tmp))
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
     for old in checkpoints(directory)[:-KEEP]:
         old.unlink()
     return path
@@ -57,18 +54,24 @@ def save(directory: Path, epoch: int, state: dict) -> Path:
 def load_latest(directory: Path, map_location=None) -> dict | None:
     """The newest checkpoint in ``directory`` (None if there is none).
 
-    A newest file that does not load raises :class:`CheckpointError` naming it and the older
-    checkpoints; nothing is deleted, so the last good one is kept for the user to resume from.
+    A newest file that does not load, or loads but is not one of our checkpoints, raises
+    :class:`CheckpointError` naming it and the older checkpoints; nothing is deleted, so the
+    last good one is kept for the user to resume from.
     """
     found = checkpoints(directory)
     if not found:
         return None
     path = found[-1]
+    older = ", ".join(str(p) for p in found[:-1]) or "none"
+    remedy = (f"Older checkpoints kept: {older}. Move the file away to resume from the previous "
+              f"one, or start again with overwrite (CLI: --overwrite).")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # torch raises several types for truncated or foreign files
-        older = ", ".join(str(p) for p in found[:-1]) or "none"
-        raise CheckpointError(
-            f"checkpoint {path} is damaged and cannot be loaded ({type(err).__name__}: {err}). "
-            f"Older checkpoints kept: {older}. Move the damaged file away to resume from the "
-            f"previous one, or delete the run folder to start again.") from err
+        raise CheckpointError(f"checkpoint {path} is damaged and cannot be loaded "
+                              f"({type(err).__name__}: {err}). {remedy}") from err
+    if not isinstance(state, dict) or not KEYS <= set(state) or not isinstance(state["config"], dict):
+        raise CheckpointError(f"checkpoint {path} is not a checkpoint of a training run (it lacks "
+                              f"{', '.join(sorted(KEYS - set(state) if isinstance(state, dict) else KEYS))}"
+                              f"). {remedy}")
+    return state

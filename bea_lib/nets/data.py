@@ -22,9 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..validation import check_int, check_one_of
+
 DATASETS = ("mnist1d", "digits", "cifar10", "cifar100")
 
 _CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
+
+
+class DataError(RuntimeError):
+    """A local data set that is there but cannot be used (a file missing or failing its md5)."""
 
 
 @dataclass(frozen=True)
@@ -88,14 +94,13 @@ def digits() -> Dataset:
 def cifar(root: str | Path, n_classes: int = 10) -> Dataset:
     """CIFAR-10 or CIFAR-100 from ``root`` (which holds ``cifar-10-batches-py`` or ``cifar-100-python``).
 
-    Raises ``FileNotFoundError`` if the folder is missing and ``RuntimeError`` if a file in it
+    Raises ``FileNotFoundError`` if the folder is missing and :class:`DataError` if a file in it
     is missing or fails torchvision's md5 check; both name the path and say how to get the data.
     """
     from torchvision.datasets import CIFAR10, CIFAR100
     from torchvision.datasets.utils import check_integrity
 
-    if n_classes not in (10, 100):
-        raise ValueError(f"n_classes must be 10 or 100 for CIFAR, got {n_classes!r}")
+    n_classes = check_one_of("n_classes", n_classes, (10, 100))
     cls = CIFAR10 if n_classes == 10 else CIFAR100
     folder = Path(root) / cls.base_folder
     how = (f"Download {Path(cls.url).name} from {_CIFAR_URL} and extract it in {Path(root)} "
@@ -106,7 +111,7 @@ def cifar(root: str | Path, n_classes: int = 10) -> Dataset:
     files = cls.train_list + cls.test_list + [[cls.meta["filename"], cls.meta["md5"]]]
     bad = [name for name, md5 in files if not check_integrity(str(folder / name), md5)]
     if bad:
-        raise RuntimeError(f"CIFAR-{n_classes} in {folder} is damaged: {', '.join(bad)} missing "
+        raise DataError(f"CIFAR-{n_classes} in {folder} is damaged: {', '.join(bad)} missing "
                            f"or failing the md5 check. {how}")
     train, test = cls(str(root), train=True, download=False), cls(str(root), train=False, download=False)
     to_chw = lambda a: a.transpose(0, 3, 1, 2).astype(np.float32) / 255  # torchvision stores HWC
@@ -120,13 +125,14 @@ def load_dataset(name: str, *, root: str | Path = "data", n_train: int | None = 
 
     ``root`` is read only for CIFAR. ``n_train``/``n_test`` shrink runs for tests and benchmarks.
     """
+    name = check_one_of("dataset", name, DATASETS)
+    n_train = check_int("n_train", n_train, minimum=1, optional=True)
+    n_test = check_int("n_test", n_test, minimum=1, optional=True)
     if name == "mnist1d":
         data = mnist1d()
     elif name == "digits":
         data = digits()
-    elif name in ("cifar10", "cifar100"):
-        data = cifar(root, 10 if name == "cifar10" else 100)
     else:
-        raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {name!r}")
+        data = cifar(root, 10 if name == "cifar10" else 100)
     return Dataset(data.name, data.x_train[:n_train], data.y_train[:n_train], data.x_test[:n_test],
                    data.y_test[:n_test], data.n_classes)

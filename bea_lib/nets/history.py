@@ -5,7 +5,11 @@ E(θ⁽ⁿ⁾) and accuracy, the test loss and accuracy, and the norms of the fu
 ∇E(θ⁽ⁿ⁾), the gradient that the step from θ⁽ⁿ⁾ to θ⁽ⁿ⁺¹⁾ uses (Definition 2.1):
 ‖∇E‖_{1,ε} = Σ_i √((∂_iE)² + ε) with the optimizer's ε, ‖∇E‖₁ and ‖∇E‖₂. ``wall_time`` is the
 seconds of training from the start of the run (across resumes) to the end of the row.
-Files are written to a temporary name and renamed into place, so a reader never sees half a file.
+
+A run folder holds ``history.csv`` and ``run.json`` (the run's configuration, provenance, why it
+stopped and how many rows the history has), written atomically (:mod:`bea_lib.fileio`), so a
+reader never sees half a file. A file that cannot be read, or that disagrees with the other,
+raises :class:`RunFileError` naming the file.
 """
 from __future__ import annotations
 
@@ -17,17 +21,25 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint import atomic_write_bytes
+from ..fileio import atomic_write_json, atomic_write_text
+from ..validation import check_int
 
-COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc",
-           "grad_norm_1_eps", "grad_norm_1", "grad_norm_2", "wall_time")
+METRICS = ("train_loss", "train_acc", "test_loss", "test_acc",
+           "grad_norm_1_eps", "grad_norm_1", "grad_norm_2")  # measured at θ⁽ⁿ⁾, in this order
+COLUMNS = ("epoch", *METRICS, "wall_time")
+HISTORY_FILE, INFO_FILE = "history.csv", "run.json"
+
+
+class RunFileError(RuntimeError):
+    """A run folder or a file in it that cannot be used: foreign, damaged, inconsistent or not
+    writable. The message names the path and the fix."""
 
 
 @dataclass
 class History:
     """Columns of per-epoch values (``history["train_loss"]`` is a numpy array) and why the run stopped.
 
-    ``stop_reason`` is "epochs", "loss_threshold", "time" or "diverged"; ``message`` says more.
+    ``stop_reason`` is a :class:`bea_lib.vocab.StopReason`; ``message`` says more.
     """
 
     columns: dict[str, list[float]] = field(default_factory=lambda: {c: [] for c in COLUMNS})
@@ -42,8 +54,15 @@ class History:
 
     def append(self, row: dict[str, float]) -> None:
         """Add one row; ``row`` has exactly the keys of :data:`COLUMNS`."""
+        if set(row) != set(COLUMNS):
+            raise ValueError(f"row must have the keys {', '.join(COLUMNS)}, got {', '.join(row)}")
         for c in COLUMNS:
             self.columns[c].append(float(row[c]))
+
+    def head(self, n_rows: int) -> "History":
+        """A new history of the first ``n_rows`` rows (this one is left as it is)."""
+        n_rows = check_int("n_rows", n_rows, minimum=0)
+        return History({c: v[:n_rows] for c, v in self.columns.items()}, self.stop_reason, self.message)
 
     def to_csv(self, path: str | Path) -> None:
         """Write the columns as CSV, floats in full precision (``repr``), atomically."""
@@ -51,21 +70,51 @@ class History:
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(COLUMNS)
         writer.writerows(zip(*(map(repr, self.columns[c]) for c in COLUMNS)))
-        atomic_write_bytes(Path(path), lambda tmp: Path(tmp).write_text(buf.getvalue()))
+        atomic_write_text(path, buf.getvalue())
 
     @classmethod
     def read(cls, out_dir: str | Path) -> "History":
-        """The history a run wrote to ``out_dir`` (``history.csv`` and ``run.json``)."""
+        """The history a run wrote to ``out_dir``, checked against the row count of ``run.json``."""
         out_dir = Path(out_dir)
-        with open(out_dir / "history.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
-        hist = cls({c: [float(r[c]) for r in rows] for c in COLUMNS})
-        meta = json.loads((out_dir / "run.json").read_text())
-        hist.stop_reason, hist.message = meta.get("stop_reason", ""), meta.get("message", "")
+        info = read_run_info(out_dir)
+        path = out_dir / HISTORY_FILE
+        try:
+            with open(path, newline="") as f:
+                rows = list(csv.DictReader(f))
+            hist = cls({c: [float(r[c]) for r in rows] for c in COLUMNS})
+        except FileNotFoundError:
+            raise RunFileError(f"{path} is missing: the run in {out_dir} wrote no history "
+                               f"(rerun it, or pass another folder)") from None
+        except (OSError, UnicodeDecodeError, csv.Error, KeyError, TypeError, ValueError) as err:
+            raise RunFileError(f"{path} is damaged and cannot be read ({type(err).__name__}: "
+                               f"{err}); rerun the run with overwrite") from err
+        expected = info.get("rows")
+        if expected is not None and expected != len(hist):
+            raise RunFileError(f"{path} has {len(hist)} rows but {out_dir / INFO_FILE} records "
+                               f"{expected}: the history is cut or from another run; rerun the "
+                               f"run with overwrite")
+        hist.stop_reason, hist.message = info.get("stop_reason", ""), info.get("message", "")
         return hist
 
 
-def write_json(path: str | Path, obj) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    text = json.dumps(obj, indent=2, sort_keys=True)
-    atomic_write_bytes(Path(path), lambda tmp: Path(tmp).write_text(text + "\n"))
+def read_run_info(out_dir: str | Path) -> dict:
+    """The parsed ``run.json`` of ``out_dir``; a file that is not a run's record raises
+    :class:`RunFileError` naming it."""
+    path = Path(out_dir) / INFO_FILE
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunFileError(f"{path} is missing: {path.parent} holds no finished or running "
+                           f"training run") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RunFileError(f"{path} is damaged and cannot be read ({type(err).__name__}: {err}); "
+                           f"move it away, or rerun the run with overwrite") from err
+    if not isinstance(info, dict) or not isinstance(info.get("config"), dict):
+        raise RunFileError(f"{path} is not the record of a training run (no 'config'); move it "
+                           f"away, or choose another run folder")
+    return info
+
+
+def write_run_info(out_dir: str | Path, info: dict) -> None:
+    """Write ``run.json`` to ``out_dir``, atomically."""
+    atomic_write_json(Path(out_dir) / INFO_FILE, info)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..validation import check_int, check_one_of
+
 MODELS = ("mlp", "cnn", "resnet50", "resnet101")
 NORMS = ("group", "batch", "none")
 _RESNET_LAYERS = {"resnet50": [3, 4, 6, 3], "resnet101": [3, 4, 23, 3]}
@@ -89,18 +91,15 @@ def make_model(name: str, input_shape, n_classes: int, *, width: int | None = No
     ResNets take none. ``norm`` defaults to "group" for ResNets and "none" otherwise; the MLP
     has no normalisation.
     """
-    if name not in MODELS:
-        raise ValueError(f"model must be one of {', '.join(MODELS)}, got {name!r}")
-    if width is not None and (isinstance(width, bool) or int(width) != width or width < 1):
-        raise ValueError(f"width must be an integer >= 1, got {width!r}")
-    if norm is not None and norm not in NORMS:
-        raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+    name = check_one_of("model", name, MODELS)
+    width = check_int("width", width, minimum=1, optional=True)
+    norm = check_one_of("norm", norm, NORMS, optional=True)
     if name == "mlp":
         if norm not in (None, "none"):
             raise ValueError(f"norm must be 'none' for the mlp, got {norm!r}")
-        return mlp(input_shape, n_classes, **({} if width is None else {"width": int(width)}))
+        return mlp(input_shape, n_classes, **({} if width is None else {"width": width}))
     if name == "cnn":
-        return cnn(input_shape, n_classes, **({} if width is None else {"width": int(width)}),
+        return cnn(input_shape, n_classes, **({} if width is None else {"width": width}),
                    norm=norm or "none")
     if width is not None:
         raise ValueError(f"width is not an option of {name}, got {width!r}")

@@ -1,24 +1,27 @@
-r"""Reading hyperparameter sweeps of full-batch training (Section 6 of the paper, Figures 4–6).
+r"""Hyperparameter sweeps of full-batch training (Section 6 of the paper, Figures 4–6): run, read.
 
-A sweep trains one configuration per (parameter value, seed); this module turns the resulting
-:class:`bea_lib.nets.history.History` objects into the quantities the paper plots, and decides from
-them whether a claimed trend appears:
+A sweep trains one configuration per (parameter value, seed) (:func:`sweep`, the grid runner);
+this module turns the resulting :class:`bea_lib.nets.history.History` objects into the quantities
+the paper plots, and decides from them whether a claimed trend appears:
 
 - :func:`first_below`, :func:`at_or_before`: the row where the training loss first drops below a
   threshold, and a (possibly sparsely logged) column read at or before a row (Figure 5 reads
   ‖∇E‖_{1,ε} and the test accuracy "when the loss first drops below the threshold").
-- :func:`spike_ratio`, :func:`regime`: the training regimes of Ma et al. (2022). A run whose
-  loss climbs far above its running minimum is in the *spike* regime; a non-finite loss is
-  *divergence*; otherwise the run is counted as *stable* (small oscillations at most).
+- :func:`spike_ratio`, :func:`stability`: the training regimes of Ma et al. (2022), as a
+  :class:`bea_lib.vocab.Stability`. A run whose loss climbs far above its running minimum is
+  a *spike* run; a non-finite loss is *divergence*; otherwise the run is counted as *stable*
+  (small oscillations at most).
 - :func:`largest_rise`: the height of the highest "hill" of a curve (Figure 6).
 - :func:`seed_spread`, :func:`trend`: the mean and the min–max range over seeds at each parameter
   value, and a verdict on a monotone trend from the Spearman correlation of the seed means with
-  the parameter and from whether the seed ranges at the two ends of the grid overlap.
+  the parameter and from whether the seed ranges at the two ends of the grid overlap (a
+  :class:`bea_lib.vocab.TrendVerdict`, the vocabulary of the bilinear chapter's trends too).
 - :func:`stored_runs`: runs saved by :func:`bea_lib.nets.train.train` under a results folder.
 """
 from __future__ import annotations
 
-import json
+import dataclasses
+import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +29,33 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from .history import History
+from ..validation import check_one_of, check_positive
+from ..vocab import Stability, StopReason, TrendVerdict
+from .history import History, read_run_info
+from .train import TrainConfig, train
 
-REGIMES = ("stable", "spike", "diverged")
+
+def sweep(base: TrainConfig, out_root: str | Path | None = None, *, overwrite: bool = False,
+          **grid) -> dict[tuple, History]:
+    """Train ``base`` with every combination of the values in ``grid``; histories keyed by the values.
+
+    ``sweep(cfg, "runs", seed=[0, 1], rho=[0.9, 0.999])`` runs four configurations; with
+    ``out_root`` each writes to ``out_root/seed=0-rho=0.9`` etc., and a finished run with
+    checkpoints is resumed at its end rather than recomputed (``overwrite`` as in
+    :func:`bea_lib.nets.train.train`).
+    """
+    if not isinstance(base, TrainConfig):
+        raise ValueError(f"base must be a TrainConfig, got {type(base).__name__}")
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    for name in grid:
+        check_one_of("grid key", name, sorted(fields))
+    names, results = list(grid), {}
+    for values in itertools.product(*grid.values()):
+        config = dataclasses.replace(base, **dict(zip(names, values)))
+        out_dir = None if out_root is None else \
+            Path(out_root) / "-".join(f"{k}={v}" for k, v in zip(names, values))
+        results[values] = train(config, out_dir, overwrite=overwrite)
+    return results
 
 
 def first_below(values, threshold: float) -> int | None:
@@ -58,12 +85,13 @@ def spike_ratio(loss) -> float:
     return float(np.max(loss / np.minimum.accumulate(loss)))
 
 
-def regime(history: History, max_ratio: float) -> str:
-    """"diverged" (stopped on a non-finite loss), "spike" (:func:`spike_ratio` of the training
-    loss above ``max_ratio``) or "stable"."""
-    if history.stop_reason == "diverged" or not np.isfinite(history["train_loss"]).all():
-        return "diverged"
-    return "spike" if spike_ratio(history["train_loss"]) > max_ratio else "stable"
+def stability(history: History, *, max_ratio: float) -> Stability:
+    """``DIVERGED`` (stopped on a non-finite loss), ``SPIKE`` (:func:`spike_ratio` of the
+    training loss above ``max_ratio``) or ``STABLE``."""
+    max_ratio = check_positive("max_ratio", max_ratio)
+    if history.stop_reason == StopReason.DIVERGED or not np.isfinite(history["train_loss"]).all():
+        return Stability.DIVERGED
+    return Stability.SPIKE if spike_ratio(history["train_loss"]) > max_ratio else Stability.STABLE
 
 
 def largest_rise(values) -> float:
@@ -99,23 +127,25 @@ class Trend:
 
     spearman: float  # rank correlation of the seed means with the parameter (NaN if undefined)
     ends_overlap: bool | None  # do the seed ranges at the smallest and largest value overlap?
-    verdict: str  # "appears", "weak", "not seen", "opposite" or "not testable"
+    verdict: TrendVerdict
 
 
-def trend(params, spreads: list[Spread], expected: int) -> Trend:
+def trend(params, spreads: list[Spread], *, expected: int) -> Trend:
     """Judge a monotone trend of the seed means against ``params`` (``expected`` = +1 or −1).
 
-    Only values with at least one finite seed count. The verdict is "appears" if the Spearman
+    Only values with at least one finite seed count. The verdict is ``APPEARS`` if the Spearman
     correlation has the expected sign and the seed ranges at the two ends of the grid do not
-    overlap, "weak" if the sign is right but they overlap, "opposite" if the sign is wrong and
-    they do not overlap, "not seen" otherwise (wrong sign within the spread, or no correlation),
-    and "not testable" with fewer than two values.
+    overlap, ``WEAK`` if the sign is right but they overlap, ``OPPOSITE`` if the sign is wrong
+    and they do not overlap, ``NOT_SEEN`` otherwise (wrong sign within the spread, or no
+    correlation), and ``NOT_TESTABLE`` with fewer than two values.
     """
-    if expected not in (1, -1):
-        raise ValueError(f"expected must be +1 or -1, got {expected!r}")
+    expected = check_one_of("expected", expected, (1, -1))
+    if len(params) != len(spreads):
+        raise ValueError(f"params and spreads must have the same length, got {len(params)} "
+                         f"and {len(spreads)}")
     kept = [(p, s) for p, s in zip(params, spreads) if s.n > 0]
     if len(kept) < 2:
-        return Trend(math.nan, None, "not testable")
+        return Trend(math.nan, None, TrendVerdict.NOT_TESTABLE)
     kept.sort(key=lambda ps: ps[0])
     x = [p for p, _ in kept]
     y = [s.mean for _, s in kept]
@@ -123,11 +153,11 @@ def trend(params, spreads: list[Spread], expected: int) -> Trend:
     first, last = kept[0][1], kept[-1][1]
     overlap = bool(first.low <= last.high and last.low <= first.high)
     if not math.isfinite(rho_s) or rho_s == 0:
-        verdict = "not seen"
+        verdict = TrendVerdict.NOT_SEEN
     elif np.sign(rho_s) == expected:
-        verdict = "weak" if overlap else "appears"
+        verdict = TrendVerdict.WEAK if overlap else TrendVerdict.APPEARS
     else:
-        verdict = "not seen" if overlap else "opposite"
+        verdict = TrendVerdict.NOT_SEEN if overlap else TrendVerdict.OPPOSITE
     return Trend(rho_s, overlap, verdict)
 
 
@@ -147,7 +177,7 @@ def stored_runs(folder: str | Path) -> list[dict]:
         run_dir = info_file.parent
         if not (run_dir / "history.csv").is_file():
             continue
-        info = json.loads(info_file.read_text())
+        info = read_run_info(run_dir)
         command_file = run_dir / "command.txt"
         command = command_file.read_text().strip() if command_file.is_file() else info.get("command")
         runs.append({"path": run_dir, "info": info, "history": History.read(run_dir), "command": command})

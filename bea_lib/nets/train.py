@@ -10,24 +10,33 @@ Row n of the history (see :mod:`bea_lib.nets.history`) is computed at θ⁽ⁿ�
 that produces the gradient for the step θ⁽ⁿ⁾ → θ⁽ⁿ⁺¹⁾, so the logged norms are those of the
 gradient the step uses. A run of ``epochs`` steps has ``epochs + 1`` rows.
 
+A run never destroys data: a run folder that holds another run's results (``history.csv``,
+``run.json`` or checkpoints that cannot be resumed) is refused unless ``overwrite=True``
+(``--overwrite``); a folder with a checkpoint of the same run resumes from it.
+
 Python: ``history = bea_lib.nets.train.train(TrainConfig(dataset="mnist1d", model="mlp"), out_dir)``.
 Command line (the same under ``torchrun --nproc_per_node=K``, one data slice per process)::
 
     python -m bea_lib.nets.train --dataset mnist1d --model cnn --h 1e-3 --beta 0.9 --rho 0.999 \
         --eps 1e-8 --epochs 2000 --seed 0 --out runs/mnist1d-cnn
+
+Exit codes of the command line (:class:`ExitCode`): 0 finished (the epochs ran out, or the
+train loss fell below ``--loss-threshold``); 1 crashed (an unexpected error, with its
+traceback); 2 usage or setup error (a bad option or value, a run folder that is refused or
+cannot be written, a damaged or foreign run file, missing data; one line naming the path and
+the fix); 3 diverged (the train loss became non-finite); 4 stopped by the time limit
+``--max-time`` before the epochs ran out (rerun the same command to resume, with checkpoints).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import itertools
+import enum
 import math
-import numbers
 import os
-import platform
-import subprocess
 import sys
 import time
+import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,80 +45,95 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import checkpoint
-from .data import DATASETS, load_dataset
-from .distributed import Comm, init_from_env, local_device
-from .history import History, write_json
-from .models import MODELS, NORMS, has_batch_norm, make_model
+from .. import provenance
 from ..norms import perturbed_one_norm
 from ..optimizers import Adam
-from ..validation import check_positive, check_unit_interval
+from ..validation import check_bool, check_int, check_one_of, check_positive, check_unit_interval
+from ..vocab import StopReason
+from . import checkpoint
+from .data import DATASETS, DataError, load_dataset
+from .distributed import Comm, init_from_env, local_device
+from .history import (HISTORY_FILE, INFO_FILE, METRICS, History, RunFileError, read_run_info,
+                      write_run_info)
+from .models import MODELS, NORMS, has_batch_norm, make_model
+
+DTYPES = ("float32", "float64")
 
 
-def _check_int(name: str, value, minimum: int, optional: bool = False):
-    """An integer (numpy's too) >= ``minimum``, as a Python int; None too if ``optional``."""
-    if optional and value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}{' or None' if optional else ''}, "
-                         f"got {value!r}")
-    return int(value)
+def _int(minimum: int):
+    return lambda name, value: check_int(name, value, minimum=minimum)
 
 
-@dataclass(frozen=True)
+def _option(default, help: str, *, check=None, choices=None, type=None, trajectory: bool = False):
+    """A TrainConfig field: its default and, in the metadata, everything derived from it.
+
+    ``help`` for the command line; ``choices`` the allowed values (checked, and offered by the
+    CLI); ``type`` the CLI type of a field whose default is None; ``trajectory`` whether the
+    field shapes the trajectory (a checkpoint resumes only a run with the same values);
+    ``check(name, value)`` the validation of a value that is not None.
+    """
+    if check is None and choices is not None:
+        check = lambda name, value: check_one_of(name, value, choices)  # noqa: E731
+    return dataclasses.field(default=default, metadata=dict(
+        help=help, check=check, choices=choices, type=type, trajectory=trajectory))
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    """Everything that defines a run; checked on construction (ValueError naming the field)."""
+    """Everything that defines a run, described once: each field's metadata carries its help,
+    its check, its choices and whether it shapes the trajectory; the command line and the resume
+    check are derived from them. Checked on construction (ValueError naming the field)."""
 
-    dataset: str = "mnist1d"  # one of bea_lib.nets.data.DATASETS
-    model: str = "mlp"  # one of bea_lib.nets.models.MODELS
-    h: float = 1e-3  # step size (learning rate)
-    beta: float = 0.9  # first-moment parameter β, in [0, 1)
-    rho: float = 0.999  # second-moment parameter ρ, in [0, 1)
-    eps: float = 1e-8  # ε, inside the square root by default (the paper's form)
-    eps_inside: bool = True
-    epochs: int = 1000  # at most this many Adam steps (= epochs)
-    seed: int = 0  # seeds the initialisation, the only randomness of a run
-    chunk_size: int = 1000  # examples per forward/backward pass; no effect on E or ∇E
-    loss_threshold: float | None = None  # stop at the first row with train loss below it
-    max_time: float | None = None  # stop after this many seconds of training
-    checkpoint_every: int = 0  # epochs between checkpoints in out_dir (0: none)
-    test_every: int = 1  # epochs between test evaluations (other rows hold NaN)
-    device: str | None = None  # "cpu", "cuda", "cuda:1"; None: CUDA if available
-    dtype: str = "float32"  # "float32" or "float64", for data, parameters and Adam's state
-    width: int | None = None  # MLP hidden width or CNN channels (bea_lib.nets.models.make_model)
-    norm: str | None = None  # "group", "batch" or "none"; None: the model's default
-    data_root: str = "data"  # folder holding the CIFAR batches
-    n_train: int | None = None  # use only the first n_train training examples (None: all)
-    n_test: int | None = None  # likewise for the test set
+    dataset: str = _option("mnist1d", "data set", choices=DATASETS, trajectory=True)
+    model: str = _option("mlp", "network", choices=MODELS, trajectory=True)
+    h: float = _option(1e-3, "step size h (learning rate)", check=check_positive, trajectory=True)
+    beta: float = _option(0.9, "first-moment parameter β in [0, 1)", check=check_unit_interval,
+                          trajectory=True)
+    rho: float = _option(0.999, "second-moment parameter ρ in [0, 1)", check=check_unit_interval,
+                         trajectory=True)
+    eps: float = _option(1e-8, "ε (inside the square root unless --no-eps-inside)",
+                         check=check_positive, trajectory=True)
+    eps_inside: bool = _option(True, "ε inside the square root, the paper's form",
+                               check=check_bool, trajectory=True)
+    epochs: int = _option(1000, "maximum number of Adam steps (= epochs)", check=_int(0))
+    seed: int = _option(0, "seeds the initialisation, the only randomness of a run",
+                        check=_int(0), trajectory=True)
+    chunk_size: int = _option(1000, "examples per forward/backward pass (does not change E)",
+                              check=_int(1))
+    loss_threshold: float | None = _option(None, "stop when the train loss falls below this",
+                                           check=check_positive, type=float)
+    max_time: float | None = _option(None, "stop after this many seconds of training",
+                                     check=check_positive, type=float)
+    checkpoint_every: int = _option(0, "epochs between checkpoints (0: none)", check=_int(0))
+    test_every: int = _option(1, "epochs between test evaluations (other rows hold NaN)",
+                              check=_int(1), trajectory=True)
+    device: str | None = _option(None, "cpu, cuda, cuda:1 (default: cuda if available)", type=str)
+    dtype: str = _option("float32", "dtype of data, parameters and Adam's state", choices=DTYPES,
+                         trajectory=True)
+    width: int | None = _option(None, "MLP hidden width or CNN channels (default 32)",
+                                check=_int(1), type=int, trajectory=True)
+    norm: str | None = _option(None, "normalisation (default: group for ResNets, none otherwise)",
+                               choices=NORMS, type=str, trajectory=True)
+    data_root: str = _option("data", "folder holding the CIFAR batches")
+    n_train: int | None = _option(None, "use only the first n_train training examples",
+                                  check=_int(1), type=int, trajectory=True)
+    n_test: int | None = _option(None, "use only the first n_test test examples", check=_int(1),
+                                 type=int, trajectory=True)
 
     def __post_init__(self):
-        if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
-        if self.model not in MODELS:
-            raise ValueError(f"model must be one of {', '.join(MODELS)}, got {self.model!r}")
-        checked = {"h": check_positive("h", self.h), "eps": check_positive("eps", self.eps),
-                   "beta": check_unit_interval("beta", self.beta), "rho": check_unit_interval("rho", self.rho),
-                   "eps_inside": bool(self.eps_inside)}
-        for name, minimum in (("epochs", 0), ("seed", 0), ("chunk_size", 1), ("checkpoint_every", 0),
-                              ("test_every", 1)):
-            checked[name] = _check_int(name, getattr(self, name), minimum)
-        for name in ("n_train", "n_test", "width"):
-            checked[name] = _check_int(name, getattr(self, name), 1, optional=True)
-        for name in ("loss_threshold", "max_time"):
-            if getattr(self, name) is not None:
-                checked[name] = check_positive(name, getattr(self, name))
-        for name, value in checked.items():  # plain Python numbers: comparable and JSON-ready
-            object.__setattr__(self, name, value)
-        if self.norm is not None and self.norm not in NORMS:
-            raise ValueError(f"norm must be one of {', '.join(NORMS)} or None, got {self.norm!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        for f in dataclasses.fields(self):
+            value, check = getattr(self, f.name), f.metadata["check"]
+            if value is None and f.default is None:
+                continue  # an optional field left at its default
+            if check is None:
+                if not isinstance(value, str):
+                    raise ValueError(f"{f.name} must be a string, got {value!r}")
+                continue
+            # plain Python numbers: comparable and JSON-ready
+            object.__setattr__(self, f.name, check(f.name, value))
 
 
-# Fields that shape the trajectory: a checkpoint resumes only a run with the same values.
-# The others (stopping rules, chunk size, device, data folder) may change between sessions.
-_TRAJECTORY_FIELDS = ("dataset", "model", "h", "beta", "rho", "eps", "eps_inside", "seed", "dtype",
-                      "width", "norm", "n_train", "n_test", "test_every")
+TRAJECTORY_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["trajectory"])
 
 
 def full_batch_gradient(model, x, y, *, chunk_size: int, comm: Comm = Comm()) -> torch.Tensor:
@@ -159,10 +183,10 @@ def evaluate(model, x, y, *, chunk_size: int, comm: Comm = Comm()) -> torch.Tens
     return stats[:2] / stats[2]
 
 
-def gradient_norms(model, eps: float) -> torch.Tensor:
+def gradient_norms(model, *, eps: float) -> torch.Tensor:
     """[‖∇E‖_{1,ε}, ‖∇E‖₁, ‖∇E‖₂] of the gradients in ``p.grad``, in float64 (the norms of Section 6)."""
     g = torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]).double()
-    return torch.stack([perturbed_one_norm(g, eps), g.abs().sum(), g.norm()])
+    return torch.stack([perturbed_one_norm(g, eps=eps), g.abs().sum(), g.norm()])
 
 
 def build_model(config: TrainConfig, input_shape, n_classes: int) -> torch.nn.Module:
@@ -181,28 +205,133 @@ def build_model(config: TrainConfig, input_shape, n_classes: int) -> torch.nn.Mo
     return model.to(getattr(torch, config.dtype))
 
 
-def _run_info(config: TrainConfig, device, comm: Comm) -> dict:
-    """Parameters, seed, commit and versions, written to run.json beside the history."""
-    from importlib.metadata import PackageNotFoundError, version
+# --- the run folder: never destroy another run's results --------------------------------------
 
-    def installed(package):
-        try:
-            return version(package)
-        except PackageNotFoundError:
-            return None
+def _differing(saved: dict, config: TrainConfig) -> list[str]:
+    """The trajectory fields in which a saved config differs from ``config``."""
+    return [f for f in TRAJECTORY_FIELDS if saved.get(f) != getattr(config, f)]
 
+
+def _usable_folder(out_dir: Path) -> Path:
+    """``out_dir``, created if needed; a path that cannot be a writable folder raises
+    :class:`RunFileError` naming it and the fix."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RunFileError(f"run folder {out_dir} is a file, not a folder: choose another out_dir "
+                           f"(CLI: --out) or move the file away")
     try:
-        repo = Path(__file__).resolve().parent
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
-                                text=True, timeout=10).stdout.strip() or None
-        dirty = bool(subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True,
-                                    text=True, timeout=10).stdout.strip()) if commit else None
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = None, None
-    return {"config": dataclasses.asdict(config), "seed": config.seed, "commit": commit,
-            "uncommitted_changes": dirty, "device": str(device), "world_size": comm.world_size,
-            "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         **{p: installed(p) for p in ("bea_lib", "torchvision", "numpy", "mnist1d", "scikit-learn")}}}
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise RunFileError(f"cannot create the run folder {out_dir} ({err.strerror}): choose an "
+                           f"out_dir (CLI: --out) under a writable folder") from err
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise RunFileError(f"run folder {out_dir} is not writable: make it writable "
+                           f"(chmod u+w {out_dir}) or choose another out_dir (CLI: --out)")
+    return out_dir
+
+
+def _results(out_dir: Path) -> list[Path]:
+    """The files of a run in ``out_dir`` that a new run would overwrite."""
+    return [p for p in (out_dir / HISTORY_FILE, out_dir / INFO_FILE, *checkpoint.checkpoints(out_dir))
+            if p.exists()]
+
+
+def _open_run_folder(out_dir: Path, config: TrainConfig, overwrite: bool, device,
+                     comm: Comm) -> dict | None:
+    """Prepare ``out_dir`` for ``config``: the checkpoint to resume from, or None to start.
+
+    Resumes from a checkpoint of the same run (its ``run.json``, if any, must agree). Refuses
+    (RunFileError naming the files) a folder whose results cannot be resumed: another run's
+    checkpoint or run.json, or a history without a checkpoint. ``overwrite`` deletes them first
+    (rank 0 only; every rank runs the same read-only checks, so all refuse together).
+    """
+    _usable_folder(out_dir)
+    if overwrite:
+        for path in _results(out_dir) if comm.is_main else ():
+            path.unlink()
+        return None
+    found = _results(out_dir)
+    if not found:
+        return None
+    state = checkpoint.load_latest(out_dir, map_location=device)
+    if state is not None:
+        saved = state["config"]
+        differ = _differing(saved, config)
+        if differ:
+            raise checkpoint.CheckpointError(
+                f"the checkpoint in {out_dir} belongs to another run: {', '.join(differ)} differ "
+                f"({', '.join(f'{f}={saved.get(f)!r}' for f in differ)}); use another "
+                f"out_dir, or overwrite (CLI: --overwrite)")
+        if (out_dir / INFO_FILE).exists():
+            differ = _differing(read_run_info(out_dir)["config"], config)
+            if differ:
+                raise RunFileError(f"{out_dir / INFO_FILE} records another run than the checkpoint "
+                                   f"({', '.join(differ)} differ); use another out_dir, or "
+                                   f"overwrite (CLI: --overwrite)")
+        return state
+    names = ", ".join(p.name for p in found)
+    raise RunFileError(f"{out_dir} holds the results of a run ({names}) without a checkpoint to "
+                       f"resume from; use another out_dir, or overwrite them (CLI: --overwrite)")
+
+
+def _run_info(config: TrainConfig, device, comm: Comm) -> dict:
+    """Parameters, seed, commit and versions (:mod:`bea_lib.provenance`), for run.json."""
+    source = provenance.commit(Path(__file__).resolve().parents[2])
+    return {"config": dataclasses.asdict(config), "seed": config.seed, "commit": source["commit"],
+            "uncommitted_changes": source["dirty"], "device": str(device),
+            "world_size": comm.world_size, "versions": provenance.versions()}
+
+
+# --- the loop ----------------------------------------------------------------------------------
+
+@dataclass
+class _Run:
+    """The objects of one run in progress."""
+
+    config: TrainConfig
+    comm: Comm
+    device: torch.device
+    model: torch.nn.Module
+    optimizer: Adam
+    train_xy: tuple[torch.Tensor, torch.Tensor]  # this rank's slice
+    test_xy: tuple[torch.Tensor, torch.Tensor]
+
+
+def _set_up(config: TrainConfig) -> _Run:
+    """Device, process group, data (this rank's slice), θ⁽⁰⁾ and the optimizer."""
+    device = local_device(config.device)
+    comm = init_from_env(device)
+    if device.type == "cuda":  # reproducible convolutions, at some cost in speed
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    data = load_dataset(config.dataset, root=config.data_root, n_train=config.n_train,
+                        n_test=config.n_test).to(device, getattr(torch, config.dtype))
+    model = build_model(config, data.input_shape, data.n_classes).to(device)
+    if has_batch_norm(model) and config.chunk_size < len(data.x_train):
+        warnings.warn("batch normalisation uses chunk statistics: the loss and its gradient depend "
+                      "on chunk_size and are not the full-batch E (see bea_lib.nets.models)", stacklevel=3)
+    optimizer = Adam(model.parameters(), lr=config.h, beta=config.beta, rho=config.rho,
+                     eps=config.eps, eps_inside=config.eps_inside)
+    tr, te = comm.slice(len(data.x_train)), comm.slice(len(data.x_test))
+    return _Run(config, comm, device, model, optimizer, (data.x_train[tr], data.y_train[tr]),
+                (data.x_test[te], data.y_test[te]))
+
+
+def _measure(run: _Run, n: int) -> list[float]:
+    """The values of :data:`~bea_lib.nets.history.METRICS` at θ⁽ⁿ⁾; leaves ∇E(θ⁽ⁿ⁾) in ``p.grad``."""
+    cfg, comm = run.config, run.comm
+    train_stats = full_batch_gradient(run.model, *run.train_xy, chunk_size=cfg.chunk_size, comm=comm)
+    if n % cfg.test_every == 0:
+        test_stats = evaluate(run.model, *run.test_xy, chunk_size=cfg.chunk_size, comm=comm)
+    else:
+        test_stats = torch.full((2,), math.nan, dtype=torch.float64, device=run.device)
+    return torch.cat([train_stats[:2], test_stats, gradient_norms(run.model, eps=cfg.eps)]).tolist()
+
+
+def _time_up(run: _Run, elapsed: float) -> bool:
+    """Whether the time budget is spent; under torchrun all ranks must agree."""
+    time_up = run.config.max_time is not None and elapsed >= run.config.max_time
+    if run.comm.world_size > 1 and run.config.max_time is not None:
+        time_up = bool(run.comm.sum_(torch.tensor([float(time_up)], device=run.device)).item())
+    return time_up
 
 
 def _stop_reason(config: TrainConfig, history: History, n: int, time_up: bool) -> tuple[str, str]:
@@ -210,159 +339,142 @@ def _stop_reason(config: TrainConfig, history: History, n: int, time_up: bool) -
     loss = history.columns["train_loss"]
     if not math.isfinite(loss[-1]):
         finite = [(k, v) for k, v in zip(history.columns["epoch"], loss) if math.isfinite(v)]
-        last = f"last finite train loss {finite[-1][1]:.6g} at epoch {int(finite[-1][0])}" if finite else \
-            "no finite train loss before"
-        return "diverged", f"diverged at epoch {n}: train loss is {loss[-1]}; {last}"
+        last = (f"last finite train loss {finite[-1][1]:.6g} at epoch {int(finite[-1][0])}"
+                if finite else "no finite train loss before")
+        return StopReason.DIVERGED, f"diverged at epoch {n}: train loss is {loss[-1]}; {last}"
     if config.loss_threshold is not None and loss[-1] < config.loss_threshold:
-        return "loss_threshold", f"train loss {loss[-1]:.6g} < {config.loss_threshold} at epoch {n}"
+        return (StopReason.LOSS_THRESHOLD,
+                f"train loss {loss[-1]:.6g} < {config.loss_threshold} at epoch {n}")
     if n >= config.epochs:
-        return "epochs", f"{n} epochs done, train loss {loss[-1]:.6g}"
+        return StopReason.EPOCHS, f"{n} epochs done, train loss {loss[-1]:.6g}"
     if time_up:
-        return "time", f"time limit {config.max_time} s reached at epoch {n}, train loss {loss[-1]:.6g}"
+        return (StopReason.TIME,
+                f"time limit {config.max_time} s reached at epoch {n}, train loss {loss[-1]:.6g}")
     return "", ""
 
 
-def train(config: TrainConfig, out_dir: str | Path | None = None) -> History:
+def _save_checkpoint(run: _Run, out_dir: Path, n: int, elapsed: float, history: History) -> None:
+    """θ⁽ⁿ⁾ and Adam's state with the rows 0..n-1: resuming recomputes row n exactly."""
+    rows = history.head(n)
+    checkpoint.save(out_dir, n, {"config": dataclasses.asdict(run.config), "epoch": n,
+                                 "elapsed": elapsed, "history": rows.columns,
+                                 "model": run.model.state_dict(),
+                                 "optimizer": run.optimizer.state_dict()})
+    rows.to_csv(out_dir / HISTORY_FILE)
+
+
+def train(config: TrainConfig, out_dir: str | Path | None = None, *,
+          overwrite: bool = False) -> History:
     """Train with full-batch Adam until a stopping rule fires; return the history.
 
     With ``out_dir``, write ``history.csv`` and ``run.json`` there, and checkpoints every
     ``config.checkpoint_every`` epochs; if ``out_dir`` already holds a checkpoint of the same run,
-    resume from it (bitwise the same history on CPU as an uninterrupted run). A non-finite train
-    loss stops the run (``stop_reason == "diverged"``) and keeps the history so far.
+    resume from it (bitwise the same history on CPU as an uninterrupted run). A folder holding
+    another run's results is refused (:class:`~bea_lib.nets.history.RunFileError`) unless
+    ``overwrite``. A non-finite train loss stops the run (``stop_reason == "diverged"``) and
+    keeps the history so far.
     """
-    device = local_device(config.device)
-    comm = init_from_env(device)
-    if device.type == "cuda":  # reproducible convolutions, at some cost in speed
-        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    dtype = getattr(torch, config.dtype)
-    data = load_dataset(config.dataset, root=config.data_root, n_train=config.n_train,
-                        n_test=config.n_test).to(device, dtype)
-    model = build_model(config, data.input_shape, data.n_classes).to(device)
-    if has_batch_norm(model) and config.chunk_size < len(data.x_train):
-        warnings.warn("batch normalisation uses chunk statistics: the loss and its gradient depend "
-                      "on chunk_size and are not the full-batch E (see bea_lib.nets.models)", stacklevel=2)
-    optimizer = Adam(model.parameters(), lr=config.h, beta=config.beta, rho=config.rho, eps=config.eps,
-                     eps_inside=config.eps_inside)
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    overwrite = check_bool("overwrite", overwrite)
+    run = _set_up(config)
+    folder = Path(out_dir) if out_dir is not None else None
+    state = _open_run_folder(folder, config, overwrite, run.device, run.comm) if folder else None
+    out_dir = folder if run.comm.is_main else None  # rank 0 writes the files
     history, n, elapsed0 = History(), 0, 0.0
-
-    out_dir = Path(out_dir) if out_dir is not None else None
-    state = checkpoint.load_latest(out_dir, map_location=device) if out_dir else None
     if state is not None:
-        saved = state["config"]
-        differ = [f for f in _TRAJECTORY_FIELDS if saved.get(f) != getattr(config, f)]
-        if differ:
-            raise checkpoint.CheckpointError(
-                f"the checkpoint in {out_dir} belongs to another run: {', '.join(differ)} differ "
-                f"({', '.join(f'{f}={saved.get(f)!r}' for f in differ)}); use another out_dir")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        history.columns, n, elapsed0 = state["history"], state["epoch"], state["elapsed"]
-    info = _run_info(config, device, comm)
-    if out_dir and comm.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(out_dir / "run.json", {**info, "stop_reason": "running", "message": ""})
+        run.model.load_state_dict(state["model"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        history, n, elapsed0 = History(state["history"]), state["epoch"], state["elapsed"]
+    info = _run_info(config, run.device, run.comm)
+    if out_dir:
+        write_run_info(out_dir, {**info, "stop_reason": StopReason.RUNNING, "message": ""})
 
-    def save_checkpoint():
-        if out_dir and comm.is_main and config.checkpoint_every:
-            checkpoint.save(out_dir, n, {"config": dataclasses.asdict(config), "epoch": n, "elapsed": elapsed,
-                                         "history": history.columns, "model": model.state_dict(),
-                                         "optimizer": optimizer.state_dict()})
-            history.to_csv(out_dir / "history.csv")
-
-    x_train, y_train = data.x_train[comm.slice(len(data.x_train))], data.y_train[comm.slice(len(data.y_train))]
-    x_test, y_test = data.x_test[comm.slice(len(data.x_test))], data.y_test[comm.slice(len(data.y_test))]
-    nan2 = torch.full((2,), math.nan, dtype=torch.float64, device=device)
     bar = tqdm(total=config.epochs, initial=min(n, config.epochs), unit="epoch", dynamic_ncols=True,
-               desc=f"{config.dataset}/{config.model}", disable=None if comm.is_main else True)
-    t0, last_saved = time.perf_counter(), n
+               desc=f"{config.dataset}/{config.model}", disable=None if run.comm.is_main else True)
+    t0, last_saved, elapsed = time.perf_counter(), n, elapsed0
     while True:
-        train_stats = full_batch_gradient(model, x_train, y_train, chunk_size=config.chunk_size, comm=comm)
-        test_stats = evaluate(model, x_test, y_test, chunk_size=config.chunk_size, comm=comm) \
-            if n % config.test_every == 0 else nan2
-        values = torch.cat([train_stats[:2], test_stats, gradient_norms(model, config.eps)]).tolist()
+        values = _measure(run, n)
         elapsed = elapsed0 + time.perf_counter() - t0
-        history.append(dict(zip(("train_loss", "train_acc", "test_loss", "test_acc", "grad_norm_1_eps",
-                                 "grad_norm_1", "grad_norm_2"), values), epoch=n, wall_time=elapsed))
-        time_up = config.max_time is not None and elapsed >= config.max_time
-        if comm.world_size > 1 and config.max_time is not None:  # the ranks' clocks must agree
-            time_up = bool(comm.sum_(torch.tensor([float(time_up)], device=device)).item())
-        history.stop_reason, history.message = _stop_reason(config, history, n, time_up)
+        history.append(dict(zip(METRICS, values), epoch=n, wall_time=elapsed))
+        history.stop_reason, history.message = _stop_reason(config, history, n,
+                                                            _time_up(run, elapsed))
         if history.stop_reason:
             break
-        optimizer.step()  # θ⁽ⁿ⁺¹⁾ from θ⁽ⁿ⁾ and ∇E(θ⁽ⁿ⁾), (2.1)
+        run.optimizer.step()  # θ⁽ⁿ⁺¹⁾ from θ⁽ⁿ⁾ and ∇E(θ⁽ⁿ⁾), (2.1)
         n += 1
         bar.update()
         if not bar.disable:
             bar.set_postfix(loss=f"{values[0]:.4g}", refresh=False)
-        if config.checkpoint_every and n % config.checkpoint_every == 0:
-            save_checkpoint()  # θ⁽ⁿ⁾ with rows 0..n-1: resuming recomputes row n exactly
+        if out_dir and config.checkpoint_every and n % config.checkpoint_every == 0:
+            _save_checkpoint(run, out_dir, n, elapsed, history)
             last_saved = n
     bar.close()
-    if n != last_saved:  # the same layout: θ⁽ⁿ⁾ with rows 0..n-1, so a longer run can resume here
-        rows = history.columns
-        history.columns = {k: v[:-1] for k, v in rows.items()}
-        save_checkpoint()
-        history.columns = rows
-    if out_dir and comm.is_main:
-        history.to_csv(out_dir / "history.csv")
-        write_json(out_dir / "run.json", {**info, "stop_reason": history.stop_reason,
-                                          "message": history.message, "epochs_done": n,
-                                          "wall_time": history["wall_time"][-1]})
+    if out_dir:
+        if config.checkpoint_every and n != last_saved:  # so that a longer run can resume here
+            _save_checkpoint(run, out_dir, n, elapsed, history)
+        history.to_csv(out_dir / HISTORY_FILE)
+        write_run_info(out_dir, {**info, "stop_reason": history.stop_reason,
+                                 "message": history.message, "epochs_done": n, "rows": len(history),
+                                 "wall_time": history["wall_time"][-1]})
     return history
 
 
-def sweep(base: TrainConfig, out_root: str | Path | None = None, **grid) -> dict[tuple, History]:
-    """Train ``base`` with every combination of the values in ``grid``; histories keyed by the values.
+# --- the command line --------------------------------------------------------------------------
 
-    ``sweep(cfg, "runs", seed=[0, 1], rho=[0.9, 0.999])`` runs four configurations; with
-    ``out_root`` each writes to ``out_root/seed=0-rho=0.9`` etc. and a finished run with
-    checkpoints is resumed at its end rather than recomputed.
-    """
-    names, results = list(grid), {}
-    for values in itertools.product(*grid.values()):
-        config = dataclasses.replace(base, **dict(zip(names, values)))
-        out_dir = None if out_root is None else Path(out_root) / "-".join(f"{k}={v}" for k, v in zip(names, values))
-        results[values] = train(config, out_dir)
-    return results
+class ExitCode(enum.IntEnum):
+    """The exit codes of ``python -m bea_lib.nets.train`` (see the module docstring)."""
+
+    FINISHED = 0  # the epochs ran out, or the loss fell below the threshold
+    CRASH = 1     # an unexpected error; its traceback is printed
+    USAGE = 2     # bad option or value, refused or unusable run folder or file, missing data
+    DIVERGED = 3  # the train loss became non-finite
+    STOPPED = 4   # the time limit ran out first; rerun the same command to resume
 
 
-_HELP = {"h": "step size h", "beta": "first-moment parameter β in [0, 1)", "rho": "ρ in [0, 1)",
-         "eps": "ε (inside the square root unless --no-eps-inside)", "epochs": "maximum number of Adam steps",
-         "chunk_size": "examples per forward/backward pass (does not change E)",
-         "loss_threshold": "stop when the train loss falls below this", "max_time": "stop after this many seconds",
-         "checkpoint_every": "epochs between checkpoints (0: none)", "device": "cpu, cuda, cuda:1 (default: cuda if available)",
-         "norm": "group, batch or none (default: group for ResNets, none otherwise)"}
-_CHOICES = {"dataset": DATASETS, "model": MODELS, "dtype": ("float32", "float64"), "norm": NORMS}
-_OPTIONAL_TYPES = {"loss_threshold": float, "max_time": float, "device": str, "width": int, "norm": str,
-                   "n_train": int, "n_test": int}
+_EXIT = {StopReason.EPOCHS: ExitCode.FINISHED, StopReason.LOSS_THRESHOLD: ExitCode.FINISHED,
+         StopReason.DIVERGED: ExitCode.DIVERGED, StopReason.TIME: ExitCode.STOPPED}
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line: one option per TrainConfig field (from its metadata), --out, --overwrite."""
+    p = argparse.ArgumentParser(
+        prog="python -m bea_lib.nets.train", description=__doc__.split("\n")[0],
+        epilog="exit codes: 0 finished, 1 crashed, 2 usage or setup error, 3 diverged, "
+               "4 stopped by --max-time (rerun to resume)")
+    for f in dataclasses.fields(TrainConfig):
+        flag, meta = "--" + f.name.replace("_", "-"), f.metadata
+        if isinstance(f.default, bool):
+            p.add_argument(flag, default=f.default, action=argparse.BooleanOptionalAction,
+                           help=meta["help"])
+        else:
+            p.add_argument(flag, type=meta["type"] or type(f.default), default=f.default,
+                           choices=meta["choices"],
+                           help=meta["help"] + ("" if f.default is None else f" (default: {f.default})"))
+    p.add_argument("--out", required=True, help="run folder: history.csv, run.json, checkpoints")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace another run's results in --out instead of refusing")
+    return p
 
 
 def main(argv=None) -> int:
-    """The command line: every TrainConfig field as an option, plus --out (the run folder)."""
-    parser = argparse.ArgumentParser(prog="python -m bea_lib.nets.train", description=__doc__.split("\n")[0])
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if isinstance(f.default, bool):
-            parser.add_argument(flag, default=f.default, action=argparse.BooleanOptionalAction,
-                                help=_HELP.get(f.name))
-        else:
-            kind = _OPTIONAL_TYPES.get(f.name, type(f.default))
-            parser.add_argument(flag, type=kind, default=f.default, choices=_CHOICES.get(f.name),
-                                help=_HELP.get(f.name, f"default {f.default}"))
-    parser.add_argument("--out", required=True, help="run folder: history.csv, run.json, checkpoints")
-    args = vars(parser.parse_args(argv))
-    out = args.pop("out")
+    """Run the command line; return an :class:`ExitCode`."""
+    args = vars(parser().parse_args(argv))  # exits 2 on a bad option, as argparse does
+    out, overwrite = args.pop("out"), args.pop("overwrite")
     try:
-        history = train(TrainConfig(**args), out)
-    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        history = train(TrainConfig(**args), out, overwrite=overwrite)
+    except (ValueError, FileNotFoundError, RunFileError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
+    except Exception:  # noqa: BLE001 - reported as a crash, with its traceback
+        traceback.print_exc()
+        return ExitCode.CRASH
     finally:
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     if os.environ.get("RANK", "0") == "0":
-        print(f"{history.stop_reason}: {history.message}; history in {Path(out) / 'history.csv'}")
-    return 1 if history.stop_reason == "diverged" else 0
+        print(f"{history.stop_reason}: {history.message}; history in {Path(out) / HISTORY_FILE}")
+    return _EXIT[history.stop_reason]
 
 
 if __name__ == "__main__":
