@@ -46,7 +46,7 @@ def _same_history(a: History, b: History):
     ("checkpoint_every", -1, "checkpoint_every must be an integer >= 0"),
     ("dtype", "float16", "dtype must be one of 'float32', 'float64'"),
     ("eps_inside", 1, "eps_inside must be True or False"),
-    ("n_train", 0, "n_train must be an integer >= 1 or"),
+    ("n_train", 0, "n_train must be an integer >= 1"),
     ("max_time", 0.0, "max_time must be a finite number > 0"),
     ("norm", "layer", "norm must be one of"),
     ("seed", -1, "seed must be an integer >= 0"),
@@ -132,6 +132,65 @@ def test_resume_refuses_another_run(tmp_path):
         train(replace(TINY, rho=0.99, checkpoint_every=1), tmp_path)
 
 
+def test_the_resume_check_covers_every_trajectory_field():
+    # derived from the field metadata: a new field that shapes the run cannot be forgotten
+    from bea_lib.nets.train import TRAJECTORY_FIELDS
+    assert {"dataset", "model", "h", "beta", "rho", "eps", "eps_inside", "seed", "dtype", "width",
+            "norm", "n_train", "n_test", "test_every"} == set(TRAJECTORY_FIELDS)
+
+
+def test_a_folder_with_another_runs_results_is_refused_unless_overwrite(tmp_path):
+    train(replace(TINY, epochs=2), tmp_path)  # history.csv and run.json, no checkpoint
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(RunFileError, match=r"history.csv, run.json.*--overwrite"):
+        train(replace(TINY, epochs=3, rho=0.99), tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing touched
+    hist = train(replace(TINY, epochs=3, rho=0.99), tmp_path, overwrite=True)
+    _same_history(History.read(tmp_path), hist)
+
+
+def test_a_foreign_checkpoint_or_run_json_is_named(tmp_path):
+    (tmp_path / "checkpoint-00000003.pt").write_bytes(b"")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "checkpoint-00000003.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="checkpoint-00000003.pt is not a checkpoint"):
+        train(TINY, tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "run.json").write_text("{not json")
+    with pytest.raises(RunFileError, match=r"run.json is damaged"):
+        History.read(other)
+    (other / "run.json").write_text("[1, 2]")
+    with pytest.raises(RunFileError, match=r"run.json is not the record of a training run"):
+        History.read(other)
+
+
+def test_a_cut_history_is_reported(tmp_path):
+    train(replace(TINY, epochs=4), tmp_path)
+    lines = (tmp_path / "history.csv").read_text().splitlines()
+    (tmp_path / "history.csv").write_text("\n".join(lines[:3]) + "\n")
+    with pytest.raises(RunFileError, match="history.csv has 2 rows but .*run.json records 5"):
+        History.read(tmp_path)
+
+
+def test_filesystem_problems_are_one_line_naming_the_path(tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    with pytest.raises(RunFileError, match=f"run folder {a_file} is a file"):
+        train(TINY, a_file)
+    with pytest.raises(RunFileError, match=f"cannot create the run folder {a_file / 'run'}"):
+        train(TINY, a_file / "run")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write to a read-only folder")
+def test_a_read_only_folder_is_named(tmp_path):
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(RunFileError, match=f"run folder {tmp_path} is not writable"):
+            train(TINY, tmp_path)
+    finally:
+        tmp_path.chmod(0o700)
+
+
 def test_damaged_checkpoint_is_reported_and_the_good_one_kept(tmp_path):
     train(replace(TINY, epochs=4, checkpoint_every=2), tmp_path)
     good, newest = checkpoint.checkpoints(tmp_path)
@@ -173,10 +232,30 @@ def test_sigkill_and_resume_give_the_uninterrupted_history(tmp_path):
 
 
 def test_cli_rejects_bad_arguments(tmp_path, capsys):
-    assert main(_cli(tmp_path, "--beta", "1.5")[3:]) == 2  # the arguments after "-m bea_lib.nets.train"
+    assert main(_cli(tmp_path, "--beta", "1.5")[3:]) == ExitCode.USAGE == 2  # the arguments after -m ...
     assert "beta must be in [0, 1)" in capsys.readouterr().err and not (tmp_path / "run.json").exists()
+    with pytest.raises(SystemExit) as exit_:  # argparse: an unknown option
+        main(_cli(tmp_path, "--lr", "0.1")[3:])
+    assert exit_.value.code == ExitCode.USAGE
 
 
 def test_cli_runs(tmp_path, capsys):
-    assert main(_cli(tmp_path, "--epochs", "3")[3:]) == 0
+    assert main(_cli(tmp_path, "--epochs", "3")[3:]) == ExitCode.FINISHED == 0
     assert "epochs: 3 epochs done" in capsys.readouterr().out and len(History.read(tmp_path)) == 4
+
+
+def test_cli_exit_codes_tell_the_outcomes_apart(tmp_path, capsys, monkeypatch):
+    assert main(_cli(tmp_path / "a", "--epochs", "3", "--loss-threshold", "100")[3:]) == ExitCode.FINISHED
+    assert main(_cli(tmp_path / "b", "--epochs", "50", "--h", "1e30", "--dtype", "float32")[3:]) \
+        == ExitCode.DIVERGED == 3
+    assert main(_cli(tmp_path / "c", "--epochs", "50", "--max-time", "1e-9")[3:]) == ExitCode.STOPPED == 4
+    assert main(_cli(tmp_path / "a", "--epochs", "3", "--rho", "0.9")[3:]) == ExitCode.USAGE  # refused
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(_cli(tmp_path / "a", "--epochs", "3", "--rho", "0.9", "--overwrite")[3:]) \
+        == ExitCode.FINISHED
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("boom")
+    monkeypatch.setattr("bea_lib.nets.train.train", crash)
+    assert main(_cli(tmp_path / "d")[3:]) == ExitCode.CRASH == 1
+    assert "RuntimeError: boom" in capsys.readouterr().err  # with its traceback
