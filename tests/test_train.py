@@ -150,7 +150,6 @@ def test_a_folder_with_another_runs_results_is_refused_unless_overwrite(tmp_path
 
 
 def test_a_foreign_checkpoint_or_run_json_is_named(tmp_path):
-    (tmp_path / "checkpoint-00000003.pt").write_bytes(b"")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "checkpoint-00000003.pt")
     with pytest.raises(checkpoint.CheckpointError, match="checkpoint-00000003.pt is not a checkpoint"):
         train(TINY, tmp_path)
