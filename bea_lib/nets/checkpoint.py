@@ -71,7 +71,6 @@ def load_latest(directory: Path, map_location=None) -> dict | None:
         raise CheckpointError(f"checkpoint {path} is damaged and cannot be loaded "
                               f"({type(err).__name__}: {err}). {remedy}") from err
     if not isinstance(state, dict) or not KEYS <= set(state) or not isinstance(state["config"], dict):
-        raise CheckpointError(f"checkpoint {path} is not a checkpoint of a training run (it lacks "
-                              f"{', '.join(sorted(KEYS - set(state) if isinstance(state, dict) else KEYS))}"
-                              f"). {remedy}")
+        raise CheckpointError(f"checkpoint {path} is not a checkpoint of a training run (one holds "
+                              f"a dict with {', '.join(sorted(KEYS))}). {remedy}")
     return state

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import spearmanr
 
-from ..validation import check_one_of, check_positive
+from ..validation import check_int, check_one_of, check_positive
 from ..vocab import Stability, StopReason, TrendVerdict
 from .history import History, read_run_info
 from .train import TrainConfig, train
@@ -60,6 +60,8 @@ def sweep(base: TrainConfig, out_root: str | Path | None = None, *, overwrite: b
 
 def first_below(values, threshold: float) -> int | None:
     """The first index n with ``values[n] < threshold``, or None if there is none."""
+    if math.isnan(float(threshold)):
+        raise ValueError(f"threshold must be a number, got {threshold!r}")
     below = np.flatnonzero(np.asarray(values, dtype=float) < threshold)
     return int(below[0]) if below.size else None
 
@@ -67,6 +69,7 @@ def first_below(values, threshold: float) -> int | None:
 def at_or_before(values, index: int) -> float:
     """The last finite value at or before ``index`` (NaN if none): test columns are logged every
     ``test_every`` epochs and hold NaN in between."""
+    index = check_int("index", index, minimum=0)
     head = np.asarray(values, dtype=float)[: index + 1]
     finite = np.flatnonzero(np.isfinite(head))
     return float(head[finite[-1]]) if finite.size else math.nan

@@ -143,6 +143,7 @@ def full_batch_gradient(model, x, y, *, chunk_size: int, comm: Comm = Comm()) ->
     their gradients accumulate in ``p.grad``, the sums of all ranks are added, and the total is
     divided by N once: no chunk is weighted by its size, so the chunking does not change E.
     """
+    chunk_size = check_int("chunk_size", chunk_size, minimum=1)
     params = [p for p in model.parameters() if p.requires_grad]
     for p in params:
         p.grad = None
@@ -172,6 +173,7 @@ def full_batch_gradient(model, x, y, *, chunk_size: int, comm: Comm = Comm()) ->
 @torch.no_grad()
 def evaluate(model, x, y, *, chunk_size: int, comm: Comm = Comm()) -> torch.Tensor:
     """[mean loss, accuracy] over the examples of all ranks, in evaluation mode (float64)."""
+    chunk_size = check_int("chunk_size", chunk_size, minimum=1)
     model.eval()
     stats = torch.zeros(3, dtype=torch.float64, device=x.device)
     for i in range(0, len(x), chunk_size):
@@ -195,6 +197,8 @@ def build_model(config: TrainConfig, input_shape, n_classes: int) -> torch.nn.Mo
     Drawing in float32 whatever the default dtype makes θ⁽⁰⁾ depend on the seed alone, and gives
     float32 and float64 runs the same start.
     """
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float32)
     try:
