@@ -28,6 +28,7 @@ _RESNET_LAYERS = {"resnet50": [3, 4, 6, 3], "resnet101": [3, 4, 23, 3]}
 
 def mlp(input_shape, n_classes: int, width: int = 32, depth: int = 2) -> nn.Module:
     """Flatten, then ``depth`` hidden layers of ``width`` ReLU units, then a linear read-out."""
+    width, depth = check_int("width", width, minimum=1), check_int("depth", depth, minimum=0)
     layers, n_in = [nn.Flatten()], int(torch.tensor(input_shape).prod())
     for _ in range(depth):
         layers += [nn.Linear(n_in, width), nn.ReLU()]
@@ -41,9 +42,7 @@ def _norm_layer(norm: str, dims: int):
         return lambda c: nn.GroupNorm(min(32, c), c)  # 32 groups, the GroupNorm paper's default
     if norm == "batch":
         return nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
-    if norm == "none":
-        return lambda c: nn.Identity()
-    raise ValueError(f"norm must be one of {', '.join(NORMS)}, got {norm!r}")
+    return lambda c: nn.Identity()  # "none"; checked by the public callers
 
 
 def cnn(input_shape, n_classes: int, width: int = 32, norm: str = "none") -> nn.Module:
@@ -51,6 +50,7 @@ def cnn(input_shape, n_classes: int, width: int = 32, norm: str = "none") -> nn.
 
     One-dimensional convolutions for inputs (C, L), two-dimensional ones for (C, H, W).
     """
+    norm, width = check_one_of("norm", norm, NORMS), check_int("width", width, minimum=1)
     dims = len(input_shape) - 1
     if dims not in (1, 2):
         raise ValueError(f"cnn takes inputs (C, L) or (C, H, W), got input shape {tuple(input_shape)}")
@@ -73,8 +73,8 @@ def resnet(name: str, input_shape, n_classes: int, norm: str = "group") -> nn.Mo
     """
     from torchvision.models.resnet import Bottleneck, ResNet
 
-    if name not in _RESNET_LAYERS:
-        raise ValueError(f"resnet name must be one of {', '.join(_RESNET_LAYERS)}, got {name!r}")
+    name = check_one_of("name", name, tuple(_RESNET_LAYERS))
+    norm = check_one_of("norm", norm, NORMS)
     if len(input_shape) != 3:
         raise ValueError(f"{name} takes images (C, H, W), got input shape {tuple(input_shape)}")
     model = ResNet(Bottleneck, _RESNET_LAYERS[name], num_classes=n_classes, norm_layer=_norm_layer(norm, 2))
