@@ -134,7 +134,7 @@ def test_resume_refuses_another_run(tmp_path):
 
 def test_the_resume_check_covers_every_trajectory_field():
     # derived from the field metadata: a new field that shapes the run cannot be forgotten
-    from bea_lib.nets.train import TRAJECTORY_FIELDS
+    from bea_lib.nets.config import TRAJECTORY_FIELDS
     assert {"dataset", "model", "h", "beta", "rho", "eps", "eps_inside", "seed", "dtype", "width",
             "norm", "n_train", "n_test", "test_every"} == set(TRAJECTORY_FIELDS)
 
@@ -147,6 +147,18 @@ def test_a_folder_with_another_runs_results_is_refused_unless_overwrite(tmp_path
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # nothing touched
     hist = train(replace(TINY, epochs=3, rho=0.99), tmp_path, overwrite=True)
     _same_history(History.read(tmp_path), hist)
+
+
+def test_a_run_killed_before_it_saved_anything_starts_again(tmp_path):
+    train(replace(TINY, epochs=2), tmp_path)
+    (tmp_path / "history.csv").unlink()  # as if killed before the first save: run.json "running"
+    info = json.loads((tmp_path / "run.json").read_text())
+    (tmp_path / "run.json").write_text(json.dumps({**info, "stop_reason": "running"}))
+    assert len(train(replace(TINY, epochs=2), tmp_path)) == 3
+    (tmp_path / "history.csv").unlink()
+    (tmp_path / "run.json").write_text(json.dumps({**info, "stop_reason": "running"}))
+    with pytest.raises(RunFileError, match="run.json"):  # another run's, even if it was killed
+        train(replace(TINY, epochs=2, seed=1), tmp_path)
 
 
 def test_a_foreign_checkpoint_or_run_json_is_named(tmp_path):

@@ -48,93 +48,15 @@ from tqdm import tqdm
 from .. import provenance
 from ..norms import perturbed_one_norm
 from ..optimizers import Adam
-from ..validation import check_bool, check_int, check_one_of, check_positive, check_unit_interval
+from ..validation import check_bool, check_int
 from ..vocab import StopReason
 from . import checkpoint
-from .data import DATASETS, DataError, load_dataset
+from .config import TrainConfig
+from .data import DataError, load_dataset
 from .distributed import Comm, init_from_env, local_device
-from .history import (HISTORY_FILE, INFO_FILE, METRICS, History, RunFileError, read_run_info,
-                      write_run_info)
-from .models import MODELS, NORMS, has_batch_norm, make_model
-
-DTYPES = ("float32", "float64")
-
-
-def _int(minimum: int):
-    return lambda name, value: check_int(name, value, minimum=minimum)
-
-
-def _option(default, help: str, *, check=None, choices=None, type=None, trajectory: bool = False):
-    """A TrainConfig field: its default and, in the metadata, everything derived from it.
-
-    ``help`` for the command line; ``choices`` the allowed values (checked, and offered by the
-    CLI); ``type`` the CLI type of a field whose default is None; ``trajectory`` whether the
-    field shapes the trajectory (a checkpoint resumes only a run with the same values);
-    ``check(name, value)`` the validation of a value that is not None.
-    """
-    if check is None and choices is not None:
-        check = lambda name, value: check_one_of(name, value, choices)  # noqa: E731
-    return dataclasses.field(default=default, metadata=dict(
-        help=help, check=check, choices=choices, type=type, trajectory=trajectory))
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrainConfig:
-    """Everything that defines a run, described once: each field's metadata carries its help,
-    its check, its choices and whether it shapes the trajectory; the command line and the resume
-    check are derived from them. Checked on construction (ValueError naming the field)."""
-
-    dataset: str = _option("mnist1d", "data set", choices=DATASETS, trajectory=True)
-    model: str = _option("mlp", "network", choices=MODELS, trajectory=True)
-    h: float = _option(1e-3, "step size h (learning rate)", check=check_positive, trajectory=True)
-    beta: float = _option(0.9, "first-moment parameter β in [0, 1)", check=check_unit_interval,
-                          trajectory=True)
-    rho: float = _option(0.999, "second-moment parameter ρ in [0, 1)", check=check_unit_interval,
-                         trajectory=True)
-    eps: float = _option(1e-8, "ε (inside the square root unless --no-eps-inside)",
-                         check=check_positive, trajectory=True)
-    eps_inside: bool = _option(True, "ε inside the square root, the paper's form",
-                               check=check_bool, trajectory=True)
-    epochs: int = _option(1000, "maximum number of Adam steps (= epochs)", check=_int(0))
-    seed: int = _option(0, "seeds the initialisation, the only randomness of a run",
-                        check=_int(0), trajectory=True)
-    chunk_size: int = _option(1000, "examples per forward/backward pass (does not change E)",
-                              check=_int(1))
-    loss_threshold: float | None = _option(None, "stop when the train loss falls below this",
-                                           check=check_positive, type=float)
-    max_time: float | None = _option(None, "stop after this many seconds of training",
-                                     check=check_positive, type=float)
-    checkpoint_every: int = _option(0, "epochs between checkpoints (0: none)", check=_int(0))
-    test_every: int = _option(1, "epochs between test evaluations (other rows hold NaN)",
-                              check=_int(1), trajectory=True)
-    device: str | None = _option(None, "cpu, cuda, cuda:1 (default: cuda if available)", type=str)
-    dtype: str = _option("float32", "dtype of data, parameters and Adam's state", choices=DTYPES,
-                         trajectory=True)
-    width: int | None = _option(None, "MLP hidden width or CNN channels (default 32)",
-                                check=_int(1), type=int, trajectory=True)
-    norm: str | None = _option(None, "normalisation (default: group for ResNets, none otherwise)",
-                               choices=NORMS, type=str, trajectory=True)
-    data_root: str = _option("data", "folder holding the CIFAR batches")
-    n_train: int | None = _option(None, "use only the first n_train training examples",
-                                  check=_int(1), type=int, trajectory=True)
-    n_test: int | None = _option(None, "use only the first n_test test examples", check=_int(1),
-                                 type=int, trajectory=True)
-
-    def __post_init__(self):
-        for f in dataclasses.fields(self):
-            value, check = getattr(self, f.name), f.metadata["check"]
-            if value is None and f.default is None:
-                continue  # an optional field left at its default
-            if check is None:
-                if not isinstance(value, str):
-                    raise ValueError(f"{f.name} must be a string, got {value!r}")
-                continue
-            # plain Python numbers: comparable and JSON-ready
-            object.__setattr__(self, f.name, check(f.name, value))
-
-
-TRAJECTORY_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["trajectory"])
-
+from .history import HISTORY_FILE, METRICS, History, RunFileError, write_run_info
+from .models import has_batch_norm, make_model
+from .rundir import open_run_folder
 
 def full_batch_gradient(model, x, y, *, chunk_size: int, comm: Comm = Comm()) -> torch.Tensor:
     """Set every ``p.grad`` to ∇E over the examples of all ranks; return [E, accuracy, N] (float64).
@@ -207,74 +129,6 @@ def build_model(config: TrainConfig, input_shape, n_classes: int) -> torch.nn.Mo
     finally:
         torch.set_default_dtype(previous)
     return model.to(getattr(torch, config.dtype))
-
-
-# --- the run folder: never destroy another run's results --------------------------------------
-
-def _differing(saved: dict, config: TrainConfig) -> list[str]:
-    """The trajectory fields in which a saved config differs from ``config``."""
-    return [f for f in TRAJECTORY_FIELDS if saved.get(f) != getattr(config, f)]
-
-
-def _usable_folder(out_dir: Path) -> Path:
-    """``out_dir``, created if needed; a path that cannot be a writable folder raises
-    :class:`RunFileError` naming it and the fix."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise RunFileError(f"run folder {out_dir} is a file, not a folder: choose another out_dir "
-                           f"(CLI: --out) or move the file away")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise RunFileError(f"cannot create the run folder {out_dir} ({err.strerror}): choose an "
-                           f"out_dir (CLI: --out) under a writable folder") from err
-    if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise RunFileError(f"run folder {out_dir} is not writable: make it writable "
-                           f"(chmod u+w {out_dir}) or choose another out_dir (CLI: --out)")
-    return out_dir
-
-
-def _results(out_dir: Path) -> list[Path]:
-    """The files of a run in ``out_dir`` that a new run would overwrite."""
-    return [p for p in (out_dir / HISTORY_FILE, out_dir / INFO_FILE, *checkpoint.checkpoints(out_dir))
-            if p.exists()]
-
-
-def _open_run_folder(out_dir: Path, config: TrainConfig, overwrite: bool, device,
-                     comm: Comm) -> dict | None:
-    """Prepare ``out_dir`` for ``config``: the checkpoint to resume from, or None to start.
-
-    Resumes from a checkpoint of the same run (its ``run.json``, if any, must agree). Refuses
-    (RunFileError naming the files) a folder whose results cannot be resumed: another run's
-    checkpoint or run.json, or a history without a checkpoint. ``overwrite`` deletes them first
-    (rank 0 only; every rank runs the same read-only checks, so all refuse together).
-    """
-    _usable_folder(out_dir)
-    if overwrite:
-        for path in _results(out_dir) if comm.is_main else ():
-            path.unlink()
-        return None
-    found = _results(out_dir)
-    if not found:
-        return None
-    state = checkpoint.load_latest(out_dir, map_location=device)
-    if state is not None:
-        saved = state["config"]
-        differ = _differing(saved, config)
-        if differ:
-            raise checkpoint.CheckpointError(
-                f"the checkpoint in {out_dir} belongs to another run: {', '.join(differ)} differ "
-                f"({', '.join(f'{f}={saved.get(f)!r}' for f in differ)}); use another "
-                f"out_dir, or overwrite (CLI: --overwrite)")
-        if (out_dir / INFO_FILE).exists():
-            differ = _differing(read_run_info(out_dir)["config"], config)
-            if differ:
-                raise RunFileError(f"{out_dir / INFO_FILE} records another run than the checkpoint "
-                                   f"({', '.join(differ)} differ); use another out_dir, or "
-                                   f"overwrite (CLI: --overwrite)")
-        return state
-    names = ", ".join(p.name for p in found)
-    raise RunFileError(f"{out_dir} holds the results of a run ({names}) without a checkpoint to "
-                       f"resume from; use another out_dir, or overwrite them (CLI: --overwrite)")
 
 
 def _run_info(config: TrainConfig, device, comm: Comm) -> dict:
@@ -383,7 +237,8 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, *,
     overwrite = check_bool("overwrite", overwrite)
     run = _set_up(config)
     folder = Path(out_dir) if out_dir is not None else None
-    state = _open_run_folder(folder, config, overwrite, run.device, run.comm) if folder else None
+    state = (open_run_folder(folder, config, overwrite=overwrite, device=run.device, comm=run.comm)
+             if folder else None)
     out_dir = folder if run.comm.is_main else None  # rank 0 writes the files
     history, n, elapsed0 = History(), 0, 0.0
     if state is not None:

@@ -1,0 +1,94 @@
+"""The configuration of a training run, described once.
+
+Each field of :class:`TrainConfig` carries in its metadata its help text, its check, its
+choices, its command-line type (for fields whose default is None) and whether it shapes the
+trajectory. The command line (:func:`bea_lib.nets.train.parser`) and the resume check
+(:data:`TRAJECTORY_FIELDS`, used by :mod:`bea_lib.nets.rundir`) are derived from them, so a
+field added here is offered by the CLI and guarded on resume without another list to update.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..validation import check_bool, check_int, check_one_of, check_positive, check_unit_interval
+from .data import DATASETS
+from .models import MODELS, NORMS
+
+DTYPES = ("float32", "float64")
+
+
+def _int(minimum: int):
+    return lambda name, value: check_int(name, value, minimum=minimum)
+
+
+def _option(default, help: str, *, check=None, choices=None, type=None, trajectory: bool = False):
+    """A TrainConfig field: its default and, in the metadata, everything derived from it.
+
+    ``help`` for the command line; ``choices`` the allowed values (checked, and offered by the
+    CLI); ``type`` the CLI type of a field whose default is None; ``trajectory`` whether the
+    field shapes the trajectory (a checkpoint resumes only a run with the same values);
+    ``check(name, value)`` the validation of a value that is not None.
+    """
+    if check is None and choices is not None:
+        check = lambda name, value: check_one_of(name, value, choices)  # noqa: E731
+    return dataclasses.field(default=default, metadata=dict(
+        help=help, check=check, choices=choices, type=type, trajectory=trajectory))
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Everything that defines a run, described once: each field's metadata carries its help,
+    its check, its choices and whether it shapes the trajectory; the command line and the resume
+    check are derived from them. Checked on construction (ValueError naming the field)."""
+
+    dataset: str = _option("mnist1d", "data set", choices=DATASETS, trajectory=True)
+    model: str = _option("mlp", "network", choices=MODELS, trajectory=True)
+    h: float = _option(1e-3, "step size h (learning rate)", check=check_positive, trajectory=True)
+    beta: float = _option(0.9, "first-moment parameter β in [0, 1)", check=check_unit_interval,
+                          trajectory=True)
+    rho: float = _option(0.999, "second-moment parameter ρ in [0, 1)", check=check_unit_interval,
+                         trajectory=True)
+    eps: float = _option(1e-8, "ε (inside the square root unless --no-eps-inside)",
+                         check=check_positive, trajectory=True)
+    eps_inside: bool = _option(True, "ε inside the square root, the paper's form",
+                               check=check_bool, trajectory=True)
+    epochs: int = _option(1000, "maximum number of Adam steps (= epochs)", check=_int(0))
+    seed: int = _option(0, "seeds the initialisation, the only randomness of a run",
+                        check=_int(0), trajectory=True)
+    chunk_size: int = _option(1000, "examples per forward/backward pass (does not change E)",
+                              check=_int(1))
+    loss_threshold: float | None = _option(None, "stop when the train loss falls below this",
+                                           check=check_positive, type=float)
+    max_time: float | None = _option(None, "stop after this many seconds of training",
+                                     check=check_positive, type=float)
+    checkpoint_every: int = _option(0, "epochs between checkpoints (0: none)", check=_int(0))
+    test_every: int = _option(1, "epochs between test evaluations (other rows hold NaN)",
+                              check=_int(1), trajectory=True)
+    device: str | None = _option(None, "cpu, cuda, cuda:1 (default: cuda if available)", type=str)
+    dtype: str = _option("float32", "dtype of data, parameters and Adam's state", choices=DTYPES,
+                         trajectory=True)
+    width: int | None = _option(None, "MLP hidden width or CNN channels (default 32)",
+                                check=_int(1), type=int, trajectory=True)
+    norm: str | None = _option(None, "normalisation (default: group for ResNets, none otherwise)",
+                               choices=NORMS, type=str, trajectory=True)
+    data_root: str = _option("data", "folder holding the CIFAR batches")
+    n_train: int | None = _option(None, "use only the first n_train training examples",
+                                  check=_int(1), type=int, trajectory=True)
+    n_test: int | None = _option(None, "use only the first n_test test examples", check=_int(1),
+                                 type=int, trajectory=True)
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            value, check = getattr(self, f.name), f.metadata["check"]
+            if value is None and f.default is None:
+                continue  # an optional field left at its default
+            if check is None:
+                if not isinstance(value, str):
+                    raise ValueError(f"{f.name} must be a string, got {value!r}")
+                continue
+            # plain Python numbers: comparable and JSON-ready
+            object.__setattr__(self, f.name, check(f.name, value))
+
+
+TRAJECTORY_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["trajectory"])
