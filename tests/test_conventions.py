@@ -139,3 +139,13 @@ def test_swapped_beta_and_rho_by_position_is_a_type_error(name):
     values[:2] = values[:2][::-1]  # e.g. (rho, beta) where (beta, rho) was meant
     with pytest.raises(TypeError):
         PUBLIC[name](*CALLS[name], *values, **EXTRA.get(name, {}))
+
+
+def test_the_public_namespace_holds_every_name_the_chapters_call():
+    import re
+    from pathlib import Path
+
+    book = Path(__file__).resolve().parents[1] / "book"
+    used = {m for f in book.glob("*.md") for m in re.findall(r"\bbl\.(\w+)", f.read_text())}
+    assert used and used <= set(bl.__all__), sorted(used - set(bl.__all__))
+    assert all(hasattr(bl, name) for name in bl.__all__)
