@@ -154,10 +154,8 @@ class _Run:
     test_xy: tuple[torch.Tensor, torch.Tensor]
 
 
-def _set_up(config: TrainConfig) -> _Run:
-    """Device, process group, data (this rank's slice), θ⁽⁰⁾ and the optimizer."""
-    device = local_device(config.device)
-    comm = init_from_env(device)
+def _set_up(config: TrainConfig, device: torch.device, comm: Comm) -> _Run:
+    """Data (this rank's slice), θ⁽⁰⁾ and the optimizer."""
     if device.type == "cuda":  # reproducible convolutions, at some cost in speed
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     data = load_dataset(config.dataset, root=config.data_root, n_train=config.n_train,
@@ -235,10 +233,12 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, *,
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     overwrite = check_bool("overwrite", overwrite)
-    run = _set_up(config)
-    folder = Path(out_dir) if out_dir is not None else None
-    state = (open_run_folder(folder, config, overwrite=overwrite, device=run.device, comm=run.comm)
+    device = local_device(config.device)
+    comm = init_from_env(device)
+    folder = Path(out_dir) if out_dir is not None else None  # checked before any work is done
+    state = (open_run_folder(folder, config, overwrite=overwrite, device=device, comm=comm)
              if folder else None)
+    run = _set_up(config, device, comm)
     out_dir = folder if run.comm.is_main else None  # rank 0 writes the files
     history, n, elapsed0 = History(), 0, 0.0
     if state is not None:
