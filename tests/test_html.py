@@ -29,7 +29,9 @@ CDN_HOSTS = ("cdn.jsdelivr.net", "unpkg.com", "cdnjs.cloudflare.com", "polyfill.
              "fonts.googleapis.com", "fonts.gstatic.com", "cdn.mathjax.org", "ajax.googleapis.com",
              "code.jquery.com")
 UNRESOLVED_ROLE = re.compile(r"\{[a-z]+(?::[a-z]+)?\}`")  # {cite}`x`, {numref}`x`, {glue:text}`x`
-RAW_TABLE = re.compile(r"\|\s*:?-{3,}:?\s*\|")  # a Markdown table's separator row left as text
+RAW_TABLE = re.compile(r"\|\s*:?-{3,}:?\s*\|")  # a Markdown table's separator row
+# ... and as it reads in a page, where Sphinx's smart quotes turn "---" into an em dash
+RAW_TABLE_TEXT = re.compile(r"\|\s*:?(?:-{3,}|[—–]-*):?\s*\|")
 RAW_MATH = re.compile(r"\$\$|\$[^\s$][^$\n]*\$")  # $...$ or $$ outside the math elements
 TEXT_SKIP = ("script", "style", "pre", "code", "kbd", "samp", "mjx-container")  # not prose
 PAGE_TIMEOUT_MS = 60_000  # loading and typesetting one page; the longest take a few seconds
@@ -57,6 +59,19 @@ def test_code_cells_fit_the_page(md):
             for i, cell in enumerate(_code_cells(md))
             for line in cell.source.splitlines() if len(line) > MAX_LINE]
     assert not long, f"{md.name}: code lines over {MAX_LINE} characters:\n" + "\n".join(long)
+
+
+def test_local_mathjax_is_the_pinned_version_and_copies_what_pages_load(tmp_path):
+    """The Sphinx extension finds MathJax 3.2.2 in the installed wheel and copies the entry
+    script with the fonts and TeX extensions it loads at run time (no build needed)."""
+    from bea_book import mathjax_local
+
+    entry = mathjax_local.copy_mathjax(tmp_path)
+    assert entry == tmp_path / "mathjax" / "es5" / "tex-mml-chtml.js"
+    assert b"3.2.2" in entry.read_bytes()[:100_000]  # the bundle states its version
+    fonts = list((tmp_path / "mathjax" / "es5" / "output" / "chtml" / "fonts").rglob("*.woff"))
+    assert fonts, "no CHTML fonts copied"
+    assert (tmp_path / "mathjax" / "es5" / "input" / "tex" / "extensions" / "ams.js").is_file()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -118,7 +133,7 @@ def page_problems(page: Path, html: Path) -> list[str]:
     raw = page.read_text(encoding="utf-8")
     problems = []
     text = prose_text(soup)
-    for pattern, what in ((RAW_TABLE, "a Markdown table left as text"),
+    for pattern, what in ((RAW_TABLE_TEXT, "a Markdown table left as text"),
                           (RAW_MATH, "dollar math left as text"),
                           (UNRESOLVED_ROLE, "an unresolved role")):
         found = pattern.search(text)
