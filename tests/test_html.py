@@ -86,9 +86,11 @@ def _require_build() -> Path:
 
 
 def pages(html: Path) -> list[Path]:
-    """Every HTML page of the book (not the copied sources or static assets)."""
+    """Every HTML page of the book (not the copied sources or static assets, nor a page that
+    only redirects to another, such as the top-level index.html)."""
     return sorted(p for p in html.rglob("*.html")
-                  if not {"_static", "_sources", "_images"} & set(p.relative_to(html).parts))
+                  if not {"_static", "_sources", "_images"} & set(p.relative_to(html).parts)
+                  and 'http-equiv="refresh"' not in p.read_text(encoding="utf-8")[:2000].lower())
 
 
 def _soup(page: Path):
