@@ -17,11 +17,11 @@ from .sources import DEFAULT_PROFILE, BookError, chapters
 
 USAGE = """\
 examples:
-  python -m bea_book all --profile smoke            run every chapter (reusing unchanged ones), render
-  python -m bea_book all --chapters adam            run one chapter, render it with the others not run
-  python -m bea_book run adam -p rho 0.99           run one chapter with a parameter changed
-  python -m bea_book render                         render what has run
-  python -m bea_book archive                        zip a complete build for deposit
+  python -m bea_book all --profile smoke     run every chapter (reusing unchanged ones), render
+  python -m bea_book all --chapters adam     run one chapter, render it, the others "not run"
+  python -m bea_book run adam -p rho 0.99    run one chapter with a parameter changed
+  python -m bea_book render                  render what has run
+  python -m bea_book archive                 zip a complete build for deposit
 """
 
 

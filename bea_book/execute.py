@@ -9,8 +9,8 @@ the current run (:mod:`bea_book.inputs`), reuses that run.
 
 The kernel gets ``BEA_CHAPTER`` and ``BEA_PROFILE`` (read by ``bea_lib.claims``) and
 ``TQDM_DISABLE=1`` (no progress bars in the pages). It is started over IPC sockets rather than
-TCP: the connection stays on this machine, and ipykernel has no reason to print its warning
-about unencrypted TCP.
+TCP (on POSIX systems; Windows has no IPC sockets): the connection stays on this machine, and
+ipykernel has no reason to print its warning about unencrypted TCP.
 """
 from __future__ import annotations
 
@@ -172,8 +172,10 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
         return Outcome(p.chapter, REUSED, 0.0, counts, previous.get("failed_claims", []),
                        p.strict, previous["wall_time_s"])
 
-    why = "forced" if force and not reasons else ", ".join(reasons) + " changed" \
-        if previous else reasons[0]
+    if previous is None:
+        why = "no earlier run"
+    else:
+        why = ", ".join(reasons) + " changed" if reasons else "forced"
     print(f"{p.chapter}: executing (profile {p.label}; {why}) ...", flush=True)
     tmp = store.new_run_folder(build_dir, p.chapter)
     try:
@@ -228,7 +230,8 @@ def _papermill(p: Plan, output: Path, cwd: Path) -> float:
     try:
         papermill.execute_notebook(
             str(p.notebook), str(output), parameters=p.overrides, kernel_name=KERNEL,
-            cwd=str(cwd), progress_bar=False, kernel_manager_class=_ipc_kernel_manager())
+            cwd=str(cwd), progress_bar=False,
+            **({"kernel_manager_class": _ipc_kernel_manager()} if os.name == "posix" else {}))
     finally:
         for k, v in saved.items():
             if v is None:

@@ -70,8 +70,7 @@ def chapter_inputs(root: Path, build_dir: Path, chapter: str, page: str, *, labe
 
 
 def changed(before: dict | None, now: dict) -> list[str]:
-    """The names of the inputs that differ (all of them when there is no earlier run)."""
-    if not before:
-        return ["no earlier run"]
+    """The names of the inputs that differ from ``before`` (all of them without it)."""
+    before = before or {}
     return [key for key in now if before.get(key) != now[key]] + \
            [key for key in before if key not in now]

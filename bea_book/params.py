@@ -74,13 +74,17 @@ def check_parameter_lines(chapter: str, notebook, declared: dict) -> None:
                     "line, with no '=' inside the comment")
 
 
+TYPE_NAMES = {bool: "a bool", int: "an int", float: "a number", str: "a string",
+              list: "a list", tuple: "a list", dict: "a mapping"}
+
+
 def _type_name(value) -> str:
-    return {bool: "a bool", int: "an int", float: "a number", str: "a string",
-            list: "a list", tuple: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+    return TYPE_NAMES.get(type(value), type(value).__name__)
 
 
 def _fits(value, default) -> bool:
-    """Whether ``value`` may replace ``default`` (ints may stand for floats, not bools for ints)."""
+    """Whether ``value`` may replace ``default`` (an int may stand for a float; a bool is not
+    an int)."""
     if default is None or value is None:
         return True
     if isinstance(default, bool):
