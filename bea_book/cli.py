@@ -51,7 +51,7 @@ def print_summary(outcomes: list, render_s: float | None = None) -> None:
     """Each chapter's action and wall time, and the totals."""
     if not outcomes:
         return
-    width = max(len(o.chapter) for o in [*outcomes]) + 1
+    width = max(len(name) for name in ["chapter", *(o.chapter for o in outcomes)])
     print(f"\n{'chapter':<{width}}  {'wall time':>10}  action")
     for o in outcomes:
         earlier = f"; its run took {o.run_time_s:.1f} s" if o.action != EXECUTED else ""
