@@ -88,3 +88,16 @@ def test_every_requirement_is_pinned_in_the_lock():
 def test_lock_leaves_out_the_gpu_runtime_that_torch_pins_itself():
     assert [name for name in locked() if GPU_RUNTIME.fullmatch(name)] == []
     assert "torch" in locked() and "+" not in locked()["torch"]  # no local label: CPU or CUDA
+
+
+def test_make_lock_drops_the_gpu_runtime_with_its_annotations():
+    from bea_book.lock import strip_gpu_runtime
+
+    text = ("#\n#    make lock\n#\nnvidia-cublas==13.4.1.3\n    # via\n    #   cuda-toolkit\n"
+            "    #   torch\nnumpy==2.3.0\n    # via torch\ntriton==3.9.0\n    # via torch\n"
+            "\n# The following packages are considered to be unsafe in a requirements file:\n"
+            "# setuptools\n")
+    assert strip_gpu_runtime(text) == (
+        "#\n#    make lock\n#\nnumpy==2.3.0\n    # via torch\n\n"
+        "# The following packages are considered to be unsafe in a requirements file:\n"
+        "# setuptools\n")
