@@ -69,6 +69,7 @@ def adopt(notebook_path: Path, *, root: Path = Path("."), build_dir: Path | None
         store.write_json(tmp / store.RUN_RECORD, {
             "chapter": chapter, "page": pages[chapter], "profile": label,
             "parameters": parameters, "overrides": overrides,
+            "parameter_order": list(parameters),
             "wall_time_s": round(float(meta.get("duration") or 0.0), 2),
             "started": meta.get("start_time"),
             "finished": _utc(meta["end_time"]),

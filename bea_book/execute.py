@@ -198,6 +198,7 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
         record = {
             "chapter": p.chapter, "page": p.page, "profile": p.label,
             "parameters": p.parameters, "overrides": p.overrides,
+            "parameter_order": list(p.parameters),  # the cell's order (JSON keys are sorted)
             "wall_time_s": round(wall, 2),
             "started": started.isoformat(timespec="seconds"),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -59,8 +59,8 @@ def report_markdown(report: dict, pages: dict[str, str], *, version: str = "unkn
             continue
         rec = report[name]
         shown = []
-        for key, value in rec["parameters"].items():
-            item = f"`{key} = {value!r}`"
+        for key in rec.get("parameter_order") or rec["parameters"]:
+            item = f"`{key} = {rec['parameters'][key]!r}`"
             shown.append(f"**{item}**" if key in rec["overrides"] else item)
         lines.append(
             f"| {{doc}}`{name} </{pages[name]}>` | {rec.get('action', 'executed')} "

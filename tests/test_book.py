@@ -191,6 +191,7 @@ def test_run_applies_profile_file_and_p_and_records_the_run(tmp_path):
     assert record["profile"] == "fast" and record["action"] == "executed"
     assert record["overrides"] == {"n": 2, "rho": 0.75, "label": "y"}
     assert record["parameters"] == {"rho": 0.75, "n": 2, "label": "y", "seconds": 0.0}
+    assert record["parameter_order"] == ["rho", "n", "label", "seconds"]  # the cell's order
     assert record["commit"] == "unknown"  # tmp_path is outside any git repository
     assert record["lock_sha256"] is None  # this book has no lock file
     assert {"python", "torch", "numpy", "bea_lib", "papermill"} <= set(record["versions"])
@@ -199,7 +200,8 @@ def test_run_applies_profile_file_and_p_and_records_the_run(tmp_path):
     assert not_run == []
     assert (staged / "book" / "tiny.ipynb").is_file() and not (staged / "book" / "tiny.md").exists()
     page = (staged / "book" / "report.md").read_text()
-    assert "| {doc}`tiny </book/tiny>` | executed | fast |" in page and "**`rho = 0.75`**" in page
+    assert "| {doc}`tiny </book/tiny>` | executed | fast |" in page
+    assert "**`rho = 0.75`**, **`n = 2`**, **`label = 'y'`**, `seconds = 0.0` |" in page
 
 
 def test_a_second_run_reuses_unchanged_inputs_and_a_prose_edit_reexecutes(tmp_path, capsys):
