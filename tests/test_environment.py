@@ -57,3 +57,47 @@ def test_python_bound_and_editable_install():
     assert f"python{project['requires-python']}" in entries
     pip = next(entry["pip"] for entry in entries if isinstance(entry, dict))
     assert pip[-1] == EDITABLE
+
+
+# The lock file: every requirement above pinned to a version that meets its bound.
+LOCK = ROOT / "requirements.lock"
+GPU_RUNTIME = re.compile(r"(nvidia-.*|cuda-.*|triton)")  # left out on purpose (bea_book.lock)
+
+
+def locked():
+    """name (normalised) -> pinned version, over the lock's `name==version` lines."""
+    pins = {}
+    for line in LOCK.read_text().splitlines():
+        if line and not line.startswith((" ", "#")):
+            name, version = line.split(";")[0].strip().split("==")
+            pins[split(name)[0]] = version
+    return pins
+
+
+def test_every_requirement_is_pinned_in_the_lock():
+    from packaging.specifiers import SpecifierSet
+
+    _, requirements = pyproject()
+    pins = locked()
+    missing = sorted(name for name, _ in map(split, requirements) if name not in pins)
+    assert missing == [], "in pyproject.toml, missing from requirements.lock: run `make lock`"
+    for name, spec in map(split, requirements):
+        assert pins[name] in SpecifierSet(spec), f"{name}=={pins[name]} does not meet {spec}"
+
+
+def test_lock_leaves_out_the_gpu_runtime_that_torch_pins_itself():
+    assert [name for name in locked() if GPU_RUNTIME.fullmatch(name)] == []
+    assert "torch" in locked() and "+" not in locked()["torch"]  # no local label: CPU or CUDA
+
+
+def test_make_lock_drops_the_gpu_runtime_with_its_annotations():
+    from bea_book.lock import strip_gpu_runtime
+
+    text = ("#\n#    make lock\n#\nnvidia-cublas==13.4.1.3\n    # via\n    #   cuda-toolkit\n"
+            "    #   torch\nnumpy==2.3.0\n    # via torch\ntriton==3.9.0\n    # via torch\n"
+            "\n# The following packages are considered to be unsafe in a requirements file:\n"
+            "# setuptools\n")
+    assert strip_gpu_runtime(text) == (
+        "#\n#    make lock\n#\nnumpy==2.3.0\n    # via torch\n\n"
+        "# The following packages are considered to be unsafe in a requirements file:\n"
+        "# setuptools\n")

@@ -1,0 +1,165 @@
+"""The command line: ``python -m bea_book {run,render,all,notebooks,adopt,archive}``."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from . import store
+from .adopt import adopt
+from .archive import make_archive
+from .execute import EXECUTED, execute, plan, write_notebook
+from .inputs import library_hash
+from .params import load_params_file, parse_value
+from .render import render
+from .sources import DEFAULT_PROFILE, BookError, chapters
+
+USAGE = """\
+examples:
+  python -m bea_book all --profile smoke     run every chapter (reusing unchanged ones), render
+  python -m bea_book all --chapters adam     run one chapter, render it, the others "not run"
+  python -m bea_book run adam -p rho 0.99    run one chapter with a parameter changed
+  python -m bea_book render                  render what has run
+  python -m bea_book archive                 zip a complete build for deposit
+"""
+
+
+def run_chapters(names: list[str], *, root: Path = Path("."), build_dir: Path | None = None,
+                 profile: str = DEFAULT_PROFILE, params: dict | None = None,
+                 force: bool = False) -> list:
+    """Validate every requested chapter, then run each (Findings last); the outcomes."""
+    root = Path(root).resolve()
+    build_dir = Path(build_dir or root / "_build").resolve()
+    plans = plan(names, root=root, build_dir=build_dir, profile=profile, params=params)
+    library, outcomes, pages = library_hash(), [], list(chapters(root))
+    for p in plans:
+        outcome = execute(p, root=root, build_dir=build_dir, force=force, library=library)
+        store.update_report(build_dir, pages, {p.chapter: outcome.action})
+        outcomes.append(outcome)
+    return outcomes
+
+
+def run_chapter(chapter: str, **kwargs) -> Path:
+    """Run one chapter; returns the folder of its current run."""
+    outcome, = run_chapters([chapter], **kwargs)
+    build_dir = Path(kwargs.get("build_dir") or Path(kwargs.get("root", ".")) / "_build")
+    return store.current_run(build_dir.resolve(), outcome.chapter)
+
+
+def print_summary(outcomes: list, render_s: float | None = None) -> None:
+    """Each chapter's action and wall time, and the totals."""
+    if not outcomes:
+        return
+    width = max(len(name) for name in ["chapter", *(o.chapter for o in outcomes)])
+    print(f"\n{'chapter':<{width}}  {'wall time':>10}  action")
+    for o in outcomes:
+        earlier = f"; its run took {o.run_time_s:.1f} s" if o.action != EXECUTED else ""
+        print(f"{o.chapter:<{width}}  {o.wall_time_s:8.1f} s  {o.action}{earlier}")
+    ran = [o for o in outcomes if o.action == EXECUTED]
+    total = sum(o.wall_time_s for o in outcomes)
+    line = (f"{'total':<{width}}  {total:8.1f} s  {len(ran)} executed, "
+            f"{len(outcomes) - len(ran)} reused")
+    if render_s is not None:
+        line += f"; rendering {render_s:.1f} s"
+    print(line, flush=True)
+
+
+def failed_strict(outcomes: list) -> list:
+    """The failed claims that fail the command (smoke or default profile, no overrides)."""
+    return [(o.chapter, c) for o in outcomes if o.strict for c in o.failed_claims]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bea_book", epilog=USAGE,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     description="Run the book's chapters and render them.")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--root", type=Path, default=Path("."),
+                        help="directory holding _toc.yml (default: the current one)")
+    common.add_argument("--build-dir", type=Path, help="build folder (default: ROOT/_build)")
+    running = argparse.ArgumentParser(add_help=False)
+    running.add_argument("--profile", default=DEFAULT_PROFILE,
+                         help="profile in book/profiles.yml (default: the parameters cells)")
+    running.add_argument("--force", action="store_true",
+                         help="execute even chapters whose inputs are unchanged")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", parents=[common, running], help="execute chapters")
+    run.add_argument("chapters", nargs="+", metavar="CHAPTER")
+    run.add_argument("-p", "--param", nargs=2, action="append", default=[],
+                     metavar=("NAME", "VALUE"), help="set a parameter (VALUE is read as YAML)")
+    run.add_argument("--params-file", type=Path, help="YAML mapping of parameters")
+
+    commands.add_parser("render", parents=[common], help="render what has run to HTML")
+    everything = commands.add_parser("all", parents=[common, running],
+                                     help="run every chapter (or those named), then render")
+    everything.add_argument("--chapters", nargs="+", metavar="CHAPTER",
+                            help="run only these; the others render as 'not run'")
+    notebooks = commands.add_parser("notebooks", parents=[common],
+                                    help="write the chapters as notebooks for papermill")
+    notebooks.add_argument("chapters", nargs="*", metavar="CHAPTER")
+    adopting = commands.add_parser("adopt", parents=[common],
+                                   help="take a notebook papermill executed as its chapter's run")
+    adopting.add_argument("notebook", type=Path)
+    archive = commands.add_parser("archive", parents=[common],
+                                  help="zip the complete rendered build with a SHA-256 manifest")
+    archive.add_argument("--output", type=Path, help="the zip (default: BUILD/<name>.zip)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m bea_book``; returns the exit status (1: an error, or a
+    claim that failed at the smoke or default profile with no parameters given)."""
+    args = _parser().parse_args(argv)
+    root = args.root.resolve()
+    build_dir = (args.build_dir or root / "_build").resolve()
+    where = {"root": root, "build_dir": build_dir}
+    try:
+        if args.command == "notebooks":
+            names = args.chapters or list(chapters(root))
+            pages = chapters(root)
+            for name in names:
+                if name not in pages:
+                    raise BookError(f"no chapter {name!r} in _toc.yml; chapters: "
+                                    f"{', '.join(pages)}")
+                store.check_writable(build_dir)
+                print(write_notebook(root, build_dir, name, pages[name]))
+            return 0
+        if args.command == "adopt":
+            adopt(args.notebook, **where)
+            return 0
+        if args.command == "archive":
+            path = make_archive(output=args.output, **where)
+            print(f"The archive is at {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+            return 0
+        outcomes = []
+        if args.command == "run":
+            params = load_params_file(args.params_file) if args.params_file else {}
+            params.update({name: parse_value(value) for name, value in args.param})
+            outcomes = run_chapters(args.chapters, profile=args.profile, params=params,
+                                    force=args.force, **where)
+            print_summary(outcomes)
+        else:
+            if args.command == "all":
+                names = args.chapters or list(chapters(root))
+                outcomes = run_chapters(names, profile=args.profile, force=args.force, **where)
+            start = time.perf_counter()
+            index = render(**where)
+            print_summary(outcomes, time.perf_counter() - start)
+            print(f"The book is at {index}")
+    except BookError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a file problem the checks above did not foresee: one line
+        print(f"error: {err.strerror or err} ({err.filename})", file=sys.stderr)
+        return 1
+    failures = failed_strict(outcomes)
+    if failures:
+        print(f"\nerror: {len(failures)} checked claims did not hold at the {args.profile} "
+              "profile:", file=sys.stderr)
+        for chapter, c in failures:
+            print(f"  {c['id']} ({c['paper']}): {c['statement']} — measured {c['measured']}",
+                  file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,242 @@
+"""Running chapters: validate every request first, then execute each chapter as a transaction.
+
+``plan`` checks all requested chapters (profile, parameter names and types against each
+parameters cell, the kernel, the build folder) before any kernel starts. ``execute`` then runs
+one chapter with papermill in a fresh folder (the kernel's working directory, so the files a
+chapter writes land beside its notebook), reads the claims it recorded, writes its record and
+makes the run current in one step (see :mod:`bea_book.store`); or, when its inputs are those of
+the current run (:mod:`bea_book.inputs`), reuses that run.
+
+The kernel gets ``BEA_CHAPTER`` and ``BEA_PROFILE`` (read by ``bea_lib.claims``) and
+``TQDM_DISABLE=1`` (no progress bars in the pages). It is started over IPC sockets rather than
+TCP (on POSIX systems; Windows has no IPC sockets): the connection stays on this machine, and
+ipykernel has no reason to print its warning about unencrypted TCP.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import nbformat
+
+from . import inputs as inp
+from . import store
+from .params import check_overrides, check_parameter_lines, declared_parameters, literal
+from .sources import (DEFAULT_PROFILE, FINDINGS, KERNEL, BookError, book_version,
+                      chapter_notebook, chapters, execution_order, load_profiles,
+                      resolve_profile)
+
+STRICT_PROFILES = ("smoke", "default")  # a failed claim fails the command at these profiles
+REUSED = "reused (inputs unchanged)"
+EXECUTED = "executed"
+
+
+@dataclass
+class Plan:
+    """One validated chapter run, ready to execute."""
+
+    chapter: str
+    page: str
+    label: str                # the profile as reported ("smoke", "paper (= default)")
+    overrides: dict           # the values that replace the parameters cell's
+    declared: dict            # name -> default as written in the parameters cell
+    notebook: Path            # the generated notebook papermill executes
+    strict: bool              # whether a failed claim fails the command
+
+    @property
+    def parameters(self) -> dict:
+        return {**{k: literal(v) for k, v in self.declared.items()}, **self.overrides}
+
+
+@dataclass
+class Outcome:
+    """What happened to one chapter in this command."""
+
+    chapter: str
+    action: str
+    wall_time_s: float
+    claims: dict = field(default_factory=dict)          # passed / failed / not_checked counts
+    failed_claims: list = field(default_factory=list)   # records of the claims that failed
+    strict: bool = False
+    run_time_s: float = 0.0   # the wall time of the run shown (an earlier one when reused)
+
+
+def check_kernel() -> None:
+    """Fail early unless the ``python3`` kernel runs this interpreter's environment."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    install = f"{sys.executable} -m ipykernel install --sys-prefix --name {KERNEL}"
+    try:
+        argv0 = KernelSpecManager().get_kernel_spec(KERNEL).argv[0]
+    except NoSuchKernel:
+        raise BookError(f"no Jupyter kernel {KERNEL!r}; install it with `{install}`") from None
+    executable = shutil.which(argv0) or argv0
+    if Path(os.path.abspath(executable)).parent != Path(sys.executable).parent:
+        raise BookError(
+            f"the Jupyter kernel {KERNEL!r} starts {executable}, not this environment's "
+            f"{sys.executable}; install it with `{install}` (make setup does this)")
+
+
+def write_notebook(root: Path, build_dir: Path, chapter: str, page: str) -> Path:
+    """``build_dir/notebooks/<chapter>.ipynb`` from the chapter's Markdown source."""
+    path = Path(build_dir) / "notebooks" / f"{chapter}.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store.atomic_notebook(path, chapter_notebook(root, chapter, page))
+    return path
+
+
+def plan(names: list[str], *, root: Path, build_dir: Path, profile: str = DEFAULT_PROFILE,
+         params: dict | None = None) -> list[Plan]:
+    """Validate the runs of ``names`` (all of them, before any kernel starts), in the order
+    they will execute (Findings last)."""
+    pages = chapters(root)
+    unknown = [n for n in names if n not in pages]
+    if unknown:
+        raise BookError(f"no chapter {unknown[0]!r} in _toc.yml; chapters: {', '.join(pages)}")
+    store.check_writable(build_dir)
+    profiles = load_profiles(root)
+    plans = []
+    for name in execution_order(list(dict.fromkeys(names))):
+        label, from_profile = resolve_profile(name, profile, profiles)
+        notebook = write_notebook(root, build_dir, name, pages[name])
+        declared = declared_parameters(notebook)
+        check_parameter_lines(name, nbformat.read(notebook, as_version=4), declared)
+        overrides = check_overrides(name, {**from_profile, **(params or {})}, declared)
+        plans.append(Plan(name, pages[name], label, overrides, declared, notebook,
+                          strict=label in STRICT_PROFILES and not params))
+    check_kernel()
+    return plans
+
+
+def _ipc_kernel_manager():
+    """An async kernel manager whose kernels listen on IPC sockets (see the module docstring)."""
+    from jupyter_client import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self):
+            return "ipc"
+
+    return IPCKernelManager
+
+
+def _claims_summary(folder: Path, chapter: str) -> tuple[dict, list]:
+    """Counts of the chapter's claims by status, and the failed ones, as recorded in its run."""
+    if not (folder / f"{chapter}.claims.json").is_file():
+        return {"passed": 0, "failed": 0, "not_checked": 0}, []
+    from bea_lib.claims import failed, read_claims
+    from bea_lib.vocab import ClaimStatus
+
+    own = {k: c for k, c in read_claims(folder).items() if c.chapter == chapter}
+    counts = {"passed": 0, "failed": 0, "not_checked": 0}
+    for c in own.values():
+        counts[{ClaimStatus.PASSED: "passed", ClaimStatus.FAILED: "failed"}.get(
+            c.status, "not_checked")] += 1
+    bad = [{"id": c.id, "statement": c.statement, "paper": c.paper, "measured": c.measured}
+           for c in failed(own)]
+    return counts, bad
+
+
+def print_claims(chapter: str, counts: dict, bad: list) -> None:
+    if not any(counts.values()):
+        return
+    print(f"  claims: {counts['passed']} passed, {counts['failed']} failed, "
+          f"{counts['not_checked']} not checked", flush=True)
+    for c in bad:
+        print(f"  ⚠ {c['id']} ({c['paper']}): {c['statement']} — measured {c['measured']}",
+              flush=True)
+
+
+def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
+            library: str | None = None) -> Outcome:
+    """Run one planned chapter (or reuse its current run when its inputs are unchanged)."""
+    provenance = store.bea_lib_module("provenance")
+    build_dir = Path(build_dir)
+    names = list(chapters(root))
+    inputs = inp.chapter_inputs(root, build_dir, p.chapter, p.page, label=p.label,
+                                parameters=p.parameters, others=names,
+                                library=library or inp.library_hash())
+    store.remove_stale(build_dir, p.chapter)
+    previous = store.read_run(store.current_run(build_dir, p.chapter))
+    reasons = inp.changed(previous and previous.get("inputs"), inputs)
+    if previous and not reasons and not force:
+        print(f"{p.chapter}: {REUSED}", flush=True)
+        counts = previous.get("claims", {})
+        print_claims(p.chapter, counts, previous.get("failed_claims", []))
+        return Outcome(p.chapter, REUSED, 0.0, counts, previous.get("failed_claims", []),
+                       p.strict, previous["wall_time_s"])
+
+    if previous is None:
+        why = "no earlier run"
+    else:
+        why = ", ".join(reasons) + " changed" if reasons else "forced"
+    print(f"{p.chapter}: executing (profile {p.label}; {why}) ...", flush=True)
+    tmp = store.new_run_folder(build_dir, p.chapter)
+    try:
+        if p.chapter == FINDINGS:  # it reads the others' claims from its working directory
+            for path in inp.claims_files(build_dir, [n for n in names if n != FINDINGS]).values():
+                shutil.copy2(path, tmp / path.name)
+        started = datetime.now(timezone.utc)
+        try:
+            wall = _papermill(p, tmp / f"{p.chapter}.ipynb", tmp)
+        except Exception as err:
+            if type(err).__name__ != "PapermillExecutionError":
+                raise
+            failed = store.keep_failed(build_dir, p.chapter, tmp)
+            raise BookError(
+                f"chapter {p.chapter!r} failed in cell [{err.exec_count}]: {err.ename}: "
+                f"{err.evalue} (see {failed / (p.chapter + '.ipynb')}; the last good run is "
+                "kept)") from err
+        counts, bad = _claims_summary(tmp, p.chapter)
+        executed = tmp / f"{p.chapter}.ipynb"
+        record = {
+            "chapter": p.chapter, "page": p.page, "profile": p.label,
+            "parameters": p.parameters, "overrides": p.overrides,
+            "parameter_order": list(p.parameters),  # the cell's order (JSON keys are sorted)
+            "wall_time_s": round(wall, 2),
+            "started": started.isoformat(timespec="seconds"),
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "commit": provenance.commit_label(root), "book_version": book_version(root),
+            "versions": provenance.versions(), "lock_sha256": inputs["lock"],
+            "inputs": inputs, "claims": counts, "failed_claims": bad,
+            "notebook_sha256": store.sha256(executed), "status": "finished",
+            "executed_by": "bea_book",
+        }
+        store.write_json(tmp / store.RUN_RECORD, record)
+    except BookError:
+        raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # interrupted: the current run stays
+        raise
+    store.commit_run(build_dir, p.chapter, tmp)
+    print(f"  {p.chapter} done in {wall:.1f} s", flush=True)
+    print_claims(p.chapter, counts, bad)
+    return Outcome(p.chapter, EXECUTED, wall, counts, bad, p.strict, wall)
+
+
+def _papermill(p: Plan, output: Path, cwd: Path) -> float:
+    """Execute the plan's notebook into ``output`` with the kernel in ``cwd``; the wall time."""
+    import papermill
+
+    env = {"BEA_CHAPTER": p.chapter, "BEA_PROFILE": p.label, "TQDM_DISABLE": "1"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the kernel inherits the runner's environment
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(p.notebook), str(output), parameters=p.overrides, kernel_name=KERNEL,
+            cwd=str(cwd), progress_bar=False,
+            **({"kernel_manager_class": _ipc_kernel_manager()} if os.name == "posix" else {}))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return time.perf_counter() - start

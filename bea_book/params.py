@@ -1,0 +1,129 @@
+"""A chapter's parameters: the cell tagged ``parameters``, and the values that override it.
+
+Overrides come from a profile in ``book/profiles.yml``, a ``--params-file`` and ``-p NAME
+VALUE`` (later ones winning). Every override is checked against the parameters cell before
+any kernel starts: the name must be one the cell assigns, and the value must have the type of
+the cell's default (an int where it holds an int, a number where it holds a float, a list
+where it holds a list, ...), so that a typo fails in a second with the parameter's name, not
+minutes later inside a cell.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import yaml
+
+from .sources import BookError, _Loader, read_yaml
+
+
+def parse_value(text: str):
+    """A ``-p`` value read as YAML: ``0.99`` and ``1e-8`` are floats, ``true`` is a bool,
+    ``[1, 2]`` a list, anything else that is not YAML syntax a string."""
+    try:
+        return yaml.load(text, _Loader)
+    except yaml.YAMLError:
+        return text
+
+
+def load_params_file(path: Path) -> dict:
+    """A YAML file holding a mapping of parameter names to values."""
+    params = read_yaml(path, "the parameters file") or {}
+    if not isinstance(params, dict):
+        raise BookError(f"the parameters file {path} must hold a mapping of parameter names "
+                        f"to values, not a {type(params).__name__}")
+    return params
+
+
+def literal(text: str):
+    """A parameter default as written in the parameters cell, evaluated when it is a literal."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def declared_parameters(notebook_path: Path) -> dict[str, str]:
+    """name -> default (source text) of the assignments papermill reads in the cell tagged
+    ``parameters`` of the notebook at ``notebook_path``."""
+    import papermill
+
+    return {name: info["default"]
+            for name, info in papermill.inspect_notebook(str(notebook_path)).items()}
+
+
+def check_parameter_lines(chapter: str, notebook, declared: dict) -> None:
+    """Every top-level assignment in the ``parameters`` cell must be one that papermill read.
+
+    papermill silently skips lines it cannot parse (``a, b = 1, 2``; an ``=`` inside the
+    trailing comment), and the parameter would then look unknown; name the line instead.
+    """
+    for cell in notebook.cells:
+        if "parameters" not in cell.get("metadata", {}).get("tags", []):
+            continue
+        for number, line in enumerate(cell.source.splitlines(), 1):
+            if (not line.strip() or line.lstrip().startswith("#") or line[0].isspace()
+                    or line[0] in ")]}"):
+                continue
+            name = re.match(r"([A-Za-z_]\w*)\s*(?::[^=]*)?=", line)
+            if name is None or name.group(1) not in declared:
+                raise BookError(
+                    f"chapter {chapter!r}: line {number} of its parameters cell is not read as "
+                    f"a parameter: {line.strip()!r}; write one `name = value  # comment` per "
+                    "line, with no '=' inside the comment")
+
+
+TYPE_NAMES = {bool: "a bool", int: "an int", float: "a number", str: "a string",
+              list: "a list", tuple: "a list", dict: "a mapping"}
+
+
+def _type_name(value) -> str:
+    return TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _fits(value, default) -> bool:
+    """Whether ``value`` may replace ``default`` (an int may stand for a float; a bool is not
+    an int)."""
+    if default is None or value is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, (list, tuple)):
+        return (isinstance(value, (list, tuple))
+                and (not default or all(_fits(v, default[0]) for v in value)))
+    return isinstance(value, type(default))
+
+
+def _coerce(value, default):
+    """An int given where the default is a float becomes that float (``-p rho 1``)."""
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(default, (list, tuple)) and default and isinstance(value, (list, tuple)):
+        return [_coerce(v, default[0]) for v in value]
+    return value
+
+
+def check_overrides(chapter: str, overrides: dict, declared: dict[str, str]) -> dict:
+    """The overrides with names and types checked against the parameters cell's defaults."""
+    unknown = sorted(set(overrides) - set(declared))
+    if unknown:
+        raise BookError(
+            f"chapter {chapter!r} has no parameter {', '.join(map(repr, unknown))}; "
+            f"its parameters are: {', '.join(declared) or 'none'}")
+    checked = {}
+    for name, value in overrides.items():
+        default = literal(declared[name])
+        if isinstance(default, str) and declared[name] == default:  # an expression: unchecked
+            checked[name] = value
+            continue
+        if not _fits(value, default):
+            raise BookError(
+                f"chapter {chapter!r}: parameter {name} must be {_type_name(default)} like its "
+                f"default {declared[name]}, got {value!r} ({_type_name(value)})")
+        checked[name] = _coerce(value, default)
+    return checked

@@ -1,0 +1,153 @@
+"""Rendering: stage the static pages and the current runs, build the HTML with Jupyter Book.
+
+Staging copies the static pages, each chapter's current executed notebook with the files it
+wrote, and the generated execution report into ``build/stage``; Jupyter Book renders that
+(notebooks are not executed again) into ``build/html``. A chapter without a current run is
+staged as a page that says it was not run in this build and how to run it; such a partial book
+renders with Sphinx warnings shown (cross-references into missing chapters cannot resolve),
+while a complete book renders with any warning as an error.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import yaml
+
+from . import store
+from .inputs import claims_files
+from .report import not_run_markdown, report_markdown
+from .sources import (FINDINGS, REPORT_PAGE, BookError, book_version, chapters, toc_pages)
+
+STAGED_FILES = ("_config.yml", "_toc.yml", "references.bib")
+
+
+def check_run(name: str, folder: Path) -> dict:
+    """The record of a current run, after checking that its notebook finished and is the one
+    the record describes; a BookError naming the chapter otherwise."""
+    record = store.read_run(folder) or {}
+    notebook = folder / f"{name}.ipynb"
+    again = f"run it again (`python -m bea_book run {name}`)"
+    if record.get("status") != "finished" or not notebook.is_file():
+        raise BookError(f"the run of chapter {name!r} in {folder} did not finish; {again}")
+    if store.sha256(notebook) != record.get("notebook_sha256"):
+        raise BookError(f"the executed notebook of chapter {name!r} ({notebook}) is not the one "
+                        f"its run recorded; {again}")
+    meta = nbformat.read(notebook, as_version=4).metadata.get("papermill", {})
+    if meta.get("exception") or not meta.get("end_time"):
+        raise BookError(f"the last run of chapter {name!r} failed or did not finish; {again}")
+    return record
+
+
+def _title(source: Path, name: str) -> str:
+    for line in source.read_text().splitlines() if source.is_file() else []:
+        if line.startswith("# "):
+            return line[2:].strip()
+    return name
+
+
+def _copy_run(name: str, folder: Path, dest: Path) -> None:
+    """The run's notebook and the files it wrote, without its record or others' claims."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in folder.rglob("*"):
+        relative = path.relative_to(folder)
+        if path.is_dir() or relative.name == store.RUN_RECORD:
+            continue
+        if relative.name.endswith(".claims.json") and relative.name != f"{name}.claims.json":
+            continue
+        (dest / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, dest / relative)
+
+
+def stage(root: Path, build_dir: Path) -> tuple[Path, list[str]]:
+    """Assemble the sources Jupyter Book renders; returns the folder and the chapters that
+    have not been run in this build folder."""
+    root, build_dir = Path(root).resolve(), Path(build_dir).resolve()
+    pages, staged = chapters(root), build_dir / "stage"
+    shutil.rmtree(staged, ignore_errors=True)
+    staged.mkdir(parents=True)
+    for name in STAGED_FILES:
+        if (root / name).is_file():
+            shutil.copy2(root / name, staged / name)
+    version = book_version(root)
+    _stamp_version(staged / "_config.yml", version)
+    sources = {f"{page}.md" for page in pages.values()}
+    for top in sorted({Path(page).parts[0] for page in toc_pages(root)}):
+        if (root / top).is_dir():
+            shutil.copytree(
+                root / top, staged / top, dirs_exist_ok=True,
+                ignore=lambda d, names: [n for n in names
+                                         if os.path.relpath(Path(d) / n, root) in sources])
+    not_run, report = [], {}
+    for name, page in pages.items():
+        folder = store.current_run(build_dir, name)
+        if folder is None:
+            not_run.append(name)
+            (staged / f"{page}.md").write_text(
+                not_run_markdown(_title(root / f"{page}.md", name), name))
+            continue
+        report[name] = check_run(name, folder)
+        _copy_run(name, folder, (staged / page).parent)
+        if report[name]["inputs"]["source"] != store.sha256(root / f"{page}.md"):
+            print(f"note: chapter {name!r} has changed since its last run; rendering that run")
+    if FINDINGS in report and "claims" in report[FINDINGS]["inputs"]:
+        now = {n: store.sha256(p) for n, p in claims_files(build_dir, report).items()
+               if n != FINDINGS}
+        if now != report[FINDINGS]["inputs"]["claims"]:
+            print(f"note: chapter {FINDINGS!r} tabulates claims that changed since it ran")
+    actions = store.read_report(build_dir)
+    for name in report:
+        report[name]["action"] = actions.get(name, {}).get("action", "executed")
+    for page in toc_pages(root):
+        if Path(page).name == REPORT_PAGE:
+            (staged / f"{page}.md").write_text(report_markdown(report, pages, version=version))
+    return staged, not_run
+
+
+def _stamp_version(config: Path, version: str) -> None:
+    """Show the book's version in its title (the staged copy of ``_config.yml``)."""
+    if not config.is_file():
+        return
+    settings = yaml.safe_load(config.read_text()) or {}
+    settings["title"] = f"{settings.get('title', 'Book')} (version {version})"
+    config.write_text(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
+
+
+def render(*, root: Path = Path("."), build_dir: Path | None = None,
+           complete: bool = False) -> Path:
+    """Render the staged book to ``build_dir/html``; return the path to its ``index.html``.
+
+    ``complete`` refuses a book in which a chapter has not been run.
+    """
+    root = Path(root).resolve()
+    build_dir = store.check_writable(Path(build_dir or root / "_build").resolve())
+    staged, not_run = stage(root, build_dir)
+    if not_run and complete:
+        raise BookError(f"chapters not run in {build_dir}: {', '.join(not_run)}")
+    command = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
+               "build", str(staged), "--builder", "html", "-n", "--keep-going"]
+    if not not_run:
+        command.append("-W")
+    print("rendering ..." if not not_run else
+          f"rendering; not run in this build: {', '.join(not_run)} ...", flush=True)
+    build = subprocess.run(command, capture_output=True, text=True)
+    if build.returncode != 0:  # the messages matter only when the build fails
+        print(build.stdout, build.stderr, sep="\n", file=sys.stderr)
+        raise BookError("the book did not render without warnings; see the messages above")
+    if not_run:
+        warnings = sum("WARNING" in line for line in (build.stdout + build.stderr).splitlines())
+        if warnings:
+            print(f"note: {warnings} Sphinx warnings, expected in a book with chapters not run "
+                  "(a complete build treats any warning as an error)")
+    html = build_dir / "html"
+    shutil.rmtree(html, ignore_errors=True)
+    shutil.move(staged / "_build" / "html", html)
+    store.write_json(build_dir / "rendered.json", {
+        "version": book_version(root), "not_run": not_run,
+        "runs": {n: store.current_run(build_dir, n).name for n in chapters(root)
+                 if n not in not_run}})
+    return html / "index.html"

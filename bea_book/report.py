@@ -1,0 +1,105 @@
+"""The execution report page, generated at render time from the build folder's runs."""
+from __future__ import annotations
+
+
+def _cell(text) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|")
+
+
+def _claims(counts: dict) -> str:
+    if not counts or not any(counts.values()):
+        return "none"
+    text = f"{counts.get('passed', 0)} ✓"
+    if counts.get("failed"):
+        text += f", **{counts['failed']} ⚠**"
+    if counts.get("not_checked"):
+        text += f", {counts['not_checked']} not checked"
+    return text
+
+
+def _commit(label: str) -> str:
+    return f"`{label[:12]}{'-dirty' if label.endswith('-dirty') else ''}`"
+
+
+def report_markdown(report: dict, pages: dict[str, str], *, version: str = "unknown") -> str:
+    """The MyST page that shows how each chapter of the rendered book was executed.
+
+    ``report`` maps a chapter to the record of its current run (``report.json``); chapters of
+    ``pages`` without one are listed as not run in this build.
+    """
+    lines = [
+        "# Execution report",
+        "",
+        "Every number and figure in this book was computed when the book was built. This page,",
+        "generated at render time from the runs in the build folder, records how each chapter",
+        "was last executed: whether this build executed it or reused an earlier run whose",
+        "inputs (source, parameters, `bea_lib`, lock file) were unchanged, its profile and",
+        "parameter values (in bold those set by the profile or on the command line), the wall",
+        "time, the checked claims (✓ held, ⚠ did not hold), the commit of the sources",
+        "(`-dirty` when they had uncommitted changes) and the versions of the software.",
+        "",
+    ]
+    rows = [name for name in pages if name in report]
+    if not rows:
+        return "\n".join([*lines, "No chapter has been executed yet.", ""])
+    locks = {report[n].get("lock_sha256") for n in rows}
+    lock = ", ".join(f"`{h[:16]}`" if h else "none" for h in sorted(locks, key=str))
+    lines += [f"Book version **{version}**; SHA-256 of the lock file `requirements.lock`: "
+              f"{lock}.", ""]
+    lines += [
+        "| chapter | this build | profile | parameters | wall time | claims | finished (UTC) "
+        "| commit |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in pages:
+        if name not in report:
+            lines.append(f"| {{doc}}`{name} </{pages[name]}>` | not run in this build "
+                         "| | | | | | |")
+            continue
+        rec = report[name]
+        shown = []
+        for key in rec.get("parameter_order") or rec["parameters"]:
+            item = f"`{key} = {rec['parameters'][key]!r}`"
+            shown.append(f"**{item}**" if key in rec["overrides"] else item)
+        lines.append(
+            f"| {{doc}}`{name} </{pages[name]}>` | {rec.get('action', 'executed')} "
+            f"| {rec['profile']} | {_cell(', '.join(shown))} | {rec['wall_time_s']:.1f} s "
+            f"| {_claims(rec.get('claims'))} | {rec['finished']} | {_commit(rec['commit'])} |")
+    total = sum(report[n]["wall_time_s"] for n in rows)
+    executed = [n for n in rows if report[n].get("action", "executed") == "executed"]
+    lines += ["", f"Total execution time of the runs shown: {total:.1f} s; the last build "
+              f"executed {len(executed)} of them "
+              f"({sum(report[n]['wall_time_s'] for n in executed):.1f} s) and reused "
+              f"{len(rows) - len(executed)}."]
+    failed = [(n, c) for n in rows for c in report[n].get("failed_claims", [])]
+    if failed:
+        lines += ["", "## Claims that did not hold", "",
+                  "| chapter | claim | paper | measured |", "| --- | --- | --- | --- |"]
+        lines += [f"| {n} | {_cell(c['statement'])} (`{c['id']}`) | {_cell(c['paper'])} "
+                  f"| {_cell(c['measured'])} |" for n, c in failed]
+    packages = list(report[rows[0]]["versions"])
+    lines += ["", "## Software", "", "| chapter | " + " | ".join(packages) + " |",
+              "| --- " * (len(packages) + 1) + "|"]
+    for name in rows:
+        found = report[name]["versions"]
+        lines.append(f"| {name} | " + " | ".join(_cell(found.get(p, "")) for p in packages)
+                     + " |")
+    return "\n".join([*lines, ""])
+
+
+def not_run_markdown(title: str, chapter: str) -> str:
+    """The page that stands for a chapter that has not been run in this build folder."""
+    return "\n".join([
+        f"# {title}",
+        "",
+        "```{note}",
+        "This chapter was not run in this build. To see it, run it and render the book again:",
+        "",
+        f"`python -m bea_book run {chapter} --build-dir BUILD && "
+        "python -m bea_book render --build-dir BUILD`",
+        "",
+        "(`BUILD` being this build's folder), or build the whole book with `make book`.",
+        "```",
+        "",
+    ])
