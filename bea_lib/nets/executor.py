@@ -132,8 +132,9 @@ def network_configs(params: dict) -> list[TrainConfig]:
 
     Keys read: ``dataset, models, h, eps, epochs, beta_grid, rho_grid, test_every, n_train,
     n_test, device, data_root, chunk_size, checkpoint_every``. ``models`` maps a model name to
-    its own settings: ``seeds`` (a list) and any TrainConfig field that differs for it
-    (``width``, ``n_train``, ``norm``, ``chunk_size``, ...).
+    its own settings: ``seeds`` (a list), optionally ``read_below`` (a loss threshold at which
+    the chapter reads metrics; not a setting of the runs) and any TrainConfig field that differs
+    for it (``width``, ``n_train``, ``epochs``, ``norm``, ``chunk_size``, ...).
     """
     base = TrainConfig(dataset=params["dataset"], eps=params["eps"], h=params["h"],
                        epochs=params["epochs"], test_every=params["test_every"],
@@ -145,6 +146,7 @@ def network_configs(params: dict) -> list[TrainConfig]:
     for model, own in params["models"].items():
         own = dict(own)
         seeds = own.pop("seeds")
+        own.pop("read_below", None)
         model_base = dataclasses.replace(base, model=model, **own)
         configs += [dataclasses.replace(model_base, beta=beta, rho=rho, seed=seed)
                     for beta in params["beta_grid"] for rho in params["rho_grid"] for seed in seeds]
