@@ -15,6 +15,11 @@ gradient is the same sum over chunks divided by N once, computed by a batched ke
 shared by its runs. A run that stops is frozen (its parameters no longer move) and records no
 more rows; the batch ends when every run has stopped.
 
+Cost: the batch saves k − 1 times the per-step Python overhead, not arithmetic. On one CPU
+core a step of the MNIST-1D MLP on a few thousand examples is dominated by arithmetic, so the
+gain there is small; it grows as the training set shrinks and on a GPU, where one tiny run
+leaves the device idle (``benchmarks/bench_batched.py``).
+
 Limits: models without batch normalisation (their chunk statistics would need per-run buffers
 updated in place), one device, no checkpoints (a batch of tiny runs takes minutes; long runs go
 through :mod:`bea_lib.nets.executor`, one resumable ``train`` each).
