@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import statistics
 import time
 
@@ -46,7 +47,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"torch threads: {args.threads}; {args.epochs} epochs; median of {args.repeats} "
-          "per-repeat ratios")
+          f"per-repeat ratios; load average at the start {os.getloadavg()[0]:.1f} on "
+          f"{os.cpu_count()} CPUs (on a shared machine, read the ratios, not the times)")
     print("| N (train) | k | one run alone (s) | k runs batched (s) | batched / one | "
           "speed-up over sequential (k × one / batched) |")
     print("|---|---|---|---|---|---|")
