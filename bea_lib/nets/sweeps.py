@@ -185,3 +185,55 @@ def stored_runs(folder: str | Path) -> list[dict]:
         command = command_file.read_text().strip() if command_file.is_file() else info.get("command")
         runs.append({"path": run_dir, "info": info, "history": History.read(run_dir), "command": command})
     return runs
+
+
+@dataclass(frozen=True)
+class BootstrapTrend:
+    """A trend with an interval from resampling seeds: the mean at the largest parameter value
+    minus the mean at the smallest, its percentile bootstrap interval, and the verdict."""
+
+    difference: float  # mean(last) − mean(first) over the seeds given
+    low: float  # lower end of the bootstrap interval of the difference
+    high: float  # upper end
+    spearman: float  # rank correlation of the seed means with the parameter
+    verdict: str  # "appears", "opposite", "not seen" or "not testable"
+
+
+def bootstrap_trend(params, values, *, expected: int, level: float = 0.95, n_boot: int = 2000,
+                    seed: int = 0) -> BootstrapTrend:
+    """Judge "the metric moves with the parameter in the direction ``expected``" (+1 or −1) by
+    resampling seeds.
+
+    ``values[i]`` holds the metric of each seed at ``params[i]`` (non-finite values are
+    dropped). Each bootstrap replicate draws, at every parameter value independently, as many
+    seeds as there are with replacement and recomputes the end-to-end difference of the means;
+    the interval holds the central ``level`` of the replicates. The verdict is "appears" when
+    the whole interval lies on the expected side of 0, "opposite" when it lies on the other
+    side, "not seen" when it contains 0, and "not testable" when the smallest or the largest
+    parameter value has fewer than two finite seeds (a one-seed end has no spread to resample).
+    """
+    if expected not in (1, -1):
+        raise ValueError(f"expected must be +1 or -1, got {expected!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    if len(params) != len(values):
+        raise ValueError(f"params and values must have the same length, got {len(params)} and "
+                         f"{len(values)}")
+    kept = sorted((p, v[np.isfinite(v)]) for p, v in
+                  ((p, np.asarray(v, dtype=float)) for p, v in zip(params, values)))
+    kept = [(p, v) for p, v in kept if v.size > 0]
+    if len(kept) < 2 or kept[0][1].size < 2 or kept[-1][1].size < 2:
+        return BootstrapTrend(math.nan, math.nan, math.nan, math.nan, TrendVerdict.NOT_TESTABLE)
+    means = [v.mean() for _, v in kept]
+    rho_s = float(spearmanr([p for p, _ in kept], means).statistic) if len(set(means)) > 1 else math.nan
+    first, last = kept[0][1], kept[-1][1]
+    rng = np.random.default_rng(seed)
+    draw = lambda v: v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
+    replicates = draw(last) - draw(first)
+    low, high = np.quantile(replicates, [(1 - level) / 2, (1 + level) / 2])
+    if low > 0 or high < 0:
+        side = np.sign(low if low > 0 else high)
+        verdict = TrendVerdict.APPEARS if side == expected else TrendVerdict.OPPOSITE
+    else:
+        verdict = TrendVerdict.NOT_SEEN
+    return BootstrapTrend(float(last.mean() - first.mean()), float(low), float(high), rho_s, verdict)

@@ -1,0 +1,92 @@
+"""Training a sweep's runs as one batched model gives, run by run, the histories of sequential
+``train``; and the bootstrap reading of a trend over seeds.
+
+Identity: float64, tiny MNIST-1D data, a few epochs. Each run's numbers are computed by other
+kernels (batched matrix products, a different summation order), so they agree to float64
+rounding, not bitwise: rtol 1e-10 leaves room for a few epochs of rounding growth (measured
+about 1e-15 after 5 epochs) and is far below any difference between two settings.
+"""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from bea_lib.nets.batched import adam_update_batched, train_batched
+from bea_lib.nets.sweeps import bootstrap_trend
+from bea_lib.nets.train import TrainConfig, train
+from bea_lib.optimizers import AdamState, adam_update
+
+BASE = TrainConfig(dataset="mnist1d", model="mlp", width=6, epochs=5, n_train=96, n_test=32,
+                   dtype="float64", chunk_size=40, test_every=2, device="cpu")
+SETTINGS = [(1e-2, 0.9, 0.999, 1e-8, 0), (3e-3, 0.5, 0.99, 1e-6, 1), (2e-2, 0.99, 0.9, 1e-3, 2)]
+
+
+def _assert_same(a, b):
+    assert a.stop_reason == b.stop_reason
+    assert len(a) == len(b)
+    for column in a.columns:
+        if column != "wall_time":  # the batch's time, not the run's
+            np.testing.assert_allclose(b[column], a[column], rtol=1e-10, atol=1e-12, err_msg=column)
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_each_run_of_a_batch_equals_its_sequential_run(model):
+    configs = [dataclasses.replace(BASE, model=model, h=h, beta=b, rho=r, eps=e, seed=s)
+               for h, b, r, e, s in SETTINGS]
+    for config, batched in zip(configs, train_batched(configs)):
+        _assert_same(train(config), batched)
+
+
+def test_runs_stop_on_their_own_rules_and_the_others_go_on():
+    configs = [dataclasses.replace(BASE, epochs=3), dataclasses.replace(BASE, seed=1),
+               dataclasses.replace(BASE, seed=2, loss_threshold=2.36)]
+    histories = train_batched(configs)
+    assert [len(h) for h in histories][:2] == [4, 6]
+    assert histories[2].stop_reason == "loss_threshold"
+    for config, batched in zip(configs, histories):
+        _assert_same(train(config), batched)
+
+
+def test_batched_adam_update_is_adam_update_run_by_run():
+    torch.manual_seed(0)
+    g, m, v = torch.randn(3, 4, 5, dtype=torch.float64), torch.randn(3, 4, 5).double(), torch.rand(3, 4, 5).double()
+    hyper = {"h": [1e-2, 1e-3, 5e-2], "beta": [0.9, 0.0, 0.99], "rho": [0.999, 0.9, 0.5],
+             "eps": [1e-8, 1e-3, 1.0]}
+    d, new = adam_update_batched(g, AdamState(m, v, 4), **{k: torch.tensor(x, dtype=torch.float64)
+                                                         for k, x in hyper.items()})
+    for r in range(3):
+        d_r, new_r = adam_update(g[r], AdamState(m[r], v[r], 4), **{k: x[r] for k, x in hyper.items()})
+        torch.testing.assert_close(d[r], d_r, rtol=1e-14, atol=0)  # the same formula, rounding only
+        torch.testing.assert_close(new.m[r], new_r.m, rtol=1e-14, atol=0)
+        torch.testing.assert_close(new.v[r], new_r.v, rtol=1e-14, atol=0)
+    assert new.n == 5
+
+
+def test_bad_batches_are_refused():
+    with pytest.raises(ValueError, match="empty"):
+        train_batched([])
+    with pytest.raises(ValueError, match="width"):
+        train_batched([BASE, dataclasses.replace(BASE, width=7)])
+    with pytest.raises(ValueError, match="batch normalisation"):
+        train_batched([dataclasses.replace(BASE, model="cnn", norm="batch")])
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        train_batched([dataclasses.replace(BASE, checkpoint_every=2)])
+
+
+def test_bootstrap_trend_verdicts():
+    grid = [0.9, 0.99, 0.999]
+    up = [[1.0, 1.1, 0.9], [2.0, 2.1], [3.0, 3.2, 2.9]]  # means 1, 2.05, 3.03: clearly rising
+    t = bootstrap_trend(grid, up, expected=+1)
+    assert t.verdict == "appears" and t.spearman == 1.0
+    assert t.difference == pytest.approx(np.mean(up[2]) - np.mean(up[0]))
+    assert 0 < t.low <= t.difference <= t.high
+    assert bootstrap_trend(grid, up, expected=-1).verdict == "opposite"
+    flat = [[1.0, 3.0], [2.0, 2.0], [3.0, 1.0]]  # ends with the same mean and a wide spread
+    assert bootstrap_trend(grid, flat, expected=+1).verdict == "not seen"
+    one_seed_end = [[1.0], [2.0, 2.0], [3.0, 3.1]]
+    assert bootstrap_trend(grid, one_seed_end, expected=+1).verdict == "not testable"
+    nan_dropped = [[1.0, np.nan, 1.1], [2.0, 2.1], [3.0, 3.2]]
+    assert bootstrap_trend(grid, nan_dropped, expected=+1).verdict == "appears"
+    with pytest.raises(ValueError, match="expected"):
+        bootstrap_trend(grid, up, expected=0)
