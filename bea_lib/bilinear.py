@@ -180,3 +180,40 @@ def monotone_trend(values, summaries, *, towards_cross: bool) -> list[TrendCheck
             verdict, note = (TrendVerdict.APPEARS if closer == towards_cross else TrendVerdict.OPPOSITE), ""
         checks.append(TrendCheck(a, b, sa.distance_to_cross, sb.distance_to_cross, verdict, note))
     return checks
+
+
+def one_norm_excess(theta) -> torch.Tensor:
+    """(|θ₁| + |θ₂|)/(2√|θ₁θ₂|) - 1: how far ‖∇E‖₁ at θ exceeds its least value at the same loss.
+
+    On the level set through θ the residual r and the product θ₁θ₂ = (y - r)/x are fixed, so
+    ‖∇E‖₁ = |r| x (|θ₁| + |θ₂|) is least where |θ₁| = |θ₂| (AM–GM, module docstring); the ratio
+    to that least value, minus 1, depends on θ only through its direction from the diagonals,
+    not on x, y or the loss. It is 0 on the diagonals (the way to the cross) and grows away from
+    them: the measure, along a trajectory, of the paper's "regions with smaller one-norm of the
+    gradient". ``theta`` has shape (..., 2); points with θ₁θ₂ = 0 give inf.
+    """
+    theta = torch.as_tensor(theta, dtype=torch.float64)
+    if theta.shape[-1:] != (2,):
+        raise ValueError(f"theta must have shape (..., 2), got {tuple(theta.shape)}")
+    a, b = theta[..., 0].abs(), theta[..., 1].abs()
+    return (a + b) / (2 * torch.sqrt(a * b)) - 1
+
+
+def excess_at_loss_levels(loss, iterates, levels) -> np.ndarray:
+    """:func:`one_norm_excess` at the first iterate whose loss is at most each of ``levels``.
+
+    Compares runs at matched loss levels rather than at matched times: the runs of a grid move
+    at different speeds. NaN for a level the run never reaches (or a non-finite run).
+    """
+    iterates = torch.as_tensor(iterates, dtype=torch.float64)
+    levels = np.asarray(levels, dtype=float)
+    if levels.ndim != 1 or not np.all(levels > 0):
+        raise ValueError(f"levels must be a 1-D sequence of numbers > 0, got {levels!r}")
+    losses = vmap(loss)(iterates).numpy()
+    excess = one_norm_excess(iterates).numpy()
+    out = np.full(levels.size, np.nan)
+    for i, level in enumerate(levels):
+        reached = np.nonzero(losses <= level)[0]
+        if reached.size:
+            out[i] = excess[reached[0]]
+    return out

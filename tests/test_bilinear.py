@@ -120,3 +120,32 @@ def test_paper_trends_on_a_grid_where_they_hold():
     assert all(b > a for a, b in zip(d_rho, d_rho[1:]))  # larger ρ: away from it
     assert all(b < a for a, b in zip(d_h_beta_above, d_h_beta_above[1:]))  # larger h, β > ρ: towards
     assert all(b > a for a, b in zip(d_h_rho_above, d_h_rho_above[1:]))  # larger h, ρ > β: away
+
+
+def test_one_norm_excess_is_the_ratio_to_the_least_one_norm_on_the_level_set():
+    """Against a brute-force minimum of ‖∇E‖₁ over the level set through θ (same branch)."""
+    theta = torch.tensor([2.8, 3.5])
+    loss, g1 = E(theta).item(), bl.gradient(E, theta).abs().sum().item()
+    product = theta.prod().item()  # the level set on this side of the valley: θ₁θ₂ fixed
+    s = np.linspace(-3, 3, 200001)  # θ₁ = √product · e^s, a grid fine enough for 1e-8
+    a = math.sqrt(product) * np.exp(s)
+    t1, t2 = torch.tensor(a), torch.tensor(product / a)
+    assert torch.allclose(E(torch.stack([t1[0], t2[0]])), torch.tensor(loss))  # same level
+    r = bil.Y - bil.X * product
+    least = (abs(r) * bil.X * (t1.abs() + t2.abs())).min().item()
+    assert bil.one_norm_excess(theta).item() == pytest.approx(g1 / least - 1, rel=1e-8)
+    assert bil.one_norm_excess(bil.bilinear_cross()).item() == pytest.approx(0.0, abs=1e-15)
+    with pytest.raises(ValueError, match="theta must have shape"):
+        bil.one_norm_excess(torch.zeros(3))
+
+
+def test_excess_at_loss_levels_takes_the_first_iterate_below_each_level():
+    path = torch.tensor([[2.8, 3.5], [1.0, 2.0], [0.9, 0.9], [1.0, 0.75]])
+    losses = [E(p).item() for p in path]  # decreasing: 172, 6.1, 0.0045, 0
+    out = bil.excess_at_loss_levels(E, path, [10.0, 0.01, 1e-12, 1e-300])
+    expected = bil.one_norm_excess(path[[1, 2, 3, 3]]).numpy()
+    assert losses[1] < 10 < losses[0] and losses[2] < 0.01 < losses[1]
+    np.testing.assert_allclose(out, expected, rtol=0, atol=0)
+    assert np.isnan(bil.excess_at_loss_levels(E, path[:2], [1e-3])[0])  # never reached
+    with pytest.raises(ValueError, match="levels must be"):
+        bil.excess_at_loss_levels(E, path, [0.0])
