@@ -129,15 +129,15 @@ def _ipc_kernel_manager():
 def _claims_summary(folder: Path, chapter: str) -> tuple[dict, list]:
     """Counts of the chapter's claims by status, and the failed ones, as recorded in its run."""
     if not (folder / f"{chapter}.claims.json").is_file():
-        return {"passed": 0, "failed": 0, "not_checked": 0}, []
+        return {"passed": 0, "failed": 0, "measured": 0, "not_checked": 0}, []
     from bea_lib.claims import failed, read_claims
     from bea_lib.vocab import ClaimStatus
 
     own = {k: c for k, c in read_claims(folder).items() if c.chapter == chapter}
-    counts = {"passed": 0, "failed": 0, "not_checked": 0}
+    counts = {"passed": 0, "failed": 0, "measured": 0, "not_checked": 0}
     for c in own.values():
-        counts[{ClaimStatus.PASSED: "passed", ClaimStatus.FAILED: "failed"}.get(
-            c.status, "not_checked")] += 1
+        counts[{ClaimStatus.PASSED: "passed", ClaimStatus.FAILED: "failed",
+                ClaimStatus.MEASURED: "measured"}.get(c.status, "not_checked")] += 1
     bad = [{"id": c.id, "statement": c.statement, "paper": c.paper, "measured": c.measured}
            for c in failed(own)]
     return counts, bad
@@ -147,7 +147,8 @@ def print_claims(chapter: str, counts: dict, bad: list) -> None:
     if not any(counts.values()):
         return
     print(f"  claims: {counts['passed']} passed, {counts['failed']} failed, "
-          f"{counts['not_checked']} not checked", flush=True)
+          f"{counts.get('measured', 0)} measured (no check), {counts['not_checked']} not checked",
+          flush=True)
     for c in bad:
         print(f"  ⚠ {c['id']} ({c['paper']}): {c['statement']} — measured {c['measured']}",
               flush=True)

@@ -13,6 +13,8 @@ def _claims(counts: dict) -> str:
     text = f"{counts.get('passed', 0)} ✓"
     if counts.get("failed"):
         text += f", **{counts['failed']} ⚠**"
+    if counts.get("measured"):
+        text += f", {counts['measured']} measured"
     if counts.get("not_checked"):
         text += f", {counts['not_checked']} not checked"
     return text

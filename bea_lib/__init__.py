@@ -20,7 +20,7 @@ from .optimizers import (Adam, adam, gd, heavy_ball, rmsprop, torch_optimizer_it
                          torch_optimizer_steps)
 from .order import max_distance, order_study
 from .runs import adam_runs
-from .vocab import BiasRegime, Convergence, Stability, TrendVerdict, Verdict
+from .vocab import BiasRegime, ClaimStatus, Convergence, Stability, TrendVerdict, Verdict
 
 __version__ = "0.1.0"
 
@@ -40,7 +40,7 @@ __all__ = [
     # error orders (order), what became of a run (convergence)
     "order_study", "max_distance", "classify_run",
     # vocabularies (vocab) and checked claims (claims)
-    "BiasRegime", "Convergence", "Stability", "TrendVerdict", "Verdict", "claim",
+    "BiasRegime", "ClaimStatus", "Convergence", "Stability", "TrendVerdict", "Verdict", "claim",
     # subpackages and modules used as namespaces
     "losses", "nets",
 ]

@@ -80,15 +80,18 @@ def current_profile() -> str:
     return os.environ.get("BEA_PROFILE", "default")
 
 
-def claim(id: str, *, statement: str, paper: str, passed: bool, measured: str,
+def claim(id: str, *, statement: str, paper: str, passed: bool | None, measured: str,
           verdict: Verdict = Verdict.CONFIRMED, needs: str = "smoke",
           section: str | None = None, folder: str | Path = ".") -> None:
     """Record one checked claim and display its verdict line (see the module docstring).
 
     ``passed`` is the check computed from the numbers just shown; ``verdict`` is what the
     paper's statement gets when the claim holds (a claim that the transcribed index range fails
-    holds with verdict ``QUALIFIED``). Displays Markdown; returns nothing, so a cell may end
-    with the call.
+    holds with verdict ``QUALIFIED``). ``passed=None`` records a *measurement* rather than a
+    check: a result the chapter reports with its verdict for the paper's statement (a trend
+    that a sweep does or does not show) but does not assert; it is shown as "Measured", never
+    as ✓, and counts neither as passed nor as failed. Displays Markdown; returns nothing, so a
+    cell may end with the call.
     """
     if "/" not in id:
         raise ValueError(f"claim id must look like 'chapter/name', got {id!r}")
@@ -101,6 +104,8 @@ def claim(id: str, *, statement: str, paper: str, passed: bool, measured: str,
     profile = current_profile()
     if _rank(profile) < _rank(needs):
         status = ClaimStatus.NOT_CHECKED
+    elif passed is None:
+        status = ClaimStatus.MEASURED
     else:
         status = ClaimStatus.PASSED if bool(passed) else ClaimStatus.FAILED
     record = Claim(id, chapter, statement, paper, measured, status, verdict, profile, needs, section)
@@ -115,6 +120,8 @@ def claim_markdown(record: Claim) -> str:
     """The line a reader sees under the finding: ✓, a ⚠ admonition, or a not-checked note."""
     if record.status == ClaimStatus.PASSED:
         return f"✓ *Checked ({record.paper}):* {record.measured}."
+    if record.status == ClaimStatus.MEASURED:
+        return f"*Measured ({record.paper}; verdict: {record.verdict}):* {record.measured}."
     if record.status == ClaimStatus.NOT_CHECKED:
         return (f"*Not checked at the {record.profile} profile ({record.paper}); it needs the "
                 f"`{record.needs}` profile. Measured here: {record.measured}.*")

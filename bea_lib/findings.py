@@ -11,7 +11,8 @@ verdicts of the claims that bear on it:
 
 1. if any claim *failed* at the profile it ran at, the row is *not confirmed*: the book's own
    evidence for it did not hold there;
-2. otherwise, if some claims *passed*, the row gets the *weakest* verdict those claims declare,
+2. otherwise, if some claims *passed* (or are *measurements*, recorded with the verdict their
+   numbers gave and asserting nothing), the row gets the *weakest* verdict those declare,
    in the order confirmed > qualified > not confirmed > not tested here (one qualifying claim
    qualifies the row; a passed claim that declares "not confirmed" refutes it);
 3. otherwise (no claim, or none checked at this profile) the row is *not tested here*.
@@ -31,7 +32,8 @@ from .vocab import ClaimStatus, Verdict
 # Strength of a verdict, for "the weakest declared verdict" (rule 2 of the module docstring).
 _STRENGTH = {Verdict.CONFIRMED: 3, Verdict.QUALIFIED: 2, Verdict.NOT_CONFIRMED: 1,
              Verdict.NOT_TESTED: 0}
-_MARK = {ClaimStatus.PASSED: "✓", ClaimStatus.FAILED: "⚠", ClaimStatus.NOT_CHECKED: "○"}
+_MARK = {ClaimStatus.PASSED: "✓", ClaimStatus.FAILED: "⚠", ClaimStatus.NOT_CHECKED: "○",
+         ClaimStatus.MEASURED: "•"}
 
 
 class MissingClaims(RuntimeError):
@@ -69,7 +71,8 @@ def row_verdict(claims: Iterable[Claim]) -> Verdict:
     claims = list(claims)
     if any(c.status == ClaimStatus.FAILED for c in claims):
         return Verdict.NOT_CONFIRMED
-    passed = [Verdict(c.verdict) for c in claims if c.status == ClaimStatus.PASSED]
+    passed = [Verdict(c.verdict) for c in claims
+              if c.status in (ClaimStatus.PASSED, ClaimStatus.MEASURED)]
     if passed:
         return min(passed, key=_STRENGTH.__getitem__)
     return Verdict.NOT_TESTED

@@ -21,6 +21,7 @@ class ClaimStatus(StrEnum):
 
     PASSED = "passed"
     FAILED = "failed"
+    MEASURED = "measured"  # a measurement recorded with its verdict; it checks nothing
     NOT_CHECKED = "not checked at this profile"  # the claim needs a larger profile
 
 

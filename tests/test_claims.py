@@ -58,3 +58,12 @@ def test_bad_claim_arguments_are_named(tmp_path):
     with pytest.raises(ValueError, match="needs must be one of smoke, default, paper"):
         claim("a/b", statement="s", paper="Figure 1", passed=True, measured="m", needs="huge",
               folder=tmp_path)
+
+
+def test_a_measurement_is_shown_as_measured_and_counts_neither_way(tmp_path, monkeypatch):
+    monkeypatch.setenv("BEA_PROFILE", "default")
+    _claim(tmp_path, passed=None, verdict=Verdict.NOT_CONFIRMED, measured="not seen")
+    (record,) = read_claims(tmp_path).values()
+    assert record.status == ClaimStatus.MEASURED and failed({record.id: record}) == []
+    line = claim_markdown(record)
+    assert line.startswith("*Measured") and "✓" not in line and "not confirmed" in line

@@ -20,6 +20,8 @@ def _record(status, verdict=Verdict.CONFIRMED, paper="Figure 2", id="bilinear/x"
     ([("passed", "qualified"), ("passed", "not confirmed")], Verdict.NOT_CONFIRMED),
     ([("passed", "confirmed"), ("failed", "confirmed")], Verdict.NOT_CONFIRMED),  # any failed
     ([("passed", "confirmed"), ("not checked at this profile", "qualified")], Verdict.CONFIRMED),
+    ([("measured", "not confirmed"), ("passed", "confirmed")], Verdict.NOT_CONFIRMED),  # weakest
+    ([("measured", "qualified")], Verdict.QUALIFIED),  # a measurement carries its verdict
 ])
 def test_row_verdict_follows_the_documented_rule(statuses_verdicts, expected):
     assert row_verdict([_record(s, v) for s, v in statuses_verdicts]) == expected
