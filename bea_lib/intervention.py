@@ -156,8 +156,10 @@ def kappa_order_study(loss, theta0, hs, T: float, pairs, *, beta: float, rho: fl
     for j, h in enumerate(hs):
         n = round(T / h)
         hyper = dict(h=h, beta=beta, rho=rho, eps=eps)
-        iterates = {k: kappa_adam(loss, theta0, n, kappa=k, **hyper) for k in {k for k, _ in pairs}}
-        flows = {kf: kappa_flow(loss, theta0, n, kappa=kf, **hyper) for kf in {kf for _, kf in pairs}}
+        kappas = dict.fromkeys(k for k, _ in pairs)  # each κ once, in order
+        flow_kappas = dict.fromkeys(kf for _, kf in pairs)
+        iterates = {k: kappa_adam(loss, theta0, n, kappa=k, **hyper) for k in kappas}
+        flows = {kf: kappa_flow(loss, theta0, n, kappa=kf, **hyper) for kf in flow_kappas}
         for i, (k, kf) in enumerate(pairs):
             errors[i, j] = max_distance(iterates[k], flows[kf])
     out = []
@@ -205,7 +207,7 @@ def train_kappa(data, *, kappa: float, h: float, beta: float, rho: float, eps: f
                 epochs: int, seed: int, width: int = 32, activation: str = "relu",
                 dtype: torch.dtype = torch.float64, test_every: int = 1,
                 diagnostics_every: int = 0, sharpness: bool = True) -> KappaRun:
-    """Full-batch κ-variant of Adam on the MLP (θ flat, :func:`bea_lib.nets.diagnostics.flat_loss`).
+    """Full-batch κ-variant of Adam on the MLP, θ flat (:mod:`bea_lib.nets.diagnostics`).
 
     Row n describes θ⁽ⁿ⁾ and the gradient its step uses, as in :mod:`bea_lib.nets.history`.
     Every ``diagnostics_every`` epochs (0: never) the diagnostics of
@@ -215,8 +217,8 @@ def train_kappa(data, *, kappa: float, h: float, beta: float, rho: float, eps: f
     """
     import time
 
-    from .nets.diagnostics import (bias_alignment, bias_ratio, flat_forward, flat_loss, table1_cells,
-                                   top_eigenvalue)
+    from .nets.diagnostics import (bias_alignment, bias_ratio, flat_forward, flat_loss,
+                                   table1_cells, top_eigenvalue)
     from .norms import perturbed_one_norm
 
     hyper = _check_hyper(h, beta, rho, eps, kappa)
@@ -230,8 +232,8 @@ def train_kappa(data, *, kappa: float, h: float, beta: float, rho: float, eps: f
     forward, theta = flat_forward(model)
     E, _ = flat_loss(model, data.x_train, data.y_train)
     cols = {c: [] for c in ("epoch", "train_loss", "train_acc", "test_acc", "grad_norm_1_eps")}
-    diag = {c: [] for c in ("epoch", "bias_ratio", "bias_alignment", "g2_above", "g2_below", "between",
-                            "sharpness", "preconditioned_sharpness")}
+    diag = {c: [] for c in ("epoch", "bias_ratio", "bias_alignment", "g2_above", "g2_below",
+                            "between", "sharpness", "preconditioned_sharpness")}
     state, t_steps, t_diag, stop_reason = adam_init(theta), 0.0, 0.0, "epochs"
 
     for n in range(epochs + 1):
