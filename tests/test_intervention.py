@@ -61,7 +61,8 @@ def test_kappa_order(loss):
     # The setting (β, ρ, ε = 0.8, 0.9, 1e-2), T = 0.5, with three of its four step
     # sizes to keep the test short (a shorter T leaves the O(h) distances pre-asymptotic).
     # Expected: slope ≈ 2 where the flow is the κ-variant's own modified flow, ≈ 1 where it
-    # misses (κ − κ_flow)h f₁. The ranges [1.7, 2.4] and [0.8, 1.25] leave room for the pre-asymptotic curvature of three points and exclude each other.
+    # misses (κ − κ_flow)h f₁. The ranges [1.7, 2.4] and [0.8, 1.25] leave room for the
+    # pre-asymptotic curvature of three points and exclude each other.
     pairs = [(-1.0, -1.0), (0.0, -1.0), (1.0, 1.0), (1.0, 0.0)]
     studies = kappa_order_study(loss, THETA0, [4e-3, 2e-3, 1e-3], 0.5, pairs, **HYPER)
     slopes = {(s.kappa, s.flow_kappa): s.slope for s in studies}
