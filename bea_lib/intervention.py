@@ -217,8 +217,7 @@ def train_kappa(data, *, kappa: float, h: float, beta: float, rho: float, eps: f
     """
     import time
 
-    from .nets.diagnostics import (bias_alignment, bias_ratio, flat_forward, flat_loss,
-                                   table1_cells, top_eigenvalue)
+    from .nets.diagnostics import DIAGNOSTIC_COLUMNS, diagnostics_at, flat_forward, flat_loss
     from .norms import perturbed_one_norm
 
     hyper = _check_hyper(h, beta, rho, eps, kappa)
@@ -232,8 +231,7 @@ def train_kappa(data, *, kappa: float, h: float, beta: float, rho: float, eps: f
     forward, theta = flat_forward(model)
     E, _ = flat_loss(model, data.x_train, data.y_train)
     cols = {c: [] for c in ("epoch", "train_loss", "train_acc", "test_acc", "grad_norm_1_eps")}
-    diag = {c: [] for c in ("epoch", "bias_ratio", "bias_alignment", "g2_above", "g2_below",
-                            "between", "sharpness", "preconditioned_sharpness")}
+    diag = {c: [] for c in ("epoch", *DIAGNOSTIC_COLUMNS)}
     state, t_steps, t_diag, stop_reason = adam_init(theta), 0.0, 0.0, "epochs"
 
     for n in range(epochs + 1):
@@ -260,15 +258,9 @@ def train_kappa(data, *, kappa: float, h: float, beta: float, rho: float, eps: f
             break
         if diagnose:
             t1 = time.perf_counter()
-            D = torch.sqrt(state.v / (1 - rho**state.n) + eps) if state.n else \
-                torch.sqrt(g**2 + eps)
-            row = {"epoch": n, "bias_ratio": bias_ratio(g, hvp_fn, h=h, beta=beta, rho=rho,
-                                                        eps=eps),
-                   "bias_alignment": bias_alignment(g, hvp_fn, beta=beta, rho=rho, eps=eps),
-                   **table1_cells(g, eps=eps),
-                   "sharpness": top_eigenvalue(hvp_fn, g) if sharpness else math.nan,
-                   "preconditioned_sharpness":
-                       top_eigenvalue(hvp_fn, g, scale=D**-0.5) if sharpness else math.nan}
+            D = torch.sqrt(state.v / (1 - rho**state.n) + eps) if state.n else None
+            row = {"epoch": n, **diagnostics_at(g, hvp_fn, h=h, beta=beta, rho=rho, eps=eps,
+                                                denominator=D, sharpness=sharpness)}
             for c in diag:
                 diag[c].append(float(row[c]))
             t_diag += time.perf_counter() - t1

@@ -129,3 +129,26 @@ def test_mlp_activation():
         make_model("mlp", (1, 40), 10, activation="sigmoid")
     with pytest.raises(ValueError, match="activation"):
         make_model("cnn", (1, 40), 10, activation="tanh")
+
+
+def test_network_diagnostics_of_a_module_trained_by_bl_adam():
+    # two full-batch bl.Adam steps on the module, then its diagnostics read from the optimizer,
+    # against the flat-θ loop of train_kappa at the same epoch (the same rule on the same
+    # numbers: rtol 1e-8 covers float64 rounding and Lanczos run on the rounded inputs)
+    from bea_lib.nets.diagnostics import DIAGNOSTIC_COLUMNS, network_diagnostics
+
+    data = bl.load_dataset("mnist1d", n_train=40, n_test=20)
+    x, y = data.x_train.double(), data.y_train
+    model = init_network(data, seed=3, width=4)
+    opt = bl.Adam(model.parameters(), lr=1e-2, **HYPER)
+    before = network_diagnostics(model, x, y, opt, sharpness=False)  # D = √(g² + ε) here
+    assert math.isnan(before["sharpness"]) and before["bias_ratio"] > 0
+    for _ in range(2):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    got = network_diagnostics(model, x, y, opt)
+    run = train_kappa(data, kappa=0.0, h=1e-2, epochs=2, seed=3, width=4, diagnostics_every=2,
+                      **HYPER)
+    for c in DIAGNOSTIC_COLUMNS:
+        assert math.isclose(got[c], run.diagnostics[c][-1], rel_tol=1e-8, abs_tol=1e-12), c

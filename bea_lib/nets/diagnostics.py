@@ -18,7 +18,9 @@ terms of Adam's modified flow (2.2)–(2.3); D the denominator of Adam's step, �
   :func:`eos_threshold` = (2 + 2β)/((1 − β)h), the edge of stability of adaptive methods.
 
 :func:`flat_loss` turns a network and its data into a loss E(θ) of the flat parameter vector,
-so the same functions serve the small problems of the theory chapters and the networks.
+so the same functions serve the small problems of the theory chapters and the networks;
+:func:`diagnostics_at` takes them all at once, :func:`network_diagnostics` for a network
+trained by :class:`bea_lib.Adam`.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ import torch.nn.functional as F
 from scipy.sparse.linalg import LinearOperator, eigsh
 from torch.func import functional_call
 
+from ..autodiff import gradient_and_hvp_fn
 from ..intervention import bias_direction
 from ..validation import check_positive, check_unit_interval
 
@@ -117,3 +120,44 @@ def eos_threshold(*, h: float, beta: float) -> float:
     (Cohen et al. 2022; 38/h for β = 0.9)."""
     h, beta = check_positive("h", h), check_unit_interval("beta", beta)
     return (2 + 2 * beta) / ((1 - beta) * h)
+
+
+DIAGNOSTIC_COLUMNS = ("bias_ratio", "bias_alignment", "g2_above", "g2_below", "between",
+                      "sharpness", "preconditioned_sharpness")
+
+
+def diagnostics_at(g: torch.Tensor, hvp_fn, *, h: float, beta: float, rho: float, eps: float,
+                   denominator: torch.Tensor | None = None, sharpness: bool = True
+                   ) -> dict[str, float]:
+    """All diagnostics at one point, keyed by :data:`DIAGNOSTIC_COLUMNS`.
+
+    ``denominator`` is Adam's D = √(ν̂ + ε) there (None: √(g² + ε), the flow's own, which is
+    D before the first step); without ``sharpness`` the two eigenvalues are NaN and the cost is
+    one gradient and three Hessian-vector products.
+    """
+    D = torch.sqrt(g**2 + eps) if denominator is None else denominator
+    nan = float("nan")
+    return {"bias_ratio": bias_ratio(g, hvp_fn, h=h, beta=beta, rho=rho, eps=eps),
+            "bias_alignment": bias_alignment(g, hvp_fn, beta=beta, rho=rho, eps=eps),
+            **table1_cells(g, eps=eps),
+            "sharpness": top_eigenvalue(hvp_fn, g) if sharpness else nan,
+            "preconditioned_sharpness": top_eigenvalue(hvp_fn, g, scale=D**-0.5)
+            if sharpness else nan}
+
+
+def network_diagnostics(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer,
+                        *, sharpness: bool = True) -> dict[str, float]:
+    """:func:`diagnostics_at` for a network trained by :class:`bea_lib.Adam` (one parameter
+    group, ε inside): h, β, ρ, ε and ν̂ are read from ``optimizer``; E is the mean
+    cross-entropy on the full batch (x, y), taken in one forward pass."""
+    group = optimizer.param_groups[0]
+    h, beta, rho, eps = group["lr"], group["beta"], group["rho"], group["eps"]
+    E, theta = flat_loss(model, x, y)
+    g, hvp_fn = gradient_and_hvp_fn(E, theta)
+    states = [optimizer.state[p] for p in model.parameters()]
+    D = None
+    if all(states):  # after the first step: ν̂ = ν/(1 − ρⁿ), (2.1)
+        v_hat = torch.cat([s["v"].reshape(-1) / (1 - rho ** s["n"]) for s in states])
+        D = torch.sqrt(v_hat + eps)
+    return diagnostics_at(g, hvp_fn, h=h, beta=beta, rho=rho, eps=eps, denominator=D,
+                          sharpness=sharpness)
