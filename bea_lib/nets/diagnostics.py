@@ -161,3 +161,13 @@ def network_diagnostics(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
         D = torch.sqrt(v_hat + eps)
     return diagnostics_at(g, hvp_fn, h=h, beta=beta, rho=rho, eps=eps, denominator=D,
                           sharpness=sharpness)
+
+
+def diagnostics_row(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer, *,
+                    n: int, every: int) -> dict[str, float]:
+    """The :data:`DIAGNOSTIC_COLUMNS` of history row n: :func:`network_diagnostics` every
+    ``every`` epochs (0: never), NaN on the other rows, as the test columns between evaluations.
+    """
+    if every and n % every == 0:
+        return network_diagnostics(model, x, y, optimizer)
+    return dict.fromkeys(DIAGNOSTIC_COLUMNS, float("nan"))

@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from . import checkpoint
 from .data import DATASETS, load_dataset
+from .diagnostics import diagnostics_row
 from .distributed import Comm, init_from_env, local_device
 from .history import History, write_json
 from .models import MODELS, NORMS, has_batch_norm, make_model
@@ -74,6 +75,7 @@ class TrainConfig:
     max_time: float | None = None  # stop after this many seconds of training
     checkpoint_every: int = 0  # epochs between checkpoints in out_dir (0: none)
     test_every: int = 1  # epochs between test evaluations (other rows hold NaN)
+    diagnostics_every: int = 0  # epochs between bea_lib.nets.diagnostics (0: none; one process)
     device: str | None = None  # "cpu", "cuda", "cuda:1"; None: CUDA if available
     dtype: str = "float32"  # "float32" or "float64", for data, parameters and Adam's state
     width: int | None = None  # MLP hidden width or CNN channels (bea_lib.nets.models.make_model)
@@ -91,7 +93,7 @@ class TrainConfig:
                    "beta": check_unit_interval("beta", self.beta), "rho": check_unit_interval("rho", self.rho),
                    "eps_inside": bool(self.eps_inside)}
         for name, minimum in (("epochs", 0), ("seed", 0), ("chunk_size", 1), ("checkpoint_every", 0),
-                              ("test_every", 1)):
+                              ("test_every", 1), ("diagnostics_every", 0)):
             checked[name] = _check_int(name, getattr(self, name), minimum)
         for name in ("n_train", "n_test", "width"):
             checked[name] = _check_int(name, getattr(self, name), 1, optional=True)
@@ -280,9 +282,11 @@ def train(config: TrainConfig, out_dir: str | Path | None = None) -> History:
         test_stats = evaluate(model, x_test, y_test, chunk_size=config.chunk_size, comm=comm) \
             if n % config.test_every == 0 else nan2
         values = torch.cat([train_stats[:2], test_stats, gradient_norms(model, config.eps)]).tolist()
+        diagnostics = diagnostics_row(model, x_train, y_train, optimizer, n=n, every=config.diagnostics_every)
         elapsed = elapsed0 + time.perf_counter() - t0
         history.append(dict(zip(("train_loss", "train_acc", "test_loss", "test_acc", "grad_norm_1_eps",
-                                 "grad_norm_1", "grad_norm_2"), values), epoch=n, wall_time=elapsed))
+                                 "grad_norm_1", "grad_norm_2"), values), epoch=n, wall_time=elapsed,
+                            **diagnostics))
         time_up = config.max_time is not None and elapsed >= config.max_time
         if comm.world_size > 1 and config.max_time is not None:  # the ranks' clocks must agree
             time_up = bool(comm.sum_(torch.tensor([float(time_up)], device=device)).item())
