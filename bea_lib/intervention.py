@@ -212,12 +212,13 @@ def train_kappa(data, *, kappa: float, h: float, beta: float, rho: float, eps: f
     Row n describes θ⁽ⁿ⁾ and the gradient its step uses, as in :mod:`bea_lib.nets.history`.
     Every ``diagnostics_every`` epochs (0: never) the diagnostics of
     :mod:`bea_lib.nets.diagnostics` are taken at θ⁽ⁿ⁾ (the eigenvalues only if ``sharpness``),
-    with Adam's current denominator D = √(ν̂ + ε) (√(g² + ε) before the first step); their
+    with the denominator D = √(ν̂ + ε) of the step about to be taken; their
     time is kept apart from the steps' so that their cost can be reported.
     """
     import time
 
-    from .nets.diagnostics import DIAGNOSTIC_COLUMNS, diagnostics_at, flat_forward, flat_loss
+    from .nets.diagnostics import (DIAGNOSTIC_COLUMNS, diagnostics_at, flat_forward, flat_loss,
+                                   step_denominator)
     from .norms import perturbed_one_norm
 
     hyper = _check_hyper(h, beta, rho, eps, kappa)
@@ -258,7 +259,7 @@ def train_kappa(data, *, kappa: float, h: float, beta: float, rho: float, eps: f
             break
         if diagnose:
             t1 = time.perf_counter()
-            D = torch.sqrt(state.v / (1 - rho**state.n) + eps) if state.n else None
+            D = step_denominator(g, state.v, state.n, rho=rho, eps=eps)
             row = {"epoch": n, **diagnostics_at(g, hvp_fn, h=h, beta=beta, rho=rho, eps=eps,
                                                 denominator=D, sharpness=sharpness)}
             for c in diag:

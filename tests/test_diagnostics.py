@@ -152,3 +152,20 @@ def test_network_diagnostics_of_a_module_trained_by_bl_adam():
                       **HYPER)
     for c in DIAGNOSTIC_COLUMNS:
         assert math.isclose(got[c], run.diagnostics[c][-1], rel_tol=1e-8, abs_tol=1e-12), c
+
+
+def test_step_denominator_is_the_one_adam_update_divides_by():
+    # D of the next step, recovered from adam_update's displacement d = -h m̂/D (rounding only)
+    from bea_lib.nets.diagnostics import step_denominator
+    from bea_lib.optimizers import adam_init, adam_update
+
+    gen = torch.Generator().manual_seed(0)
+    grads = torch.randn(4, 6, generator=gen, dtype=torch.float64)
+    hyper = dict(h=1e-2, beta=0.9, rho=0.99, eps=1e-3)
+    state = adam_init(grads[0])
+    for g in grads:
+        D = step_denominator(g, state.v, state.n, rho=hyper["rho"], eps=hyper["eps"])
+        d, new = adam_update(g, state, **hyper)
+        m_hat = new.m / (1 - hyper["beta"] ** new.n)
+        torch.testing.assert_close(D, -hyper["h"] * m_hat / d, rtol=1e-12, atol=0)
+        state = new

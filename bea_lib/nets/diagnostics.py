@@ -1,4 +1,4 @@
-r"""Is the h-expansion in force along a network's training? Three diagnostics at a point θ.
+r"""Is the h-expansion in force along a network's training? Diagnostics at a point θ.
 
 Symbols as in :mod:`bea_lib.intervention`: g = ∇E(θ), H = ∇²E(θ), f₀ and f₁ the O(1) and O(h)
 terms of Adam's modified flow (2.2)–(2.3); D the denominator of Adam's step, √(ν̂ + ε).
@@ -92,11 +92,10 @@ def top_eigenvalue(hvp_fn, like: torch.Tensor, *, scale: torch.Tensor | None = N
                    tol: float = 1e-3, maxiter: int = 300, seed: int = 0) -> float:
     """The largest (algebraic) eigenvalue of S H S, S = diag(``scale``) (S = I if None).
 
-    ``like`` is a vector of θ's size and dtype (θ or g), the vectors ``hvp_fn`` takes.
-
     With ``scale`` = D^{-1/2} this is the top eigenvalue of diag(1/D)·H (similar matrices).
-    Lanczos on products v ↦ S H S v; ``tol`` is eigsh's relative accuracy of the eigenvalue,
-    the start vector is fixed by ``seed`` so that a run is reproducible.
+    Lanczos on products v ↦ S H S v; ``like`` is a vector of θ's size and dtype (θ or g), as
+    ``hvp_fn`` takes; ``tol`` is eigsh's relative accuracy of the eigenvalue, and the start
+    vector is fixed by ``seed`` so that a run is reproducible.
     """
     p, dtype = like.numel(), like.dtype
     if scale is not None and scale.shape != (p,):
@@ -126,16 +125,22 @@ DIAGNOSTIC_COLUMNS = ("bias_ratio", "bias_alignment", "g2_above", "g2_below", "b
                       "sharpness", "preconditioned_sharpness")
 
 
+def step_denominator(g: torch.Tensor, v: torch.Tensor, n: int, *, rho: float,
+                     eps: float) -> torch.Tensor:
+    """D = √(ν̂⁽ⁿ⁺¹⁾ + ε), the denominator of the step Adam takes from θ⁽ⁿ⁾ with gradient g,
+    from its second moment ν⁽ⁿ⁾ = ``v`` after n steps ((2.1); √(g² + ε) at n = 0)."""
+    return torch.sqrt((rho * v + (1 - rho) * g**2) / (1 - rho ** (n + 1)) + eps)
+
+
 def diagnostics_at(g: torch.Tensor, hvp_fn, *, h: float, beta: float, rho: float, eps: float,
-                   denominator: torch.Tensor | None = None, sharpness: bool = True
-                   ) -> dict[str, float]:
+                   denominator: torch.Tensor, sharpness: bool = True) -> dict[str, float]:
     """All diagnostics at one point, keyed by :data:`DIAGNOSTIC_COLUMNS`.
 
-    ``denominator`` is Adam's D = √(ν̂ + ε) there (None: √(g² + ε), the flow's own, which is
-    D before the first step); without ``sharpness`` the two eigenvalues are NaN and the cost is
-    one gradient and three Hessian-vector products.
+    ``denominator`` is the D of Adam's next step (:func:`step_denominator`); without
+    ``sharpness`` the two eigenvalues are NaN and the cost is one gradient and three
+    Hessian-vector products.
     """
-    D = torch.sqrt(g**2 + eps) if denominator is None else denominator
+    D = denominator
     nan = float("nan")
     return {"bias_ratio": bias_ratio(g, hvp_fn, h=h, beta=beta, rho=rho, eps=eps),
             "bias_alignment": bias_alignment(g, hvp_fn, beta=beta, rho=rho, eps=eps),
@@ -155,10 +160,9 @@ def network_diagnostics(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor
     E, theta = flat_loss(model, x, y)
     g, hvp_fn = gradient_and_hvp_fn(E, theta)
     states = [optimizer.state[p] for p in model.parameters()]
-    D = None
-    if all(states):  # after the first step: ν̂ = ν/(1 − ρⁿ), (2.1)
-        v_hat = torch.cat([s["v"].reshape(-1) / (1 - rho ** s["n"]) for s in states])
-        D = torch.sqrt(v_hat + eps)
+    n = states[0]["n"] if states[0] else 0
+    v = torch.cat([s["v"].reshape(-1) for s in states]) if n else torch.zeros_like(g)
+    D = step_denominator(g, v, n, rho=rho, eps=eps)
     return diagnostics_at(g, hvp_fn, h=h, beta=beta, rho=rho, eps=eps, denominator=D,
                           sharpness=sharpness)
 
