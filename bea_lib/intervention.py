@@ -105,14 +105,13 @@ def kappa_rhs(loss, *, h: float, beta: float, rho: float, eps: float, kappa: flo
               ) -> Callable[[float, torch.Tensor], torch.Tensor]:
     """θ ↦ f₀ + (1 + κ) h f₁, from the two public right-hand sides of :func:`bea_lib.adam_rhs`.
 
-    f₀ is the order-0 right-hand side and h f₁ = rhs₁ − rhs₀; κ = −1 is f₀ alone.
+    f₀ is the order-0 right-hand side and h f₁ = rhs₁ − rhs₀; κ = −1 is f₀ alone, κ = 0 rhs₁.
     """
     hyper = _check_hyper(h, beta, rho, eps, kappa)
     kappa = hyper.pop("kappa")
-    rhs0 = adam_rhs(loss, order=0, **hyper)
-    if kappa == -1.0:
-        return rhs0
-    rhs1 = adam_rhs(loss, order=1, **hyper)
+    rhs0, rhs1 = adam_rhs(loss, order=0, **hyper), adam_rhs(loss, order=1, **hyper)
+    if kappa in (-1.0, 0.0):  # the order-0 and order-1 flows themselves
+        return rhs0 if kappa == -1.0 else rhs1
 
     def rhs(t: float, theta: torch.Tensor) -> torch.Tensor:
         f0 = rhs0(t, theta)
