@@ -42,7 +42,7 @@ from torch.func import functional_call, grad, stack_module_state, vmap
 from ..optimizers import AdamState, adam_update
 from .data import load_dataset
 from .distributed import local_device
-from .history import History
+from .history import DIAGNOSTIC_COLUMNS, METRICS, History
 from .models import has_batch_norm
 from .train import TrainConfig, build_model
 
@@ -158,8 +158,8 @@ def train_batched(configs: list[TrainConfig]) -> list[History]:
             if not active[r]:
                 continue
             hist, c = histories[r], configs[r]
-            hist.append(dict(zip(("train_loss", "train_acc", "test_loss", "test_acc", "grad_norm_1_eps",
-                                  "grad_norm_1", "grad_norm_2"), rows[r]), epoch=n, wall_time=elapsed))
+            hist.append(dict(zip(METRICS, rows[r]), epoch=n, wall_time=elapsed,
+                             **dict.fromkeys(DIAGNOSTIC_COLUMNS, math.nan)))  # not measured here
             hist.stop_reason, hist.message = _stop_reason(c, hist, n)
             if hist.stop_reason:
                 active[r] = False

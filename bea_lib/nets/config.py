@@ -65,6 +65,9 @@ class TrainConfig:
     checkpoint_every: int = _option(0, "epochs between checkpoints (0: none)", check=_int(0))
     test_every: int = _option(1, "epochs between test evaluations (other rows hold NaN)",
                               check=_int(1), trajectory=True)
+    diagnostics_every: int = _option(0, "epochs between the bias and sharpness diagnostics of "
+                                     "bea_lib.nets.diagnostics (0: none; one process only)",
+                                     check=_int(0))
     device: str | None = _option(None, "cpu, cuda, cuda:1 (default: cuda if available)", type=str)
     dtype: str = _option("float32", "dtype of data, parameters and Adam's state", choices=DTYPES,
                          trajectory=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +27,11 @@ from ..validation import check_int
 
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc",
            "grad_norm_1_eps", "grad_norm_1", "grad_norm_2")  # measured at θ⁽ⁿ⁾, in this order
-COLUMNS = ("epoch", *METRICS, "wall_time")
+# bea_lib.nets.diagnostics every ``diagnostics_every`` epochs (NaN on the other rows, and in
+# histories written before these columns existed)
+DIAGNOSTIC_COLUMNS = ("bias_ratio", "bias_alignment", "g2_above", "g2_below", "between",
+                      "sharpness", "preconditioned_sharpness")
+COLUMNS = ("epoch", *METRICS, "wall_time", *DIAGNOSTIC_COLUMNS)
 HISTORY_FILE, INFO_FILE = "history.csv", "run.json"
 
 
@@ -81,7 +86,8 @@ class History:
         try:
             with open(path, newline="") as f:
                 rows = list(csv.DictReader(f))
-            hist = cls({c: [float(r[c]) for r in rows] for c in COLUMNS})
+            hist = cls({c: [float(r[c]) if c in r or c not in DIAGNOSTIC_COLUMNS else math.nan
+                            for r in rows] for c in COLUMNS})
         except FileNotFoundError:
             raise RunFileError(f"{path} is missing: the run in {out_dir} wrote no history "
                                f"(rerun it, or pass another folder)") from None

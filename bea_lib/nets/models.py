@@ -23,15 +23,21 @@ from ..validation import check_int, check_one_of
 
 MODELS = ("mlp", "cnn", "resnet50", "resnet101")
 NORMS = ("group", "batch", "none")
+# the MLP's nonlinearity: ReLU (the default) has no bounded second derivative, as Assumption
+# (3.1) of the paper would need; tanh and GELU are smooth
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 _RESNET_LAYERS = {"resnet50": [3, 4, 6, 3], "resnet101": [3, 4, 23, 3]}
 
 
-def mlp(input_shape, n_classes: int, width: int = 32, depth: int = 2) -> nn.Module:
-    """Flatten, then ``depth`` hidden layers of ``width`` ReLU units, then a linear read-out."""
+def mlp(input_shape, n_classes: int, width: int = 32, depth: int = 2,
+        activation: str = "relu") -> nn.Module:
+    """Flatten, then ``depth`` hidden layers of ``width`` units (:data:`ACTIVATIONS`), then a
+    linear read-out."""
     width, depth = check_int("width", width, minimum=1), check_int("depth", depth, minimum=0)
+    activation = check_one_of("activation", activation, ACTIVATIONS)
     layers, n_in = [nn.Flatten()], int(torch.tensor(input_shape).prod())
     for _ in range(depth):
-        layers += [nn.Linear(n_in, width), nn.ReLU()]
+        layers += [nn.Linear(n_in, width), ACTIVATIONS[activation]()]
         n_in = width
     return nn.Sequential(*layers, nn.Linear(n_in, n_classes))
 
@@ -84,12 +90,13 @@ def resnet(name: str, input_shape, n_classes: int, norm: str = "group") -> nn.Mo
 
 
 def make_model(name: str, input_shape, n_classes: int, *, width: int | None = None,
-               norm: str | None = None) -> nn.Module:
+               norm: str | None = None, activation: str = "relu") -> nn.Module:
     """The network ``name`` (one of :data:`MODELS`) for inputs of ``input_shape``.
 
     ``width`` is the MLP's hidden width (default 32) or the CNN's channel count (default 32);
     ResNets take none. ``norm`` defaults to "group" for ResNets and "none" otherwise; the MLP
-    has no normalisation.
+    has no normalisation. ``activation`` (:data:`ACTIVATIONS`) is the MLP's; the other models
+    take ReLU only.
     """
     name = check_one_of("model", name, MODELS)
     width = check_int("width", width, minimum=1, optional=True)
@@ -97,7 +104,10 @@ def make_model(name: str, input_shape, n_classes: int, *, width: int | None = No
     if name == "mlp":
         if norm not in (None, "none"):
             raise ValueError(f"norm must be 'none' for the mlp, got {norm!r}")
-        return mlp(input_shape, n_classes, **({} if width is None else {"width": width}))
+        return mlp(input_shape, n_classes, **({} if width is None else {"width": width}),
+                   activation=activation)
+    if activation != "relu":
+        raise ValueError(f"activation must be 'relu' for {name}, got {activation!r}")
     if name == "cnn":
         return cnn(input_shape, n_classes, **({} if width is None else {"width": width}),
                    norm=norm or "none")

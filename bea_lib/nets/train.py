@@ -53,6 +53,7 @@ from ..vocab import StopReason
 from . import checkpoint
 from .config import TrainConfig
 from .data import DataError, load_dataset
+from .diagnostics import diagnostics_row
 from .distributed import Comm, init_from_env, local_device
 from .history import HISTORY_FILE, METRICS, History, RunFileError, write_run_info
 from .models import has_batch_norm, make_model
@@ -254,8 +255,10 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, *,
     t0, last_saved, elapsed = time.perf_counter(), n, elapsed0
     while True:
         values = _measure(run, n)
-        elapsed = elapsed0 + time.perf_counter() - t0
-        history.append(dict(zip(METRICS, values), epoch=n, wall_time=elapsed))
+        diagnostics = diagnostics_row(run.model, *run.train_xy, run.optimizer, n=n,
+                                      every=config.diagnostics_every)
+        elapsed = elapsed0 + time.perf_counter() - t0  # includes the diagnostics' cost
+        history.append(dict(zip(METRICS, values), epoch=n, wall_time=elapsed, **diagnostics))
         history.stop_reason, history.message = _stop_reason(config, history, n,
                                                             _time_up(run, elapsed))
         if history.stop_reason:

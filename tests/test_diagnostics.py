@@ -1,0 +1,171 @@
+"""Diagnostics of the h-expansion along training (bea_lib.nets.diagnostics), checked against full
+Hessians on tiny problems, the modified flows of bea_lib.flows and the paper's Table 1 rule."""
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import bea_lib as bl
+from bea_lib.autodiff import gradient_and_hvp_fn
+from bea_lib.intervention import init_network, train_kappa
+from bea_lib.nets.diagnostics import (bias_alignment, bias_ratio, eos_threshold, flat_forward,
+                                      flat_loss, table1_cells, top_eigenvalue)
+from bea_lib.nets.models import make_model
+
+HYPER = dict(beta=0.9, rho=0.99, eps=1e-3)
+
+
+@pytest.fixture
+def tiny():
+    data = bl.load_dataset("mnist1d", n_train=30, n_test=20)
+    model = init_network(data, seed=0, width=4, activation="tanh")
+    return data, model
+
+
+def test_flat_loss_is_the_models_loss(tiny):
+    # the flat-θ loss and gradient against the module's own forward and autograd (rounding only)
+    data, model = tiny
+    x, y = data.x_train.double(), data.y_train
+    E, theta = flat_loss(model, x, y)
+    want = F.cross_entropy(model(x), y)
+    want.backward()
+    torch.testing.assert_close(E(theta), want, rtol=1e-12, atol=0)
+    g = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+    torch.testing.assert_close(bl.gradient(E, theta), g, rtol=1e-10, atol=1e-14)
+    forward, _ = flat_forward(model)
+    torch.testing.assert_close(forward(theta, x), model(x), rtol=0, atol=0)
+
+
+def test_top_eigenvalues_against_full_hessian(tiny):
+    # Lanczos on HVPs against numpy on the full p × p Hessian (p = 194): tol 1e-10 in eigsh,
+    # so rtol 1e-7 is far above its error and far below any slip (e.g. a missing D^{-1/2})
+    data, model = tiny
+    E, theta = flat_loss(model, data.x_train.double(), data.y_train)
+    H = torch.func.hessian(E)(theta)
+    g, hvp_fn = gradient_and_hvp_fn(E, theta)
+    top = top_eigenvalue(hvp_fn, g, tol=1e-10)
+    assert math.isclose(top, float(torch.linalg.eigvalsh(H)[-1]), rel_tol=1e-7)
+    D = torch.sqrt(g**2 + 1e-4) + torch.rand(g.shape, dtype=g.dtype)  # any positive diagonal
+    pre = top_eigenvalue(hvp_fn, g, scale=D**-0.5, tol=1e-10)
+    eig = np.linalg.eigvals((torch.diag(1 / D) @ H).numpy())  # the non-symmetric diag(1/D)·H
+    assert np.abs(eig.imag).max() < 1e-8  # similar to a symmetric matrix: real spectrum
+    assert math.isclose(pre, float(eig.real.max()), rel_tol=1e-7)
+
+
+def test_bias_ratio_from_the_flows():
+    # h‖f₁‖/‖f₀‖ against the two public right-hand sides: f₀ = rhs₀, h f₁ = rhs₁ − rhs₀
+    loss, theta, h = bl.losses.logcosh_regression(5, seed=1), torch.linspace(-1, 1, 5), 1e-2
+    g, hvp_fn = gradient_and_hvp_fn(loss, theta)
+    rhs1 = bl.adam_rhs(loss, h=h, order=1, **HYPER)(0.0, theta)
+    rhs0 = bl.adam_rhs(loss, h=h, order=0, **HYPER)(0.0, theta)
+    want = float((rhs1 - rhs0).norm() / rhs0.norm())
+    assert math.isclose(bias_ratio(g, hvp_fn, h=h, **HYPER), want, rel_tol=1e-10)
+
+
+def test_bias_alignment_sign_is_the_norms_change():
+    # a small move along f₁ changes ‖∇E‖₁,ε with the sign of the cosine (finite difference,
+    # step 1e-6: first order dominates by orders of magnitude)
+    for seed in range(3):
+        loss, theta = bl.losses.logcosh_regression(5, seed=seed), torch.linspace(-1, 1, 5)
+        for beta, rho in ((0.9, 0.99), (0.99, 0.9)):
+            hyper = dict(beta=beta, rho=rho, eps=1e-3)
+            g, hvp_fn = gradient_and_hvp_fn(loss, theta)
+            f1 = bl.intervention.bias_direction(g, hvp_fn, **hyper)
+            N = lambda th: bl.perturbed_one_norm(bl.gradient(loss, th), eps=1e-3)  # noqa: E731
+            cos = bias_alignment(g, hvp_fn, **hyper)
+            assert -1.0 <= cos <= 1.0
+            assert np.sign(float(N(theta + 1e-6 * f1) - N(theta))) == np.sign(cos)
+
+
+def test_table1_cells_follow_implicit_bias_regime():
+    eps = 1e-4
+    g = torch.tensor([1.0, 1e-1, 1e-3, 1e-5, 0.0])  # g² = 1, 1e-2 (≥ 100ε), 1e-6 (≤ ε/100) ...
+    cells = table1_cells(g, eps=eps)
+    assert cells == {"g2_above": 0.4, "g2_below": 0.6, "between": 0.0}
+    assert table1_cells(torch.tensor([2e-2]), eps=eps)["between"] == 1.0  # g² = 4ε
+    # all coordinates in one cell <=> the regime function names that cell
+    assert bl.implicit_bias_regime(0.9, 0.99, eps, g[:2]) == "one-norm anti-penalised"
+    assert table1_cells(g[:2], eps=eps)["g2_above"] == 1.0
+    assert bl.implicit_bias_regime(0.9, 0.99, eps, g[2:]) == "two-norm squared penalised"
+    assert table1_cells(g[2:], eps=eps)["g2_below"] == 1.0
+    with pytest.raises(ValueError, match="eps"):
+        table1_cells(g, eps=0.0)
+
+
+def test_eos_threshold():
+    assert math.isclose(eos_threshold(h=1.0, beta=0.9), 38.0)  # Cohen et al.'s 38/η
+    with pytest.raises(ValueError, match="beta"):
+        eos_threshold(h=1e-3, beta=1.0)
+
+
+def test_train_kappa_zero_is_adam_on_the_flat_loss():
+    # the network loop at κ = 0 against bl.adam on the same flat loss: the train losses of the
+    # iterates agree to float64 rounding
+    data = bl.load_dataset("mnist1d", n_train=40, n_test=20)
+    run = train_kappa(data, kappa=0.0, h=1e-2, epochs=5, seed=3, width=4, test_every=2,
+                      diagnostics_every=2, **HYPER)
+    model = init_network(data, seed=3, width=4)
+    E, theta0 = flat_loss(model, data.x_train.double(), data.y_train)
+    iterates = bl.adam(E, theta0, 5, h=1e-2, **HYPER)
+    want = np.array([float(E(th)) for th in iterates])
+    np.testing.assert_allclose(run.columns["train_loss"], want, rtol=1e-12)
+    assert run.stop_reason == "epochs" and len(run.columns["epoch"]) == 6
+    assert np.isnan(run.columns["test_acc"][1]) and np.isfinite(run.columns["test_acc"][2])
+    d = run.diagnostics
+    np.testing.assert_array_equal(d["epoch"], [0, 2, 4])
+    np.testing.assert_allclose(d["g2_above"] + d["g2_below"] + d["between"], 1.0, rtol=1e-15)
+    assert np.all(d["preconditioned_sharpness"] > 0) and np.all(d["bias_ratio"] > 0)
+    off = train_kappa(data, kappa=0.0, h=1e-2, epochs=2, seed=3, width=4, **HYPER)
+    assert all(v.size == 0 for v in off.diagnostics.values()) and off.seconds_diagnostics == 0
+
+
+def test_mlp_activation():
+    tanh = make_model("mlp", (1, 40), 10, activation="tanh")
+    assert any(isinstance(m, torch.nn.Tanh) for m in tanh.modules())
+    assert not any(isinstance(m, torch.nn.ReLU) for m in tanh.modules())
+    with pytest.raises(ValueError, match="activation"):
+        make_model("mlp", (1, 40), 10, activation="sigmoid")
+    with pytest.raises(ValueError, match="activation"):
+        make_model("cnn", (1, 40), 10, activation="tanh")
+
+
+def test_network_diagnostics_of_a_module_trained_by_bl_adam():
+    # two full-batch bl.Adam steps on the module, then its diagnostics read from the optimizer,
+    # against the flat-θ loop of train_kappa at the same epoch (the same rule on the same
+    # numbers: rtol 1e-8 covers float64 rounding and Lanczos run on the rounded inputs)
+    from bea_lib.nets.diagnostics import DIAGNOSTIC_COLUMNS, network_diagnostics
+
+    data = bl.load_dataset("mnist1d", n_train=40, n_test=20)
+    x, y = data.x_train.double(), data.y_train
+    model = init_network(data, seed=3, width=4)
+    opt = bl.Adam(model.parameters(), lr=1e-2, **HYPER)
+    before = network_diagnostics(model, x, y, opt, sharpness=False)  # D = √(g² + ε) here
+    assert math.isnan(before["sharpness"]) and before["bias_ratio"] > 0
+    for _ in range(2):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    got = network_diagnostics(model, x, y, opt)
+    run = train_kappa(data, kappa=0.0, h=1e-2, epochs=2, seed=3, width=4, diagnostics_every=2,
+                      **HYPER)
+    for c in DIAGNOSTIC_COLUMNS:
+        assert math.isclose(got[c], run.diagnostics[c][-1], rel_tol=1e-8, abs_tol=1e-12), c
+
+
+def test_step_denominator_is_the_one_adam_update_divides_by():
+    # D of the next step, recovered from adam_update's displacement d = -h m̂/D (rounding only)
+    from bea_lib.nets.diagnostics import step_denominator
+    from bea_lib.optimizers import adam_init, adam_update
+
+    gen = torch.Generator().manual_seed(0)
+    grads = torch.randn(4, 6, generator=gen, dtype=torch.float64)
+    hyper = dict(h=1e-2, beta=0.9, rho=0.99, eps=1e-3)
+    state = adam_init(grads[0])
+    for g in grads:
+        D = step_denominator(g, state.v, state.n, rho=hyper["rho"], eps=hyper["eps"])
+        d, new = adam_update(g, state, **hyper)
+        m_hat = new.m / (1 - hyper["beta"] ** new.n)
+        torch.testing.assert_close(D, -hyper["h"] * m_hat / d, rtol=1e-12, atol=0)
+        state = new
