@@ -26,6 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from scipy.optimize import minimize_scalar
+from torch.func import vmap
 
 from .convergence import classify_run
 from .validation import check_one_of, check_positive, check_unit_interval
