@@ -60,7 +60,7 @@ def bias_direction(g: torch.Tensor, hvp_fn: Callable[[torch.Tensor], torch.Tenso
     """
     D = torch.sqrt(g**2 + eps)
     grad_norm_1eps = hvp_fn(g / D)  # ∇‖∇E‖_{1,ε} = H g/√(g²+ε)
-    return -bias_coefficient(beta, rho, eps, g) * grad_norm_1eps / D  # (2.3) over √(g²+ε)
+    return -bias_coefficient(g, beta=beta, rho=rho, eps=eps) * grad_norm_1eps / D  # (2.3) over √(g²+ε)
 
 
 def kappa_update(g: torch.Tensor, hvp_fn: Callable[[torch.Tensor], torch.Tensor],
@@ -250,7 +250,7 @@ def train_kappa(data, *, kappa: float, h: float, beta: float, rho: float, eps: f
                 out_test = forward(theta, data.x_test)
                 test_acc = float((out_test.argmax(1) == data.y_test).double().mean())
         for c, v in zip(cols, (n, train_loss, train_acc, test_acc,
-                               float(perturbed_one_norm(g.double(), eps)))):
+                               float(perturbed_one_norm(g.double(), eps=eps)))):
             cols[c].append(v)
         t_steps += time.perf_counter() - t0
         if not math.isfinite(train_loss):

@@ -407,12 +407,12 @@ def test_failed_claims_fail_smoke_and_default_but_not_other_parameters(tmp_path,
     assert run_main("all", "--profile", "smoke", *where) == 1
     out, err = capsys.readouterr()
     assert out.index("claimy: executing") < out.index("findings: executing")
-    assert "claims: 0 passed, 1 failed, 0 not checked" in out
+    assert "claims: 0 passed, 1 failed, 0 measured (no check), 0 not checked" in out
     assert "1 checked claims did not hold at the smoke profile" in err and "claimy/holds" in err
     assert (build / "html" / "index.html").is_file()  # rendered all the same
     assert "claimy.claims.json" in outputs(executed(build, "findings"))
     report = book.read_report(build)
-    assert report["claimy"]["claims"] == {"passed": 0, "failed": 1, "not_checked": 0}
+    assert report["claimy"]["claims"] == {"passed": 0, "failed": 1, "measured": 0, "not_checked": 0}
     assert "smoke" in outputs(executed(build, "claimy"))  # BEA_PROFILE reached the kernel
     page = (build / "stage" / "book" / "report.md").read_text()
     assert "**1 ⚠**" in page and "## Claims that did not hold" in page

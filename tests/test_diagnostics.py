@@ -19,7 +19,7 @@ HYPER = dict(beta=0.9, rho=0.99, eps=1e-3)
 
 @pytest.fixture
 def tiny():
-    data = bl.load_dataset("mnist1d", n_train=30, n_test=20)
+    data = bl.nets.load_dataset("mnist1d", n_train=30, n_test=20)
     model = init_network(data, seed=0, width=4, activation="tanh")
     return data, model
 
@@ -86,9 +86,9 @@ def test_table1_cells_follow_implicit_bias_regime():
     assert cells == {"g2_above": 0.4, "g2_below": 0.6, "between": 0.0}
     assert table1_cells(torch.tensor([2e-2]), eps=eps)["between"] == 1.0  # g² = 4ε
     # all coordinates in one cell <=> the regime function names that cell
-    assert bl.implicit_bias_regime(0.9, 0.99, eps, g[:2]) == "one-norm anti-penalised"
+    assert bl.implicit_bias_regime(g[:2], beta=0.9, rho=0.99, eps=eps) == "one-norm anti-penalised"
     assert table1_cells(g[:2], eps=eps)["g2_above"] == 1.0
-    assert bl.implicit_bias_regime(0.9, 0.99, eps, g[2:]) == "two-norm squared penalised"
+    assert bl.implicit_bias_regime(g[2:], beta=0.9, rho=0.99, eps=eps) == "two-norm squared penalised"
     assert table1_cells(g[2:], eps=eps)["g2_below"] == 1.0
     with pytest.raises(ValueError, match="eps"):
         table1_cells(g, eps=0.0)
@@ -103,7 +103,7 @@ def test_eos_threshold():
 def test_train_kappa_zero_is_adam_on_the_flat_loss():
     # the network loop at κ = 0 against bl.adam on the same flat loss: the train losses of the
     # iterates agree to float64 rounding
-    data = bl.load_dataset("mnist1d", n_train=40, n_test=20)
+    data = bl.nets.load_dataset("mnist1d", n_train=40, n_test=20)
     run = train_kappa(data, kappa=0.0, h=1e-2, epochs=5, seed=3, width=4, test_every=2,
                       diagnostics_every=2, **HYPER)
     model = init_network(data, seed=3, width=4)
@@ -137,7 +137,7 @@ def test_network_diagnostics_of_a_module_trained_by_bl_adam():
     # numbers: rtol 1e-8 covers float64 rounding and Lanczos run on the rounded inputs)
     from bea_lib.nets.diagnostics import DIAGNOSTIC_COLUMNS, network_diagnostics
 
-    data = bl.load_dataset("mnist1d", n_train=40, n_test=20)
+    data = bl.nets.load_dataset("mnist1d", n_train=40, n_test=20)
     x, y = data.x_train.double(), data.y_train
     model = init_network(data, seed=3, width=4)
     opt = bl.Adam(model.parameters(), lr=1e-2, **HYPER)
