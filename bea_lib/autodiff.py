@@ -2,21 +2,20 @@
 
 No function here forms the p x p Hessian.
 
-- ``gradient`` and ``gradient_and_hvp_fn`` use plain reverse mode (``torch.autograd.grad``): for
-  the small losses of the theory chapters it is the cheapest path, about half the cost of
-  ``torch.func.grad`` per call, and it does not load ``torch._dynamo``, which ``torch.func.grad``
-  and ``vjp`` import on their first call (seconds, once per process; ``benchmarks/bench_steps.py``).
-  Called inside a ``torch.func`` transform (``vmap(bl.gradient)``, ``torch.func.grad`` of a
-  function that calls it) they use ``torch.func`` instead, so they compose as before; called on a
-  θ that is part of an autograd graph they keep the graph, so ``gradient`` of a function of
+- Everything uses plain reverse mode (``torch.autograd.grad``): for the small losses of the
+  theory chapters it is the cheapest path, about half the cost of ``torch.func.grad`` per call,
+  and it does not load ``torch._dynamo``, which ``torch.func.grad``, ``vjp`` and ``jvp`` import on
+  their first call (seconds, once per process; ``benchmarks/bench_steps.py``). Called inside a
+  ``torch.func`` transform (``vmap(bl.gradient)``, ``torch.func.grad`` of a function that calls
+  it) the functions use ``torch.func`` instead, so they compose as before; ``gradient`` called on
+  a θ that is part of an autograd graph keeps the graph, so ``gradient`` of a function of
   ``gradient`` is a second derivative.
-- ``gradient_and_hvp_fn`` serves the modified flows, whose vector depends on the gradient itself
-  (H·f(∇E)): one reverse pass that keeps its graph returns ∇E with a function v ↦ Hv; since H is
-  symmetric, the vector-Jacobian product of ∇E is the Hessian-vector product
-  (reverse-over-reverse). On CPU, gradient plus one product costs about 2.5 gradients this way
-  against 4-5.5 forward-over-reverse (``benchmarks/bench_flows.py``).
-- ``hvp`` and ``gradient_and_hvp`` are forward-over-reverse, ``jvp(grad(E), (θ,), (v,))``, for a
-  vector known in advance (``torch.func``).
+- Hessian-vector products are reverse-over-reverse: one reverse pass that keeps its graph
+  returns ∇E with a function v ↦ Hv (``gradient_and_hvp_fn``); since H is symmetric, the
+  vector-Jacobian product of ∇E is the Hessian-vector product. The modified flows need it, as
+  their vector depends on the gradient itself (H·f(∇E)). On CPU, gradient plus one product costs
+  about 2.5 gradients this way against 4-5.5 forward-over-reverse (``benchmarks/bench_flows.py``).
+  Inside a ``torch.func`` transform ``hvp`` is forward-over-reverse, ``jvp(grad(E), (θ,), (v,))``.
 - ``batch_gradient`` gives ∇E at each row of an (R, p) tensor from one vectorised forward pass
   (``torch.func.vmap``, which does not load ``torch._dynamo``) and one reverse pass: the R runs of
   :func:`bea_lib.adam_runs` and of an order study share each step.
@@ -75,14 +74,17 @@ def batch_gradient(loss: Callable, thetas: torch.Tensor, *args) -> torch.Tensor:
 
 
 def hvp(loss: Loss, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """∇²E(θ) v, forward-over-reverse."""
+    """∇²E(θ) v."""
     return gradient_and_hvp(loss, theta, v)[1]
 
 
 def gradient_and_hvp(loss: Loss, theta: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(∇E(θ), ∇²E(θ) v) from one forward-over-reverse pass; the gradient is the primal output."""
-    from torch.func import grad, jvp
-    return jvp(grad(loss), (theta,), (v,))
+    """(∇E(θ), ∇²E(θ) v): reverse-over-reverse, or forward-over-reverse inside a torch.func transform."""
+    if _inside_transform(theta) or _inside_transform(v):
+        from torch.func import grad, jvp
+        return jvp(grad(loss), (theta,), (v,))
+    g, hvp_fn = gradient_and_hvp_fn(loss, theta)
+    return g, hvp_fn(v)
 
 
 def gradient_and_hvp_fn(loss: Loss, theta: torch.Tensor

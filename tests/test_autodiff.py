@@ -33,7 +33,7 @@ def test_hvp_equals_full_hessian_times_vector():
     loss, p = small_network_loss()
     theta, v = torch.randn(p), torch.randn(p)
     ref = hessian(loss, theta) @ v
-    # forward-over-reverse vs reverse-over-reverse: different summation order, float64 rounding
+    # one product against a full Hessian (autograd.functional): float64 rounding
     torch.testing.assert_close(bl.hvp(loss, theta, v), ref, rtol=1e-12, atol=1e-13)
     g, hv = bl.gradient_and_hvp(loss, theta, v)
     torch.testing.assert_close(g, bl.gradient(loss, theta), rtol=0, atol=1e-14)  # rounding
@@ -65,6 +65,10 @@ def test_gradient_composes_with_torch_func_and_with_itself():
     want = Hm @ bl.gradient(loss, theta)
     torch.testing.assert_close(bl.gradient(half_sq, theta), want, rtol=1e-12, atol=1e-13)  # rounding
     torch.testing.assert_close(torch.func.grad(half_sq)(theta), want, rtol=1e-12, atol=1e-13)
+    # inside vmap, hvp is forward-over-reverse: the same products up to rounding
+    vs = torch.randn(3, p)
+    torch.testing.assert_close(torch.func.vmap(lambda v: bl.hvp(loss, theta, v))(vs), vs @ Hm,
+                               rtol=1e-12, atol=1e-13)
 
 
 def test_batch_gradient_equals_gradient_row_by_row():
@@ -90,12 +94,13 @@ def test_constant_and_linear_losses_and_non_scalar_losses():
 
 
 def test_gradient_path_does_not_load_dynamo():
-    """bl.adam and bl.adam_flow use plain reverse mode: a fresh process does not import
+    """bl.adam, bl.adam_flow and bl.hvp use plain reverse mode: a fresh process does not import
     torch._dynamo, whose first import (through torch.func.grad) costs seconds."""
     code = ("import sys, torch, bea_lib as bl\n"
             "loss, th = bl.losses.bilinear(), torch.tensor([2.8, 3.5], dtype=torch.float64)\n"
             "bl.adam(loss, th, 3, h=1e-3, beta=0.9, rho=0.999, eps=1e-8)\n"
             "bl.adam_flow(loss, th, 3, h=1e-3, beta=0.9, rho=0.999, eps=1e-8)\n"
+            "bl.hvp(loss, th, th)\n"
             "print('torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
