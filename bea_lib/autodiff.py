@@ -106,7 +106,13 @@ def gradient_and_hvp_fn(loss: Loss, theta: torch.Tensor
 
 
 def _reverse_vjp(g: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """vᵀ ∂g/∂x through the graph kept by :func:`gradient_and_hvp_fn`; zero if g is constant in x."""
+    """vᵀ ∂g/∂x through the graph kept by :func:`gradient_and_hvp_fn`; zero if g is constant in x.
+
+    Taken as the gradient of the scalar vᵀg, the same numbers as passing v as ``grad_outputs``,
+    which would make torch import sympy on the first call (seconds).
+    """
     if not g.requires_grad:  # E is linear in θ: H = 0
         return torch.zeros_like(x)
-    return torch.autograd.grad(g, x, v, retain_graph=True, materialize_grads=True)[0]
+    with torch.enable_grad():
+        value = (g * v).sum()
+    return torch.autograd.grad(value, x, retain_graph=True, materialize_grads=True)[0]

@@ -95,12 +95,13 @@ def test_constant_and_linear_losses_and_non_scalar_losses():
 
 def test_gradient_path_does_not_load_dynamo():
     """bl.adam, bl.adam_flow and bl.hvp use plain reverse mode: a fresh process does not import
-    torch._dynamo, whose first import (through torch.func.grad) costs seconds."""
+    torch._dynamo, whose first import (through torch.func.grad) costs seconds, nor sympy (which
+    torch.autograd.grad imports when given grad_outputs)."""
     code = ("import sys, torch, bea_lib as bl\n"
             "loss, th = bl.losses.bilinear(), torch.tensor([2.8, 3.5], dtype=torch.float64)\n"
             "bl.adam(loss, th, 3, h=1e-3, beta=0.9, rho=0.999, eps=1e-8)\n"
             "bl.adam_flow(loss, th, 3, h=1e-3, beta=0.9, rho=0.999, eps=1e-8)\n"
             "bl.hvp(loss, th, th)\n"
-            "print('torch._dynamo' in sys.modules)")
+            "print('torch._dynamo' in sys.modules, 'sympy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip().splitlines()[-1] == "False"
+    assert out.stdout.strip().splitlines()[-1] == "False False"
