@@ -1,41 +1,118 @@
-"""Gradients and Hessian-vector products of a loss E: R^p -> R, with torch.func.
+"""Gradients and Hessian-vector products of a loss E: R^p -> R.
 
-No function here forms the p x p Hessian. ``hvp`` is forward-over-reverse,
-``jvp(grad(E), (theta,), (v,))``, for a vector known in advance. When the vector depends on the
-gradient itself (the modified flows need H·f(∇E)), ``gradient_and_hvp_fn`` takes one reverse pass
-that keeps its graph and returns ∇E with a function v ↦ Hv; since H is symmetric, the
-vector-Jacobian product of ∇E is the Hessian-vector product (reverse-over-reverse). On CPU,
-gradient plus one product costs about 2.5 gradients this way against 4-5.5 forward-over-reverse
-(``benchmarks/bench_flows.py``).
+No function here forms the p x p Hessian.
+
+- Everything uses plain reverse mode (``torch.autograd.grad``): for the small losses of the
+  theory chapters it is the cheapest path, about half the cost of ``torch.func.grad`` per call,
+  and it does not load ``torch._dynamo``, which ``torch.func.grad``, ``vjp`` and ``jvp`` import on
+  their first call (seconds, once per process; ``benchmarks/bench_steps.py``). Called inside a
+  ``torch.func`` transform (``vmap(bl.gradient)``, ``torch.func.grad`` of a function that calls
+  it) the functions use ``torch.func`` instead, so they compose as before; ``gradient`` called on
+  a θ that is part of an autograd graph keeps the graph, so ``gradient`` of a function of
+  ``gradient`` is a second derivative.
+- Hessian-vector products are reverse-over-reverse: one reverse pass that keeps its graph
+  returns ∇E with a function v ↦ Hv (``gradient_and_hvp_fn``); since H is symmetric, the
+  vector-Jacobian product of ∇E is the Hessian-vector product. The modified flows need it, as
+  their vector depends on the gradient itself (H·f(∇E)). On CPU, gradient plus one product costs
+  about 2.5 gradients this way against 4-5.5 forward-over-reverse (``benchmarks/bench_flows.py``).
+  Inside a ``torch.func`` transform ``hvp`` is forward-over-reverse, ``jvp(grad(E), (θ,), (v,))``.
+- ``batch_gradient`` gives ∇E at each row of an (R, p) tensor from one vectorised forward pass
+  (``torch.func.vmap``, which does not load ``torch._dynamo``) and one reverse pass: the R runs of
+  :func:`bea_lib.adam_runs` and of an order study share each step.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import torch
-from torch.func import grad as _grad
-from torch.func import jvp, vjp
 
 Loss = Callable[[torch.Tensor], torch.Tensor]
 
 
+def _inside_transform(theta: torch.Tensor) -> bool:
+    """Whether θ is a ``torch.func`` wrapper (we are inside vmap, grad, jvp, ...)."""
+    return torch._C._functorch.is_functorch_wrapped_tensor(theta)
+
+
+def _scalar(value: torch.Tensor) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor) or value.ndim != 0:
+        shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"loss must return a scalar tensor, got {shape}")
+    return value
+
+
+def _reverse(value: torch.Tensor, theta: torch.Tensor, create_graph: bool) -> torch.Tensor:
+    """∂value/∂θ by reverse mode; zeros where value does not depend on θ."""
+    if not value.requires_grad:
+        return torch.zeros_like(theta)
+    return torch.autograd.grad(value, theta, create_graph=create_graph, materialize_grads=True)[0]
+
+
 def gradient(loss: Loss, theta: torch.Tensor) -> torch.Tensor:
     """∇E(θ)."""
-    return _grad(loss)(theta)
+    if _inside_transform(theta):
+        from torch.func import grad
+        return grad(loss)(theta)
+    if theta.requires_grad and torch.is_grad_enabled():  # part of an outer graph: keep it
+        return _reverse(_scalar(loss(theta)), theta, create_graph=True)
+    with torch.enable_grad():
+        theta = theta.detach().requires_grad_(True)
+        return _reverse(_scalar(loss(theta)), theta, create_graph=False)
+
+
+def batch_gradient(loss: Callable, thetas: torch.Tensor, *args) -> torch.Tensor:
+    """∇E at each row of ``thetas`` (R, p); ``args`` are batched along their first axis too,
+    ``loss(thetas[r], *(a[r] for a in args))`` being run r's loss."""
+    from torch.func import vmap
+    with torch.enable_grad():
+        thetas = thetas.detach().requires_grad_(True)
+        values = vmap(loss)(thetas, *args)
+        if values.shape != thetas.shape[:1]:
+            raise ValueError(f"loss must return a scalar tensor, got shape {tuple(values.shape[1:])}")
+        # the runs are independent, so the gradient of the sum is the gradient of each run
+        return _reverse(values.sum(), thetas, create_graph=False)
 
 
 def hvp(loss: Loss, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """∇²E(θ) v, forward-over-reverse."""
-    return jvp(_grad(loss), (theta,), (v,))[1]
+    """∇²E(θ) v."""
+    return gradient_and_hvp(loss, theta, v)[1]
 
 
 def gradient_and_hvp(loss: Loss, theta: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(∇E(θ), ∇²E(θ) v) from one forward-over-reverse pass; the gradient is the primal output."""
-    return jvp(_grad(loss), (theta,), (v,))
+    """(∇E(θ), ∇²E(θ) v): reverse-over-reverse, or forward-over-reverse inside a torch.func transform."""
+    if _inside_transform(theta) or _inside_transform(v):
+        from torch.func import grad, jvp
+        return jvp(grad(loss), (theta,), (v,))
+    g, hvp_fn = gradient_and_hvp_fn(loss, theta)
+    return g, hvp_fn(v)
 
 
 def gradient_and_hvp_fn(loss: Loss, theta: torch.Tensor
                         ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
     """(∇E(θ), v ↦ ∇²E(θ) v): one reverse pass, then one more per product (reverse-over-reverse)."""
-    g, pullback = vjp(_grad(loss), theta)
-    return g, lambda v: pullback(v)[0]
+    if _inside_transform(theta):
+        from torch.func import grad, vjp
+        g, pullback = vjp(grad(loss), theta)
+        return g, lambda v: pullback(v)[0]
+    with torch.enable_grad():
+        x = theta.detach().requires_grad_(True)
+        g = _reverse(_scalar(loss(x)), x, create_graph=True)
+
+    def hvp_fn(v: torch.Tensor) -> torch.Tensor:
+        # (Hv)_j = Σ_i v_i ∂g_i/∂θ_j, kept for further products (retain_graph)
+        return _reverse_vjp(g, x, v)
+
+    return g.detach(), hvp_fn
+
+
+def _reverse_vjp(g: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """vᵀ ∂g/∂x through the graph kept by :func:`gradient_and_hvp_fn`; zero if g is constant in x.
+
+    Taken as the gradient of the scalar vᵀg, the same numbers as passing v as ``grad_outputs``,
+    which would make torch import sympy on the first call (seconds).
+    """
+    if not g.requires_grad:  # E is linear in θ: H = 0
+        return torch.zeros_like(x)
+    with torch.enable_grad():
+        value = (g * v).sum()
+    return torch.autograd.grad(value, x, retain_graph=True, materialize_grads=True)[0]

@@ -37,12 +37,16 @@ gradient descent is heavy-ball with β = 0.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 
 from .autodiff import gradient
 from .validation import as_losses, check_n_steps, check_positive, check_theta0, check_unit_interval
+
+ON_NONFINITE = ("raise", "keep")  # what the iterations do when an iterate stops being finite
+CHECK_EVERY = 128  # steps between checks for non-finite iterates (a check costs a few operations)
 
 
 class AdamState(NamedTuple):
@@ -68,7 +72,9 @@ def adam_update(g: torch.Tensor, state: AdamState, *, h: float, beta: float, rho
                 eps_inside: bool = True) -> tuple[torch.Tensor, AdamState]:
     """One Adam step from the gradient ``g``: returns the displacement θ⁽ⁿ⁺¹⁾ - θ⁽ⁿ⁾ and the new state.
 
-    Elementwise, so ``g`` may have any shape (a vector θ or one parameter tensor of a network).
+    Elementwise, so ``g`` may have any shape (a vector θ or one parameter tensor of a network),
+    and each hyperparameter may be a number or a tensor that broadcasts against ``g`` (one value
+    per run in :func:`bea_lib.adam_runs`).
     """
     v = rho * state.v + (1 - rho) * g**2  # (2.1), second moment
     m = beta * state.m + (1 - beta) * g  # (2.1), first moment
@@ -91,49 +97,106 @@ def heavy_ball_update(g: torch.Tensor, state: HeavyBallState, *, h: float, beta:
     return d, HeavyBallState(velocity=d)
 
 
-def _iterate(losses, theta0, n_steps, init, update, **hyper) -> torch.Tensor:
-    """Run ``update`` from ``theta0``; row n of the result is θ⁽ⁿ⁾ (so n_steps + 1 rows)."""
-    losses = as_losses(losses)
-    theta = check_theta0(theta0)
-    n_steps = check_n_steps(n_steps)
-    out = torch.empty((n_steps + 1, theta.numel()), dtype=theta.dtype, device=theta.device)
+def check_on_nonfinite(on_nonfinite: str) -> str:
+    """``"raise"``: a non-finite iterate raises (default); ``"keep"``: the rows are returned as they are."""
+    if on_nonfinite not in ON_NONFINITE:
+        raise ValueError(f"on_nonfinite must be one of {ON_NONFINITE}, got {on_nonfinite!r}")
+    return on_nonfinite
+
+
+def _first_nonfinite(out: torch.Tensor, start: int, stop: int) -> tuple[int, tuple[int, ...]] | None:
+    """(row n, index of a component) of the first non-finite entry of out[start:stop], or None."""
+    bad = ~torch.isfinite(out[start:stop])
+    if not bool(bad.any()):
+        return None
+    first = bad.nonzero()[0].tolist()
+    return start + first[0], tuple(first[1:])
+
+
+def _nonfinite_error(name: str, out: torch.Tensor, n: int, index: tuple[int, ...]) -> RuntimeError:
+    return RuntimeError(
+        f"{name}: iterate θ⁽{n}⁾ is not finite (component {index[-1]} = {out[n][index].item()}; "
+        f"θ⁽{n - 1}⁾ was finite): the step size may be too large for this loss, or its gradient "
+        "not finite there. Pass on_nonfinite='keep' to get the iterates as they are.")
+
+
+def iterate(gradient_at: Callable[[int, torch.Tensor], torch.Tensor], theta: torch.Tensor,
+            n_steps: int, init, update, hyper: dict, *, name: str, on_nonfinite: str) -> torch.Tensor:
+    """Rows θ⁽⁰⁾, …, θ⁽ⁿ_steps⁾ of θ ← θ + d, (d, state) = update(∇E_n(θ), state): the one loop
+    behind :func:`adam`, :func:`heavy_ball` and :func:`bea_lib.adam_runs`.
+
+    ``theta`` is one point (p,) or R points (R, p) stepped side by side (then ``gradient_at`` is
+    batched and hyperparameters may be (R, 1) columns); ``gradient_at(n, theta)`` is ∇E_n(θ).
+    Each iterate is written straight into its row. With ``on_nonfinite="raise"`` the rows are
+    checked every ``CHECK_EVERY`` steps and at the end.
+    """
+    out = torch.empty((n_steps + 1, *theta.shape), dtype=theta.dtype, device=theta.device)
     out[0] = theta
-    state = init(theta)
+    state, checked = init(theta), 0
     for n in range(n_steps):
-        g = gradient(losses[n % len(losses)], theta)
-        d, state = update(g, state, **hyper)
-        theta = theta + d
-        out[n + 1] = theta
+        d, state = update(gradient_at(n, theta), state, **hyper)
+        theta = torch.add(theta, d, out=out[n + 1])
+        if on_nonfinite == "raise" and (n + 1 - checked >= CHECK_EVERY or n + 1 == n_steps):
+            bad = _first_nonfinite(out, checked + 1, n + 2)
+            if bad is not None:
+                raise _nonfinite_error(name, out, *bad)
+            checked = n + 1
     return out
 
 
+def _single(losses) -> Callable[[int, torch.Tensor], torch.Tensor]:
+    """∇E_n(θ) with E_n = losses[n % m] at one point."""
+    if len(losses) == 1:
+        loss = losses[0]
+        return lambda n, theta: gradient(loss, theta)
+    return lambda n, theta: gradient(losses[n % len(losses)], theta)
+
+
+def _run(name: str, loss, theta0, n_steps, init, update, hyper: dict, on_nonfinite: str
+         ) -> torch.Tensor:
+    """Check the inputs of one run, then :func:`iterate` it."""
+    losses, theta = as_losses(loss), check_theta0(theta0)
+    n_steps, on_nonfinite = check_n_steps(n_steps), check_on_nonfinite(on_nonfinite)
+    return iterate(_single(losses), theta, n_steps, init, update, hyper, name=name,
+                   on_nonfinite=on_nonfinite)
+
+
 def adam(loss, theta0, n_steps: int, *, h: float, beta: float, rho: float, eps: float,
-         eps_inside: bool = True) -> torch.Tensor:
+         eps_inside: bool = True, on_nonfinite: str = "raise") -> torch.Tensor:
     """Iterates θ⁽⁰⁾, …, θ⁽ⁿ_steps⁾ of Adam (Definition 2.1) as a tensor of shape (n_steps + 1, p).
 
     ``loss`` is a callable E(θ) or a sequence of mini-batch losses, step n using ``loss[n % m]``.
+    An iterate with an inf or nan component raises ``RuntimeError`` naming the step and the
+    component (``on_nonfinite="raise"``, checked every ``CHECK_EVERY`` steps, so within that many
+    steps of the event); ``on_nonfinite="keep"`` returns all rows as they are.
     """
     hyper = dict(h=check_positive("h", h), beta=check_unit_interval("beta", beta),
                  rho=check_unit_interval("rho", rho), eps=check_positive("eps", eps),
                  eps_inside=bool(eps_inside))
-    return _iterate(loss, theta0, n_steps, adam_init, adam_update, **hyper)
+    return _run("adam", loss, theta0, n_steps, adam_init, adam_update, hyper, on_nonfinite)
 
 
 def rmsprop(loss, theta0, n_steps: int, *, h: float, rho: float, eps: float,
-            eps_inside: bool = True) -> torch.Tensor:
+            eps_inside: bool = True, on_nonfinite: str = "raise") -> torch.Tensor:
     """The paper's RMSProp: Adam with β = 0 (bias-corrected second moment)."""
-    return adam(loss, theta0, n_steps, h=h, beta=0.0, rho=rho, eps=eps, eps_inside=eps_inside)
+    return adam(loss, theta0, n_steps, h=h, beta=0.0, rho=rho, eps=eps, eps_inside=eps_inside,
+                on_nonfinite=on_nonfinite)
 
 
-def heavy_ball(loss, theta0, n_steps: int, *, h: float, beta: float) -> torch.Tensor:
-    """Heavy-ball momentum θ⁽ⁿ⁺¹⁾ = θ⁽ⁿ⁾ - h∇E(θ⁽ⁿ⁾) + β(θ⁽ⁿ⁾ - θ⁽ⁿ⁻¹⁾), started at rest."""
+def heavy_ball(loss, theta0, n_steps: int, *, h: float, beta: float,
+               on_nonfinite: str = "raise") -> torch.Tensor:
+    """Heavy-ball momentum θ⁽ⁿ⁺¹⁾ = θ⁽ⁿ⁾ - h∇E(θ⁽ⁿ⁾) + β(θ⁽ⁿ⁾ - θ⁽ⁿ⁻¹⁾), started at rest.
+
+    Non-finite iterates: as for :func:`adam`.
+    """
     hyper = dict(h=check_positive("h", h), beta=check_unit_interval("beta", beta))
-    return _iterate(loss, theta0, n_steps, heavy_ball_init, heavy_ball_update, **hyper)
+    return _run("heavy_ball", loss, theta0, n_steps, heavy_ball_init, heavy_ball_update, hyper,
+                on_nonfinite)
 
 
-def gd(loss, theta0, n_steps: int, *, h: float) -> torch.Tensor:
+def gd(loss, theta0, n_steps: int, *, h: float, on_nonfinite: str = "raise") -> torch.Tensor:
     """Gradient descent θ⁽ⁿ⁺¹⁾ = θ⁽ⁿ⁾ - h∇E(θ⁽ⁿ⁾): heavy-ball with β = 0."""
-    return heavy_ball(loss, theta0, n_steps, h=h, beta=0.0)
+    return heavy_ball(loss, theta0, n_steps, h=h, beta=0.0, on_nonfinite=on_nonfinite)
 
 
 def torch_optimizer_iterates(make_optimizer, loss, theta0, n_steps: int) -> torch.Tensor:
@@ -176,15 +239,37 @@ class Adam(torch.optim.Optimizer):
     """Adam of Definition 2.1 for network parameters, through the same ``adam_update`` as ``bl.adam``.
 
     ``lr`` is h. ``eps_inside=True`` (default) is the paper's form; ``eps_inside=False`` is the form
-    of ``torch.optim.Adam``. RMSProp is ``beta=0``.
+    of ``torch.optim.Adam``. RMSProp is ``beta=0``. A parameter group may set its own ``lr``,
+    ``beta``, ``rho``, ``eps``, ``eps_inside``; they are checked like the defaults, and torch's
+    names for other optimisers' settings (``betas``, ``weight_decay``, ...) are refused, not
+    ignored.
     """
 
-    def __init__(self, params, lr: float, beta: float = 0.9, rho: float = 0.999, eps: float = 1e-8,
-                 eps_inside: bool = True):
-        defaults = dict(lr=check_positive("lr", lr), beta=check_unit_interval("beta", beta),
-                        rho=check_unit_interval("rho", rho), eps=check_positive("eps", eps),
-                        eps_inside=bool(eps_inside))
-        super().__init__(params, defaults)
+    HYPERPARAMETERS = ("lr", "beta", "rho", "eps", "eps_inside")
+    OTHER_KEYS = ("params", "param_names", "initial_lr")  # torch's own (named parameters, schedulers)
+
+    def __init__(self, params, *, lr: float, beta: float = 0.9, rho: float = 0.999,
+                 eps: float = 1e-8, eps_inside: bool = True):
+        super().__init__(params, self._checked(dict(lr=lr, beta=beta, rho=rho, eps=eps,
+                                                    eps_inside=eps_inside)))
+
+    @staticmethod
+    def _checked(hyper: dict) -> dict:
+        return dict(hyper, lr=check_positive("lr", hyper["lr"]),
+                    beta=check_unit_interval("beta", hyper["beta"]),
+                    rho=check_unit_interval("rho", hyper["rho"]),
+                    eps=check_positive("eps", hyper["eps"]), eps_inside=bool(hyper["eps_inside"]))
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group of parameters; its hyperparameters (given or the defaults) are checked first."""
+        if not isinstance(param_group, dict):
+            raise ValueError(f"param_group must be a dict, got {type(param_group).__name__}")
+        unknown = sorted(set(param_group) - {*self.OTHER_KEYS, *self.HYPERPARAMETERS})
+        if unknown:
+            raise ValueError(f"param_group has unknown keys {unknown}; bl.Adam's hyperparameters "
+                             f"are {list(self.HYPERPARAMETERS)} (β is beta, ρ is rho)")
+        hyper = self._checked({k: param_group.get(k, self.defaults[k]) for k in self.HYPERPARAMETERS})
+        super().add_param_group({**param_group, **hyper})
 
     @torch.no_grad()
     def step(self, closure=None):

@@ -3,17 +3,19 @@ r"""Many Adam runs at once (what became of each: :mod:`bea_lib.convergence`).
 Symbols and names as in :mod:`bea_lib.optimizers`: h ``h``, β ``beta``, ρ ``rho``, ε ``eps``.
 
 :func:`adam_runs` runs R copies of Adam side by side, each with its own hyperparameters, through
-the same step function as :func:`bea_lib.adam` (:func:`bea_lib.optimizers.adam_update`, which is
+the same iteration as :func:`bea_lib.adam` (:func:`bea_lib.optimizers.adam_update`, which is
 elementwise, so per-run hyperparameters broadcast over a (R, 1) column). The gradients of the R
-points come from one vectorised call (``torch.func.vmap``). On a problem in two dimensions this is
-what makes a grid of runs cost about as much as one run.
+points come from one vectorised forward pass (``torch.func.vmap``) and one reverse pass
+(:func:`bea_lib.autodiff.batch_gradient`). On a problem in two dimensions this is what makes a
+grid of runs cost about as much as one run.
+
 """
 from __future__ import annotations
 
 import torch
-from torch.func import grad, vmap
 
-from .optimizers import adam_init, adam_update
+from .autodiff import batch_gradient
+from .optimizers import adam_init, adam_update, iterate
 from .validation import check_n_steps, check_positive, check_theta0, check_unit_interval
 
 
@@ -38,6 +40,8 @@ def adam_runs(loss, theta0, n_steps: int, *, h, beta, rho, eps, loss_params=None
 
     ``loss_params``: a tensor with one row (or one number) per run; run r then minimises
     ``loss(θ, loss_params[r])``, a family of losses (e.g. a regularisation strength per run).
+    The loss must work under ``torch.func.vmap``. A run that diverges keeps its non-finite rows
+    (:func:`classify_run` calls it diverged); the other runs are not affected.
     """
     if not callable(loss):
         raise ValueError("loss must be a callable E(θ) (adam_runs is full-batch)")
@@ -64,15 +68,8 @@ def adam_runs(loss, theta0, n_steps: int, *, h, beta, rho, eps, loss_params=None
                  rho=_column("rho", rho, check_unit_interval, n_runs),
                  eps=_column("eps", eps, check_positive, n_runs))
     theta = starts.expand(n_runs, -1).clone()
-    if loss_params is None:
-        batch_gradient = vmap(grad(loss))
-    else:
-        batch_gradient = lambda th: vmap(grad(loss))(th, loss_params)  # noqa: E731
-    out = torch.empty((n_steps + 1, *theta.shape), dtype=torch.float64)
-    out[0] = theta
-    state = adam_init(theta)
-    for n in range(n_steps):
-        d, state = adam_update(batch_gradient(theta), state, **hyper)
-        theta = theta + d
-        out[n + 1] = theta
-    return out
+    extra = () if loss_params is None else (loss_params,)
+    # a diverged run is a result here (classify_run reads it): non-finite rows are kept
+    return iterate(lambda n, th: batch_gradient(loss, th, *extra), theta, n_steps, adam_init,
+                    adam_update, hyper, name="adam_runs", on_nonfinite="keep")
+

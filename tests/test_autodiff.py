@@ -1,4 +1,8 @@
 """Gradients and Hessian-vector products against torch.autograd.functional on a small network's loss."""
+import subprocess
+import sys
+
+import pytest
 import torch
 from torch.autograd.functional import hessian
 
@@ -29,7 +33,7 @@ def test_hvp_equals_full_hessian_times_vector():
     loss, p = small_network_loss()
     theta, v = torch.randn(p), torch.randn(p)
     ref = hessian(loss, theta) @ v
-    # forward-over-reverse vs reverse-over-reverse: different summation order, float64 rounding
+    # one product against a full Hessian (autograd.functional): float64 rounding
     torch.testing.assert_close(bl.hvp(loss, theta, v), ref, rtol=1e-12, atol=1e-13)
     g, hv = bl.gradient_and_hvp(loss, theta, v)
     torch.testing.assert_close(g, bl.gradient(loss, theta), rtol=0, atol=1e-14)  # rounding
@@ -45,3 +49,59 @@ def test_gradient_and_hvp_fn_equals_full_hessian_times_vectors():
     # the pullback may be called again with another vector; reverse-over-reverse rounding
     torch.testing.assert_close(hvp_fn(v), Hm @ v, rtol=1e-12, atol=1e-13)
     torch.testing.assert_close(hvp_fn(w), Hm @ w, rtol=1e-12, atol=1e-13)
+
+
+def test_gradient_composes_with_torch_func_and_with_itself():
+    """Inside vmap or torch.func.grad, and nested in itself, bl.gradient still differentiates."""
+    loss, p = small_network_loss()
+    theta = torch.randn(p)
+    Hm = hessian(loss, theta)
+    rows = torch.randn(3, p)
+    batched = torch.func.vmap(lambda th: bl.gradient(loss, th))(rows)
+    torch.testing.assert_close(batched, torch.stack([bl.gradient(loss, r) for r in rows]),
+                               rtol=0, atol=1e-14)  # rounding
+    # ∇(½‖∇E‖²) = H ∇E, by nesting and through torch.func.grad
+    half_sq = lambda th: 0.5 * (bl.gradient(loss, th) ** 2).sum()  # noqa: E731
+    want = Hm @ bl.gradient(loss, theta)
+    torch.testing.assert_close(bl.gradient(half_sq, theta), want, rtol=1e-12, atol=1e-13)  # rounding
+    torch.testing.assert_close(torch.func.grad(half_sq)(theta), want, rtol=1e-12, atol=1e-13)
+    # inside vmap, hvp is forward-over-reverse: the same products up to rounding
+    vs = torch.randn(3, p)
+    torch.testing.assert_close(torch.func.vmap(lambda v: bl.hvp(loss, theta, v))(vs), vs @ Hm,
+                               rtol=1e-12, atol=1e-13)
+
+
+def test_batch_gradient_equals_gradient_row_by_row():
+    from bea_lib.autodiff import batch_gradient
+    loss, p = small_network_loss()
+    rows = torch.randn(4, p)
+    torch.testing.assert_close(batch_gradient(loss, rows),
+                               torch.stack([bl.gradient(loss, r) for r in rows]),
+                               rtol=0, atol=1e-14)  # vmap batches the same operations: rounding
+    family = lambda th, a: a * loss(th)  # noqa: E731
+    scales = torch.tensor([1.0, 2.0, 0.5, -1.0])
+    torch.testing.assert_close(batch_gradient(family, rows, scales),
+                               scales[:, None] * batch_gradient(loss, rows), rtol=1e-14, atol=1e-14)
+
+
+def test_constant_and_linear_losses_and_non_scalar_losses():
+    theta = torch.randn(3)
+    assert torch.equal(bl.gradient(lambda th: torch.tensor(2.0), theta), torch.zeros(3))
+    g, hvp_fn = bl.gradient_and_hvp_fn(lambda th: th.sum(), theta)
+    assert torch.equal(g, torch.ones(3)) and torch.equal(hvp_fn(theta), torch.zeros(3))
+    with pytest.raises(ValueError, match="loss must return a scalar tensor"):
+        bl.gradient(lambda th: th**2, theta)
+
+
+def test_gradient_path_does_not_load_dynamo():
+    """bl.adam, bl.adam_flow and bl.hvp use plain reverse mode: a fresh process does not import
+    torch._dynamo, whose first import (through torch.func.grad) costs seconds, nor sympy (which
+    torch.autograd.grad imports when given grad_outputs)."""
+    code = ("import sys, torch, bea_lib as bl\n"
+            "loss, th = bl.losses.bilinear(), torch.tensor([2.8, 3.5], dtype=torch.float64)\n"
+            "bl.adam(loss, th, 3, h=1e-3, beta=0.9, rho=0.999, eps=1e-8)\n"
+            "bl.adam_flow(loss, th, 3, h=1e-3, beta=0.9, rho=0.999, eps=1e-8)\n"
+            "bl.hvp(loss, th, th)\n"
+            "print('torch._dynamo' in sys.modules, 'sympy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False False"

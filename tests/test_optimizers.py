@@ -7,6 +7,7 @@ from torch.func import functional_call
 
 import bea_lib as bl
 from bea_lib.optimizers import adam_init, adam_update, torch_optimizer_iterates, torch_optimizer_steps
+from bea_lib.validation import check_n_steps
 from losses import bilinear_loss, random_smooth_loss
 
 P = 12
@@ -226,3 +227,114 @@ def test_torch_steps_on_a_gradient_stream_equal_the_paper_rule_where_forms_coinc
         d, state = adam_update(g, state, h=h, beta=0.0, rho=rho, eps=eps, eps_inside=False)
         ours.append(d)
     torch.testing.assert_close(steps, torch.stack(ours), rtol=1e-12, atol=1e-15)  # rounding
+
+
+# --------------------------------------------------------------------------- non-finite iterates
+EXPLODING = lambda th: (th**4).sum()  # noqa: E731  GD with h = 1 from θ = 2: θ ↦ θ - 4θ³ overflows
+
+
+@pytest.mark.parametrize("run", [
+    lambda **kw: bl.gd(EXPLODING, torch.tensor([0.1, 2.0]), 300, h=1.0, **kw),
+    lambda **kw: bl.heavy_ball(EXPLODING, torch.tensor([0.1, 2.0]), 300, h=1.0, beta=0.5, **kw),
+])
+def test_nonfinite_iterates_raise_with_step_and_component(run):
+    keep = run(on_nonfinite="keep")
+    finite = torch.isfinite(keep).all(dim=1)
+    n = int((~finite).nonzero()[0])  # the first row with an inf or nan
+    j = int((~torch.isfinite(keep[n])).nonzero()[0])
+    assert 0 < n < 300 and j == 1  # component 0 (θ = 0.1) contracts; component 1 blows up
+    with pytest.raises(RuntimeError, match=rf"θ⁽{n}⁾ is not finite \(component {j} = (inf|-inf|nan)"):
+        run()
+
+
+def test_nonfinite_gradient_in_adam_raises():
+    """A loss whose gradient is nan at the start (√θ at 0): Adam's first step is nan."""
+    loss = lambda th: torch.sqrt(th.abs()).sum()  # noqa: E731  ∂/∂θ |θ|^½ is inf·0 = nan at 0
+    with pytest.raises(RuntimeError, match=r"adam: iterate θ⁽1⁾ is not finite \(component 0"):
+        bl.adam(loss, torch.tensor([0.0, 1.0]), 5, h=0.1, beta=0.9, rho=0.99, eps=1e-8)
+    kept = bl.adam(loss, torch.tensor([0.0, 1.0]), 5, h=0.1, beta=0.9, rho=0.99, eps=1e-8,
+                   on_nonfinite="keep")
+    assert kept.shape == (6, 2) and torch.isnan(kept[1, 0])
+
+
+def test_on_nonfinite_is_checked():
+    with pytest.raises(ValueError, match="on_nonfinite must be one of"):
+        bl.adam(bilinear_loss(), torch.ones(2), 3, h=0.1, beta=0.9, rho=0.99, eps=1e-8,
+                on_nonfinite="ignore")
+
+
+# --------------------------------------------------------------------------- bl.Adam's groups
+@pytest.mark.parametrize("group, msg", [
+    (dict(beta=1.0), r"beta must be in \[0, 1\)"),
+    (dict(rho=-0.5), r"rho must be in \[0, 1\)"),
+    (dict(lr=0.0), "lr must be"),
+    (dict(eps=float("nan")), "eps must be"),
+    (dict(betas=(0.9, 0.99)), r"unknown keys \['betas'\]"),
+])
+def test_add_param_group_checks_hyperparameters(group, msg):
+    opt = bl.Adam([torch.nn.Parameter(torch.zeros(3))], lr=1e-3)
+    with pytest.raises(ValueError, match=msg):
+        opt.add_param_group({"params": [torch.nn.Parameter(torch.zeros(2))], **group})
+    assert len(opt.param_groups) == 1  # nothing half-added
+
+
+def test_add_param_group_uses_its_own_hyperparameters():
+    """A group with its own lr and β steps as bl.adam does with those values."""
+    a, b = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    opt = bl.Adam([a], lr=1e-2, beta=0.9, rho=0.99, eps=1e-8)
+    opt.add_param_group({"params": [b], "lr": 5e-2, "beta": 0.5})
+    for _ in range(3):
+        opt.zero_grad()
+        (0.5 * (a**2).sum() + 0.5 * (b**2).sum()).backward()
+        opt.step()
+    ref = bl.adam(lambda th: 0.5 * (th**2).sum(), torch.ones(2), 3, h=5e-2, beta=0.5, rho=0.99,
+                  eps=1e-8)
+    torch.testing.assert_close(b.detach(), ref[-1], rtol=0, atol=1e-15)  # same update: rounding
+
+
+def test_network_optimizer_hyperparameters_are_keyword_only():
+    with pytest.raises(TypeError):
+        bl.Adam([torch.nn.Parameter(torch.zeros(3))], 1e-3)
+
+
+# --------------------------------------------------------------------------- gradient paths
+def test_iterates_do_not_depend_on_the_gradient_path():
+    """The iterations take ∇E by plain reverse mode; torch.func.grad gives the same iterates."""
+    loss, theta0 = random_smooth_loss(P, seed=2), torch.randn(P)
+    hyper = dict(h=1e-2, beta=0.9, rho=0.999, eps=1e-8)
+    theta, state, rows = theta0.clone(), adam_init(theta0), [theta0.clone()]
+    for _ in range(N_STEPS):
+        d, state = adam_update(torch.func.grad(loss)(theta), state, **hyper)
+        theta = theta + d
+        rows.append(theta)
+    # the same derivative formulas in both modes: rounding only (measured: 0)
+    torch.testing.assert_close(bl.adam(loss, theta0, N_STEPS, **hyper), torch.stack(rows),
+                               rtol=0, atol=1e-13)
+
+
+# --------------------------------------------------------------------------- n_steps
+def _check_n_steps_names_it(value) -> bool:
+    """Whether validation.check_n_steps itself rejects ``value`` with a ValueError naming n_steps."""
+    try:
+        check_n_steps(value)
+    except ValueError as e:
+        return "n_steps" in str(e)
+    except Exception:  # noqa: BLE001  (a torch or Python error: not ours yet)
+        return False
+    return False
+
+
+@pytest.mark.parametrize("n_steps", [
+    pytest.param(v, marks=pytest.mark.xfail(not _check_n_steps_names_it(v), strict=True,
+                                            reason="validation.check_n_steps does not reject it yet"))
+    for v in (float("nan"), float("inf"), None, 1e20, -1, 2.5)])
+@pytest.mark.parametrize("run", [
+    lambda n: bl.adam(bilinear_loss(), torch.ones(2), n, h=0.1, beta=0.9, rho=0.99, eps=1e-8),
+    lambda n: bl.heavy_ball(bilinear_loss(), torch.ones(2), n, h=0.1, beta=0.5),
+    lambda n: bl.adam_runs(bilinear_loss(), torch.ones(2), n, h=[0.1, 0.2], beta=0.9, rho=0.99,
+                           eps=1e-8),
+], ids=["adam", "heavy_ball", "adam_runs"])
+def test_n_steps_is_checked_by_name(run, n_steps):
+    """Every iteration checks n_steps with validation.check_n_steps, before any work."""
+    with pytest.raises(ValueError, match="n_steps"):
+        run(n_steps)

@@ -59,7 +59,8 @@ def test_classify_oscillating_adam_spikes():
 
 
 def test_classify_diverged():
-    run = bl.gd(QUADRATIC, torch.tensor([1.0, -2.0]), 1200, h=3.0)  # θ ↦ -2θ overflows to inf
+    run = bl.gd(QUADRATIC, torch.tensor([1.0, -2.0]), 1200, h=3.0,  # θ ↦ -2θ overflows to inf
+                on_nonfinite="keep")
     assert not torch.isfinite(run[-1]).all()
     status = classify_run(run)
     assert status.status == DIVERGED and status.max_norm == math.inf
