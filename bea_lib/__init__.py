@@ -7,8 +7,9 @@ from . import losses, plotting
 from .optimizers import (Adam, adam, gd, heavy_ball, rmsprop, torch_optimizer_iterates,
                          torch_optimizer_steps)
 from .order import OrderStudy, max_distance, order_study
-from .flows import adam_flow, adam_rhs, gd_flow, heavy_ball_flow, heavy_ball_rhs, rmsprop_flow
-from .integrate import solve_flow
+from .flows import (ExpansionValidityWarning, adam_flow, adam_rhs, gd_flow, heavy_ball_flow,
+                    heavy_ball_rhs, rmsprop_flow)
+from .integrate import FlowError, solve_flow
 from . import nets  # bea_lib.nets.train is imported on its own: `python -m bea_lib.nets.train` runs it
 from .nets import data, models
 from .nets.data import load_dataset
@@ -52,6 +53,8 @@ __all__ = [
     "perturbed_one_norm",
     "rmsprop_flow",
     "solve_flow",
+    "FlowError",
+    "ExpansionValidityWarning",
     "data",
     "models",
     "load_dataset",
