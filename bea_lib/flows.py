@@ -73,6 +73,7 @@ __all__ = ["VALIDITY_LIMIT", "ExpansionValidityWarning", "FlowError", "adam_expa
            "adam_flow", "adam_rhs", "gd_flow", "heavy_ball_expansion_ratio", "heavy_ball_flow",
            "heavy_ball_rhs", "rmsprop_flow"]
 
+
 def _full_batch(loss) -> Callable:
     """The single loss of a full-batch flow (a callable or a one-element sequence)."""
     losses = as_losses(loss)

@@ -106,10 +106,9 @@ def warn_if_expansion_invalid(ratio: float, *, h: float, beta: float,
     """Warn (:class:`ExpansionValidityWarning`) when a flow's O(h) term, relative to its
     leading term at θ⁽⁰⁾ (``ratio``, :mod:`bea_lib.flows`), exceeds VALIDITY_LIMIT."""
     if ratio > VALIDITY_LIMIT:
-        against = "1 - beta" if rho is None else "1 - beta and 1 - rho"
         given = f"beta = {beta:g}" + ("" if rho is None else f", rho = {rho:g}")
-        warnings.warn(f"h = {h:g} is not small against {against} ({given}) and the curvature at "
-                      f"theta0: the O(h) term is {ratio:.3g} times the leading term there "
-                      f"(> {VALIDITY_LIMIT}), so the modified flow need not stay O(h²) close to "
-                      "the iterates; reduce h or move beta, rho away from 1",
+        warnings.warn(f"h = {h:g} is too large for the modified flow's expansion ({given}): at "
+                      f"theta0 the O(h) term is {ratio:.3g} times the leading term (> "
+                      f"{VALIDITY_LIMIT}); h must be small against 1 - beta, 1 - rho and the "
+                      "inverse curvature, or the flow need not stay O(h²) close to the iterates",
                       ExpansionValidityWarning, stacklevel=4)
