@@ -57,8 +57,9 @@ def check_theta0(theta0) -> torch.Tensor:
     (in float32 an ε of 1e-8 next to values of order one is lost). Complex, boolean and
     non-numeric inputs are refused.
     """
-    try:
-        theta0 = torch.as_tensor(theta0)
+    try:  # a list straight to float64: through float32 (torch's default) 0.1 would be rounded
+        theta0 = theta0 if torch.is_tensor(theta0) else torch.as_tensor(
+            theta0, dtype=None if isinstance(theta0, np.ndarray) else torch.float64)
     except (TypeError, ValueError, RuntimeError) as err:
         raise ValueError(f"theta0 must be a 1-D sequence of real numbers, got {type(theta0).__name__}"
                          f" ({err})") from None

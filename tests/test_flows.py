@@ -141,6 +141,13 @@ def test_theta0_of_any_real_kind_runs_in_float64(theta0):
                    eps=1e-8).dtype == torch.float64
 
 
+def test_theta0_from_a_list_is_not_rounded_through_float32():
+    torch.set_default_dtype(torch.float32)  # torch's default outside the tests (conftest restores)
+    theta0 = bl.validation.check_theta0([0.1, 1.0 + 1e-9])
+    torch.testing.assert_close(theta0, torch.tensor([0.1, 1.0 + 1e-9], dtype=torch.float64),
+                               rtol=0, atol=0)  # the very same doubles
+
+
 @pytest.mark.parametrize("theta0, message", [
     ([1.0, "a"], "theta0 must be a 1-D sequence of real numbers"),
     (torch.tensor([1 + 1j]), "real numbers"), (torch.tensor([True]), "real numbers"),
