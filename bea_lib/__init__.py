@@ -11,7 +11,7 @@ from .autodiff import gradient, gradient_and_hvp, gradient_and_hvp_fn, hvp
 from .claims import claim
 from .convergence import classify_run
 from .flows import adam_flow, adam_rhs, gd_flow, heavy_ball_flow, heavy_ball_rhs, rmsprop_flow
-from .integrate import solve_flow
+from .integrate import FlowError, solve_flow
 from .minibatch import average_weights, minibatch_adam_rhs
 from .norms import (bias_coefficient, bias_potential_1d, explicit_bias_family, explicit_bias_loss,
                     heavy_ball_limit, implicit_bias_regime, implicit_bias_strength,
@@ -20,6 +20,7 @@ from .optimizers import (Adam, adam, gd, heavy_ball, rmsprop, torch_optimizer_it
                          torch_optimizer_steps)
 from .order import max_distance, order_study
 from .runs import adam_runs
+from .validation import ExpansionValidityWarning
 from .vocab import BiasRegime, ClaimStatus, Convergence, Stability, TrendVerdict, Verdict
 
 __version__ = "0.1.0"
@@ -32,7 +33,8 @@ __all__ = [
     "gradient", "hvp", "gradient_and_hvp", "gradient_and_hvp_fn",
     # modified flows (flows, minibatch, integrate)
     "adam_flow", "rmsprop_flow", "gd_flow", "heavy_ball_flow", "adam_rhs", "heavy_ball_rhs",
-    "minibatch_adam_rhs", "average_weights", "solve_flow",
+    "minibatch_adam_rhs", "average_weights", "solve_flow", "FlowError",
+    "ExpansionValidityWarning",
     # what the bias penalises (norms)
     "perturbed_one_norm", "bias_coefficient", "implicit_bias_strength", "bias_potential_1d",
     "implicit_bias_regime", "path_share_by_regime", "heavy_ball_limit",

@@ -29,7 +29,28 @@ signs restored; Ghosh et al. 2023, Theorem 4.1)
 
 and GD (β = 0) has θ̇ = -g - (h/4)∇‖g‖² (Barrett & Dherin 2021).
 
-``order=0`` drops the O(h) term (for Adam, the ε-perturbed sign flow of Ma et al. 2022).
+``order=0`` drops the O(h) term. For Adam that leaves the ε-perturbed sign flow θ̇ = -g/D(g²):
+with ε inside (the default), θ̇ = -g/√(g² + ε), the h → 0 limit of the paper's Definition 2.1
+(the leading term of (2.2)); with ``eps_inside=False``, θ̇ = -g/(|g| + ε), the flow of Ma et al.
+(2022) as the paper quotes it (ε outside the root, as in Kingma & Ba's Adam). Ma et al. are
+the source of the sign-flow limit; the ε-inside form is the paper's, not theirs.
+
+**When the expansion holds.** It is a series in h over the memory of the averages, 1/(1-β)
+and 1/(1-ρ) steps, and in the curvature met along the path: the O(h) term of (2.3) carries
+h(1+γ)/(2(1-γ)), γ = β, ρ, that of (1.1) h(1+β)/(2(1-β)²) relative to the leading term, times a
+Hessian-vector product; the neglected O(h²) term is of the size of its square. So the flows
+measure, at θ⁽⁰⁾, the O(h) term against the leading term, each momentum's part separately (so
+that β ≈ ρ, where the two parts cancel, is not mistaken for safety), and warn
+(:class:`ExpansionValidityWarning`) when the larger part exceeds ``VALIDITY_LIMIT`` = 0.5: the
+first correction is then half the leading term and the series has no reason to converge. This
+is a check at the start only, and catches gross violations: the order tests have ratios of at
+most a few percent, and the ε-sign flow's curvature grows like 1/√ε as it nears a minimum.
+
+**Solving.** The flows solve with :func:`bea_lib.integrate.solve_flow`'s guards: non-finite θ
+or θ̇ and an exhausted evaluation budget raise :class:`bea_lib.integrate.FlowError` (a
+``RuntimeError``), and ``method="auto"`` goes on with an implicit method where the explicit one
+stalls (the ε-sign flow near a minimum is stiff: its Jacobian is about -H/√ε).
+
 Every right-hand side costs one gradient and, for ``order=1``, one Hessian-vector product
 (:func:`bea_lib.autodiff.gradient_and_hvp_fn`); the Hessian is never formed.
 A right-hand side is a function ``rhs(t, theta)``; the full-batch ones ignore t, which leaves
@@ -42,10 +63,15 @@ from collections.abc import Callable
 import torch
 
 from .autodiff import gradient, gradient_and_hvp_fn
-from .integrate import solve_flow
-from .minibatch import minibatch_adam_flow
-from .validation import (as_losses, check_order, check_positive, check_theta0,
-                         check_unit_interval)
+from .integrate import FlowError, _solve, check_solver_options
+from .minibatch import _minibatch_flow
+from .validation import (VALIDITY_LIMIT, ExpansionValidityWarning, as_losses, check_n_steps,
+                         check_order, check_positive, check_theta0, check_unit_interval,
+                         warn_if_expansion_invalid)
+
+__all__ = ["VALIDITY_LIMIT", "ExpansionValidityWarning", "FlowError", "adam_expansion_ratio",
+           "adam_flow", "adam_rhs", "gd_flow", "heavy_ball_expansion_ratio", "heavy_ball_flow",
+           "heavy_ball_rhs", "rmsprop_flow"]
 
 
 def _full_batch(loss) -> Callable:
@@ -66,13 +92,52 @@ def _denominator(g: torch.Tensor, eps: float, eps_inside: bool) -> tuple[torch.T
     return D, g.abs() / (2 * D**2)  # needs |g_j| away from 0: |g| is not smooth there
 
 
+def _ratio(term: torch.Tensor, leading: torch.Tensor) -> float:
+    """‖term‖/‖leading‖; 0 where θ̇ is 0 or not finite (the solver then reports where)."""
+    size = float(leading.norm())
+    return float(term.norm()) / size if size > 0 else 0.0
+
+
+def adam_expansion_ratio(E, theta, *, h, beta, rho, eps, eps_inside=True) -> float:
+    """The larger of the β- and ρ-parts of Adam's O(h) term ((2.3)) over the leading term, at θ."""
+    g, hvp_fn = gradient_and_hvp_fn(E, theta)
+    D, k = _denominator(g, eps, eps_inside)
+    u = g / D
+    Hu = hvp_fn(u)
+    beta_part = h * (1 + beta) / (2 * (1 - beta)) * Hu / D
+    rho_part = h * (1 + rho) / (1 - rho) * k * Hu
+    return max(_ratio(beta_part, u), _ratio(rho_part, u))
+
+
+def heavy_ball_expansion_ratio(E, theta, *, h, beta) -> float:
+    """Heavy-ball's O(h) term ((1.1)) over its leading term, at θ: h(1+β)/(2(1-β)²)‖Hg‖/‖g‖."""
+    g, hvp_fn = gradient_and_hvp_fn(E, theta)
+    return h * (1 + beta) / (2 * (1 - beta) ** 2) * _ratio(hvp_fn(g), g)
+
+
+def _warn_if_invalid(ratio_fn, E, theta0, **hyper) -> None:
+    """Warn when the O(h) term is large at θ⁽⁰⁾; a non-finite θ̇ is left to the solver's error."""
+    with torch.no_grad():
+        ratio = ratio_fn(E, theta0, **hyper)
+    keys = ("h", "beta", "rho")
+    warn_if_expansion_invalid(ratio, **{k: hyper[k] for k in keys if k in hyper})  # NaN > 0.5 is False
+
+
+def _adam_hyper(h, beta, rho, eps, order, eps_inside) -> dict:
+    """Adam's hyperparameters, checked once."""
+    return dict(h=check_positive("h", h), beta=check_unit_interval("beta", beta),
+                rho=check_unit_interval("rho", rho), eps=check_positive("eps", eps),
+                order=check_order(order), eps_inside=bool(eps_inside))
+
+
 def adam_rhs(loss, *, h: float, beta: float, rho: float, eps: float, order: int = 1,
              eps_inside: bool = True) -> Callable[[float, torch.Tensor], torch.Tensor]:
     """The right-hand side θ ↦ f + h f₁ of full-batch Adam's modified flow (module docstring)."""
-    E = _full_batch(loss)
-    h, eps = check_positive("h", h), check_positive("eps", eps)
-    beta, rho = check_unit_interval("beta", beta), check_unit_interval("rho", rho)
-    order, eps_inside = check_order(order), bool(eps_inside)
+    return _adam_rhs(_full_batch(loss), **_adam_hyper(h, beta, rho, eps, order, eps_inside))
+
+
+def _adam_rhs(E, *, h, beta, rho, eps, order, eps_inside):
+    """:func:`adam_rhs` for a checked loss and hyperparameters."""
 
     def rhs(t: float, theta: torch.Tensor) -> torch.Tensor:
         if order == 0:
@@ -91,8 +156,12 @@ def adam_rhs(loss, *, h: float, beta: float, rho: float, eps: float, order: int 
 def heavy_ball_rhs(loss, *, h: float, beta: float, order: int = 1
                    ) -> Callable[[float, torch.Tensor], torch.Tensor]:
     """The right-hand side θ ↦ -g/(1-β) - h(1+β)/(2(1-β)³) H g of heavy-ball's flow ((1.1))."""
-    E = _full_batch(loss)
-    h, beta, order = check_positive("h", h), check_unit_interval("beta", beta), check_order(order)
+    return _heavy_ball_rhs(_full_batch(loss), h=check_positive("h", h),
+                           beta=check_unit_interval("beta", beta), order=check_order(order))
+
+
+def _heavy_ball_rhs(E, *, h, beta, order):
+    """:func:`heavy_ball_rhs` for a checked loss and hyperparameters."""
 
     def rhs(t: float, theta: torch.Tensor) -> torch.Tensor:
         if order == 0:
@@ -106,7 +175,8 @@ def heavy_ball_rhs(loss, *, h: float, beta: float, order: int = 1
 
 def adam_flow(loss, theta0, n_steps: int, *, h: float, beta: float, rho: float, eps: float,
               order: int = 1, eps_inside: bool = True, rtol: float = 1e-10,
-              atol: float = 1e-12) -> torch.Tensor:
+              atol: float = 1e-12, method: str = "auto", max_evals: int | None = None,
+              max_seconds: float | None = None) -> torch.Tensor:
     """Adam's modified flow at t = 0, h, …, n_steps·h: a tensor of shape (n_steps + 1, p).
 
     A callable ``loss`` (or a one-element sequence) gives the full-batch flow (2.2)–(2.3); a
@@ -114,28 +184,40 @@ def adam_flow(loss, theta0, n_steps: int, *, h: float, beta: float, rho: float, 
     (3.2) of Theorem 3.1 (:func:`bea_lib.minibatch.minibatch_adam_flow`), which is derived for ε
     inside the square root only. With ``eps_inside=False`` the full-batch flow of Adam with ε
     outside the square root; it is valid only while every gradient component stays away from 0.
-    ``rtol``, ``atol`` are the solver's tolerances (:func:`bea_lib.solve_flow`).
+    ``rtol``, ``atol``, ``method``, ``max_evals``, ``max_seconds`` go to the solver
+    (:func:`bea_lib.solve_flow`; for the piecewise ODE they apply to each interval). Warns
+    (:class:`ExpansionValidityWarning`) when h is not small against 1 - β and 1 - ρ; raises
+    :class:`bea_lib.integrate.FlowError` (a ``RuntimeError``) when the solve fails.
     """
-    if not callable(loss) and len(as_losses(loss)) > 1:
-        if not eps_inside:
+    losses = as_losses(loss)
+    theta0, n_steps = check_theta0(theta0), check_n_steps(n_steps)
+    hyper = _adam_hyper(h, beta, rho, eps, order, eps_inside)
+    options = check_solver_options(rtol=rtol, atol=atol, method=method, max_evals=max_evals,
+                                   max_seconds=max_seconds)
+    _warn_if_invalid(adam_expansion_ratio, losses[0], theta0,
+                     **{k: hyper[k] for k in ("h", "beta", "rho", "eps", "eps_inside")})
+    if len(losses) > 1:
+        if not hyper.pop("eps_inside"):
             raise ValueError("eps_inside=False: the mini-batch flow (3.2) is derived for ε inside "
                              "the square root only; pass eps_inside=True or a single loss")
-        return minibatch_adam_flow(loss, theta0, n_steps, h=h, beta=beta, rho=rho, eps=eps,
-                                   order=order, rtol=rtol, atol=atol)
-    rhs = adam_rhs(loss, h=h, beta=beta, rho=rho, eps=eps, order=order, eps_inside=eps_inside)
-    return solve_flow(rhs, theta0, n_steps, h, rtol=rtol, atol=atol)
+        return _minibatch_flow(losses, theta0, n_steps, **hyper, inner_sum="k", **options)
+    return _solve(_adam_rhs(losses[0], **hyper), theta0, n_steps, hyper["h"], **options)
 
 
 def rmsprop_flow(loss, theta0, n_steps: int, *, h: float, rho: float, eps: float, order: int = 1,
-                 eps_inside: bool = True, rtol: float = 1e-10, atol: float = 1e-12) -> torch.Tensor:
+                 eps_inside: bool = True, rtol: float = 1e-10, atol: float = 1e-12,
+                 method: str = "auto", max_evals: int | None = None,
+                 max_seconds: float | None = None) -> torch.Tensor:
     """The paper's RMSProp flow: :func:`adam_flow` with β = 0."""
     return adam_flow(loss, theta0, n_steps, h=h, beta=0.0, rho=rho, eps=eps, order=order,
-                     eps_inside=eps_inside, rtol=rtol, atol=atol)
+                     eps_inside=eps_inside, rtol=rtol, atol=atol, method=method,
+                     max_evals=max_evals, max_seconds=max_seconds)
 
 
 def heavy_ball_flow(loss, theta0, n_steps: int, *, h: float, beta: float, order: int = 1,
-                    shifted_start: bool = False, rtol: float = 1e-10,
-                    atol: float = 1e-12) -> torch.Tensor:
+                    shifted_start: bool = False, rtol: float = 1e-10, atol: float = 1e-12,
+                    method: str = "auto", max_evals: int | None = None,
+                    max_seconds: float | None = None) -> torch.Tensor:
     """Heavy-ball's modified flow (1.1) at t = 0, h, …, n_steps·h: shape (n_steps + 1, p).
 
     Started at rest (θ⁽⁻¹⁾ = θ⁽⁰⁾) the iteration needs about 1/(1-β) steps to build up its velocity:
@@ -143,16 +225,27 @@ def heavy_ball_flow(loss, theta0, n_steps: int, *, h: float, beta: float, order:
     so the iterates settle at the flow *plus* hβ∇E(θ⁽⁰⁾)/(1-β)². From θ̃(0) = θ⁽⁰⁾ the distance is
     therefore O(h) (order-1 slope ≈ 1). ``shifted_start=True`` starts the flow at
     θ⁽⁰⁾ + hβ∇E(θ⁽⁰⁾)/(1-β)², which restores the O(h²) distance after the transient.
+    Solver options, warning and errors as in :func:`adam_flow`.
     """
-    theta0 = check_theta0(theta0).to(torch.float64)
-    rhs = heavy_ball_rhs(loss, h=h, beta=beta, order=order)
+    E = _full_batch(loss)
+    theta0, n_steps = check_theta0(theta0), check_n_steps(n_steps)
+    h, beta, order = check_positive("h", h), check_unit_interval("beta", beta), check_order(order)
+    options = check_solver_options(rtol=rtol, atol=atol, method=method, max_evals=max_evals,
+                                   max_seconds=max_seconds)
+    _warn_if_invalid(heavy_ball_expansion_ratio, E, theta0, h=h, beta=beta)
     if shifted_start:
-        E = _full_batch(loss)
-        theta0 = theta0 + h * beta * gradient(E, theta0) / (1 - beta) ** 2
-    return solve_flow(rhs, theta0, n_steps, h, rtol=rtol, atol=atol)
+        g = gradient(E, theta0)
+        if not torch.isfinite(g).all():
+            j = int(torch.nonzero(~torch.isfinite(g))[0])
+            raise FlowError(f"the gradient at theta0 is not finite (component {j} is "
+                            f"{g[j].item()!r}), so the shifted start is undefined")
+        theta0 = theta0 + h * beta * g / (1 - beta) ** 2
+    return _solve(_heavy_ball_rhs(E, h=h, beta=beta, order=order), theta0, n_steps, h, **options)
 
 
 def gd_flow(loss, theta0, n_steps: int, *, h: float, order: int = 1, rtol: float = 1e-10,
-            atol: float = 1e-12) -> torch.Tensor:
+            atol: float = 1e-12, method: str = "auto", max_evals: int | None = None,
+            max_seconds: float | None = None) -> torch.Tensor:
     """GD's modified flow θ̇ = -∇E - (h/4)∇‖∇E‖² (Barrett & Dherin 2021): heavy-ball with β = 0."""
-    return heavy_ball_flow(loss, theta0, n_steps, h=h, beta=0.0, order=order, rtol=rtol, atol=atol)
+    return heavy_ball_flow(loss, theta0, n_steps, h=h, beta=0.0, order=order, rtol=rtol, atol=atol,
+                           method=method, max_evals=max_evals, max_seconds=max_seconds)

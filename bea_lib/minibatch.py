@@ -36,7 +36,7 @@ from collections.abc import Callable
 
 import torch
 from .autodiff import gradient, gradient_and_hvp_fn
-from .integrate import solve_flow
+from .integrate import _solve, check_solver_options
 from .validation import (as_losses, check_n_steps, check_order, check_positive, check_theta0,
                          check_unit_interval)
 
@@ -63,19 +63,49 @@ def batch_weights(gamma: float, n_max: int, m: int) -> torch.Tensor:
     return c
 
 
+def _check_rhs_hyper(h, beta, rho, eps, order, inner_sum) -> dict:
+    """The hyperparameters of (3.2), checked once at a public entry point."""
+    if inner_sum not in INNER_SUMS:
+        raise ValueError(f"inner_sum must be one of {INNER_SUMS}, got {inner_sum!r}")
+    return dict(h=check_positive("h", h), beta=check_unit_interval("beta", beta),
+                rho=check_unit_interval("rho", rho), eps=check_positive("eps", eps),
+                order=check_order(order), inner_sum=inner_sum)
+
+
+def _check_weights(weights, n: int, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``weights`` is a pair of (≥ n+1, m) tensors, as :func:`batch_weights` makes them."""
+    try:
+        cb, cr = (torch.as_tensor(w, dtype=torch.float64) for w in weights)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"weights must be a pair (c_beta, c_rho) from batch_weights ({err})") from None
+    for name, c in (("c_beta", cb), ("c_rho", cr)):
+        if c.ndim != 2 or c.shape[0] < n + 1 or c.shape[1] != m:
+            raise ValueError(f"weights: {name} must have shape (>= {n + 1}, {m}) for n = {n} and "
+                             f"{m} losses, got {tuple(c.shape)}")
+    return cb, cr
+
+
 def minibatch_adam_rhs(losses, n: int, *, h: float, beta: float, rho: float, eps: float,
                        order: int = 1, inner_sum: str = "k", weights=None
                        ) -> Callable[[float, torch.Tensor], torch.Tensor]:
     """The right-hand side of (3.2) on the interval [nh, (n+1)h], as ``rhs(t, theta)``.
 
     ``weights`` is an optional pair (c^β, c^ρ) from :func:`batch_weights` with at least n + 1
-    rows, to share the recursion between intervals.
+    rows, to share the recursion between intervals. Every argument is checked here (chapters
+    call this directly); the flow checks once and builds its intervals unchecked.
     """
-    losses = as_losses(losses)
+    losses, n = as_losses(losses), check_n_steps(n, name="n")
+    hyper = _check_rhs_hyper(h, beta, rho, eps, order, inner_sum)
     m = len(losses)
-    if inner_sum not in INNER_SUMS:
-        raise ValueError(f"inner_sum must be one of {INNER_SUMS}, got {inner_sum!r}")
-    cb, cr = weights if weights is not None else (batch_weights(beta, n, m), batch_weights(rho, n, m))
+    if weights is None:
+        weights = (batch_weights(hyper["beta"], n, m), batch_weights(hyper["rho"], n, m))
+    return _minibatch_rhs(losses, n, weights=_check_weights(weights, n, m), **hyper)
+
+
+def _minibatch_rhs(losses, n, *, h, beta, rho, eps, order, inner_sum, weights):
+    """:func:`minibatch_adam_rhs` on checked input."""
+    m = len(losses)
+    cb, cr = weights
     cb, cr = cb[: n + 1], cr[: n + 1]
     ab, ar = average_weights(beta, n), average_weights(rho, n)
     batch_of_step = torch.arange(n + 1) % m
@@ -108,23 +138,37 @@ def minibatch_adam_rhs(losses, n: int, *, h: float, beta: float, rho: float, eps
 
 def minibatch_adam_flow(losses, theta0, n_steps: int, *, h: float, beta: float, rho: float,
                         eps: float, order: int = 1, inner_sum: str = "k", rtol: float = 1e-10,
-                        atol: float = 1e-12) -> torch.Tensor:
+                        atol: float = 1e-12, method: str = "auto", max_evals: int | None = None,
+                        max_seconds: float | None = None) -> torch.Tensor:
     """The piecewise ODE (3.2) solved interval by interval: θ̃(nh) for n = 0, …, n_steps.
 
     Works for any number m ≥ 1 of losses; with m = 1 it keeps the finite-n terms that the
-    full-batch flow (2.2)–(2.3) drops.
+    full-batch flow (2.2)–(2.3) drops. Solver options (per interval), warning and errors as in
+    :func:`bea_lib.adam_flow`.
     """
     losses = as_losses(losses)
-    theta = check_theta0(theta0).to(torch.float64)
-    n_steps, h, eps = check_n_steps(n_steps), check_positive("h", h), check_positive("eps", eps)
-    beta, rho = check_unit_interval("beta", beta), check_unit_interval("rho", rho)
-    order = check_order(order)
+    theta0, n_steps = check_theta0(theta0), check_n_steps(n_steps)
+    hyper = _check_rhs_hyper(h, beta, rho, eps, order, inner_sum)
+    options = check_solver_options(rtol=rtol, atol=atol, method=method, max_evals=max_evals,
+                                   max_seconds=max_seconds)
+    from .flows import _warn_if_invalid, adam_expansion_ratio  # flows imports this module
+
+    # at θ⁽⁰⁾ the first interval's flow is the full-batch flow of losses[0]
+    _warn_if_invalid(adam_expansion_ratio, losses[0], theta0, eps_inside=True,
+                     **{k: hyper[k] for k in ("h", "beta", "rho", "eps")})
+    return _minibatch_flow(losses, theta0, n_steps, **hyper, **options)
+
+
+def _minibatch_flow(losses, theta, n_steps, *, h, beta, rho, eps, order, inner_sum, rtol, atol,
+                    method, max_evals, max_seconds) -> torch.Tensor:
+    """:func:`minibatch_adam_flow` on checked input: θ is checked once, not on every interval."""
     weights = (batch_weights(beta, n_steps, len(losses)), batch_weights(rho, n_steps, len(losses)))
     out = [theta]
     for n in range(n_steps):
-        rhs = minibatch_adam_rhs(losses, n, h=h, beta=beta, rho=rho, eps=eps, order=order,
-                                 inner_sum=inner_sum, weights=weights)
+        rhs = _minibatch_rhs(losses, n, h=h, beta=beta, rho=rho, eps=eps, order=order,
+                             inner_sum=inner_sum, weights=weights)
         # rhs ignores t; on a span this short RK45 meets the tolerances in fewer evaluations
-        theta = solve_flow(rhs, theta, 1, h, rtol=rtol, atol=atol, method="RK45")[-1]
+        theta = _solve(rhs, theta, 1, h, rtol=rtol, atol=atol, method=method, explicit="RK45",
+                       max_evals=max_evals, max_seconds=max_seconds)[-1]
         out.append(theta)
     return torch.stack(out)

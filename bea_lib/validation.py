@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
+import warnings
 from collections.abc import Callable, Collection, Sequence
 
 import numpy as np
@@ -56,25 +58,50 @@ def check_one_of(name: str, value, choices: Collection, *, optional: bool = Fals
     return value
 
 
-def check_n_steps(n_steps: int) -> int:
-    """The number of steps is an integer >= 0."""
-    if isinstance(n_steps, bool) or int(n_steps) != n_steps or n_steps < 0:
-        raise ValueError(f"n_steps must be an integer >= 0, got {n_steps!r}")
-    return int(n_steps)
+def check_n_steps(n_steps, name: str = "n_steps") -> int:
+    """A number of steps: an integer in [0, MAX_N_STEPS] (an int, NumPy or torch integer).
+
+    Floats are refused even when integral (``2.0``), as are bools, None, NaN and inf: a count
+    given as a float is usually a forgotten ``round(T / h)``.
+    """
+    if isinstance(n_steps, (bool, np.bool_)):
+        raise ValueError(f"{name} must be an integer >= 0, got the bool {n_steps!r}")
+    try:
+        count = operator.index(n_steps)
+    except TypeError:
+        raise ValueError(f"{name} must be an integer >= 0, got {n_steps!r} of type "
+                         f"{type(n_steps).__name__} (for a horizon T use round(T / h))") from None
+    if not 0 <= count <= MAX_N_STEPS:
+        raise ValueError(f"{name} must be an integer >= 0 and at most {MAX_N_STEPS:_}, "
+                         f"got {count!r}")
+    return int(count)
 
 
 def check_theta0(theta0) -> torch.Tensor:
-    """The start is a finite 1-D float tensor; a copy in float64 unless it is already floating."""
-    theta0 = torch.as_tensor(theta0)
-    if not theta0.is_floating_point():
-        theta0 = theta0.to(torch.float64)
+    """The start θ⁽⁰⁾ as a new finite 1-D float64 tensor (on the device it was given on).
+
+    A list, a NumPy array or a tensor of any real dtype is accepted and converted: the θ-vector
+    functions (iterates and flows) run in float64, which the paper's small differences need
+    (in float32 an ε of 1e-8 next to values of order one is lost). Complex, boolean and
+    non-numeric inputs are refused.
+    """
+    try:  # a list straight to float64: through float32 (torch's default) 0.1 would be rounded
+        theta0 = theta0 if torch.is_tensor(theta0) else torch.as_tensor(
+            theta0, dtype=None if isinstance(theta0, np.ndarray) else torch.float64)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"theta0 must be a 1-D sequence of real numbers, got {type(theta0).__name__}"
+                         f" ({err})") from None
+    if theta0.is_complex() or theta0.dtype == torch.bool:
+        raise ValueError(f"theta0 must hold real numbers, got dtype {theta0.dtype}")
     if theta0.ndim != 1:
         raise ValueError(f"theta0 must be a 1-D tensor, got shape {tuple(theta0.shape)}")
     if theta0.numel() == 0:
         raise ValueError("theta0 must have at least one component, got an empty tensor")
+    theta0 = theta0.detach().to(torch.float64, copy=True)
     if not torch.isfinite(theta0).all():
-        raise ValueError("theta0 must be finite, got a tensor with inf or nan entries")
-    return theta0.detach().clone()
+        bad = int(torch.nonzero(~torch.isfinite(theta0))[0])
+        raise ValueError(f"theta0 must be finite, got theta0[{bad}] = {theta0[bad].item()!r}")
+    return theta0
 
 
 def as_losses(loss) -> tuple[Callable, ...]:
@@ -91,3 +118,26 @@ def check_order(order: int) -> int:
     if isinstance(order, bool) or order not in (0, 1):
         raise ValueError(f"order must be 0 or 1, got {order!r}")
     return int(order)
+
+
+MAX_N_STEPS = 10**9  # bound of check_n_steps: far above any run here, below any memory limit
+
+
+class ExpansionValidityWarning(UserWarning):
+    """h is not small against 1 - β or 1 - ρ: a modified flow need not track the iterates."""
+
+
+VALIDITY_LIMIT = 0.5  # largest start ratio of the O(h) term accepted without a warning (flows)
+
+
+def warn_if_expansion_invalid(ratio: float, *, h: float, beta: float,
+                              rho: float | None = None) -> None:
+    """Warn (:class:`ExpansionValidityWarning`) when a flow's O(h) term, relative to its
+    leading term at θ⁽⁰⁾ (``ratio``, :mod:`bea_lib.flows`), exceeds VALIDITY_LIMIT."""
+    if ratio > VALIDITY_LIMIT:
+        given = f"beta = {beta:g}" + ("" if rho is None else f", rho = {rho:g}")
+        warnings.warn(f"h = {h:g} is too large for the modified flow's expansion ({given}): at "
+                      f"theta0 the O(h) term is {ratio:.3g} times the leading term (> "
+                      f"{VALIDITY_LIMIT}); h must be small against 1 - beta, 1 - rho and the "
+                      "inverse curvature, or the flow need not stay O(h²) close to the iterates",
+                      ExpansionValidityWarning, stacklevel=4)

@@ -130,3 +130,16 @@ def test_bad_inputs():
 def test_average_weights_sum_to_one():
     for gamma in (0.0, 0.5, 0.999):
         assert abs(average_weights(gamma, 17).sum().item() - 1) < 1e-13  # rounding of 18 terms
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(order=2), "order must be 0 or 1"), (dict(h=-1.0), "h must"),
+    (dict(beta=1.0), "beta must"), (dict(rho=-0.5), "rho must"), (dict(eps=0.0), "eps must"),
+    (dict(n=-1), "n must be an integer"), (dict(n=2.0), "n must be an integer"),
+    (dict(weights=(torch.zeros(2, 2), torch.zeros(2, 2))), r"c_beta must have shape \(>= 4, 2\)")])
+def test_the_public_right_hand_side_checks_its_inputs(kwargs, message):
+    """Chapters call minibatch_adam_rhs directly; order=2 used to run order 1 silently."""
+    losses, _ = least_squares_batches(2)
+    args = dict(n=3, h=0.01) | HYPER | kwargs
+    with pytest.raises(ValueError, match=message):
+        minibatch_adam_rhs(losses, **args)
