@@ -77,7 +77,7 @@ def check_solver_options(*, rtol: float, atol: float, method: str, max_evals, ma
                 method=check_method(method), max_evals=max_evals, max_seconds=max_seconds)
 
 
-def solve_flow(rhs: RHS, theta0, n_steps: int, h: float, *, rtol: float = 1e-10,
+def solve_flow(rhs: RHS, theta0, n_steps: int, *, h: float, rtol: float = 1e-10,
                atol: float = 1e-12, method: str = "auto", max_evals: int | None = None,
                max_seconds: float | None = None) -> torch.Tensor:
     """θ̃(nh) for n = 0, …, n_steps, as a float64 tensor of shape (n_steps + 1, p).

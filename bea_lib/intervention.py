@@ -124,7 +124,7 @@ def kappa_flow(loss, theta0, n_steps: int, *, h: float, beta: float, rho: float,
                kappa: float, rtol: float = 1e-10, atol: float = 1e-12) -> torch.Tensor:
     """The flow θ̇ = f₀ + (1 + κ) h f₁ at t = 0, h, …, n_steps·h (:func:`bea_lib.solve_flow`)."""
     rhs = kappa_rhs(loss, h=h, beta=beta, rho=rho, eps=eps, kappa=kappa)
-    return solve_flow(rhs, theta0, n_steps, h, rtol=rtol, atol=atol)
+    return solve_flow(rhs, theta0, n_steps, h=h, rtol=rtol, atol=atol)
 
 
 class KappaOrder(NamedTuple):

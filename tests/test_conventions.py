@@ -57,21 +57,9 @@ CALLS = {
     "late_phase_stability": (bilinear.bilinear_cross(),),
     "gradient_norms": (_model_with_gradient(),),
     "TrainConfig": (),
-    "Adam": ([torch.nn.Parameter(torch.zeros(2))], 1e-3),  # params, lr
+    "Adam": ([torch.nn.Parameter(torch.zeros(2))],),  # params
 }
-EXTRA = {"explicit_bias_loss": {"strength": 1.0}}
-
-# (test, name) of modules whose own convention pass is separate: xfail (not strict) until it
-# lands, so that the suite stays green meanwhile and an XPASS shows when to drop the entry.
-_SOLVE_H = "integrate.solve_flow takes h by position"
-_ADAM = "optimizers.Adam takes beta, rho, eps by position (as torch.optim.Adam does)"
-PENDING = {
-    ("keyword_only", "solve_flow"): _SOLVE_H,
-    ("swapped", "solve_flow"): _SOLVE_H,
-    ("keyword_only", "Adam"): _ADAM,
-    ("swapped", "Adam"): _ADAM,
-    ("range", "minibatch_adam_rhs"): "minibatch.minibatch_adam_rhs does not check h, beta, rho, eps",
-}
+EXTRA = {"explicit_bias_loss": {"strength": 1.0}, "Adam": {"lr": 1e-3}}
 
 
 def _public():
@@ -105,12 +93,7 @@ def _hyper(name):
 
 
 def _cases(test):
-    cases = []
-    for name in sorted(PUBLIC):
-        reason = PENDING.get((test, name))
-        marks = [pytest.mark.xfail(reason=reason, strict=False)] if reason else []
-        cases.append(pytest.param(name, marks=marks, id=name))
-    return cases
+    return [pytest.param(name, id=name) for name in sorted(PUBLIC)]
 
 
 def test_every_function_is_covered():

@@ -128,7 +128,7 @@ def test_heavy_ball_flow_rejects_bad_beta():
 def test_solve_flow_reports_solver_failure():
     """θ̇ = θ², θ(0) = 1 blows up at t = 1: the solver's message comes back as RuntimeError."""
     with pytest.raises(RuntimeError, match="at t = 1 of 2"):  # a FlowError: here the budget
-        bl.solve_flow(lambda t, th: th**2, torch.ones(1, dtype=torch.float64), 20, 0.1)
+        bl.solve_flow(lambda t, th: th**2, torch.ones(1, dtype=torch.float64), 20, h=0.1)
 
 
 @pytest.mark.parametrize("theta0", [[1.0, -2.0], np.array([1.0, -2.0], dtype=np.float32),

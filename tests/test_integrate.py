@@ -16,7 +16,7 @@ def test_non_finite_rhs_names_t_and_component():
     def rhs(t, th):
         return torch.stack([-th[0], th[1] * (math.nan if t > 0.5 else 1.0)])
     with pytest.raises(bl.FlowError, match=r"not finite at t = 0\.5\d* \(of 1\): component 1 is nan"):
-        bl.solve_flow(rhs, torch.ones(2), 10, 0.1)
+        bl.solve_flow(rhs, torch.ones(2), 10, h=0.1)
 
 
 def test_nan_gradient_at_theta0_fails_at_once_in_every_flow():
@@ -27,7 +27,7 @@ def test_nan_gradient_at_theta0_fails_at_once_in_every_flow():
     calls = [lambda: bl.adam_flow(loss, theta0, 10, h=0.01, beta=0.9, rho=0.99, eps=1e-8),
              lambda: bl.adam_flow([loss, loss], theta0, 10, h=0.01, beta=0.9, rho=0.99, eps=1e-8),
              lambda: bl.heavy_ball_flow(loss, theta0, 10, h=0.01, beta=0.9),
-             lambda: bl.solve_flow(bl.heavy_ball_rhs(loss, h=0.01, beta=0.9), theta0, 10, 0.01)]
+             lambda: bl.solve_flow(bl.heavy_ball_rhs(loss, h=0.01, beta=0.9), theta0, 10, h=0.01)]
     for call in calls:
         with pytest.raises(bl.FlowError, match=r"at t = 0 .*component 0 is nan"):
             call()
@@ -42,7 +42,7 @@ def test_solver_failure_on_the_first_step_is_a_flow_error():
 def test_blow_up_is_a_flow_error():
     """θ̇ = θ², θ(0) = 1 is 1/(1-t): it blows up at t = 1, before the end 2."""
     with pytest.raises(bl.FlowError, match=r"at t = 1 of 2 .*max \|θ_j\| = \d.*e\+\d\d .*blows up"):
-        bl.solve_flow(lambda t, th: th**2, ONE, 20, 0.1, max_evals=2000)
+        bl.solve_flow(lambda t, th: th**2, ONE, 20, h=0.1, max_evals=2000)
 
 
 def stiff_linear(lam):
@@ -59,8 +59,8 @@ def test_stiff_problem_exhausts_the_explicit_budget_and_auto_solves_it():
     rhs, exact = stiff_linear(1e5)
     # DOP853 is stable only for steps below ~6/λ: 5 time units take about 10⁵ evaluations
     with pytest.raises(bl.FlowError, match=r"max_evals = 3000 .*method='Radau'"):
-        bl.solve_flow(rhs, ONE, 50, 0.1, method="DOP853", max_evals=3000)
-    got = bl.solve_flow(rhs, ONE, 50, 0.1, max_evals=3000)  # "auto": DOP853, then LSODA
+        bl.solve_flow(rhs, ONE, 50, h=0.1, method="DOP853", max_evals=3000)
+    got = bl.solve_flow(rhs, ONE, 50, h=0.1, max_evals=3000)  # "auto": DOP853, then LSODA
     t = 0.1 * np.arange(51)
     # rtol 1e-10 per step on values of order 1; 1e-8 leaves room for the accumulation
     np.testing.assert_allclose(got[:, 0].numpy(), exact(t), rtol=0, atol=1e-8)
@@ -71,8 +71,8 @@ def test_auto_is_dop853_where_the_flow_is_not_stiff():
     loss = bl.losses.logcosh_regression(4)
     rhs = bl.adam_rhs(loss, h=1e-3, beta=0.9, rho=0.95, eps=1.0)
     theta0 = torch.linspace(-1, 1, 4)
-    torch.testing.assert_close(bl.solve_flow(rhs, theta0, 50, 1e-3),
-                               bl.solve_flow(rhs, theta0, 50, 1e-3, method="DOP853"),
+    torch.testing.assert_close(bl.solve_flow(rhs, theta0, 50, h=1e-3),
+                               bl.solve_flow(rhs, theta0, 50, h=1e-3, method="DOP853"),
                                rtol=0, atol=0)  # the same steps
 
 
@@ -81,7 +81,7 @@ def test_wall_time_budget():
         time.sleep(0.02)
         return -th
     with pytest.raises(bl.FlowError, match="max_seconds = 0.1"):
-        bl.solve_flow(slow, ONE, 10, 0.1, method="RK23", rtol=1e-12, max_seconds=0.1)
+        bl.solve_flow(slow, ONE, 10, h=0.1, method="RK23", rtol=1e-12, max_seconds=0.1)
 
 
 def sign_flow_exact(t, x0, eps):
@@ -136,11 +136,11 @@ def test_the_issues_stiff_probe_ends_within_a_small_budget():
     (dict(atol=math.nan), "atol")])
 def test_solver_options_are_checked(kwargs, name):
     with pytest.raises(ValueError, match=name):
-        bl.solve_flow(lambda t, th: -th, ONE, 3, 0.1, **kwargs)
+        bl.solve_flow(lambda t, th: -th, ONE, 3, h=0.1, **kwargs)
     with pytest.raises(ValueError, match=name):
         bl.gd_flow(lambda th: (th**2).sum(), ONE, 3, h=0.1, **kwargs)
 
 
 def test_rhs_of_the_wrong_shape():
     with pytest.raises(ValueError, match=r"must return shape \(1,\)"):
-        bl.solve_flow(lambda t, th: torch.zeros(2), ONE, 3, 0.1)
+        bl.solve_flow(lambda t, th: torch.zeros(2), ONE, 3, h=0.1)

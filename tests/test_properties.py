@@ -109,7 +109,7 @@ bad_counts = st.one_of(st.sampled_from([NAN, INF, -INF, None, 1e20, True, False,
 def test_bad_step_counts_are_rejected_by_name(n_steps):
     for call in (lambda: bl.adam(quadratic, THETA0, n_steps, **GOOD),
                  lambda: bl.adam_flow(quadratic, THETA0, n_steps, **GOOD),
-                 lambda: bl.solve_flow(lambda t, th: -th, THETA0, n_steps, 0.1)):
+                 lambda: bl.solve_flow(lambda t, th: -th, THETA0, n_steps, h=0.1)):
         with pytest.raises(ValueError, match="n_steps must be an integer"):
             call()
 
