@@ -2,8 +2,8 @@
 
 The order-1 right-hand side (2.2)-(2.3) needs one gradient and one Hessian-vector product with a
 vector that depends on the gradient (reverse-over-reverse, ``bl.gradient_and_hvp_fn``); the
-target is at most 4 gradients' worth. The column ``hvp`` is a stand-alone forward-over-reverse
-product (``bl.hvp``) for comparison. The network (≥ 100,000
+target is at most 4 gradients' worth. The column ``hvp`` is a stand-alone product (``bl.hvp``,
+reverse-over-reverse through ``torch.autograd``) for comparison. The network (≥ 100,000
 parameters) is a loss of a flat parameter vector θ through ``torch.func.functional_call`` on one
 fixed batch. Prints the median of several repeats; run with ``python benchmarks/bench_flows.py``.
 """

@@ -92,22 +92,21 @@ def _hyper(name):
     return [p for p in HYPER if p in inspect.signature(PUBLIC[name]).parameters]
 
 
-def _cases(test):
-    return [pytest.param(name, id=name) for name in sorted(PUBLIC)]
+CASES = sorted(PUBLIC)
 
 
 def test_every_function_is_covered():
     assert set(PUBLIC) == set(CALLS), "give each public function with a hyperparameter a call"
 
 
-@pytest.mark.parametrize("name", _cases("keyword_only"))
+@pytest.mark.parametrize("name", CASES)
 def test_hyperparameters_are_keyword_only(name):
     params = inspect.signature(PUBLIC[name]).parameters
     positional = [p for p in _hyper(name) if params[p].kind is not inspect.Parameter.KEYWORD_ONLY]
     assert not positional, f"{name}: {positional} can be passed by position"
 
 
-@pytest.mark.parametrize("name", _cases("range"))
+@pytest.mark.parametrize("name", CASES)
 def test_out_of_range_hyperparameters_are_rejected_by_name(name):
     for p in _hyper(name):
         kwargs = {**EXTRA.get(name, {}), **{q: GOOD[q] for q in _hyper(name)}, p: BAD[p]}
@@ -115,7 +114,7 @@ def test_out_of_range_hyperparameters_are_rejected_by_name(name):
             PUBLIC[name](*CALLS[name], **kwargs)
 
 
-@pytest.mark.parametrize("name", _cases("swapped"))
+@pytest.mark.parametrize("name", CASES)
 def test_swapped_beta_and_rho_by_position_is_a_type_error(name):
     hyper = _hyper(name)
     values = [GOOD[p] for p in hyper]
