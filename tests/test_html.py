@@ -21,7 +21,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-HTML = Path(os.environ.get("BEA_HTML_BUILD", ROOT / "_build" / "smoke" / "html"))
+HTML = Path(os.environ.get("BEA_HTML_BUILD", ROOT / "_build" / "smoke" / "html")).resolve()
 CHROMIUM = os.environ.get("BEA_CHROMIUM", "/usr/bin/chromium")
 MAX_LINE = 99  # characters: a code cell wider than this scrolls sideways in the book's layout
 # hosts that serve JS, CSS or fonts; the book must not load (or mention) any of them
