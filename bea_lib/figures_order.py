@@ -8,10 +8,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-
-def local_slopes(hs, errors) -> np.ndarray:
-    """Slopes of log error against log h between neighbouring step sizes (last axis)."""
-    return np.diff(np.log(np.asarray(errors)), axis=-1) / np.diff(np.log(np.asarray(hs)))
+from .order import local_slopes
 
 
 def order_slopes_figure(results: dict, loss_names, labels):

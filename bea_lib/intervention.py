@@ -32,14 +32,13 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from scipy.stats import linregress
 
 from .autodiff import gradient, gradient_and_hvp_fn
 from .flows import adam_rhs
 from .integrate import solve_flow
 from .norms import bias_coefficient
 from .optimizers import AdamState, adam_init, adam_update
-from .order import max_distance
+from .order import fitted_slopes, max_distance
 from .validation import (check_n_steps, check_positive, check_theta0, check_unit_interval)
 
 
@@ -161,11 +160,9 @@ def kappa_order_study(loss, theta0, hs, T: float, pairs, *, beta: float, rho: fl
         flows = {kf: kappa_flow(loss, theta0, n, kappa=kf, **hyper) for kf in flow_kappas}
         for i, (k, kf) in enumerate(pairs):
             errors[i, j] = max_distance(iterates[k], flows[kf])
-    out = []
-    for (k, kf), e in zip(pairs, errors):
-        fit = linregress(np.log(hs), np.log(e))
-        out.append(KappaOrder(k, kf, hs, e, float(fit.slope), float(fit.stderr)))
-    return out
+    slopes, stderrs = fitted_slopes(hs, errors)
+    return [KappaOrder(k, kf, hs, e, float(s), float(se))
+            for (k, kf), e, s, se in zip(pairs, errors, slopes, stderrs)]
 
 
 # ---------------------------------------------------------------------------------------------

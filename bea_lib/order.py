@@ -52,6 +52,19 @@ class OrderStudy:
                 for i, k in enumerate(self.orders) for h, e in zip(self.hs, self.errors[i])]
 
 
+def fitted_slopes(hs, errors) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares slopes of log error against log h, and their standard errors, one per row
+    of ``errors`` (shape (k, len(hs)))."""
+    fits = [linregress(np.log(hs), np.log(e)) for e in np.atleast_2d(errors)]
+    return np.array([f.slope for f in fits]), np.array([f.stderr for f in fits])
+
+
+def local_slopes(hs, errors) -> np.ndarray:
+    """Slopes of log error against log h between neighbouring step sizes (along the last axis):
+    they climb towards the order as h shrinks, where the fitted slope averages them."""
+    return np.diff(np.log(np.asarray(errors)), axis=-1) / np.diff(np.log(np.asarray(hs)))
+
+
 def max_distance(iterates: torch.Tensor, flow: torch.Tensor, first: int = 0) -> float:
     """max_n ‖θ⁽ⁿ⁾ - θ̃(nh)‖₂ over rows n >= ``first`` of two (n_steps + 1, p) tensors."""
     return float(torch.linalg.vector_norm(iterates[first:].to(flow.dtype) - flow[first:], dim=1).max())
@@ -86,6 +99,4 @@ def order_study(method: str, loss, theta0, hs, T: float, orders=(0, 1), *, t_min
         for i, k in enumerate(orders):
             flow_k = flow(loss, theta0, n, h=h, order=k, **hyper)
             errors[i, j] = max_distance(theta, flow_k, first=math.ceil(t_min / h - 1e-9))
-    fits = [linregress(np.log(hs), np.log(e)) for e in errors]
-    return OrderStudy(method, hs, orders, errors, np.array([f.slope for f in fits]),
-                      np.array([f.stderr for f in fits]))
+    return OrderStudy(method, hs, orders, errors, *fitted_slopes(hs, errors))
