@@ -1,6 +1,7 @@
-# make book [PROFILE=name] [CHAPTERS="adam bias"] [FORCE=1]
+# make book [PROFILE=name] [CHAPTERS="adam bias"] [FORCE=1] [JOBS=n]
 #                            run the chapters (all, or those named; unchanged ones are reused,
-#                            FORCE=1 re-executes them) with a parameter profile, render the HTML
+#                            FORCE=1 re-executes them) with a parameter profile, up to JOBS of
+#                            them side by side (default: one per CPU), render the HTML
 # make test                  unit tests; every chapter at its `smoke` profile, rendered with
 #                            Sphinx warnings as errors; then tests/test_html.py on that build
 # make archive               `make book`, then one zip of it for deposit (SHA-256 manifest)
@@ -15,7 +16,7 @@ LOCK := requirements.lock
 PROFILE ?= default
 BUILD ?= _build
 BOOK_FLAGS = --profile $(PROFILE) --build-dir $(BUILD) $(if $(CHAPTERS),--chapters $(CHAPTERS)) \
-             $(if $(FORCE),--force)
+             $(if $(FORCE),--force) $(if $(JOBS),--jobs $(JOBS))
 
 .PHONY: setup book test archive lock clean
 

@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import sys
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from . import store
 from .adopt import adopt
 from .archive import make_archive
-from .execute import EXECUTED, execute, plan, write_notebook
+from .execute import EXECUTED, execute, execute_in_process, plan, write_notebook
 from .inputs import library_hash
 from .params import load_params_file, parse_value
 from .render import render
-from .sources import DEFAULT_PROFILE, BookError, chapters
+from .sources import DEFAULT_PROFILE, FINDINGS, BookError, chapters
 
 USAGE = """\
 examples:
@@ -25,19 +28,75 @@ examples:
 """
 
 
+def cpu_count() -> int:
+    """The CPUs this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def run_chapters(names: list[str], *, root: Path = Path("."), build_dir: Path | None = None,
                  profile: str = DEFAULT_PROFILE, params: dict | None = None,
-                 force: bool = False) -> list:
-    """Validate every requested chapter, then run each (Findings last); the outcomes."""
+                 force: bool = False, jobs: int = 1) -> list:
+    """Validate every requested chapter, then run each (Findings last); the outcomes, in the
+    order of execution_order.
+
+    With ``jobs`` > 1 up to that many chapters execute side by side, each in a worker process
+    whose kernel gets ``cpu_count() // jobs`` threads; the longest (by its last run) start
+    first. The Findings chapter, which reads the others' claims, waits for all of them.
+    """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise BookError(f"jobs must be a positive integer, got {jobs!r}")
     root = Path(root).resolve()
     build_dir = Path(build_dir or root / "_build").resolve()
     plans = plan(names, root=root, build_dir=build_dir, profile=profile, params=params)
-    library, outcomes, pages = library_hash(), [], list(chapters(root))
+    library, pages = library_hash(), list(chapters(root))
+    common = dict(root=root, build_dir=build_dir, force=force, library=library)
+    outcomes = {}
+
+    def done(outcome):
+        store.update_report(build_dir, pages, {outcome.chapter: outcome.action})
+        outcomes[outcome.chapter] = outcome
+
+    others = [p for p in plans if p.chapter != FINDINGS]
+    if jobs > 1 and len(others) > 1:
+        _run_side_by_side(others, jobs=min(jobs, len(others)), done=done, **common)
+    else:
+        for p in others:
+            done(execute(p, **common))
     for p in plans:
-        outcome = execute(p, root=root, build_dir=build_dir, force=force, library=library)
-        store.update_report(build_dir, pages, {p.chapter: outcome.action})
-        outcomes.append(outcome)
-    return outcomes
+        if p.chapter == FINDINGS:
+            done(execute(p, **common))
+    return [outcomes[p.chapter] for p in plans]
+
+
+def _run_side_by_side(plans: list, *, jobs: int, done, build_dir: Path, **common) -> None:
+    """Execute ``plans`` in ``jobs`` worker processes, longest first; ``done(outcome)`` as each
+    ends. On a failure no further chapter starts; those running finish (each commits its own
+    run), then the first error is raised."""
+    def last_wall_time(p):
+        previous = store.read_run(store.current_run(build_dir, p.chapter))
+        return previous.get("wall_time_s", 0.0) if previous else 0.0
+
+    queue = sorted(plans, key=last_wall_time, reverse=True)  # stable: toc order among equals
+    threads = max(1, cpu_count() // jobs)
+    print(f"executing up to {jobs} chapters side by side, {threads} CPU thread(s) each",
+          flush=True)
+    error = None
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        running = set()
+        while queue or running:
+            while queue and len(running) < jobs and error is None:
+                running.add(pool.submit(execute_in_process, queue.pop(0), threads=threads,
+                                        jobs=jobs, build_dir=build_dir, **common))
+            if not running:
+                break
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                try:
+                    done(future.result())
+                except BookError as err:
+                    error = error or err
+    if error is not None:
+        raise error
 
 
 def run_chapter(chapter: str, **kwargs) -> Path:
@@ -47,8 +106,10 @@ def run_chapter(chapter: str, **kwargs) -> Path:
     return store.current_run(build_dir.resolve(), outcome.chapter)
 
 
-def print_summary(outcomes: list, render_s: float | None = None) -> None:
-    """Each chapter's action and wall time, and the totals."""
+def print_summary(outcomes: list, render_s: float | None = None,
+                  elapsed_s: float | None = None) -> None:
+    """Each chapter's action and wall time, the totals, and the command's elapsed time for
+    the chapters (less than the sum when they ran side by side)."""
     if not outcomes:
         return
     width = max(len(name) for name in ["chapter", *(o.chapter for o in outcomes)])
@@ -60,6 +121,8 @@ def print_summary(outcomes: list, render_s: float | None = None) -> None:
     total = sum(o.wall_time_s for o in outcomes)
     line = (f"{'total':<{width}}  {total:8.1f} s  {len(ran)} executed, "
             f"{len(outcomes) - len(ran)} reused")
+    if elapsed_s is not None:
+        line += f"; elapsed {elapsed_s:.1f} s"
     if render_s is not None:
         line += f"; rendering {render_s:.1f} s"
     print(line, flush=True)
@@ -83,6 +146,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="profile in book/profiles.yml (default: the parameters cells)")
     running.add_argument("--force", action="store_true",
                          help="execute even chapters whose inputs are unchanged")
+    running.add_argument("--jobs", type=int, default=cpu_count(),
+                         help="chapters executed side by side (default: one per CPU, here "
+                              f"{cpu_count()}; 1: one after another)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", parents=[common, running], help="execute chapters")
@@ -137,16 +203,21 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             params = load_params_file(args.params_file) if args.params_file else {}
             params.update({name: parse_value(value) for name, value in args.param})
+            start = time.perf_counter()
             outcomes = run_chapters(args.chapters, profile=args.profile, params=params,
-                                    force=args.force, **where)
-            print_summary(outcomes)
+                                    force=args.force, jobs=args.jobs, **where)
+            print_summary(outcomes, elapsed_s=time.perf_counter() - start)
         else:
+            elapsed = None
             if args.command == "all":
                 names = args.chapters or list(chapters(root))
-                outcomes = run_chapters(names, profile=args.profile, force=args.force, **where)
+                start = time.perf_counter()
+                outcomes = run_chapters(names, profile=args.profile, force=args.force,
+                                        jobs=args.jobs, **where)
+                elapsed = time.perf_counter() - start
             start = time.perf_counter()
             index = render(**where)
-            print_summary(outcomes, time.perf_counter() - start)
+            print_summary(outcomes, time.perf_counter() - start, elapsed)
             print(f"The book is at {index}")
     except BookError as err:
         print(f"error: {err}", file=sys.stderr)

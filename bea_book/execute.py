@@ -8,7 +8,9 @@ makes the run current in one step (see :mod:`bea_book.store`); or, when its inpu
 the current run (:mod:`bea_book.inputs`), reuses that run.
 
 The kernel gets ``BEA_CHAPTER`` and ``BEA_PROFILE`` (read by ``bea_lib.claims``) and
-``TQDM_DISABLE=1`` (no progress bars in the pages). It is started over IPC sockets rather than
+``TQDM_DISABLE=1`` (no progress bars in the pages). ``execute_in_process`` runs one chapter in a
+worker process of its own (the runner executes independent chapters side by side that way) and
+gives its kernel a share of the CPU's threads. It is started over IPC sockets rather than
 TCP (on POSIX systems; Windows has no IPC sockets): the connection stays on this machine, and
 ipykernel has no reason to print its warning about unencrypted TCP.
 """
@@ -155,8 +157,9 @@ def print_claims(chapter: str, counts: dict, bad: list) -> None:
 
 
 def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
-            library: str | None = None) -> Outcome:
-    """Run one planned chapter (or reuse its current run when its inputs are unchanged)."""
+            library: str | None = None, jobs: int = 1) -> Outcome:
+    """Run one planned chapter (or reuse its current run when its inputs are unchanged);
+    ``jobs`` (recorded) is how many chapters the command executes side by side."""
     provenance = store.bea_lib_module("provenance")
     build_dir = Path(build_dir)
     names = list(chapters(root))
@@ -201,6 +204,7 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
             "parameters": p.parameters, "overrides": p.overrides,
             "parameter_order": list(p.parameters),  # the cell's order (JSON keys are sorted)
             "wall_time_s": round(wall, 2),
+            "jobs": jobs, "threads": os.environ.get("OMP_NUM_THREADS"),
             "started": started.isoformat(timespec="seconds"),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "commit": provenance.commit_label(root), "book_version": book_version(root),
@@ -219,6 +223,21 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
     print(f"  {p.chapter} done in {wall:.1f} s", flush=True)
     print_claims(p.chapter, counts, bad)
     return Outcome(p.chapter, EXECUTED, wall, counts, bad, p.strict, wall)
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def execute_in_process(p: Plan, *, threads: int | None = None, **kwargs) -> Outcome:
+    """:func:`execute` in a worker process, its kernel limited to ``threads`` CPU threads.
+
+    Chapters running side by side would otherwise each start one thread per core (torch's
+    default) and fight over the cores. A thread count the user set in the environment wins.
+    """
+    if threads is not None:
+        for name in THREAD_VARIABLES:
+            os.environ.setdefault(name, str(threads))
+    return execute(p, **kwargs)
 
 
 def _papermill(p: Plan, output: Path, cwd: Path) -> float:

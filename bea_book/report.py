@@ -24,6 +24,15 @@ def _commit(label: str) -> str:
     return f"`{label[:12]}{'-dirty' if label.endswith('-dirty') else ''}`"
 
 
+def _span_s(records: list[dict]) -> float:
+    """Seconds from the earliest ``started`` to the latest ``finished`` of ``records``."""
+    from datetime import datetime
+
+    starts = [datetime.fromisoformat(r["started"]) for r in records]
+    ends = [datetime.fromisoformat(r["finished"]) for r in records]
+    return (max(ends) - min(starts)).total_seconds()
+
+
 def report_markdown(report: dict, pages: dict[str, str], *, version: str = "unknown") -> str:
     """The MyST page that shows how each chapter of the rendered book was executed.
 
@@ -74,6 +83,13 @@ def report_markdown(report: dict, pages: dict[str, str], *, version: str = "unkn
               f"executed {len(executed)} of them "
               f"({sum(report[n]['wall_time_s'] for n in executed):.1f} s) and reused "
               f"{len(rows) - len(executed)}."]
+    together = [n for n in executed if (report[n].get("jobs") or 1) > 1]
+    if together:
+        span = _span_s([report[n] for n in executed])
+        jobs = max(report[n]["jobs"] for n in together)
+        lines[-1] += (f" It executed up to {jobs} chapters side by side, so their wall times "
+                      f"overlap: from the first start to the last finish {span:.0f} s "
+                      "(to the second).")
     failed = [(n, c) for n in rows for c in report[n].get("failed_claims", [])]
     if failed:
         lines += ["", "## Claims that did not hold", "",

@@ -481,3 +481,62 @@ def test_archive_holds_the_build_and_a_manifest_sha256sum_checks(tmp_path, capfd
     assert run_main("run", "tiny", "--force", *where) == 0
     with pytest.raises(book.BookError, match="rendered before the last chapter runs"):
         book.make_archive(root=root, build_dir=build)
+
+
+# Two chapters that can only both finish if they run at the same time: each announces its
+# start in the shared folder and waits (up to 120 s, far beyond a kernel start) for the other.
+RENDEZVOUS = HEADER + """
+# {name}
+
+```{{code-cell}} ipython3
+:tags: [parameters]
+
+folder = "."  # the shared folder
+```
+
+```{{code-cell}} ipython3
+import os
+import pathlib
+import time
+
+here = pathlib.Path(folder)
+(here / "{name}.started").write_text(os.environ.get("OMP_NUM_THREADS", "unset"))
+deadline = time.monotonic() + 120
+while not (here / "{other}.started").exists():
+    if time.monotonic() > deadline:
+        raise TimeoutError("{other} never started while {name} ran")
+    time.sleep(0.05)
+print("met {other}")
+```
+"""
+
+
+def test_jobs_run_chapters_side_by_side_with_a_share_of_the_threads_and_findings_last(
+        tmp_path, capsys, monkeypatch):
+    pages = {"left": RENDEZVOUS.format(name="left", other="right"),
+             "right": RENDEZVOUS.format(name="right", other="left"), "findings": FINDINGS}
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    profiles = (f"left:\n  smoke: {{folder: '{shared}'}}\nright:\n  smoke: {{folder: '{shared}'}}\n"
+                "findings:\n  smoke: {}\n")
+    root = write_book(tmp_path / "src", pages, profiles)
+    build = tmp_path / "build"
+    for name in book.execute.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(book.cli, "cpu_count", lambda: 4)
+    outcomes = book.run_chapters(["left", "right", "findings"], root=root, build_dir=build,
+                                 profile="smoke", jobs=2)
+    assert [o.chapter for o in outcomes] == ["left", "right", "findings"]
+    assert "met right" in outputs(executed(build, "left"))
+    assert "met left" in outputs(executed(build, "right"))
+    assert (shared / "left.started").read_text() == "2"  # 4 CPUs / 2 jobs
+    records = {n: store.read_run(store.current_run(build, n)) for n in ("left", "right", "findings")}
+    assert records["left"]["jobs"] == 2 and records["findings"]["jobs"] == 1
+    assert records["findings"]["started"] >= max(records[n]["finished"] for n in ("left", "right"))
+    page = book.report_markdown(book.read_report(build), book.chapters(root))
+    assert "up to 2 chapters side by side" in page
+
+
+def test_jobs_must_be_a_positive_integer(root, tmp_path):
+    with pytest.raises(book.BookError, match="jobs must be a positive integer, got 0"):
+        book.run_chapters(["tiny"], root=root, build_dir=tmp_path / "b", jobs=0)

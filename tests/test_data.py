@@ -8,6 +8,7 @@ import pytest
 import torch
 from torchvision.datasets import CIFAR10, CIFAR100
 
+from bea_lib.nets import data as data_module
 from bea_lib.nets.data import load_dataset
 
 
@@ -17,6 +18,35 @@ def test_mnist1d_is_the_canonical_split():
     assert d.y_train.dtype == torch.int64 and set(d.y_train.tolist()) == set(range(10)) and d.n_classes == 10
     # standardised with the training set's own statistics: mean 0, std 1 up to float32 rounding
     assert abs(d.x_train.mean().item()) < 1e-5 and abs(d.x_train.std().item() - 1) < 1e-5
+
+
+def test_mnist1d_is_generated_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    import mnist1d.data
+
+    calls = []
+
+    def fake_make_dataset(args):  # stands in for the 6-second generation
+        calls.append(args)
+        rng = np.random.default_rng(len(calls))
+        return {"x": rng.normal(size=(8, 40)), "y": rng.integers(0, 10, 8),
+                "x_test": rng.normal(size=(4, 40)), "y_test": rng.integers(0, 10, 4), "t": None}
+
+    monkeypatch.setattr(mnist1d.data, "make_dataset", fake_make_dataset)
+    monkeypatch.setenv("BEA_CACHE_DIR", str(tmp_path / "cache"))
+    first = data_module._mnist1d_arrays()
+    cached, = (tmp_path / "cache").glob("mnist1d-*.npz")
+    again = data_module._mnist1d_arrays()
+    assert len(calls) == 1  # the second call read the file
+    for name in first:
+        np.testing.assert_array_equal(again[name], first[name])
+    cached.write_bytes(cached.read_bytes()[:100])  # damaged: generated again, and rewritten
+    data_module._mnist1d_arrays()
+    assert len(calls) == 2 and len(data_module._mnist1d_arrays()["y"]) == 8 and len(calls) == 2
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("BEA_CACHE_DIR", str(blocker / "cache"))
+    assert len(data_module._mnist1d_arrays()["x"]) == 8  # unwritable cache: generated, not cached
+    assert len(calls) == 3
 
 
 def test_digits_split_and_cut():

@@ -6,6 +6,11 @@ Nothing is downloaded at run time:
 
 - ``"mnist1d"``: MNIST-1D (Greydanus, 2020), generated offline by the ``mnist1d`` package with
   its canonical arguments: 4,000 training and 1,000 test signals of length 40, 10 classes.
+  Generating it takes seconds (about 6 s here), so the arrays are kept in a cache folder
+  (``$BEA_CACHE_DIR``, else ``~/.cache/bea_lib``) as ``.npz``, named by the package version and
+  a hash of the arguments and written atomically; a missing, unreadable or unwritable cache
+  only means generating again. (The package's own ``get_dataset`` caches a pickle whose name
+  does not depend on the arguments and writes it in place.)
 - ``"digits"``: scikit-learn's bundled 8×8 digits (1,797 images), split 1,437 / 360 by a fixed
   permutation.
 - ``"cifar10"``, ``"cifar100"``: read by ``torchvision.datasets`` from the python-pickle batches
@@ -16,12 +21,16 @@ Nothing is downloaded at run time:
 from __future__ import annotations
 
 import functools
+import hashlib
+import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..fileio import atomic_write
 from ..validation import check_int, check_one_of
 
 DATASETS = ("mnist1d", "digits", "cifar10", "cifar100")
@@ -68,12 +77,45 @@ def _standardised(name, x_train, y_train, x_test, y_test, n_classes, axes) -> Da
                    (x_test - mean) / std, torch.as_tensor(y_test, dtype=torch.int64), n_classes)
 
 
+def cache_dir() -> Path:
+    """Where generated data sets are kept: ``$BEA_CACHE_DIR``, else ``~/.cache/bea_lib``."""
+    return Path(os.environ.get("BEA_CACHE_DIR") or Path.home() / ".cache" / "bea_lib")
+
+
+def _mnist1d_arrays() -> dict[str, np.ndarray]:
+    """x, y, x_test, y_test of MNIST-1D with the canonical arguments, from the cache when there."""
+    from importlib.metadata import version
+
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    key = hashlib.sha256(repr(sorted(vars(args).items())).encode()).hexdigest()[:16]
+    path = cache_dir() / f"mnist1d-{version('mnist1d')}-{key}.npz"
+    names = ("x", "y", "x_test", "y_test")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {n: f[n] for n in names}
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        pass  # not cached yet, or damaged: generate
+    d = make_dataset(args)  # already centred and scaled by the package
+    arrays = {n: np.asarray(d[n]) for n in names}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda tmp: _savez(tmp, arrays))
+    except OSError:
+        pass  # a read-only home: the data set is generated each time
+    return arrays
+
+
+def _savez(path: Path, arrays: dict) -> None:
+    with open(path, "wb") as f:  # a file object: np.savez would append ".npz" to a name
+        np.savez(f, **arrays)
+
+
 @functools.lru_cache(maxsize=1)
 def mnist1d() -> Dataset:
     """MNIST-1D with the canonical arguments of ``mnist1d.data.get_dataset_args`` (seed 42)."""
-    from mnist1d.data import get_dataset_args, make_dataset
-
-    d = make_dataset(get_dataset_args())  # already centred and scaled by the package
+    d = _mnist1d_arrays()
     return _standardised("mnist1d", d["x"][:, None, :], d["y"], d["x_test"][:, None, :],
                          d["y_test"], 10, axes=(0, 1, 2))
 
