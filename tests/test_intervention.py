@@ -8,8 +8,7 @@ import torch
 
 import bea_lib as bl
 from bea_lib.autodiff import gradient_and_hvp_fn
-from bea_lib.intervention import (Interval, bias_direction, bootstrap_mean, kappa_adam,
-                                  kappa_order_study, kappa_rhs, kappa_verdict)
+from bea_lib.intervention import bias_direction, kappa_adam, kappa_order_study, kappa_rhs
 
 HYPER = dict(beta=0.8, rho=0.9, eps=1e-2)  # the independent check
 THETA0 = torch.tensor([0.5, -0.3, 0.8, 0.1], dtype=torch.float64)
@@ -79,16 +78,3 @@ def test_bad_input(loss):
         kappa_order_study(loss, THETA0, [1e-3], 0.1, [(0, 0)], **HYPER)
     with pytest.raises(ValueError, match="h"):
         kappa_adam(loss, THETA0, 2, h=0.0, kappa=1.0, **HYPER)
-
-
-def test_bootstrap_and_verdict():
-    v = bootstrap_mean([1.0, 1.0, 1.0])
-    assert (v.mean, v.low, v.high, v.n) == (1.0, 1.0, 1.0, 3)
-    w = bootstrap_mean([0.0, 1.0, 2.0, 3.0, math.nan])
-    assert w.n == 4 and w.low < w.mean == 1.5 < w.high and 0.0 <= w.low and w.high <= 3.0
-    assert kappa_verdict(Interval(2.0, 1.0, 3.0, 3), +1) == "follows"
-    assert kappa_verdict(Interval(2.0, 1.0, 3.0, 3), -1) == "opposite"
-    assert kappa_verdict(Interval(0.5, -1.0, 3.0, 3), +1) == "unresolved"
-    assert kappa_verdict(Interval(math.nan, math.nan, math.nan, 0), +1) == "unresolved"
-    with pytest.raises(ValueError, match="level"):
-        bootstrap_mean([1.0], level=1.0)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bea_lib.nets.history import COLUMNS, History
-from bea_lib.nets.sweeps import (Spread, at_or_before, first_below, largest_rise, seed_spread,
+from bea_lib.nets.sweeps import (bootstrap_mean, interval_verdict, Spread, at_or_before, first_below, largest_rise, seed_spread,
                                  spike_ratio, stability, stored_runs, sweep, trend)
 from bea_lib.nets.train import TrainConfig, train
 from bea_lib.vocab import Stability, TrendVerdict
@@ -114,3 +114,21 @@ def test_sweep_runs_the_grid(tmp_path):
     assert runs[(0, 0.99)]["train_loss"][0] != runs[(1, 0.99)]["train_loss"][0]  # other initialisations
     with pytest.raises(ValueError, match="grid key must be one of"):
         sweep(base, tmp_path, lr=[0.1])
+
+
+def test_bootstrap_mean_and_the_verdict_of_an_interval():
+    v = bootstrap_mean([1.0, 1.0, 1.0])
+    assert (v.mean, v.low, v.high, v.n) == (1.0, 1.0, 1.0, 3)  # no spread: exact
+    w = bootstrap_mean([0.0, 1.0, 2.0, 3.0, math.nan])
+    assert w.n == 4 and w.low < w.mean == 1.5 < w.high and 0.0 <= w.low and w.high <= 3.0
+    assert interval_verdict(1.0, 3.0, expected=+1) == TrendVerdict.APPEARS
+    assert interval_verdict(1.0, 3.0, expected=-1) == TrendVerdict.OPPOSITE
+    assert interval_verdict(-3.0, -1.0, expected=-1) == TrendVerdict.APPEARS
+    assert interval_verdict(-1.0, 3.0, expected=+1) == TrendVerdict.NOT_SEEN
+    empty = bootstrap_mean([math.nan])
+    assert empty.n == 0
+    assert interval_verdict(empty.low, empty.high, expected=+1) == TrendVerdict.NOT_TESTABLE
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_mean([1.0], level=1.0)
+    with pytest.raises(ValueError, match="expected must be"):
+        interval_verdict(1.0, 2.0, expected=2)

@@ -25,6 +25,7 @@ import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from scipy.stats import spearmanr
@@ -212,10 +213,8 @@ def bootstrap_trend(params, values, *, expected: int, level: float = 0.95, n_boo
     side, "not seen" when it contains 0, and "not testable" when the smallest or the largest
     parameter value has fewer than two finite seeds (a one-seed end has no spread to resample).
     """
-    if expected not in (1, -1):
-        raise ValueError(f"expected must be +1 or -1, got {expected!r}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    _check_expected(expected)
+    _check_level(level)
     if len(params) != len(values):
         raise ValueError(f"params and values must have the same length, got {len(params)} and "
                          f"{len(values)}")
@@ -228,12 +227,60 @@ def bootstrap_trend(params, values, *, expected: int, level: float = 0.95, n_boo
     rho_s = float(spearmanr([p for p, _ in kept], means).statistic) if len(set(means)) > 1 else math.nan
     first, last = kept[0][1], kept[-1][1]
     rng = np.random.default_rng(seed)
-    draw = lambda v: v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
-    replicates = draw(last) - draw(first)
+    replicates = _resampled_means(last, rng, n_boot) - _resampled_means(first, rng, n_boot)
     low, high = np.quantile(replicates, [(1 - level) / 2, (1 + level) / 2])
+    return BootstrapTrend(float(last.mean() - first.mean()), float(low), float(high), rho_s,
+                          interval_verdict(low, high, expected=expected))
+
+
+class Interval(NamedTuple):
+    """A mean over seeds and its percentile-bootstrap interval; ``n`` finite values."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+
+def bootstrap_mean(values, *, level: float = 0.95, n_boot: int = 10_000,
+                   seed: int = 0) -> Interval:
+    """The mean of the finite ``values`` and its percentile-bootstrap interval (resampling the
+    values, e.g. seeds or paired differences over seeds, with replacement ``n_boot`` times;
+    fixed ``seed`` for reproducibility)."""
+    _check_level(level)
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    means = _resampled_means(v, np.random.default_rng(seed), n_boot)
+    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+    return Interval(float(v.mean()), float(low), float(high), int(v.size))
+
+
+def interval_verdict(low: float, high: float, *, expected: int) -> TrendVerdict:
+    """The verdict on "the quantity moves in the direction ``expected``" (+1 or −1) from the
+    interval [low, high] of its change: APPEARS when the interval lies on the expected side of
+    0, OPPOSITE on the other side, NOT_SEEN when it contains 0, NOT_TESTABLE when it is not
+    finite (nothing to resample)."""
+    _check_expected(expected)
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return TrendVerdict.NOT_TESTABLE
     if low > 0 or high < 0:
-        side = np.sign(low if low > 0 else high)
-        verdict = TrendVerdict.APPEARS if side == expected else TrendVerdict.OPPOSITE
-    else:
-        verdict = TrendVerdict.NOT_SEEN
-    return BootstrapTrend(float(last.mean() - first.mean()), float(low), float(high), rho_s, verdict)
+        side = 1 if low > 0 else -1
+        return TrendVerdict.APPEARS if side == expected else TrendVerdict.OPPOSITE
+    return TrendVerdict.NOT_SEEN
+
+
+def _resampled_means(v: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """``n_boot`` means of ``v`` resampled with replacement (the bootstrap's one draw)."""
+    return v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
+
+
+def _check_expected(expected) -> None:
+    if expected not in (1, -1):
+        raise ValueError(f"expected must be +1 or -1, got {expected!r}")
+
+
+def _check_level(level) -> None:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
