@@ -144,31 +144,48 @@ def _affine(x, w, b, shared: bool):
     return torch.bmm(w, x) if b is None else torch.baddbmm(b.unsqueeze(-1), w, x)
 
 
+def _tap_range(j: int, length: int, length_out: int, stride: int, pad: int) -> tuple[int, int]:
+    """Output positions l0 <= l < l1 whose tap j, input position stride·l + j - pad, lies inside
+    the signal [0, length); the others read the zero padding."""
+    first = max(0, -(-(pad - j) // stride))
+    return first, max(first, min(length_out, (length - 1 + pad - j) // stride + 1))
+
+
 class _Windows(torch.autograd.Function):
     """im2col of a 1-D convolution along the positions axis: x (..., C, L, n) -> columns
-    (..., C, width, L_out, n), where [..., c, j, l, i] = x_padded[..., c, stride·l + j, i]
-    (zero padding ``pad`` on both ends of each signal).
+    (..., C, width, L_out, n), where [..., c, j, l, i] = x[..., c, stride·l + j - pad, i], zero
+    where that position falls in the padding.
 
-    Tap j of every window is the strided slice j, j + stride, ... of the positions; with the
-    examples innermost, each is a copy of whole rows of n values. The backward (col2im) adds
-    each tap's gradient back into one zeroed buffer; autograd's own backward of the slices
-    would zero one buffer per tap, several times slower here.
+    Tap j of every window is a strided slice of the positions; with the examples innermost, each
+    is a copy of whole rows of n values. The backward (col2im) adds each tap's gradient into one
+    zeroed tensor of x's shape; autograd's own backward of padding and slices would zero one
+    buffer per tap and hand on a non-contiguous gradient, several times slower here.
     """
 
     @staticmethod
     def forward(ctx, x, width: int, stride: int, pad: int):
-        padded = F.pad(x, (0, 0, pad, pad))
-        last = stride * ((padded.shape[-2] - width) // stride) + 1
-        ctx.geometry = (padded.shape, width, stride, pad, last)
-        return torch.stack([padded[..., j:j + last:stride, :] for j in range(width)], dim=-3)
+        *lead, length, n = x.shape
+        length_out = (length + 2 * pad - width) // stride + 1
+        cols = x.new_empty(*lead, width, length_out, n)
+        taps = []
+        for j in range(width):
+            l0, l1 = _tap_range(j, length, length_out, stride, pad)
+            start = stride * l0 + j - pad
+            taps.append((l0, l1, slice(start, start + stride * (l1 - l0 - 1) + 1, stride)))
+            cols[..., j, :l0, :] = 0  # windows over the padding
+            cols[..., j, l1:, :] = 0
+            if l1 > l0:
+                cols[..., j, l0:l1, :] = x[..., taps[-1][2], :]
+        ctx.x_shape, ctx.taps = x.shape, taps
+        return cols
 
     @staticmethod
     def backward(ctx, g):
-        shape, width, stride, pad, last = ctx.geometry
-        padded = g.new_zeros(shape)
-        for j in range(width):
-            padded[..., j:j + last:stride, :] += g[..., j, :, :]
-        return padded[..., pad:shape[-2] - pad, :], None, None, None
+        gx = g.new_zeros(ctx.x_shape)
+        for j, (l0, l1, positions) in enumerate(ctx.taps):
+            if l1 > l0:
+                gx[..., positions, :] += g[..., j, l0:l1, :]
+        return gx, None, None, None
 
 
 def _conv1d(x, w, b, conv: nn.Conv1d, shared: bool):
