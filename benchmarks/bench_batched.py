@@ -21,9 +21,11 @@ product) and, nearer, the rate of the batch's own typical product alone (the k p
 products of a hidden layer: (k, w, w) · (k, w, N) for the MLP of width w, (k, w, 3w) ·
 (k, 3w, L · N) for the CNN's second convolution), both measured in the same process. The
 last column, that product's rate over one run's, is the speed-up the batch could reach if it
-did nothing but such products: where one run alone already computes at a fair fraction of it
-(large N), the step is arithmetic-bound and no batching gains more; where one run is mostly
-Python overhead (small N), the batch gains up to that ceiling.
+did nothing but such products. Where one run alone already computes at a fair fraction of that
+rate (large N), the step is arithmetic-bound and the ceiling is low: no batching gains more.
+Where one run is mostly Python overhead (small N), the ceiling is high, and the batch's own
+elementwise work and memory traffic (the CNN's windows above all) decide how much of it is
+reached.
 
     python benchmarks/bench_batched.py --threads 1 [--epochs 50] [--repeats 3]
 """

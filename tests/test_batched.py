@@ -32,7 +32,8 @@ def _assert_same(a, b):
     assert len(a) == len(b)
     for column in a.columns:
         if column != "wall_time":  # the batch's time, not the run's
-            np.testing.assert_allclose(b[column], a[column], rtol=1e-10, atol=1e-12, err_msg=column)
+            np.testing.assert_allclose(b[column], a[column], rtol=1e-10, atol=1e-12,
+                                       err_msg=column)
 
 
 @pytest.mark.parametrize("model, norm", [("mlp", None), ("cnn", None), ("cnn", "group")])
@@ -100,14 +101,17 @@ def test_convolution_windows_and_their_backward(width, stride, pad):
 
 def test_batched_adam_update_is_adam_update_run_by_run():
     torch.manual_seed(0)
-    g, m, v = torch.randn(3, 4, 5, dtype=torch.float64), torch.randn(3, 4, 5).double(), torch.rand(3, 4, 5).double()
+    g, m = torch.randn(3, 4, 5, dtype=torch.float64), torch.randn(3, 4, 5, dtype=torch.float64)
+    v = torch.rand(3, 4, 5, dtype=torch.float64)
     hyper = {"h": [1e-2, 1e-3, 5e-2], "beta": [0.9, 0.0, 0.99], "rho": [0.999, 0.9, 0.5],
              "eps": [1e-8, 1e-3, 1.0]}
     d, new = adam_update_batched(g, AdamState(m, v, 4), **{k: torch.tensor(x, dtype=torch.float64)
                                                          for k, x in hyper.items()})
     for r in range(3):
-        d_r, new_r = adam_update(g[r], AdamState(m[r], v[r], 4), **{k: x[r] for k, x in hyper.items()})
-        torch.testing.assert_close(d[r], d_r, rtol=1e-14, atol=0)  # the same formula, rounding only
+        d_r, new_r = adam_update(g[r], AdamState(m[r], v[r], 4),
+                                 **{k: x[r] for k, x in hyper.items()})
+        # the same formula, rounding only
+        torch.testing.assert_close(d[r], d_r, rtol=1e-14, atol=0)
         torch.testing.assert_close(new.m[r], new_r.m, rtol=1e-14, atol=0)
         torch.testing.assert_close(new.v[r], new_r.v, rtol=1e-14, atol=0)
     assert new.n == 5

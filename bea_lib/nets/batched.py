@@ -25,9 +25,12 @@ batch's time, shared by its runs. A run that stops leaves the batch (its history
 rows); the batch ends when every run has stopped.
 
 Cost: the batch pays the per-step Python overhead once instead of k times; the arithmetic is
-the same. It gains most where one run is mostly overhead (small training sets, small models)
-and little where one run's step is already arithmetic-bound (``benchmarks/bench_batched.py``
-measures both, with the achieved FLOP rate against the machine's matrix-product peak).
+the same. On a CPU core its own rate is bounded by the rate of small per-run matrix products
+(the MLP's 32 × 32 weights) and, for the CNN, by the memory traffic of its windows and
+activations, well below the core's matrix-product peak. So the batch gains most where one run
+is mostly overhead (small training sets), and little more than the ratio of those rates where
+one run's step is already arithmetic-bound (a few thousand examples).
+``benchmarks/bench_batched.py`` measures both, with the achieved FLOP rates.
 
 Limits: models without batch normalisation (their chunk statistics would need per-run buffers
 updated in place), one device, no checkpoints (a batch of tiny runs takes minutes; long runs go
