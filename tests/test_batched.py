@@ -12,7 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from bea_lib.nets.batched import adam_update_batched, train_batched
+from torch import nn
+from torch.func import stack_module_state
+
+from bea_lib.nets.batched import (_Windows, adam_update_batched, stacked_forward,
+                                  stacked_forward_supported, train_batched)
+from bea_lib.nets.models import make_model, mlp
 from bea_lib.nets.sweeps import bootstrap_trend
 from bea_lib.nets.train import TrainConfig, train
 from bea_lib.optimizers import AdamState, adam_update
@@ -27,13 +32,15 @@ def _assert_same(a, b):
     assert len(a) == len(b)
     for column in a.columns:
         if column != "wall_time":  # the batch's time, not the run's
-            np.testing.assert_allclose(b[column], a[column], rtol=1e-10, atol=1e-12, err_msg=column)
+            np.testing.assert_allclose(b[column], a[column], rtol=1e-10, atol=1e-12,
+                                       err_msg=column)
 
 
-@pytest.mark.parametrize("model", ["mlp", "cnn"])
-def test_each_run_of_a_batch_equals_its_sequential_run(model):
-    configs = [dataclasses.replace(BASE, model=model, h=h, beta=b, rho=r, eps=e, seed=s)
-               for h, b, r, e, s in SETTINGS]
+@pytest.mark.parametrize("model, norm", [("mlp", None), ("cnn", None), ("cnn", "group")])
+def test_each_run_of_a_batch_equals_its_sequential_run(model, norm):
+    # mlp and cnn take the stacked layers; the CNN with GroupNorm takes vmap
+    configs = [dataclasses.replace(BASE, model=model, norm=norm, h=h, beta=b, rho=r, eps=e,
+                                   seed=s) for h, b, r, e, s in SETTINGS]
     for config, batched in zip(configs, train_batched(configs)):
         _assert_same(train(config), batched)
 
@@ -48,16 +55,63 @@ def test_runs_stop_on_their_own_rules_and_the_others_go_on():
         _assert_same(train(config), batched)
 
 
+def _odd_cnn():
+    """Convolutions of other widths, strides and paddings, one without bias, and a Flatten of
+    (C, L) > 1 into a linear layer: the cases the networks of bea_lib.nets.models do not cover."""
+    return nn.Sequential(nn.Conv1d(2, 3, 5, stride=3, padding=2, bias=False), nn.Tanh(),
+                         nn.Conv1d(3, 4, 3, stride=1, padding=0), nn.GELU(), nn.Flatten(),
+                         nn.Linear(4 * 3, 5))
+
+
+@pytest.mark.parametrize("build, input_shape", [
+    (lambda: make_model("mlp", (1, 40), 10, width=7), (1, 40)),
+    (lambda: mlp((1, 40), 10, width=7, depth=0, activation="tanh"), (1, 40)),
+    (lambda: nn.Sequential(nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 3, bias=False)), (6,)),
+    (lambda: make_model("cnn", (1, 40), 10, width=5), (1, 40)),
+    (_odd_cnn, (2, 13)),
+])
+def test_stacked_forward_is_each_runs_own_forward(build, input_shape):
+    torch.manual_seed(0)
+    models = [build().double() for _ in range(3)]
+    assert stacked_forward_supported(models[0], input_shape)
+    params, _ = stack_module_state(models)
+    x = torch.randn(9, *input_shape, dtype=torch.float64)
+    out = stacked_forward(models[0], params, x)
+    for r, model in enumerate(models):  # (classes, n) per run; other kernels, float64 rounding
+        torch.testing.assert_close(out[r], model(x).t(), rtol=1e-12, atol=1e-12)
+
+
+def test_stacked_forward_is_not_claimed_for_other_models():
+    assert not stacked_forward_supported(make_model("cnn", (1, 40), 10, norm="group"), (1, 40))
+    assert not stacked_forward_supported(make_model("cnn", (1, 8, 8), 10), (1, 8, 8))  # Conv2d
+    assert not stacked_forward_supported(nn.Sequential(nn.Linear(40, 3)), (1, 40))  # on signals
+    assert not stacked_forward_supported(nn.Sequential(nn.Conv1d(1, 2, 3)), (1, 40))  # no features
+
+
+@pytest.mark.parametrize("width, stride, pad", [(3, 1, 1), (3, 2, 1), (5, 3, 2), (2, 2, 0)])
+def test_convolution_windows_and_their_backward(width, stride, pad):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 11, 4, dtype=torch.float64, requires_grad=True)  # (k, C, L, n)
+    cols = _Windows.apply(x, width, stride, pad)
+    # against torch's own unfold of the padded signal
+    expected = torch.nn.functional.pad(x, (0, 0, pad, pad)).unfold(-2, width, stride)
+    torch.testing.assert_close(cols, expected.movedim(-1, -3), rtol=0, atol=0)  # copies only
+    assert torch.autograd.gradcheck(lambda x: _Windows.apply(x, width, stride, pad), (x,))
+
+
 def test_batched_adam_update_is_adam_update_run_by_run():
     torch.manual_seed(0)
-    g, m, v = torch.randn(3, 4, 5, dtype=torch.float64), torch.randn(3, 4, 5).double(), torch.rand(3, 4, 5).double()
+    g, m = torch.randn(3, 4, 5, dtype=torch.float64), torch.randn(3, 4, 5, dtype=torch.float64)
+    v = torch.rand(3, 4, 5, dtype=torch.float64)
     hyper = {"h": [1e-2, 1e-3, 5e-2], "beta": [0.9, 0.0, 0.99], "rho": [0.999, 0.9, 0.5],
              "eps": [1e-8, 1e-3, 1.0]}
     d, new = adam_update_batched(g, AdamState(m, v, 4), **{k: torch.tensor(x, dtype=torch.float64)
                                                          for k, x in hyper.items()})
     for r in range(3):
-        d_r, new_r = adam_update(g[r], AdamState(m[r], v[r], 4), **{k: x[r] for k, x in hyper.items()})
-        torch.testing.assert_close(d[r], d_r, rtol=1e-14, atol=0)  # the same formula, rounding only
+        d_r, new_r = adam_update(g[r], AdamState(m[r], v[r], 4),
+                                 **{k: x[r] for k, x in hyper.items()})
+        # the same formula, rounding only
+        torch.testing.assert_close(d[r], d_r, rtol=1e-14, atol=0)
         torch.testing.assert_close(new.m[r], new_r.m, rtol=1e-14, atol=0)
         torch.testing.assert_close(new.v[r], new_r.v, rtol=1e-14, atol=0)
     assert new.n == 5

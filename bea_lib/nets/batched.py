@@ -2,27 +2,39 @@ r"""A sweep of small networks trained together: k runs of full-batch Adam as one
 
 Each run of a sweep is :func:`bea_lib.nets.train.train` with its own (h, β, ρ, ε) and seed on
 the same data and network. For tiny models a step costs little arithmetic and much Python, so k
-runs one after another pay k times the per-step overhead. Here the k parameter sets are stacked
-along a leading run axis (``torch.func.stack_module_state``), the loss and its gradient are
-computed for all runs at once (``torch.func.vmap`` over ``torch.func.functional_call``), and the
-step is the same :func:`bea_lib.optimizers.adam_update` as everywhere else, mapped over the run
-axis with per-run h, β, ρ, ε as tensors (so each run sees plain scalars, as in (2.1)).
+runs one after another pay k times the per-step overhead. Here the k parameter vectors are the
+rows of one (k, P) tensor θ. The loss of every run is computed in one forward pass, and one
+backward pass of Σ_r E_r gives every run's gradient at once: the runs share no parameters, so
+∂(Σ_r E_r)/∂θ_r = ∇E_r. The step is the same :func:`bea_lib.optimizers.adam_update` as
+everywhere else, one elementwise call on the (k, P) tensors with per-run h, β, ρ, ε of shape
+(k, 1), which is (2.1) row by row.
+
+The forward pass of the MLP and the 1-D CNN of :mod:`bea_lib.nets.models` is written for k runs
+(:func:`stacked_forward`): each linear layer is one batched matrix product, each convolution
+one matrix product per run over its windows (im2col), with the examples on the innermost axis.
+Other models go through ``torch.func.vmap`` over ``torch.func.functional_call``, which is
+general but slow on a CPU (it turns k convolutions into one grouped convolution). Passes over
+the examples are split so that one pass of k runs stays within the CPU's caches
+(:data:`PASS_VALUES`).
 
 Per run, the result is the history that ``train`` would record (the same rows, the same
 stopping rules ``epochs``, ``loss_threshold`` and ``diverged``), up to float rounding: the
-gradient is the same sum over chunks divided by N once, computed by a batched kernel.
-``tests/test_batched.py`` checks the identity in float64. ``wall_time`` is the batch's time,
-shared by its runs. A run that stops is frozen (its parameters no longer move) and records no
-more rows; the batch ends when every run has stopped.
+gradient is the same sum over the examples divided by N once, computed by other kernels and in
+other passes. ``tests/test_batched.py`` checks the identity in float64. ``wall_time`` is the
+batch's time, shared by its runs. A run that stops leaves the batch (its history records no more
+rows); the batch ends when every run has stopped.
 
-Cost: the batch saves k − 1 times the per-step Python overhead, not arithmetic. On one CPU
-core a step of the MNIST-1D MLP on a few thousand examples is dominated by arithmetic, so the
-gain there is small; it grows as the training set shrinks and on a GPU, where one tiny run
-leaves the device idle (``benchmarks/bench_batched.py``).
+Cost: the batch pays the per-step Python overhead once instead of k times; the arithmetic is
+the same. On a CPU core its own rate is bounded by the rate of small per-run matrix products
+(the MLP's 32 × 32 weights) and, for the CNN, by the memory traffic of its windows and
+activations, well below the core's matrix-product peak. So the batch gains most where one run
+is mostly overhead (small training sets), and little more than the ratio of those rates where
+one run's step is already arithmetic-bound (a few thousand examples).
+``benchmarks/bench_batched.py`` measures both, with the achieved FLOP rates.
 
 Limits: models without batch normalisation (their chunk statistics would need per-run buffers
 updated in place), one device, no checkpoints (a batch of tiny runs takes minutes; long runs go
-through :mod:`bea_lib.nets.executor`, one resumable ``train`` each).
+through :mod:`bea_lib.nets.executor`, one resumable ``train`` each), no diagnostics columns.
 
 Python::
 
@@ -37,7 +49,8 @@ import time
 
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call, grad, stack_module_state, vmap
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
 
 from ..optimizers import AdamState, adam_update
 from .data import load_dataset
@@ -74,16 +87,195 @@ def adam_update_batched(g: torch.Tensor, state: AdamState, *, h, beta, rho, eps,
     """:func:`adam_update` for k runs at once: ``g``, ``state.m`` and ``state.v`` have a leading
     run axis of length k, and ``h, beta, rho, eps`` are tensors of shape (k,).
 
-    ``vmap`` hands each run its own 0-dimensional h, β, ρ, ε, so this is (2.1) run by run.
-    ``state.n`` is shared (every active run has taken the same number of steps).
+    The hyperparameters are shaped (k, 1, ..., 1) so that they broadcast over each run's
+    coordinates: one elementwise call of (2.1), each run with its own h, β, ρ, ε. ``state.n`` is
+    shared (every run of the batch has taken the same number of steps).
     """
-    def one(g, m, v, h, beta, rho, eps):
-        d, new = adam_update(g, AdamState(m, v, state.n), h=h, beta=beta, rho=rho, eps=eps,
-                             eps_inside=eps_inside)
-        return d, new.m, new.v
+    shape = (-1,) + (1,) * (g.dim() - 1)
+    return adam_update(g, state, h=h.reshape(shape), beta=beta.reshape(shape),
+                       rho=rho.reshape(shape), eps=eps.reshape(shape), eps_inside=eps_inside)
 
-    d, m, v = vmap(one)(g, state.m, state.v, h, beta, rho, eps)
-    return d, AdamState(m, v, state.n + 1)
+
+# --- the forward pass of k runs at once ------------------------------------------------------
+
+_ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.GELU, nn.Identity)
+# Values in the widest activation of one pass over k runs: passes over more examples than this
+# allows are split, so that a pass works in the CPU's caches (8 MB in float32; measured on a
+# 2-core machine, larger passes were slower: their buffers come fresh from the OS each time)
+PASS_VALUES = 2**21
+
+
+def stacked_forward_supported(model: nn.Module, input_shape) -> bool:
+    """Whether :func:`stacked_forward` can run ``model`` on inputs of ``input_shape``: an
+    ``nn.Sequential`` of Linear layers on feature vectors, zero-padded Conv1d and
+    AdaptiveAvgPool1d(1) on signals (C, L), Flatten, and elementwise activations (the MLP and the
+    1-D CNN of :mod:`bea_lib.nets.models`). Other models go through ``torch.func.vmap``."""
+    if not isinstance(model, nn.Sequential):
+        return False
+    dims = len(input_shape)  # of one example: 1 for features, 2 for signals (C, L)
+    for m in model:
+        if isinstance(m, nn.Linear):
+            ok = dims == 1
+        elif isinstance(m, nn.Conv1d):
+            ok = (dims == 2 and m.groups == 1 and m.dilation == (1,)
+                  and m.padding_mode == "zeros" and not isinstance(m.padding, str))
+        elif isinstance(m, nn.AdaptiveAvgPool1d):
+            ok = dims == 2 and m.output_size in (1, (1,))
+        elif isinstance(m, nn.Flatten):
+            ok, dims = (m.start_dim, m.end_dim) == (1, -1), 1
+        else:
+            ok = isinstance(m, _ELEMENTWISE)
+        if not ok:
+            return False
+    return dims == 1
+
+
+def _affine(x, w, b, shared: bool):
+    """w @ x + b for every run, features first: ``w`` is (k, out, in), ``b`` (k, out) or None,
+    ``x`` is (in, m) for all runs (``shared``) or (k, in, m). Returns (k, out, m).
+
+    Shared inputs take one (k·out, in) @ (in, m) product, whose backward is one product too;
+    per-run inputs one batched product. Features first, examples last, keeps the long axis of
+    every product the examples' (m = n, or n·L for a convolution), the layout in which small
+    per-run products run fastest on a CPU.
+    """
+    k, n_out, n_in = w.shape
+    if shared:
+        flat_w = w.reshape(k * n_out, n_in)
+        out = flat_w @ x if b is None else torch.addmm(b.reshape(-1, 1), flat_w, x)
+        return out.view(k, n_out, -1)
+    return torch.bmm(w, x) if b is None else torch.baddbmm(b.unsqueeze(-1), w, x)
+
+
+def _tap_range(j: int, length: int, length_out: int, stride: int, pad: int) -> tuple[int, int]:
+    """Output positions l0 <= l < l1 whose tap j, input position stride·l + j - pad, lies inside
+    the signal [0, length); the others read the zero padding."""
+    first = max(0, -(-(pad - j) // stride))
+    return first, max(first, min(length_out, (length - 1 + pad - j) // stride + 1))
+
+
+class _Windows(torch.autograd.Function):
+    """im2col of a 1-D convolution along the positions axis: x (..., C, L, n) -> columns
+    (..., C, width, L_out, n), where [..., c, j, l, i] = x[..., c, stride·l + j - pad, i], zero
+    where that position falls in the padding.
+
+    Tap j of every window is a strided slice of the positions; with the examples innermost, each
+    is a copy of whole rows of n values. The backward (col2im) adds each tap's gradient into one
+    zeroed tensor of x's shape; autograd's own backward of padding and slices would zero one
+    buffer per tap and hand on a non-contiguous gradient, several times slower here.
+    """
+
+    @staticmethod
+    def forward(ctx, x, width: int, stride: int, pad: int):
+        *lead, length, n = x.shape
+        length_out = (length + 2 * pad - width) // stride + 1
+        cols = x.new_empty(*lead, width, length_out, n)
+        taps = []
+        for j in range(width):
+            l0, l1 = _tap_range(j, length, length_out, stride, pad)
+            start = stride * l0 + j - pad
+            taps.append((l0, l1, slice(start, start + stride * (l1 - l0 - 1) + 1, stride)))
+            cols[..., j, :l0, :] = 0  # windows over the padding
+            cols[..., j, l1:, :] = 0
+            if l1 > l0:
+                cols[..., j, l0:l1, :] = x[..., taps[-1][2], :]
+        ctx.x_shape, ctx.taps = x.shape, taps
+        return cols
+
+    @staticmethod
+    def backward(ctx, g):
+        gx = g.new_zeros(ctx.x_shape)
+        for j, (l0, l1, positions) in enumerate(ctx.taps):
+            if l1 > l0:
+                gx[..., positions, :] += g[..., j, l0:l1, :]
+        return gx, None, None, None
+
+
+def _conv1d(x, w, b, conv: nn.Conv1d, shared: bool):
+    """The convolution ``conv`` with weights ``w`` (k, out, in, width) and bias ``b`` (k, out) or
+    None, on inputs (C, L, n) or (k, C, L, n), as one matrix product per run (im2col): one
+    column of C·width values per output position and example. Returns (k, out, L_out, n).
+
+    vmap would turn the convolutions of k runs into one grouped convolution, slow on a CPU.
+    """
+    (stride,), (pad,) = conv.stride, conv.padding
+    k, n_out, n_in, width = w.shape
+    cols = _Windows.apply(x, width, stride, pad)  # (..., C, width, L_out, n)
+    length, n = cols.shape[-2:]
+    cols = cols.reshape(*cols.shape[:-4], n_in * width, length * n)  # w's order, (C, width)
+    out = _affine(cols, w.reshape(k, n_out, n_in * width), b, shared)
+    return out.view(k, n_out, length, n)
+
+
+def stacked_forward(model: nn.Sequential, params: dict[str, torch.Tensor],
+                    x: torch.Tensor) -> torch.Tensor:
+    """The outputs of k networks of ``model``'s architecture on the same inputs: ``params`` maps
+    each parameter name of ``model`` to its k stacked values (k, ...); ``x`` is (n, ...);
+    returns (k, classes, n). Needs :func:`stacked_forward_supported`.
+
+    Activations are laid out examples last: (k, C, n) for features, (k, C, L, n) for signals of
+    length L, so that every product's long axis is the examples' and a convolution's windows
+    are copies of whole rows. Before the first layer with parameters they are the same for all
+    runs and carry no run axis. Flattening (C, L) gives ``model``'s own order, c·L + l.
+    """
+    x, shared = x.movedim(0, -1), True  # (C, ..., n)
+    for name, m in model.named_children():
+        if isinstance(m, nn.Linear):
+            x = _affine(x, params[f"{name}.weight"], params.get(f"{name}.bias"), shared)
+            shared = False
+        elif isinstance(m, nn.Conv1d):
+            x = _conv1d(x, params[f"{name}.weight"], params.get(f"{name}.bias"), m, shared)
+            shared = False
+        elif isinstance(m, nn.AdaptiveAvgPool1d):  # output size 1: the mean over positions
+            x = x.mean(-2, keepdim=True)
+        elif isinstance(m, nn.Flatten):
+            x = x.flatten(0 if shared else 1, -2)  # (..., C, L, n) -> (..., C·L, n)
+        else:
+            x = m(x)  # elementwise
+    if shared:
+        raise ValueError("model has no layer with parameters")
+    return x
+
+
+def _widest_activation(model: nn.Sequential, input_shape) -> int:
+    """Values per example of ``model``'s widest activation (its input included)."""
+    with torch.no_grad():
+        x = torch.zeros(1, *input_shape, dtype=next(model.parameters()).dtype)
+        widest = x.numel()
+        for m in model:
+            x = m(x)
+            widest = max(widest, x.numel())
+    return widest
+
+
+def _pass_size(n: int, chunk_size: int, values_per_example: int) -> int:
+    """Examples per forward/backward pass: at most ``chunk_size``, and within
+    :data:`PASS_VALUES` for the batch's widest activation (``values_per_example`` values each,
+    0 for no limit), the n examples split into passes of equal size."""
+    rows = min(chunk_size, max(1, PASS_VALUES // values_per_example) if values_per_example
+               else chunk_size)
+    passes = -(-n // rows)
+    return -(-n // passes)
+
+
+def _forward_of(model: nn.Module, input_shape):
+    """``forward(params, buffers, x) -> (k, classes, n)`` for k stacked runs of ``model``, and
+    the values per example of one run's widest activation (for :func:`_pass_size`): the stacked
+    layers where :func:`stacked_forward_supported`, else ``vmap`` over ``functional_call``
+    (passes of ``chunk_size`` examples, as in ``train``)."""
+    if stacked_forward_supported(model, input_shape):
+        return (lambda params, buffers, x: stacked_forward(model, params, x),
+                _widest_activation(model, input_shape))
+    one = lambda p, b, x: functional_call(model, (p, b), (x,)).t()  # noqa: E731
+    return vmap(one, in_dims=(0, 0, None)), 0
+
+
+def _chunk_sums(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per run: Σ_i ℓ_i over the chunk (cross-entropy sums, as in train's chunks), and #correct.
+    ``out`` is (k, classes, n)."""
+    losses = F.cross_entropy(out, y.expand(len(out), -1), reduction="none")  # (k, n)
+    # argmax over the innermost axis: along the class axis it is several times slower
+    return losses.sum(1), (out.transpose(1, 2).contiguous().argmax(-1) == y).sum(1)
 
 
 def train_batched(configs: list[TrainConfig]) -> list[History]:
@@ -102,77 +294,87 @@ def train_batched(configs: list[TrainConfig]) -> list[History]:
     if has_batch_norm(models[0]):
         raise ValueError("train_batched does not support batch normalisation (norm='batch'); "
                          "use bea_lib.nets.train.train")
-    params, buffers = stack_module_state(models)
-    params = {name: p.detach() for name, p in params.items()}
-    skeleton = models[0]
+    stacked, buffers = stack_module_state(models)
+    names = list(stacked)
+    shapes = [stacked[name].shape[1:] for name in names]
+    sizes = [math.prod(s) for s in shapes]
+    # θ of every run as one (k, P) tensor: the parameters in model order, as train's norms see them
+    theta = torch.cat([stacked[name].detach().reshape(k, -1) for name in names], dim=1)
+    forward, per_example = _forward_of(models[0], data.input_shape)
 
-    def loss_sum(p, b, x, y):
-        """Σ_i ℓ_i over a chunk (the sum, as in train's chunks) and the aux [sum, #correct]."""
-        out = functional_call(skeleton, (p, b), (x,))
-        loss = F.cross_entropy(out, y, reduction="sum")
-        return loss, (loss.detach(), (out.argmax(1) == y).sum())
+    def passes(x, k):
+        """Slices of the examples, one per forward/backward pass of k runs."""
+        rows = _pass_size(len(x), base.chunk_size, k * per_example)
+        return [slice(i, i + rows) for i in range(0, len(x), rows)]
 
-    grad_sum = vmap(grad(loss_sum, has_aux=True), in_dims=(0, 0, None, None))
-    eval_sum = vmap(lambda *a: loss_sum(*a)[1], in_dims=(0, 0, None, None))
+    def unflatten(flat):
+        return {name: t.view(len(flat), *shape)
+                for name, t, shape in zip(names, flat.split(sizes, dim=1), shapes)}
 
-    def gradient(x, y):
-        """∇E for every run (a dict of stacked tensors) and [E, accuracy] per run, (k, 2)."""
-        total, stats = None, torch.zeros(k, 2, dtype=torch.float64, device=device)
-        for i in range(0, len(x), base.chunk_size):
-            g, (loss, correct) = grad_sum(params, buffers, x[i:i + base.chunk_size],
-                                          y[i:i + base.chunk_size])
-            total = g if total is None else {n: total[n] + g[n] for n in total}
-            stats[:, 0] += loss
+    def gradient(theta, x, y):
+        """∇E of every live run, (k, P), and [E, accuracy] per run, (k, 2)."""
+        leaves = {name: p.detach().requires_grad_() for name, p in unflatten(theta).items()}
+        total = torch.zeros_like(theta)
+        stats = torch.zeros(len(theta), 2, dtype=torch.float64, device=device)
+        for chunk in passes(x, len(theta)):
+            loss, correct = _chunk_sums(forward(leaves, buffers, x[chunk]), y[chunk])
+            # the runs are independent: ∂(Σ_r loss_r)/∂θ_r = ∂loss_r/∂θ_r, each run's gradient
+            g = torch.autograd.grad(loss.sum(), list(leaves.values()))
+            total += torch.cat([t.reshape(len(theta), -1) for t in g], dim=1)
+            stats[:, 0] += loss.detach()
             stats[:, 1] += correct
-        return {n: t / len(x) for n, t in total.items()}, stats / len(x)
+        return total / len(x), stats / len(x)  # the one division by N
 
     @torch.no_grad()
-    def evaluate(x, y):
-        stats = torch.zeros(k, 2, dtype=torch.float64, device=device)
-        for i in range(0, len(x), base.chunk_size):
-            loss, correct = eval_sum(params, buffers, x[i:i + base.chunk_size], y[i:i + base.chunk_size])
+    def evaluate(theta, x, y):
+        params = unflatten(theta)
+        stats = torch.zeros(len(theta), 2, dtype=torch.float64, device=device)
+        for chunk in passes(x, len(theta)):
+            loss, correct = _chunk_sums(forward(params, buffers, x[chunk]), y[chunk])
             stats[:, 0] += loss
             stats[:, 1] += correct
         return stats / len(x)
 
-    def per_run(name):
+    def per_run(name, dtype=dtype):
         return torch.tensor([getattr(c, name) for c in configs], dtype=dtype, device=device)
 
     hyper = {name: per_run(name) for name in ("h", "beta", "rho", "eps")}
-    eps64 = torch.tensor([c.eps for c in configs], dtype=torch.float64, device=device)
-    states = {name: AdamState(torch.zeros_like(p), torch.zeros_like(p), 0)
-              for name, p in params.items()}
+    eps64 = per_run("eps", torch.float64)
+    state = AdamState(torch.zeros_like(theta), torch.zeros_like(theta), 0)
     histories = [History() for _ in configs]
-    active = torch.ones(k, dtype=torch.bool, device=device)
-    nan2 = torch.full((k, 2), math.nan, dtype=torch.float64, device=device)
+    live = list(range(k))  # the runs still training, in the order of theta's rows
     n, t0 = 0, time.perf_counter()
     while True:
-        g, train_stats = gradient(data.x_train, data.y_train)
-        test_stats = evaluate(data.x_test, data.y_test) if n % base.test_every == 0 else nan2
-        flat = torch.cat([t.reshape(k, -1) for t in g.values()], dim=1).double()
-        norms = torch.stack([torch.sqrt(flat**2 + eps64[:, None]).sum(1),  # ‖∇E‖_{1,ε}, per run's ε
-                             flat.abs().sum(1), flat.norm(dim=1)], dim=1)
+        g, train_stats = gradient(theta, data.x_train, data.y_train)
+        if n % base.test_every == 0:
+            test_stats = evaluate(theta, data.x_test, data.y_test)
+        else:
+            test_stats = torch.full_like(train_stats, math.nan)
+        g64 = g.double()
+        norms = torch.stack([torch.sqrt(g64**2 + eps64[:, None]).sum(1),  # ‖∇E‖_{1,ε}, run's ε
+                             g64.abs().sum(1), g64.norm(dim=1)], dim=1)
         rows = torch.cat([train_stats, test_stats, norms], dim=1).tolist()
         elapsed = time.perf_counter() - t0
-        for r in range(k):
-            if not active[r]:
-                continue
-            hist, c = histories[r], configs[r]
-            hist.append(dict(zip(METRICS, rows[r]), epoch=n, wall_time=elapsed,
+        keep = []
+        for row, r in enumerate(live):
+            hist = histories[r]
+            hist.append(dict(zip(METRICS, rows[row]), epoch=n, wall_time=elapsed,
                              **dict.fromkeys(DIAGNOSTIC_COLUMNS, math.nan)))  # not measured here
-            hist.stop_reason, hist.message = _stop_reason(c, hist, n)
-            if hist.stop_reason:
-                active[r] = False
-        if not active.any():
+            hist.stop_reason, hist.message = _stop_reason(configs[r], hist, n)
+            if not hist.stop_reason:
+                keep.append(row)
+        if not keep:
             break
-        # state.n is shared: a stopped run is frozen here, so its own count no longer matters
-        for name, p in params.items():
-            d, new = adam_update_batched(g[name], states[name], **hyper, eps_inside=base.eps_inside)
-            keep = active.view(-1, *([1] * (p.dim() - 1)))
-            params[name] = torch.where(keep, p + d, p)  # θ⁽ⁿ⁺¹⁾ = θ⁽ⁿ⁾ + d, (2.1)
-            old = states[name]
-            states[name] = AdamState(torch.where(keep, new.m, old.m), torch.where(keep, new.v, old.v),
-                                     new.n)
+        if len(keep) < len(live):  # stopped runs leave the batch, the others go on
+            index = torch.tensor(keep, device=device)
+            live = [live[row] for row in keep]
+            theta, g = theta[index], g[index]
+            state = AdamState(state.m[index], state.v[index], state.n)
+            hyper = {name: t[index] for name, t in hyper.items()}
+            buffers = {name: t[index] for name, t in buffers.items()}
+            eps64 = eps64[index]
+        d, state = adam_update_batched(g, state, **hyper, eps_inside=base.eps_inside)
+        theta = theta + d  # θ⁽ⁿ⁺¹⁾ = θ⁽ⁿ⁾ + d, (2.1)
         n += 1
     return histories
 
