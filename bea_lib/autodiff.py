@@ -19,6 +19,11 @@ No function here forms the p x p Hessian.
 - ``batch_gradient`` gives ∇E at each row of an (R, p) tensor from one vectorised forward pass
   (``torch.func.vmap``, which does not load ``torch._dynamo``) and one reverse pass: the R runs of
   :func:`bea_lib.adam_runs` and of an order study share each step.
+- ``stacked_gradient_and_hvp_fn`` does the same job as ``gradient_and_hvp_fn`` for m losses at
+  one θ (the m batches of the mini-batch flow): one reverse pass gives all m gradients, and one
+  more gives the m products H_b v_b for m vectors at once, where a loop over the losses would
+  take m and m passes. For tiny losses a pass costs mostly its fixed overhead, so this is about
+  m times cheaper (``benchmarks/bench_minibatch.py``).
 """
 from __future__ import annotations
 
@@ -116,3 +121,49 @@ def _reverse_vjp(g: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Ten
     with torch.enable_grad():
         value = (g * v).sum()
     return torch.autograd.grad(value, x, retain_graph=True, materialize_grads=True)[0]
+
+
+def stacked_gradient(losses, theta: torch.Tensor) -> torch.Tensor:
+    """The rows ∇E_b(θ), b = 0, …, m-1, of an (m, p) tensor, for m losses at one θ."""
+    if _inside_transform(theta):
+        return torch.stack([gradient(E, theta) for E in losses])
+    return torch.stack(_stacked_reverse(losses, theta, create_graph=False)[0])
+
+
+def stacked_gradient_and_hvp_fn(losses, theta: torch.Tensor
+                                ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """(G, V ↦ rows ∇²E_b(θ) V_b): the m gradients at one θ as an (m, p) tensor G, and the m
+    Hessian-vector products of an (m, p) tensor V, each loss with its own row.
+
+    Each loss gets its own leaf copy x_b of θ, so that one reverse pass of Σ_b E_b(x_b) gives
+    every ∇E_b as its own gradient, and one reverse pass of Σ_b V_b·∇E_b(x_b) every H_b V_b
+    (reverse-over-reverse, as :func:`gradient_and_hvp_fn`, whose numbers these are).
+    """
+    if _inside_transform(theta):
+        g, hvp_fns = zip(*(gradient_and_hvp_fn(E, theta) for E in losses))
+        return torch.stack(g), lambda V: torch.stack([f(v) for f, v in zip(hvp_fns, V)])
+    grads, xs = _stacked_reverse(losses, theta, create_graph=True)
+    with torch.enable_grad():
+        G = torch.stack(grads)
+
+    def hvps(V: torch.Tensor) -> torch.Tensor:
+        if not G.requires_grad:  # every E_b is linear in θ: H_b = 0
+            return torch.zeros_like(G)
+        with torch.enable_grad():
+            value = (G * V).sum()
+        return torch.stack(torch.autograd.grad(value, xs, retain_graph=True,
+                                               materialize_grads=True))
+
+    return G.detach(), hvps
+
+
+def _stacked_reverse(losses, theta: torch.Tensor, create_graph: bool
+                     ) -> tuple[tuple[torch.Tensor, ...], list[torch.Tensor]]:
+    """(∇E_b(x_b) for each b, the leaves x_b): one reverse pass through Σ_b E_b(x_b)."""
+    with torch.enable_grad():
+        xs = [theta.detach().requires_grad_(True) for _ in losses]
+        total = torch.stack([_scalar(E(x)) for E, x in zip(losses, xs)]).sum()
+        if not total.requires_grad:  # every E_b is constant in θ
+            return tuple(torch.zeros_like(x) for x in xs), xs
+        return torch.autograd.grad(total, xs, create_graph=create_graph,
+                                   materialize_grads=True), xs
