@@ -129,12 +129,13 @@ class _GuardedRHS:
     def __call__(self, t: float, y: np.ndarray) -> np.ndarray:
         self.n_evals += 1
         self._check_budget(t)
-        self.largest = max(self.largest, float(np.abs(y).max()))
-        if not np.isfinite(y).all():
+        size = float(np.abs(y).max())  # NaN if any component is NaN
+        if not np.isfinite(size):
             j = int(np.flatnonzero(~np.isfinite(y))[0])
             raise FlowError(f"the flow's θ stopped being finite at t = {t:.6g} (of {self.t_end:.6g}):"
                             f" θ[{j}] = {float(y[j])!r}; the flow blows up (the iterates probably diverge"
                             " too): shorten n_steps·h or reduce h")
+        self.largest = max(self.largest, size)
         with torch.no_grad():  # torch.func transforms inside rhs need no outer graph
             dy = self.rhs(t, torch.from_numpy(np.ascontiguousarray(y)))
         dy = dy.detach().cpu().numpy()
@@ -149,6 +150,8 @@ class _GuardedRHS:
         return dy
 
     def _check_budget(self, t: float) -> None:
+        if self.n_evals <= self.max_evals and self.max_seconds is None:
+            return  # the common case, checked without building the messages
         where = (f"at t = {t:.6g} of {self.t_end:.6g} ({self.n_steps} steps of h, method "
                  f"{self.method})")
         if self.n_evals > self.max_evals:
@@ -184,7 +187,8 @@ def _integrate(fun: _GuardedRHS, y0: np.ndarray, t_eval: np.ndarray, methods: Se
             if solver.status == "failed":
                 raise FlowError(f"solving the flow failed at t = {solver.t:.6g} of "
                                 f"{t_eval[-1]:.6g} (method {name}): {message}")
-            reached = np.searchsorted(t_eval, solver.t, side="right")
+            # rows before the end by dense output; the end's row is the solver's own y (below)
+            reached = min(np.searchsorted(t_eval, solver.t, side="right"), t_eval.size - 1)
             if reached > filled:
                 out[filled:reached] = solver.dense_output()(t_eval[filled:reached]).T
                 filled = reached

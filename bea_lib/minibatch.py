@@ -128,24 +128,49 @@ def interval_weights(weights, n: int, *, beta: float, rho: float, inner_sum: str
     return torch.cat(rows)
 
 
-def _minibatch_rhs(losses, n, *, h, beta, rho, eps, order, inner_sum, weights):
+class _LastPoint:
+    """The batch gradients (and, for order 1, their Hessian-vector products) at the last θ asked
+    for, recomputed whenever θ differs in value.
+
+    RK45 ends each interval with an evaluation at the interval's end θ⁽ⁿ⁺¹⁾ (for its error
+    estimate) and the next interval starts with one at the same θ: the intervals of one flow share
+    this object, so the second evaluation reuses the gradients and the graph of the first. The
+    key is a copy of θ, and the graph is built on that copy, so a caller that later overwrites
+    its θ in place cannot make the stored values stale.
+    """
+
+    def __init__(self, losses, order: int):
+        self.losses, self.order = losses, order
+        self.theta, self.value = None, None
+
+    def __call__(self, theta: torch.Tensor):
+        if self.theta is None or not torch.equal(theta, self.theta):
+            self.theta = theta.detach().clone()
+            self.value = (stacked_gradient(self.losses, self.theta) if self.order == 0
+                          else stacked_gradient_and_hvp_fn(self.losses, self.theta))
+        return self.value
+
+
+def _minibatch_rhs(losses, n, *, h, beta, rho, eps, order, inner_sum, weights, point=None):
     """:func:`minibatch_adam_rhs` on checked input.
 
     What depends on n alone (the averaging weights of steps 0..n and the matrix K of
     :func:`interval_weights`) is computed here, once per interval; ``rhs`` does only the work
     that depends on θ: m gradients and 2m Hessian-vector products in three reverse passes
-    (:func:`bea_lib.autodiff.stacked_gradient_and_hvp_fn`) and O(n·m·p) vector work.
+    (:func:`bea_lib.autodiff.stacked_gradient_and_hvp_fn`) and O(n·m·p) vector work. ``point``
+    (a :class:`_LastPoint`) may be shared with the flow's other intervals.
     """
     m = len(losses)
+    point = _LastPoint(losses, order) if point is None else point
     cb, cr = (c[: n + 1] for c in weights)
     cb_n, cr_n = cb[n], cr[n]
     K = interval_weights(weights, n, beta=beta, rho=rho, inner_sum=inner_sum) if order else None
 
     def rhs(t: float, theta: torch.Tensor) -> torch.Tensor:
         if order == 0:  # only step n's averages: -M⁽ⁿ⁾/R⁽ⁿ⁾
-            g = stacked_gradient(losses, theta)  # (m, p): batch gradients g_b
+            g = point(theta)  # (m, p): batch gradients g_b
             return -(cb_n @ g) / torch.sqrt(cr_n @ g**2 + eps)
-        g, hvps = stacked_gradient_and_hvp_fn(losses, theta)
+        g, hvps = point(theta)
         M_all = cb @ g  # (n+1, p): M⁽ˡ⁾ for l = 0..n
         R_all = torch.sqrt(cr @ g**2 + eps)
         u_all = M_all / R_all
@@ -185,10 +210,10 @@ def _minibatch_flow(losses, theta, n_steps, *, h, beta, rho, eps, order, inner_s
                     method, max_evals, max_seconds) -> torch.Tensor:
     """:func:`minibatch_adam_flow` on checked input: θ is checked once, not on every interval."""
     weights = (batch_weights(beta, n_steps, len(losses)), batch_weights(rho, n_steps, len(losses)))
-    out = [theta]
+    out, point = [theta], _LastPoint(losses, order)
     for n in range(n_steps):
         rhs = _minibatch_rhs(losses, n, h=h, beta=beta, rho=rho, eps=eps, order=order,
-                             inner_sum=inner_sum, weights=weights)
+                             inner_sum=inner_sum, weights=weights, point=point)
         # rhs ignores t; on a span this short RK45 meets the tolerances in fewer evaluations,
         # mostly in one step: trying the whole interval first saves scipy's initial-step probe
         # (one evaluation of eight), and a step the error control rejects is retried shorter
