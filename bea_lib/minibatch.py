@@ -26,9 +26,14 @@ sums S_k cost O(n·p), and grouping the terms by batch,
 
     2L + L̄ = Σ_b H_b (2 y_b + c^β_{n,b} u⁽ⁿ⁾),   2P + P̄ = Σ_b g_b ∘ H_b (2 x_b + c^ρ_{n,b} u⁽ⁿ⁾),
 
-with y_b, x_b the β- and ρ-weighted sums of S_k over the steps k ≡ b: one reverse pass per batch
-gives g_b and its Hessian-vector product function, applied to the two vectors of the batch
-(:func:`bea_lib.autodiff.gradient_and_hvp_fn`).
+with y_b, x_b the β- and ρ-weighted sums of S_k over the steps k ≡ b. Both are K @ u_all for a
+(2m, n+1) matrix K of weights that depends on the interval n alone (:func:`interval_weights`),
+built once per interval, not at each of the solver's evaluations. The m gradients and the 2m
+products take three reverse passes whatever m: one for all g_b, one for the m products H_b(2y_b +
+…), one for the m products H_b(2x_b + …) (:func:`bea_lib.autodiff.stacked_gradient_and_hvp_fn`).
+Consecutive intervals share the gradients at the point where one ends and the next starts
+(:class:`_LastPoint`); ``benchmarks/bench_minibatch.py`` times all this against the per-batch loop
+it replaced.
 """
 from __future__ import annotations
 
