@@ -92,7 +92,8 @@ def least_squares_batches(m: int, n_data: int = 24, p: int = 5, seed: int = 0, d
     y = torch.randn(n_data, generator=gen, dtype=dtype)
 
     def batch(idx):
-        return lambda theta: 0.5 * ((X[idx] @ theta - y[idx]) ** 2).mean()
+        X_b, y_b = X[idx], y[idx]  # selected once: the flows evaluate each loss thousands of times
+        return lambda theta: 0.5 * ((X_b @ theta - y_b) ** 2).mean()
 
     batches = [batch(torch.arange(b, n_data, m)) for b in range(m)]
     return batches, batch(torch.arange(n_data)), 3 * torch.randn(p, generator=gen, dtype=dtype)
