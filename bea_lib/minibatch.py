@@ -176,14 +176,14 @@ def _minibatch_rhs(losses, n, *, h, beta, rho, eps, order, inner_sum, weights, p
             g = point(theta)  # (m, p): batch gradients g_b
             return -(cb_n @ g) / torch.sqrt(cr_n @ g**2 + eps)
         g, hvps = point(theta)
-        M_all = cb @ g  # (n+1, p): M⁽ˡ⁾ for l = 0..n
         R_all = torch.sqrt(cr @ g**2 + eps)
-        u_all = M_all / R_all
-        M, R, u = M_all[n], R_all[n], u_all[n]
+        u_all = (cb @ g) / R_all  # (n+1, p): u⁽ˡ⁾ = M⁽ˡ⁾/R⁽ˡ⁾ for l = 0..n
+        R, u = R_all[n], u_all[n]
         V = K @ u_all  # rows 2y_b + c^β_{n,b} u⁽ⁿ⁾, then 2x_b + c^ρ_{n,b} u⁽ⁿ⁾
         two_L = hvps(V[:m]).sum(0)  # 2L + L̄ = Σ_b H_b (2y_b + c^β_{n,b} u⁽ⁿ⁾)
         two_P = (g * hvps(V[m:])).sum(0)  # 2P + P̄ = Σ_b g_b ∘ H_b (2x_b + c^ρ_{n,b} u⁽ⁿ⁾)
-        return -u + h * (M * two_P / (2 * R**3) - two_L / (2 * R))  # (3.2)
+        # (3.2): -u + h(M(2P + P̄)/(2R³) - (2L + L̄)/(2R)), with M/R³ = u/R²
+        return (h / 2) * ((u * two_P / R - two_L) / R) - u
 
     return rhs
 

@@ -126,3 +126,19 @@ def test_stacked_gradients_and_products_equal_the_losses_one_by_one():
     # inside a torch.func transform the losses are taken one by one, with the same numbers
     batched = torch.func.vmap(lambda th: stacked_gradient(losses[:2], th))(torch.stack([theta] * 2))
     torch.testing.assert_close(batched[1], G[:2], rtol=0, atol=1e-14)  # rounding
+
+
+@pytest.mark.parametrize("m", [3, 5])
+def test_losses_evaluated_together_give_the_same_gradients_and_products(m):
+    """BatchLosses (one leaf of shape (m, p), one graph) against the same losses one by one."""
+    from bea_lib.autodiff import stacked_gradient, stacked_gradient_and_hvp_fn
+    losses, _, theta = bl.losses.least_squares_batches(m)
+    V = torch.randn(m, theta.numel())
+    G, hvps = stacked_gradient_and_hvp_fn(losses, theta)
+    G_ref, hvps_ref = stacked_gradient_and_hvp_fn(list(losses), theta)
+    torch.testing.assert_close(G, G_ref, rtol=1e-13, atol=1e-14)  # other summation order
+    torch.testing.assert_close(hvps(V), hvps_ref(V), rtol=1e-13, atol=1e-14)  # as above
+    torch.testing.assert_close(stacked_gradient(losses, theta), G, rtol=0, atol=0)
+    bad = bl.losses.BatchLosses(list(losses), lambda X: X.sum())
+    with pytest.raises(ValueError, match=rf"must return the {m} batch losses"):
+        stacked_gradient(bad, theta)

@@ -171,13 +171,16 @@ def test_the_right_hand_side_keeps_nothing_stale_between_points_and_intervals():
         torch.testing.assert_close(shared, fresh, rtol=0, atol=0)  # the same computation
 
 
-def test_one_evaluation_costs_three_reverse_passes_and_an_interval_seven(monkeypatch):
-    """m gradients and 2m Hessian-vector products in three reverse passes, whatever m; RK45 takes
-    each interval in one step of seven evaluations, the first reusing the last one's gradients."""
+@pytest.mark.parametrize("together", [True, False], ids=["BatchLosses", "list"])
+def test_one_evaluation_costs_three_reverse_passes_and_an_interval_seven(monkeypatch, together):
+    """m gradients and 2m Hessian-vector products in three reverse passes, whatever m (through
+    one graph for BatchLosses, m graphs for a list); RK45 takes each interval in one step of
+    seven evaluations, the first reusing the last one's gradients."""
     passes = []
     grad = torch.autograd.grad
     monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: passes.append(1) or grad(*a, **k))
     losses, theta0 = least_squares_batches(8)
+    losses = losses if together else list(losses)
     minibatch_adam_rhs(losses, 5, h=1e-3, **ORDER_HYPER)(0.0, theta0)
     assert len(passes) == 3
     evals = []
