@@ -9,13 +9,16 @@ the batch losses were stacked, kept here) takes them with one reverse pass per b
 product, 3m passes, and recomputes its suffix sums and weights at every evaluation; the library
 takes them in three passes whatever m (``bea_lib.autodiff.stacked_gradient_and_hvp_fn``) and
 computes what depends on the interval alone once per interval. For a tiny loss a reverse pass
-costs mostly its fixed overhead, which is what the stacking saves.
+costs mostly its fixed overhead, which is what the stacking saves; and the cost of the graph,
+growing with m, is saved too where the losses can be evaluated together
+(``bl.losses.BatchLosses``, as ``least_squares_batches`` returns them).
 
 Two tables:
 
-1. one evaluation at n = 100, 1,000, 10,000 for two problems with m = 8 batches: the chapter's
-   least squares (24 examples, p = 5: fixed overheads dominate) and a logistic regression
-   (4,000 examples, p = 200: arithmetic dominates); reverse passes per evaluation, ms for each
+1. one evaluation at n = 100, 1,000, 10,000 for problems with m = 8 batches: the chapter's
+   least squares (24 examples, p = 5: fixed overheads dominate), as ``BatchLosses`` and as a
+   plain list of losses, and a logistic regression (4,000 examples, p = 200: arithmetic
+   dominates; a list); reverse passes per evaluation, ms for each
    implementation, their ratio, and the time per unit of n against n = 100 (≤ 1: at most linear);
 2. one order-1 flow of the chapter's problem over T = 0.1 at h = 1e-3 (100 intervals), m = 2 and
    8: the reference solves each interval with its own initial-step probe (eight evaluations) and
@@ -132,7 +135,8 @@ def interleaved(fns: dict, repeats: int, inner: int) -> tuple[dict, float]:
 
 def rhs_table(repeats: int) -> None:
     batches, _, theta0 = bl.losses.least_squares_batches(8)
-    problems = {"least squares, p = 5": (batches, theta0),
+    problems = {"least squares, p = 5": (batches, theta0),  # BatchLosses: one graph
+                "the same, as a list": (list(batches), theta0),  # one graph per batch
                 "logistic, p = 200": logistic_batches(8, 4000, 200)}
     print("1. one evaluation of the order-1 right-hand side, m = 8 batches")
     print(f"{'problem':>22} {'n':>6} {'passes ref/lib':>15} {'reference ms':>13} "
