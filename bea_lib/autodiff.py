@@ -19,6 +19,11 @@ No function here forms the p x p Hessian.
 - ``batch_gradient`` gives ∇E at each row of an (R, p) tensor from one vectorised forward pass
   (``torch.func.vmap``, which does not load ``torch._dynamo``) and one reverse pass: the R runs of
   :func:`bea_lib.adam_runs` and of an order study share each step.
+- ``stacked_gradient_and_hvp_fn`` does the same job as ``gradient_and_hvp_fn`` for m losses at
+  one θ (the m batches of the mini-batch flow): one reverse pass gives all m gradients, and one
+  more gives the m products H_b v_b for m vectors at once, where a loop over the losses would
+  take m and m passes. For tiny losses a pass costs mostly its fixed overhead, so this is about
+  m times cheaper (``benchmarks/bench_minibatch.py``).
 """
 from __future__ import annotations
 
@@ -116,3 +121,69 @@ def _reverse_vjp(g: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Ten
     with torch.enable_grad():
         value = (g * v).sum()
     return torch.autograd.grad(value, x, retain_graph=True, materialize_grads=True)[0]
+
+
+def stacked_gradient(losses, theta: torch.Tensor) -> torch.Tensor:
+    """The rows ∇E_b(θ), b = 0, …, m-1, of an (m, p) tensor, for m losses at one θ."""
+    if _inside_transform(theta):
+        return torch.stack([gradient(E, theta) for E in losses])
+    return _StackedLeaves(losses, theta, create_graph=False).G
+
+
+def stacked_gradient_and_hvp_fn(losses, theta: torch.Tensor
+                                ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """(G, V ↦ rows ∇²E_b(θ) V_b): the m gradients at one θ as an (m, p) tensor G, and the m
+    Hessian-vector products of an (m, p) tensor V, each loss with its own row.
+
+    Each loss gets its own leaf copy x_b of θ, so that one reverse pass of Σ_b E_b(x_b) gives
+    every ∇E_b as its own gradient, and one reverse pass of Σ_b V_b·∇E_b(x_b) every H_b V_b
+    (reverse-over-reverse, as :func:`gradient_and_hvp_fn`, whose numbers these are). Losses
+    that can be evaluated together (:class:`bea_lib.losses.BatchLosses`) share one leaf X of
+    shape (m, p), row b for E_b, and one graph: its size, and so the cost of the passes, then
+    does not grow with m.
+    """
+    if _inside_transform(theta):
+        g, hvp_fns = zip(*(gradient_and_hvp_fn(E, theta) for E in losses))
+        return torch.stack(g), lambda V: torch.stack([f(v) for f, v in zip(hvp_fns, V)])
+    leaves = _StackedLeaves(losses, theta, create_graph=True)
+    return leaves.G.detach(), leaves.hvps
+
+
+class _StackedLeaves:
+    """The leaves of m losses at one θ and the rows G of their gradients (one reverse pass).
+
+    The leaves are one (m, p) tensor X, row b for E_b, if ``losses`` has a vectorised
+    ``stacked`` form, else m copies x_b of θ; :meth:`hvps` is one more pass through G's graph.
+    """
+
+    def __init__(self, losses, theta: torch.Tensor, create_graph: bool):
+        m, stacked = len(losses), getattr(losses, "stacked", None)
+        with torch.enable_grad():
+            if stacked is not None:
+                self.leaves = [theta.detach().expand(m, -1).clone().requires_grad_(True)]
+                values = stacked(self.leaves[0])
+                if not isinstance(values, torch.Tensor) or values.shape != (m,):
+                    shape = getattr(values, "shape", type(values).__name__)
+                    raise ValueError(f"losses.stacked must return the {m} batch losses as a "
+                                     f"tensor of shape ({m},), got {shape}")
+            else:
+                self.leaves = [theta.detach().requires_grad_(True) for _ in losses]
+                values = torch.stack([_scalar(E(x)) for E, x in zip(losses, self.leaves)])
+            self.G = torch.zeros(m, theta.numel(), dtype=theta.dtype, device=theta.device)
+            if values.requires_grad:  # else every E_b is constant in θ: G = 0
+                self.G = self._rows(torch.autograd.grad(values.sum(), self.leaves,
+                                                        create_graph=create_graph,
+                                                        materialize_grads=True))
+
+    def _rows(self, grads: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The (m, p) rows from the gradients with respect to the leaves."""
+        return grads[0] if self.leaves[0].ndim == 2 else torch.stack(grads)
+
+    def hvps(self, V: torch.Tensor) -> torch.Tensor:
+        """The rows H_b V_b: the gradient of Σ_b V_b·∇E_b with respect to the leaves."""
+        if not self.G.requires_grad:  # every E_b is linear in θ: H_b = 0
+            return torch.zeros_like(self.G)
+        with torch.enable_grad():
+            value = (self.G * V).sum()
+        return self._rows(torch.autograd.grad(value, self.leaves, retain_graph=True,
+                                              materialize_grads=True))

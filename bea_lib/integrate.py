@@ -98,8 +98,12 @@ def solve_flow(rhs: RHS, theta0, n_steps: int, *, h: float, rtol: float = 1e-10,
 
 def _solve(rhs: RHS, theta0: torch.Tensor, n_steps: int, h: float, *, rtol: float, atol: float,
            method: str = "auto", explicit: str = "DOP853", max_evals: int | None = None,
-           max_seconds: float | None = None) -> torch.Tensor:
-    """:func:`solve_flow` on checked input; "auto" starts with ``explicit``."""
+           max_seconds: float | None = None, first_step: float | None = None) -> torch.Tensor:
+    """:func:`solve_flow` on checked input; "auto" starts with ``explicit``.
+
+    ``first_step`` is the first method's first step (default: scipy's choice, which costs one
+    evaluation of ``rhs``).
+    """
     if n_steps == 0:
         return theta0[None].clone()
     t_eval = h * np.arange(n_steps + 1)
@@ -108,7 +112,8 @@ def _solve(rhs: RHS, theta0: torch.Tensor, n_steps: int, h: float, *, rtol: floa
                       max_seconds=max_seconds)
     methods = (explicit, STIFF_METHOD) if method == "auto" else (method,)
     stall = STALL_EVALS_BASE + STALL_EVALS_PER_STEP * n_steps
-    y = _integrate(fun, theta0.cpu().numpy(), t_eval, methods, rtol=rtol, atol=atol, stall=stall)
+    y = _integrate(fun, theta0.cpu().numpy(), t_eval, methods, rtol=rtol, atol=atol, stall=stall,
+                   first_step=first_step)
     return torch.from_numpy(y).to(theta0.device)
 
 
@@ -124,12 +129,13 @@ class _GuardedRHS:
     def __call__(self, t: float, y: np.ndarray) -> np.ndarray:
         self.n_evals += 1
         self._check_budget(t)
-        self.largest = max(self.largest, float(np.abs(y).max()))
-        if not np.isfinite(y).all():
+        size = float(np.abs(y).max())  # NaN if any component is NaN
+        if not np.isfinite(size):
             j = int(np.flatnonzero(~np.isfinite(y))[0])
             raise FlowError(f"the flow's θ stopped being finite at t = {t:.6g} (of {self.t_end:.6g}):"
                             f" θ[{j}] = {float(y[j])!r}; the flow blows up (the iterates probably diverge"
                             " too): shorten n_steps·h or reduce h")
+        self.largest = max(self.largest, size)
         with torch.no_grad():  # torch.func transforms inside rhs need no outer graph
             dy = self.rhs(t, torch.from_numpy(np.ascontiguousarray(y)))
         dy = dy.detach().cpu().numpy()
@@ -144,6 +150,8 @@ class _GuardedRHS:
         return dy
 
     def _check_budget(self, t: float) -> None:
+        if self.n_evals <= self.max_evals and self.max_seconds is None:
+            return  # the common case, checked without building the messages
         where = (f"at t = {t:.6g} of {self.t_end:.6g} ({self.n_steps} steps of h, method "
                  f"{self.method})")
         if self.n_evals > self.max_evals:
@@ -160,24 +168,27 @@ class _GuardedRHS:
 
 
 def _integrate(fun: _GuardedRHS, y0: np.ndarray, t_eval: np.ndarray, methods: Sequence[str], *,
-               rtol: float, atol: float, stall: int) -> np.ndarray:
+               rtol: float, atol: float, stall: int, first_step: float | None = None
+               ) -> np.ndarray:
     """Step scipy's solvers through [0, t_eval[-1]], filling the rows of t_eval by dense output.
 
     Each method but the last is abandoned, from the point it reached, once it has spent
-    ``stall`` evaluations.
+    ``stall`` evaluations. ``first_step`` goes to the first method only.
     """
     out = np.empty((t_eval.size, y0.size))
     out[0], filled = y0, 1
     t, y = 0.0, y0
     for i, name in enumerate(methods):
         fun.method, last, spent_before = name, i == len(methods) - 1, fun.n_evals
-        solver = SOLVERS[name](fun, t, y, t_eval[-1], rtol=rtol, atol=atol)
+        solver = SOLVERS[name](fun, t, y, t_eval[-1], rtol=rtol, atol=atol,
+                               first_step=first_step if i == 0 else None)
         while solver.status == "running":
             message = solver.step()
             if solver.status == "failed":
                 raise FlowError(f"solving the flow failed at t = {solver.t:.6g} of "
                                 f"{t_eval[-1]:.6g} (method {name}): {message}")
-            reached = np.searchsorted(t_eval, solver.t, side="right")
+            # rows before the end by dense output; the end's row is the solver's own y (below)
+            reached = min(np.searchsorted(t_eval, solver.t, side="right"), t_eval.size - 1)
             if reached > filled:
                 out[filled:reached] = solver.dense_output()(t_eval[filled:reached]).T
                 filled = reached

@@ -78,10 +78,28 @@ def tanh_network_init(n_in: int = 3, width: int = 12, seed: int = 0, dtype=torch
     return torch.cat([W1.reshape(-1), torch.zeros(width, dtype=dtype), w2, torch.zeros(1, dtype=dtype)])
 
 
+class BatchLosses(tuple):
+    """m mini-batch losses E_0, …, E_{m-1}: a tuple of callables (step n uses ``[n % m]``) that
+    can also be evaluated all at once.
+
+    ``stacked(thetas)`` maps an (m, p) tensor to the m values E_b(thetas[b]), computed together
+    by vectorised operations. Where it is given, the mini-batch flow takes the m gradients and
+    the 2m Hessian-vector products of one evaluation through one graph of a few operations
+    instead of m graphs (:func:`bea_lib.autodiff.stacked_gradient_and_hvp_fn`); the numbers are
+    the same up to rounding.
+    """
+
+    def __new__(cls, losses, stacked):
+        self = super().__new__(cls, losses)
+        self.stacked = stacked
+        return self
+
+
 def least_squares_batches(m: int, n_data: int = 24, p: int = 5, seed: int = 0, dtype=torch.float64):
     """Least squares ½·mean (x_iᵀθ - y_i)² on Gaussian data, split into m batches by index mod m.
 
-    Returns (batch_losses, full_loss, theta0): the m mini-batch losses E_b, their full-batch
+    Returns (batch_losses, full_loss, theta0): the m mini-batch losses E_b (a
+    :class:`BatchLosses`, which can also evaluate them all at once), their full-batch
     counterpart E (the mean over all examples; equal to the mean of the E_b when m divides
     n_data) and a start θ⁽⁰⁾ = 3·N(0, I) far from the minimiser.
     """
@@ -92,7 +110,21 @@ def least_squares_batches(m: int, n_data: int = 24, p: int = 5, seed: int = 0, d
     y = torch.randn(n_data, generator=gen, dtype=dtype)
 
     def batch(idx):
-        return lambda theta: 0.5 * ((X[idx] @ theta - y[idx]) ** 2).mean()
+        X_b, y_b = X[idx], y[idx]  # selected once: the flows evaluate each loss thousands of times
+        return lambda theta: 0.5 * ((X_b @ theta - y_b) ** 2).mean()
 
-    batches = [batch(torch.arange(b, n_data, m)) for b in range(m)]
+    # all batches at once: batch b's rows, padded with zero rows (residual 0) to a common length
+    rows = -(-n_data // m)
+    X_all = torch.zeros(m, rows, p, dtype=dtype)
+    y_all = torch.zeros(m, rows, dtype=dtype)
+    counts = torch.empty(m, dtype=dtype)
+    for b in range(m):
+        k = len(range(b, n_data, m))
+        X_all[b, :k], y_all[b, :k], counts[b] = X[b::m], y[b::m], k
+
+    def stacked(thetas):  # (m, p) -> the m batch losses, E_b at thetas[b]
+        residuals = (X_all @ thetas[:, :, None])[:, :, 0] - y_all  # x_iᵀθ_b for batch b's rows
+        return 0.5 * (residuals**2).sum(1) / counts
+
+    batches = BatchLosses([batch(torch.arange(b, n_data, m)) for b in range(m)], stacked)
     return batches, batch(torch.arange(n_data)), 3 * torch.randn(p, generator=gen, dtype=dtype)

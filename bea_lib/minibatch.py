@@ -26,16 +26,21 @@ sums S_k cost O(n·p), and grouping the terms by batch,
 
     2L + L̄ = Σ_b H_b (2 y_b + c^β_{n,b} u⁽ⁿ⁾),   2P + P̄ = Σ_b g_b ∘ H_b (2 x_b + c^ρ_{n,b} u⁽ⁿ⁾),
 
-with y_b, x_b the β- and ρ-weighted sums of S_k over the steps k ≡ b: one reverse pass per batch
-gives g_b and its Hessian-vector product function, applied to the two vectors of the batch
-(:func:`bea_lib.autodiff.gradient_and_hvp_fn`).
+with y_b, x_b the β- and ρ-weighted sums of S_k over the steps k ≡ b. Both are K @ u_all for a
+(2m, n+1) matrix K of weights that depends on the interval n alone (:func:`interval_weights`),
+built once per interval, not at each of the solver's evaluations. The m gradients and the 2m
+products take three reverse passes whatever m: one for all g_b, one for the m products H_b(2y_b +
+…), one for the m products H_b(2x_b + …) (:func:`bea_lib.autodiff.stacked_gradient_and_hvp_fn`).
+Consecutive intervals share the gradients at the point where one ends and the next starts
+(:class:`_LastPoint`); ``benchmarks/bench_minibatch.py`` times all this against the per-batch loop
+it replaced.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
 import torch
-from .autodiff import gradient, gradient_and_hvp_fn
+from .autodiff import stacked_gradient, stacked_gradient_and_hvp_fn
 from .integrate import _solve, check_solver_options
 from .validation import (as_losses, check_n_steps, check_order, check_positive, check_theta0,
                          check_unit_interval)
@@ -102,36 +107,83 @@ def minibatch_adam_rhs(losses, n: int, *, h: float, beta: float, rho: float, eps
     return _minibatch_rhs(losses, n, weights=_check_weights(weights, n, m), **hyper)
 
 
-def _minibatch_rhs(losses, n, *, h, beta, rho, eps, order, inner_sum, weights):
-    """:func:`minibatch_adam_rhs` on checked input."""
+def interval_weights(weights, n: int, *, beta: float, rho: float, inner_sum: str = "k"
+                     ) -> torch.Tensor:
+    """K, shape (2m, n+1), such that K @ u_all stacks the m vectors of 2L + L̄ (rows 0..m-1) and
+    the m vectors of 2P + P̄ (rows m..2m-1), u_all the rows u⁽⁰⁾, …, u⁽ⁿ⁾.
+
+    They depend on the interval n but not on θ, so an interval computes them once for all the
+    solver's evaluations. With S_k = Σ_{l=k}^{n-1} u⁽ˡ⁾ the β-weighted sum of the batch is
+    y_b = Σ_{k≤n, k≡b} a^n_k S_k = Σ_{l<n} u⁽ˡ⁾ Σ_{k≤l, k≡b} a^n_k, and the inner weight is
+    Σ_{k≤l, k≡b} a^n_k = γ^{n-l} U_{l,b}/(1-γ^{n+1}), U_l = (1-γ^{l+1}) c_l the unnormalised sums of
+    :func:`batch_weights`. So 2y_b + c_{n,b} u⁽ⁿ⁾ has the weights 2γ^{n-l}U_{l,b}/(1-γ^{n+1}) for
+    l < n and c_{n,b} for l = n. Read as printed (``inner_sum="1"``), S_k = Σ_{l=1}^{n-1} u⁽ˡ⁾ for
+    every k and y_b = c_{n,b} S: the weights are c_{n,b}·(0, 2, …, 2, 1) (c_{0,b} at n = 0).
+    """
+    rows = []
+    l = torch.arange(n + 1, dtype=torch.float64)
+    doubled = torch.where(l < n, 2.0, 1.0)  # 2 y_b + (the l = n term once)
+    for gamma, c in zip((beta, rho), weights):
+        c = c[: n + 1]
+        if inner_sum == "k":
+            U = c * (1 - gamma ** (l + 1))[:, None]
+            rows.append((doubled * gamma ** (n - l) / (1 - gamma ** (n + 1)))[None] * U.T)
+        else:
+            rows.append(c[n][:, None] * torch.where((l >= 1) | (l == n), doubled, 0.0)[None])
+    return torch.cat(rows)
+
+
+class _LastPoint:
+    """The batch gradients (and, for order 1, their Hessian-vector products) at the last θ asked
+    for, recomputed whenever θ differs in value.
+
+    RK45 ends each interval with an evaluation at the interval's end θ⁽ⁿ⁺¹⁾ (for its error
+    estimate) and the next interval starts with one at the same θ: the intervals of one flow share
+    this object, so the second evaluation reuses the gradients and the graph of the first. The
+    key is a copy of θ, and the graph is built on that copy, so a caller that later overwrites
+    its θ in place cannot make the stored values stale.
+    """
+
+    def __init__(self, losses, order: int):
+        self.losses, self.order = losses, order
+        self.theta, self.value = None, None
+
+    def __call__(self, theta: torch.Tensor):
+        if self.theta is None or not torch.equal(theta, self.theta):
+            self.theta = theta.detach().clone()
+            self.value = (stacked_gradient(self.losses, self.theta) if self.order == 0
+                          else stacked_gradient_and_hvp_fn(self.losses, self.theta))
+        return self.value
+
+
+def _minibatch_rhs(losses, n, *, h, beta, rho, eps, order, inner_sum, weights, point=None):
+    """:func:`minibatch_adam_rhs` on checked input.
+
+    What depends on n alone (the averaging weights of steps 0..n and the matrix K of
+    :func:`interval_weights`) is computed here, once per interval; ``rhs`` does only the work
+    that depends on θ: m gradients and 2m Hessian-vector products in three reverse passes
+    (:func:`bea_lib.autodiff.stacked_gradient_and_hvp_fn`) and O(n·m·p) vector work. ``point``
+    (a :class:`_LastPoint`) may be shared with the flow's other intervals.
+    """
     m = len(losses)
-    cb, cr = weights
-    cb, cr = cb[: n + 1], cr[: n + 1]
-    ab, ar = average_weights(beta, n), average_weights(rho, n)
-    batch_of_step = torch.arange(n + 1) % m
+    point = _LastPoint(losses, order) if point is None else point
+    cb, cr = (c[: n + 1] for c in weights)
+    cb_n, cr_n = cb[n], cr[n]
+    K = interval_weights(weights, n, beta=beta, rho=rho, inner_sum=inner_sum) if order else None
 
     def rhs(t: float, theta: torch.Tensor) -> torch.Tensor:
         if order == 0:  # only step n's averages: -M⁽ⁿ⁾/R⁽ⁿ⁾
-            g = torch.stack([gradient(E, theta) for E in losses])  # (m, p): batch gradients g_b
-            return -(cb[n] @ g) / torch.sqrt(cr[n] @ g**2 + eps)
-        g, hvp_fns = zip(*(gradient_and_hvp_fn(E, theta) for E in losses))
-        g = torch.stack(g)
-        M_all = cb @ g  # (n+1, p): M⁽ˡ⁾ for l = 0..n
+            g = point(theta)  # (m, p): batch gradients g_b
+            return -(cb_n @ g) / torch.sqrt(cr_n @ g**2 + eps)
+        g, hvps = point(theta)
         R_all = torch.sqrt(cr @ g**2 + eps)
-        u_all = M_all / R_all
-        M, R, u = M_all[n], R_all[n], u_all[n]
-        if inner_sum == "k":  # S_k = Σ_{l=k}^{n-1} u⁽ˡ⁾, by a reversed cumulative sum
-            S = torch.cat([torch.flip(torch.cumsum(torch.flip(u_all[:n], [0]), 0), [0]),
-                           torch.zeros_like(u)[None]])
-        else:  # the transcribed reading Σ_{l=1}^{n-1} u⁽ˡ⁾, the same for every k
-            S = u_all[1:n].sum(0).expand(n + 1, -1)
-        y = torch.zeros_like(g).index_add_(0, batch_of_step, ab[:, None] * S)  # β-weighted, per batch
-        x = torch.zeros_like(g).index_add_(0, batch_of_step, ar[:, None] * S)  # ρ-weighted
-        two_L, two_P = torch.zeros_like(u), torch.zeros_like(u)  # 2L + L̄ and 2P + P̄
-        for b, H_b in enumerate(hvp_fns):
-            two_L += H_b(2 * y[b] + cb[n, b] * u)
-            two_P += g[b] * H_b(2 * x[b] + cr[n, b] * u)
-        return -u + h * (M * two_P / (2 * R**3) - two_L / (2 * R))  # (3.2)
+        u_all = (cb @ g) / R_all  # (n+1, p): u⁽ˡ⁾ = M⁽ˡ⁾/R⁽ˡ⁾ for l = 0..n
+        R, u = R_all[n], u_all[n]
+        V = K @ u_all  # rows 2y_b + c^β_{n,b} u⁽ⁿ⁾, then 2x_b + c^ρ_{n,b} u⁽ⁿ⁾
+        two_L = hvps(V[:m]).sum(0)  # 2L + L̄ = Σ_b H_b (2y_b + c^β_{n,b} u⁽ⁿ⁾)
+        two_P = (g * hvps(V[m:])).sum(0)  # 2P + P̄ = Σ_b g_b ∘ H_b (2x_b + c^ρ_{n,b} u⁽ⁿ⁾)
+        # (3.2): -u + h(M(2P + P̄)/(2R³) - (2L + L̄)/(2R)), with M/R³ = u/R²
+        return (h / 2) * ((u * two_P / R - two_L) / R) - u
 
     return rhs
 
@@ -163,12 +215,14 @@ def _minibatch_flow(losses, theta, n_steps, *, h, beta, rho, eps, order, inner_s
                     method, max_evals, max_seconds) -> torch.Tensor:
     """:func:`minibatch_adam_flow` on checked input: θ is checked once, not on every interval."""
     weights = (batch_weights(beta, n_steps, len(losses)), batch_weights(rho, n_steps, len(losses)))
-    out = [theta]
+    out, point = [theta], _LastPoint(losses, order)
     for n in range(n_steps):
         rhs = _minibatch_rhs(losses, n, h=h, beta=beta, rho=rho, eps=eps, order=order,
-                             inner_sum=inner_sum, weights=weights)
-        # rhs ignores t; on a span this short RK45 meets the tolerances in fewer evaluations
+                             inner_sum=inner_sum, weights=weights, point=point)
+        # rhs ignores t; on a span this short RK45 meets the tolerances in fewer evaluations,
+        # mostly in one step: trying the whole interval first saves scipy's initial-step probe
+        # (one evaluation of eight), and a step the error control rejects is retried shorter
         theta = _solve(rhs, theta, 1, h, rtol=rtol, atol=atol, method=method, explicit="RK45",
-                       max_evals=max_evals, max_seconds=max_seconds)[-1]
+                       max_evals=max_evals, max_seconds=max_seconds, first_step=h)[-1]
         out.append(theta)
     return torch.stack(out)

@@ -92,11 +92,44 @@ def order_study(method: str, loss, theta0, hs, T: float, orders=(0, 1), *, t_min
     if not 0.0 <= t_min < T:
         raise ValueError(f"t_min must be in [0, T), got {t_min!r}")
     algo_hyper = {k: v for k, v in hyper.items() if k not in flow_only}
+    shared = _shared_order0_flow(method, loss, theta0, hs, T, orders, flow, hyper)
     errors = np.empty((len(orders), hs.size))
     for j, h in enumerate(hs):
         n = round(T / h)
         theta = iterate(loss, theta0, n, h=h, **algo_hyper)
         for i, k in enumerate(orders):
-            flow_k = flow(loss, theta0, n, h=h, order=k, **hyper)
+            flow_k = _on_grid(shared, h, n) if k == 0 else None
+            if flow_k is None:
+                flow_k = flow(loss, theta0, n, h=h, order=k, **hyper)
             errors[i, j] = max_distance(theta, flow_k, first=math.ceil(t_min / h - 1e-9))
     return OrderStudy(method, hs, orders, errors, *fitted_slopes(hs, errors))
+
+
+def _shared_order0_flow(method, loss, theta0, hs, T, orders, flow, hyper):
+    """(h, n, θ̃ on the grid nh) for the smallest h, where the order-0 flow is the same ODE for
+    every h, else None.
+
+    The order-0 flows of full-batch Adam, RMSProp, GD and heavy-ball started at θ⁽⁰⁾ do not
+    depend on h (only their grids do), so one solve on the finest grid serves every h whose grid
+    it contains: the solver takes the same steps towards the same end nh = T and reads the rows
+    of a coarser grid from the same interpolants. Only where the order-1 flows are solved too,
+    so that the check of the expansion's validity still runs for every h.
+    """
+    full_batch = callable(loss) or len(loss) == 1
+    if 0 not in orders or 1 not in orders or not full_batch or method == "adam_minibatch" \
+            or hyper.get("shifted_start", False):
+        return None
+    h = float(hs.min())
+    n = round(T / h)
+    return h, n, flow(loss, theta0, n, h=h, order=0, **hyper)
+
+
+def _on_grid(shared, h: float, n: int) -> torch.Tensor | None:
+    """The rows of the shared flow at t = 0, h, …, nh, or None if its grid does not hold them."""
+    if shared is None:
+        return None
+    h_fine, n_fine, rows = shared
+    stride = round(h / h_fine)
+    if stride < 1 or stride * h_fine != h or n * stride != n_fine:
+        return None
+    return rows[::stride]

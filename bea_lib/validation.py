@@ -109,7 +109,7 @@ def as_losses(loss) -> tuple[Callable, ...]:
     if callable(loss):
         return (loss,)
     if isinstance(loss, Sequence) and len(loss) > 0 and all(callable(f) for f in loss):
-        return tuple(loss)
+        return loss if isinstance(loss, tuple) else tuple(loss)  # keeps a BatchLosses as it is
     raise ValueError("loss must be a callable or a non-empty sequence of callables")
 
 

@@ -105,3 +105,40 @@ def test_gradient_path_does_not_load_dynamo():
             "print('torch._dynamo' in sys.modules, 'sympy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_stacked_gradients_and_products_equal_the_losses_one_by_one():
+    """m losses at one θ, in one reverse pass for the gradients and one for the m products; a
+    loss linear in θ (H = 0) and a constant one (g = 0) among them."""
+    from bea_lib.autodiff import stacked_gradient, stacked_gradient_and_hvp_fn
+    loss, p = small_network_loss()
+    a = torch.randn(p)
+    losses = [loss, lambda th: 0.5 * loss(2 * th), lambda th: a @ th, lambda th: torch.tensor(1.0)]
+    theta, V = torch.randn(p), torch.randn(len(losses), p)
+    G, hvps = stacked_gradient_and_hvp_fn(losses, theta)
+    for b, E in enumerate(losses):
+        g, hvp_fn = bl.gradient_and_hvp_fn(E, theta)
+        torch.testing.assert_close(G[b], g, rtol=0, atol=1e-14)  # the same passes: rounding
+        torch.testing.assert_close(hvps(V)[b], hvp_fn(V[b]), rtol=0, atol=1e-14)  # as above
+    torch.testing.assert_close(stacked_gradient(losses, theta), G, rtol=0, atol=0)
+    linear_only = stacked_gradient_and_hvp_fn(losses[2:], theta)[1]
+    assert torch.equal(linear_only(V[2:]), torch.zeros(2, p))
+    # inside a torch.func transform the losses are taken one by one, with the same numbers
+    batched = torch.func.vmap(lambda th: stacked_gradient(losses[:2], th))(torch.stack([theta] * 2))
+    torch.testing.assert_close(batched[1], G[:2], rtol=0, atol=1e-14)  # rounding
+
+
+@pytest.mark.parametrize("m", [3, 5])
+def test_losses_evaluated_together_give_the_same_gradients_and_products(m):
+    """BatchLosses (one leaf of shape (m, p), one graph) against the same losses one by one."""
+    from bea_lib.autodiff import stacked_gradient, stacked_gradient_and_hvp_fn
+    losses, _, theta = bl.losses.least_squares_batches(m)
+    V = torch.randn(m, theta.numel())
+    G, hvps = stacked_gradient_and_hvp_fn(losses, theta)
+    G_ref, hvps_ref = stacked_gradient_and_hvp_fn(list(losses), theta)
+    torch.testing.assert_close(G, G_ref, rtol=1e-13, atol=1e-14)  # other summation order
+    torch.testing.assert_close(hvps(V), hvps_ref(V), rtol=1e-13, atol=1e-14)  # as above
+    torch.testing.assert_close(stacked_gradient(losses, theta), G, rtol=0, atol=0)
+    bad = bl.losses.BatchLosses(list(losses), lambda X: X.sum())
+    with pytest.raises(ValueError, match=rf"must return the {m} batch losses"):
+        stacked_gradient(bad, theta)

@@ -39,3 +39,19 @@ def test_tanh_network_rejects_bad_arguments():
         tanh_network_regression(3, 0)
     with pytest.raises(ValueError, match="theta"):
         tanh_network_regression(3, 4)(torch.zeros(5))
+
+
+@pytest.mark.parametrize("m", [1, 3, 5, 24])
+def test_least_squares_batches_evaluated_together_equal_one_by_one(m):
+    """BatchLosses.stacked: row b of the (m, p) argument goes to batch b; with m = 5 the batches
+    of 24 examples have 5 or 4 rows (the shorter ones padded with zero rows)."""
+    losses, full, _ = bl.losses.least_squares_batches(m)
+    assert isinstance(losses, bl.losses.BatchLosses) and len(losses) == m
+    thetas = torch.randn(m, 5)
+    want = torch.stack([E(th) for E, th in zip(losses, thetas)])
+    torch.testing.assert_close(losses.stacked(thetas), want, rtol=1e-14, atol=0)  # rounding
+    # the mean of the batch losses is the full loss when m divides the data
+    if 24 % m == 0:
+        theta = thetas[0]
+        torch.testing.assert_close(losses.stacked(theta.expand(m, -1)).mean(), full(theta),
+                                   rtol=1e-14, atol=0)  # same sum, other order

@@ -143,3 +143,53 @@ def test_the_public_right_hand_side_checks_its_inputs(kwargs, message):
     args = dict(n=3, h=0.01) | HYPER | kwargs
     with pytest.raises(ValueError, match=message):
         minibatch_adam_rhs(losses, **args)
+
+
+def test_the_right_hand_side_keeps_nothing_stale_between_points_and_intervals():
+    """The flow's intervals share the gradients at the last θ (_LastPoint) and each builds its
+    weights once: a value kept for another θ or another interval would show here."""
+    losses, _ = least_squares_batches(3)
+    losses = [lambda th, E=E: E(th) + 0.1 * torch.sin(th).sum() for E in losses]  # H varies with θ
+    theta = torch.randn(5)
+    before = theta.clone()
+    rhs = minibatch_adam_rhs(losses, 7, h=0.01, **HYPER)
+    first = rhs(0.0, theta)
+    theta.add_(0.1)  # the caller overwrites its θ in place: a key by identity would miss it
+    torch.testing.assert_close(rhs(0.0, theta), direct_rhs(losses, 7, theta, h=0.01, **HYPER),
+                               rtol=1e-12, atol=1e-14)  # same sums, other order: rounding
+    torch.testing.assert_close(rhs(0.0, before), first, rtol=0, atol=0)  # same θ: same numbers
+    # one shared point for intervals 7 and 8 at the same θ (as at an interval's end): the
+    # gradients are reused, the weights are interval 8's own
+    from bea_lib.minibatch import _LastPoint, _minibatch_rhs, batch_weights
+    for order in (0, 1):
+        point = _LastPoint(losses, order)
+        weights = (batch_weights(HYPER["beta"], 8, 3), batch_weights(HYPER["rho"], 8, 3))
+        hyper = dict(h=0.01, order=order, inner_sum="k", weights=weights, point=point) | HYPER
+        _minibatch_rhs(losses, 7, **hyper)(0.0, theta)
+        shared = _minibatch_rhs(losses, 8, **hyper)(0.0, theta)
+        fresh = minibatch_adam_rhs(losses, 8, h=0.01, order=order, **HYPER)(0.0, theta)
+        torch.testing.assert_close(shared, fresh, rtol=0, atol=0)  # the same computation
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["BatchLosses", "list"])
+def test_one_evaluation_costs_three_reverse_passes_and_an_interval_seven(monkeypatch, together):
+    """m gradients and 2m Hessian-vector products in three reverse passes, whatever m (through
+    one graph for BatchLosses, m graphs for a list); RK45 takes each interval in one step of
+    seven evaluations, the first reusing the last one's gradients."""
+    passes = []
+    grad = torch.autograd.grad
+    monkeypatch.setattr(torch.autograd, "grad", lambda *a, **k: passes.append(1) or grad(*a, **k))
+    losses, theta0 = least_squares_batches(8)
+    losses = losses if together else list(losses)
+    minibatch_adam_rhs(losses, 5, h=1e-3, **ORDER_HYPER)(0.0, theta0)
+    assert len(passes) == 3
+    evals = []
+    from bea_lib import integrate
+    guarded = integrate._GuardedRHS.__call__
+    monkeypatch.setattr(integrate._GuardedRHS, "__call__",
+                        lambda self, t, y: evals.append(1) or guarded(self, t, y))
+    passes.clear()
+    n = 20
+    minibatch_adam_flow(losses, theta0, n, h=1e-3, **ORDER_HYPER)
+    assert len(evals) == 7 * n
+    assert len(passes) == 3 * len(evals) - (n - 1) + 2  # + the expansion check at θ⁽⁰⁾

@@ -40,3 +40,29 @@ def test_heavy_ball_shifted_start_is_passed_to_the_flow_only():
     study = bl.order_study("heavy_ball", quadratic, torch.ones(2), [0.02, 0.01], 0.5, orders=(1,),
                            beta=0.5, shifted_start=True, t_min=0.25)
     assert np.all(np.isfinite(study.errors))
+
+
+def logcosh(th):
+    return torch.log(torch.cosh(th - torch.tensor([0.3, -0.2]))).sum() + 0.1 * (th**4).sum()
+
+
+@pytest.mark.parametrize("method, hs, hyper", [
+    ("adam", [0.04, 0.02, 0.01], dict(beta=0.5, rho=0.8, eps=1e-2)),  # one order-0 solve
+    ("gd", [0.04, 0.03, 0.01], {}),  # 0.03 is not on the finest grid: solved on its own
+    ("heavy_ball", [0.04, 0.02], dict(beta=0.5, shifted_start=True)),  # the start depends on h
+    ("adam", [[0.04, 0.02], [0.02, 0.01]], dict(beta=0.5, rho=0.8, eps=1e-2))],  # mini-batch
+    ids=["adam", "gd-not-nested", "heavy-ball-shifted", "minibatch"])
+def test_a_shared_order0_flow_gives_the_errors_of_one_solve_per_step_size(method, hs, hyper):
+    """The order-0 flow solved once on the finest grid and read on the coarser ones: the same
+    numbers as solving it for each h, and never shared where the flow depends on h."""
+    loss = logcosh
+    if isinstance(hs[0], list):  # two mini-batch losses: the piecewise flow depends on h
+        loss, hs = [logcosh, lambda th: logcosh(th) + 0.2 * th.sum()], hs[0]
+    theta0, T = torch.tensor([1.0, 0.5]), 0.4
+    study = bl.order_study(method, loss, theta0, hs, T, **hyper)
+    iterate, flow, flow_only = bl.order._METHODS[method]
+    for j, h in enumerate(hs):
+        n = round(T / h)
+        its = iterate(loss, theta0, n, h=h, **{k: v for k, v in hyper.items() if k not in flow_only})
+        want = bl.max_distance(its, flow(loss, theta0, n, h=h, order=0, **hyper))
+        assert study.errors[0, j] == want  # the same steps and interpolants: exactly
