@@ -4,7 +4,9 @@ Every chapter records its checked claims (:func:`bea_lib.claims.claim`) in
 ``<chapter>.claims.json`` beside its executed notebook. The Findings chapter, executed last,
 reads them all (:func:`load_claims`, which fails naming any chapter whose record is missing)
 and turns them into one row per key of :data:`bea_lib.claims.PAPER_STATEMENTS`
-(:func:`findings_rows`, :func:`findings_markdown`). Nothing in the table is typed by hand.
+(:func:`findings_rows`; :func:`findings_markdown` for the table, which counts the checks of each
+row, and :func:`findings_details_markdown` for what each check measured). Nothing in either is
+typed by hand.
 
 **The verdict of a row** (:func:`row_verdict`) follows from the statuses and the declared
 verdicts of the claims that bear on it:
@@ -106,10 +108,15 @@ def _where(row: FindingsRow, doc_prefix: str) -> str:
     return "; ".join(links) if links else "—"
 
 
-def _measured(row: FindingsRow) -> str:
+_ORDER = (ClaimStatus.PASSED, ClaimStatus.FAILED, ClaimStatus.MEASURED, ClaimStatus.NOT_CHECKED)
+
+
+def _tally(row: FindingsRow) -> str:
+    """How many of the row's claims have each status, e.g. "3 ✓ · 1 •"."""
     if not row.claims:
-        return "no claim in the book bears on it"
-    return "; ".join(f"{_MARK[c.status]} {c.measured}" for c in row.claims)
+        return "no check in the book bears on it"
+    n = {s: sum(ClaimStatus(c.status) == s for c in row.claims) for s in _ORDER}
+    return " · ".join(f"{n[s]} {_MARK[s]}" for s in _ORDER if n[s])
 
 
 def _profiles(row: FindingsRow) -> str:
@@ -124,19 +131,36 @@ def _profiles(row: FindingsRow) -> str:
 
 
 def findings_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") -> str:
-    """The Findings table as MyST Markdown: statement, where tested, measured, verdict, profile.
+    """The Findings table as MyST Markdown: statement, where tested, checks, verdict, profile.
 
-    The "measured" cell lists each claim's figures with its status (✓ passed, ⚠ failed, ○ not
-    checked at this profile). Links are ``{ref}`` to a claim's section label, or ``{doc}`` to
-    ``doc_prefix + chapter`` when the claim names no section.
+    The "checks" cell counts the row's claims by status (✓ passed, ⚠ failed, • measured, ○ not
+    checked at this profile); what each measured is in :func:`findings_details_markdown`. Links
+    are ``{ref}`` to a claim's section label, or ``{doc}`` to ``doc_prefix + chapter`` when the
+    claim names no section.
     """
-    header = ["paper", "statement (our words)", "tested in", "measured", "verdict", "profile"]
+    header = ["paper", "statement (our words)", "tested in", "checks", "verdict", "profile"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [row.paper, row.statement, _where(row, doc_prefix), _measured(row),
+        cells = [row.paper, row.statement, _where(row, doc_prefix), _tally(row),
                  f"**{row.verdict}**", _profiles(row)]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)
+
+
+def findings_details_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") -> str:
+    """What each claim measured, statement by statement (the rows with claims, in the table's
+    order): the statement and its verdict, then one item per claim with its status mark, its
+    own statement, the figures it recorded and a link to where it was tested."""
+    blocks = []
+    for row in rows:
+        if not row.claims:
+            continue
+        items = [f"- {_MARK[ClaimStatus(c.status)]} {' '.join(c.statement.split())}: "
+                 f"{' '.join(str(c.measured).split())} ({_link(c, doc_prefix)})"
+                 for c in row.claims]
+        blocks.append("\n".join([f"**{row.paper}**: {row.statement} (**{row.verdict}**)", "",
+                                  *items]))
+    return "\n\n".join(blocks)
 
 
 def verdict_counts(rows: list[FindingsRow]) -> dict[Verdict, int]:

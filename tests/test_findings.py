@@ -2,7 +2,8 @@
 import pytest
 
 from bea_lib.claims import PAPER_STATEMENTS, Claim, claim
-from bea_lib.findings import (MissingClaims, claim_counts, findings_markdown, findings_rows,
+from bea_lib.findings import (MissingClaims, claim_counts, findings_details_markdown,
+                              findings_markdown, findings_rows,
                               load_claims, row_verdict)
 from bea_lib.vocab import ClaimStatus, Verdict
 
@@ -60,11 +61,27 @@ def test_the_table_is_myst_markdown_with_links_and_profiles(tmp_path, monkeypatc
     assert len(lines) == 2 + len(PAPER_STATEMENTS)
     assert all(line.count(" | ") + 2 == 7 or "\\|" in line for line in lines[2:])
     fig2 = next(line for line in lines if line.startswith("| Figure 2 |"))
-    assert "{ref}`bilinear-figure2`" in fig2 and "✓ 4 of 4 pairs" in fig2 and "**confirmed**" in fig2
+    assert "{ref}`bilinear-figure2`" in fig2 and "| 1 ✓ |" in fig2 and "**confirmed**" in fig2
     fig3 = next(line for line in lines if line.startswith("| Figure 3 |"))
-    assert "{doc}`/book/bilinear`" in fig3 and "⚠ 1 of 5 pairs \\| odd" in fig3
+    assert "{doc}`/book/bilinear`" in fig3 and "| 1 ⚠ |" in fig3
     order = next(line for line in lines if line.startswith("| (2.2)-(2.3) |"))
     assert "**not tested here**" in order and "smoke (1 of 1 need `default`)" in order
+    assert "| 1 ○ |" in order
+    theorem = next(line for line in lines if line.startswith("| Theorem 3.1 |"))
+    assert "no check in the book bears on it" in theorem
+
+
+def test_the_details_list_what_each_check_measured_under_its_statement(tmp_path, monkeypatch):
+    _chapter_claims(tmp_path, monkeypatch)
+    text = findings_details_markdown(findings_rows(load_claims(tmp_path, ["bilinear"])))
+    blocks = text.split("\n\n")
+    heads = [b for b in blocks if b.startswith("**")]
+    assert [h.split("**")[1] for h in heads] == ["(2.2)-(2.3)", "Figure 2", "Figure 3"]
+    assert ("- ✓ larger β ends nearer the cross: 4 of 4 pairs ({ref}`bilinear-figure2`)"
+            in text)
+    assert "- ⚠ larger ρ ends farther: 1 of 5 pairs | odd ({doc}`/book/bilinear`)" in text
+    assert "- ○ slopes near 2: slope 1.5" in text
+    assert "Theorem 3.1" not in text  # no claim bears on it: no block
 
 
 def test_a_missing_chapter_record_fails_naming_the_chapter(tmp_path, monkeypatch):
