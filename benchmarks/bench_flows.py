@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
 import bea_lib as bl
+from timing import interleaved, median_ratio
 
 TARGET = 4.0  # order-1 RHS / gradient
 
@@ -41,25 +41,12 @@ def mlp_loss(width: int, batch: int, dtype, device):
 
 
 def interleaved_medians(fns: dict, repeats: int, device) -> dict:
-    """Median wall time (s) of each fn, after a warm-up; the fns run in turn within each repeat,
-    so that load from other processes hits all of them alike (ratios are taken per repeat)."""
-    def timed(fn):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - t
-
-    for fn in fns.values():
-        fn()
-    times = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            times[k].append(timed(fn))
+    """Median wall time (s) of each fn (:func:`timing.interleaved`, synchronising a CUDA device
+    around each timing) and the median per-repeat ratio rhs1 / grad."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else None
+    times = interleaved(fns, repeats, sync=sync)
     out = {k: statistics.median(v) for k, v in times.items()}
-    out["ratio"] = statistics.median(r / g for r, g in zip(times["rhs1"], times["grad"]))
+    out["ratio"] = median_ratio(times, "rhs1", "grad")
     return out
 
 

@@ -36,11 +36,11 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
-import time
 
 import torch
 
 import bea_lib as bl
+from timing import interleaved, median_ratio
 import bea_lib.minibatch as mb
 from bea_lib.autodiff import gradient, gradient_and_hvp_fn
 from bea_lib.integrate import _solve
@@ -117,20 +117,12 @@ def count_passes(fn) -> int:
     return len(calls)
 
 
-def interleaved(fns: dict, repeats: int, inner: int) -> tuple[dict, float]:
-    """Median ms per call of each function, timed in turn within each repeat, and the median of
-    the per-repeat ratios reference / library."""
-    for fn in fns.values():
-        fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            for _ in range(inner):
-                fn()
-            times[name].append(1e3 * (time.perf_counter() - start) / inner)
-    ratio = statistics.median(r / b for r, b in zip(times["reference"], times["library"]))
-    return {name: statistics.median(t) for name, t in times.items()}, ratio
+def timed(fns: dict, repeats: int, inner: int) -> tuple[dict, float]:
+    """Median ms per call of each function (:func:`timing.interleaved`) and the median of the
+    per-repeat ratios reference / library."""
+    times = interleaved(fns, repeats, inner=inner)
+    ms = {name: 1e3 * statistics.median(t) for name, t in times.items()}
+    return ms, median_ratio(times, "reference", "library")
 
 
 def rhs_table(repeats: int) -> None:
@@ -153,7 +145,7 @@ def rhs_table(repeats: int) -> None:
             points = itertools.cycle([theta, theta + 1e-6])
             passes = (f"{count_passes(lambda: ref(0.0, theta))}/"
                       f"{count_passes(lambda: lib(0.0, theta - 1e-6))}")
-            ms, ratio = interleaved({"reference": lambda: ref(0.0, next(points)),
+            ms, ratio = timed({"reference": lambda: ref(0.0, next(points)),
                                      "library": lambda: lib(0.0, next(points))},
                                     repeats, inner=max(2, 2000 // n))
             base = base or ms["library"] / n
@@ -171,7 +163,7 @@ def flow_table(repeats: int) -> None:
         ref = lambda: reference_flow(losses, theta0, n_steps, h=h, order=1, **HYPER)  # noqa: E731
         gap = float((lib() - ref()).abs().max())
         assert gap < 1e-12, gap  # the same RK45 steps: rounding only
-        ms, ratio = interleaved({"reference": ref, "library": lib}, repeats, inner=1)
+        ms, ratio = timed({"reference": ref, "library": lib}, repeats, inner=1)
         print(f"{m:3d} {ms['reference'] / 1e3:12.3f} {ms['library'] / 1e3:10.3f} {ratio:6.2f} "
               f"{gap:17.2e}")
 

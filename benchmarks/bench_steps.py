@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 import bea_lib as bl
+from timing import interleaved, median_ratio
 
 HYPER = dict(beta=0.9, rho=0.999, eps=1e-8)  # the usual Adam defaults; ε outside (torch's form)
 H = 1e-3  # step size of the timed runs
@@ -107,25 +108,6 @@ def numpy_rhs_bilinear(th, *, h, beta, rho, eps):
     return -u - h * Hu * bracket
 
 
-# ----------------------------------------------------------------------------- timing
-def interleaved(fns: dict, repeats: int) -> dict[str, list[float]]:
-    """Wall times of each fn per repeat, after a warm-up; the fns run in turn within a repeat."""
-    for fn in fns.values():
-        fn()
-    times = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t)
-    return times
-
-
-def ratio(times, a, b, scale=1.0):
-    """Median over repeats of times[a] / times[b] (times per unit: ``scale`` = units(b)/units(a))."""
-    return statistics.median(x / y * scale for x, y in zip(times[a], times[b]))
-
-
 def problems():
     tanh = bl.losses.tanh_network_regression()
     return [("bilinear", 2, bl.losses.bilinear(X, Y), torch.tensor([2.8, 3.5], dtype=torch.float64)),
@@ -169,11 +151,11 @@ def step_table(repeats: int, n_steps: int, ratios: dict) -> list[str]:
         us["runs"] /= N_RUNS
         limit = "numpy" in t
         cells = [f"{us['adam']:.1f}", f"{us['torch']:.1f}", f"{us['numpy']:.1f}" if limit else "n/a",
-                 f"{us['runs']:.1f}", f"{ratio(t, 'adam', 'torch'):.2f}",
-                 f"{ratio(t, 'adam', 'numpy'):.1f}" if limit else "n/a",
-                 f"{ratio(t, 'runs', 'numpy', 1 / N_RUNS):.1f}" if limit else "n/a"]
+                 f"{us['runs']:.1f}", f"{median_ratio(t, 'adam', 'torch'):.2f}",
+                 f"{median_ratio(t, 'adam', 'numpy'):.1f}" if limit else "n/a",
+                 f"{median_ratio(t, 'runs', 'numpy', 1 / N_RUNS):.1f}" if limit else "n/a"]
         lines.append(f"| {name} | {p} | " + " | ".join(cells) + " |")
-        ratios[name] = ratio(t, "adam", "torch")
+        ratios[name] = median_ratio(t, "adam", "torch")
     return lines
 
 
@@ -199,7 +181,8 @@ def rhs_table(repeats: int, n_calls: int) -> list[str]:
         us = {k: 1e6 * statistics.median(v) / n_calls for k, v in t.items()}
         limit = "numpy" in t
         cells = [f"{us['bl']:.1f}", f"{us['torch']:.1f}", f"{us['numpy']:.1f}" if limit else "n/a",
-                 f"{ratio(t, 'bl', 'torch'):.2f}", f"{ratio(t, 'bl', 'numpy'):.1f}" if limit else "n/a"]
+                 f"{median_ratio(t, 'bl', 'torch'):.2f}",
+                 f"{median_ratio(t, 'bl', 'numpy'):.1f}" if limit else "n/a"]
         lines.append(f"| {name} | {p} | " + " | ".join(cells) + " |")
     return lines
 

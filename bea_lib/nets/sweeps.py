@@ -213,7 +213,7 @@ def bootstrap_trend(params, values, *, expected: int, level: float = 0.95, n_boo
     side, "not seen" when it contains 0, and "not testable" when the smallest or the largest
     parameter value has fewer than two finite seeds (a one-seed end has no spread to resample).
     """
-    _check_expected(expected)
+    check_one_of("expected", expected, (1, -1))
     _check_level(level)
     if len(params) != len(values):
         raise ValueError(f"params and values must have the same length, got {len(params)} and "
@@ -262,7 +262,7 @@ def interval_verdict(low: float, high: float, *, expected: int) -> TrendVerdict:
     interval [low, high] of its change: APPEARS when the interval lies on the expected side of
     0, OPPOSITE on the other side, NOT_SEEN when it contains 0, NOT_TESTABLE when it is not
     finite (nothing to resample)."""
-    _check_expected(expected)
+    check_one_of("expected", expected, (1, -1))
     if not (math.isfinite(low) and math.isfinite(high)):
         return TrendVerdict.NOT_TESTABLE
     if low > 0 or high < 0:
@@ -274,11 +274,6 @@ def interval_verdict(low: float, high: float, *, expected: int) -> TrendVerdict:
 def _resampled_means(v: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
     """``n_boot`` means of ``v`` resampled with replacement (the bootstrap's one draw)."""
     return v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
-
-
-def _check_expected(expected) -> None:
-    if expected not in (1, -1):
-        raise ValueError(f"expected must be +1 or -1, got {expected!r}")
 
 
 def _check_level(level) -> None:
