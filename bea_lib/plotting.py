@@ -26,7 +26,8 @@ def panel_grid(n_panels: int, *, ncols: int | None = None,
     """A figure with ``n_panels`` axes, at most ``MAX_COLUMNS`` a row, sized for the text column.
 
     Returns ``(fig, axes)`` with ``axes`` a flat list of exactly ``n_panels`` axes (the unused
-    cells of the last row are removed). ``ncols`` defaults to ``min(n_panels, MAX_COLUMNS)``;
+    cells of the last row are removed). ``ncols`` defaults to ``min(n_panels, MAX_COLUMNS)``
+    (4 panels as 2 x 2);
     ``panel`` is the size of one panel in inches; other keywords go to ``plt.subplots``
     (``sharex``, ``sharey``, ``subplot_kw``...).
     """
@@ -34,7 +35,8 @@ def panel_grid(n_panels: int, *, ncols: int | None = None,
 
     if not isinstance(n_panels, int) or n_panels < 1:
         raise ValueError(f"n_panels must be a positive integer, got {n_panels!r}")
-    ncols = min(n_panels, MAX_COLUMNS) if ncols is None else ncols
+    if ncols is None:
+        ncols = 2 if n_panels == 4 else min(n_panels, MAX_COLUMNS)
     if not isinstance(ncols, int) or not 1 <= ncols <= MAX_COLUMNS:
         raise ValueError(f"ncols must be an integer in [1, {MAX_COLUMNS}] (panels a row in the "
                          f"text column), got {ncols!r}")
@@ -90,18 +92,23 @@ def savefig(fig, name: str, fig_dir: str | Path = "figures") -> list[Path]:
     return paths
 
 
-def show_figure(fig, name: str, fig_dir: str | Path = "figures") -> None:
-    """Save ``fig`` (see :func:`savefig`), show the saved PNG in the notebook, close ``fig``.
-
-    The page then shows exactly the file that was saved, with its text-size record; the
-    figure is closed so that the inline backend does not draw it a second time.
-    """
+def figure_image(fig, name: str, fig_dir: str | Path = "figures"):
+    """Save ``fig`` (see :func:`savefig`), close it, and return the saved PNG as an IPython
+    ``Image``: what a chapter displays or glues, so that the page shows exactly the saved file
+    with its text-size record (the inline backend would draw its own copy without one)."""
     import matplotlib.pyplot as plt
-    from IPython.display import Image, display
+    from IPython.display import Image
 
     png, _ = savefig(fig, name, fig_dir)
     plt.close(fig)
-    display(Image(data=png.read_bytes(), format="png"))
+    return Image(data=png.read_bytes(), format="png")
+
+
+def show_figure(fig, name: str, fig_dir: str | Path = "figures") -> None:
+    """Save ``fig``, show the saved PNG in the notebook and close ``fig`` (:func:`figure_image`)."""
+    from IPython.display import display
+
+    display(figure_image(fig, name, fig_dir))
 
 
 def markdown_table(header: list[str], rows: list[list], fmt: str = "{:.3g}"):
