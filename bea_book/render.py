@@ -19,6 +19,7 @@ import nbformat
 import yaml
 
 from . import store
+from .banner import mark_run_parameters
 from .inputs import claims_files
 from .report import not_run_markdown, report_markdown
 from .sources import (FINDINGS, REPORT_PAGE, BookError, book_version, chapters, toc_pages)
@@ -92,6 +93,7 @@ def stage(root: Path, build_dir: Path) -> tuple[Path, list[str]]:
             continue
         report[name] = check_run(name, folder)
         _copy_run(name, folder, (staged / page).parent)
+        mark_run_parameters((staged / page).parent / f"{name}.ipynb", report[name])
         if report[name]["inputs"]["source"] != store.sha256(root / f"{page}.md"):
             print(f"note: chapter {name!r} has changed since its last run; rendering that run")
     if FINDINGS in report and "claims" in report[FINDINGS]["inputs"]:

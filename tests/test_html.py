@@ -389,7 +389,7 @@ def browse(html: Path, shots: Path) -> dict[str, list[str]]:
             problems += reading_problems(state)
             metrics[name] = {key: state[key] for key in ("height", "code", "column")} | {
                 "wide": len(state["wide"]), "raw": len(state["raw"]),
-                "min_figure_text_px": min((t for _, t in figure_text_px(state["figures"])),
+                "min_figure_text_px": min((t for _, t in figure_text_px(state["figures"]) if t),
                                           default=None)}
             shot = shots / (name.replace("/", "__").removesuffix(".html") + ".png")
             page.screenshot(path=str(shot), full_page=True)
