@@ -20,6 +20,7 @@ import yaml
 
 from . import store
 from .banner import mark_run_parameters
+from .citation import fill_citation
 from .inputs import claims_files
 from .report import not_run_markdown, report_markdown
 from .sources import (FINDINGS, REPORT_PAGE, BookError, book_version, chapters, toc_pages)
@@ -83,6 +84,7 @@ def stage(root: Path, build_dir: Path) -> tuple[Path, list[str]]:
                 root / top, staged / top, dirs_exist_ok=True,
                 ignore=lambda d, names: [n for n in names
                                          if os.path.relpath(Path(d) / n, root) in sources])
+    fill_citation(staged / f"{toc_pages(root)[0]}.md", root / "CITATION.cff")
     not_run, report = [], {}
     for name, page in pages.items():
         folder = store.current_run(build_dir, name)
