@@ -111,6 +111,21 @@ def show_figure(fig, name: str, fig_dir: str | Path = "figures") -> None:
     display(figure_image(fig, name, fig_dir))
 
 
+def csv_table(header: list[str], rows: list[list], name: str, folder: str | Path = "figures",
+              fmt: str = "{:.3g}"):
+    """Write ``folder/name.csv`` (full precision) and return the same rows as
+    :func:`markdown_table`: a long table a chapter folds and offers for download."""
+    import csv
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{name}.csv.tmp"
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows([header, *rows])
+    tmp.replace(folder / f"{name}.csv")
+    return markdown_table(header, rows, fmt)
+
+
 def markdown_table(header: list[str], rows: list[list], fmt: str = "{:.3g}"):
     """A Markdown table for a chapter's output; floats are formatted with ``fmt``."""
     from IPython.display import Markdown
