@@ -306,7 +306,7 @@ MEASURE = r"""function measure() {
     const t = n.textContent;
     if (RAW_TEX.test(t)) raw.push(t.trim().slice(0, 80));
   }
-  const figures = Array.from(art.querySelectorAll(".cell_output img")).map(img => ({
+  const figures = Array.from(art.querySelectorAll("img")).map(img => ({
     src: img.src, shown: img.getBoundingClientRect().width, natural: img.naturalWidth}));
   return {height: document.documentElement.scrollHeight, code, wide, raw, figures,
           column: col.width};
