@@ -4,7 +4,12 @@ The HTML folder comes from ``BEA_HTML_BUILD`` (default ``_build/smoke/html``, wh
 book of ``make test`` renders); without it the tests that need it are skipped with a message.
 Static checks read every page; the browser checks open every page from disk in Debian's
 ``chromium``, driven by Playwright, with every request that is not a local file aborted, wait
-for MathJax, and save a full-page screenshot of each page to ``<build>/screenshots/``.
+for MathJax, and save a full-page screenshot of each page to ``<build>/screenshots/``. In the
+browser, at a 1280 px window, each page is held to the limits of a page a reader reads: at most
+``MAX_HEIGHT_PX`` tall, code in sight at most ``MAX_CODE_SHARE`` of its height, no display
+formula wider than the text column, no TeX or MyST role left as text, and figure text of at
+least ``bea_lib.plotting.MIN_TEXT_PX`` CSS px (each PNG records its smallest text, see
+``bea_lib.plotting.savefig``); the measurements go to ``<build>/screenshots/metrics.json``.
 
 The chapters' sources are checked too (no build needed): code cells fit the page.
 """
