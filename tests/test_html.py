@@ -313,7 +313,14 @@ MEASURE = r"""function measure() {
   }
   const figures = Array.from(art.querySelectorAll("img")).map(img => ({
     src: img.src, shown: img.getBoundingClientRect().width, natural: img.naturalWidth}));
-  return {height: document.documentElement.scrollHeight, code, wide, raw, figures,
+  // a fold ("Show code cell source") over a cell that shows nothing once folded
+  const emptyFolds = Array.from(document.querySelectorAll("div.cell")).filter(cell => {
+    const fold = cell.querySelector("details");
+    if (!fold || !fold.querySelector("div.cell_input")) return false;
+    const out = cell.querySelector("div.cell_output");
+    return !out || !out.innerText.trim() && !out.querySelector("img, table");
+  }).map(cell => cell.querySelector("div.cell_input").innerText.trim().slice(0, 60));
+  return {height: document.documentElement.scrollHeight, code, wide, raw, figures, emptyFolds,
           column: col.width};
 }"""
 # TeX commands, a "$...\" span or a MyST role left as text by the parser
@@ -438,6 +445,9 @@ def reading_problems(state: dict) -> list[str]:
                         f"{formula['column']:.0f} px column: {formula['tex'][:70]!r}")
     for text in state["raw"]:
         problems.append(f"TeX or a role left as text: {text!r}")
+    for source in state["emptyFolds"]:
+        problems.append(f"a fold over a cell with nothing to show (tag it remove-input): "
+                        f"{source!r}")
     for name, px in figure_text_px(state["figures"]):
         if px is None:
             problems.append(f"figure {name}: no text-size record (show it with "
