@@ -71,7 +71,10 @@ def citation_markdown(cff: dict) -> str:
 
 
 def fill_citation(page: Path, cff_path: Path) -> bool:
-    """Replace ``MARKER`` in ``page`` with the block; False when the page has no marker."""
+    """Replace ``MARKER`` in ``page`` with the block; False when there is no such page or it
+    has no marker."""
+    if not Path(page).is_file():  # the first page is a chapter, staged later as a notebook
+        return False
     text = Path(page).read_text(encoding="utf-8")
     if MARKER not in text:
         return False
