@@ -319,7 +319,7 @@ MEASURE = r"""function measure() {
     if (!fold || !fold.querySelector("div.cell_input")) return false;
     const out = cell.querySelector("div.cell_output");
     return !out || !out.innerText.trim() && !out.querySelector("img, table");
-  }).map(cell => cell.querySelector("div.cell_input").innerText.trim().slice(0, 60));
+  }).map(cell => cell.querySelector("div.cell_input").textContent.trim().slice(0, 60));
   return {height: document.documentElement.scrollHeight, code, wide, raw, figures, emptyFolds,
           column: col.width};
 }"""
