@@ -76,13 +76,26 @@ def adam_update(g: torch.Tensor, state: AdamState, *, h: float, beta: float, rho
     and each hyperparameter may be a number or a tensor that broadcasts against ``g`` (one value
     per run in :func:`bea_lib.adam_runs`).
     """
-    v = rho * state.v + (1 - rho) * g**2  # (2.1), second moment
+    denom, v = _denominator(g, state, rho=rho, eps=eps, eps_inside=eps_inside)
     m = beta * state.m + (1 - beta) * g  # (2.1), first moment
     n = state.n + 1
-    m_hat = m / (1 - beta**n)  # bias corrections
-    v_hat = v / (1 - rho**n)
-    denom = torch.sqrt(v_hat + eps) if eps_inside else torch.sqrt(v_hat) + eps
+    m_hat = m / (1 - beta**n)  # bias correction
     return -h * m_hat / denom, AdamState(m=m, v=v, n=n)  # (2.1), parameter update
+
+
+def _denominator(g, state: AdamState, *, rho, eps, eps_inside: bool):
+    """(D, ν⁽ⁿ⁺¹⁾): the denominator of the step from ``state`` with gradient ``g``, and the new
+    second moment: the one place where ν and its bias correction are written."""
+    v = rho * state.v + (1 - rho) * g**2  # (2.1), second moment
+    v_hat = v / (1 - rho ** (state.n + 1))  # bias correction
+    return (torch.sqrt(v_hat + eps) if eps_inside else torch.sqrt(v_hat) + eps), v
+
+
+def step_denominator(g: torch.Tensor, state: AdamState, *, rho: float, eps: float,
+                     eps_inside: bool = True) -> torch.Tensor:
+    """D = √(ν̂⁽ⁿ⁺¹⁾ + ε) (ε inside), the denominator of the step :func:`adam_update` takes
+    from ``state`` with gradient ``g`` (√(g² + ε) at n = 0): the same arithmetic, bit for bit."""
+    return _denominator(g, state, rho=rho, eps=eps, eps_inside=eps_inside)[0]
 
 
 def heavy_ball_init(theta: torch.Tensor) -> HeavyBallState:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..validation import check_bool, check_int, check_one_of, check_positive, check_unit_interval
+import torch
+
+from ..validation import (check_bool, check_finite, check_int, check_one_of, check_positive,
+                          check_unit_interval)
 from .data import DATASETS
-from .models import MODELS, NORMS
+from .models import ACTIVATIONS, MODELS, NORMS, make_model
 
 DTYPES = ("float32", "float64")
 
@@ -53,6 +56,9 @@ class TrainConfig:
                          check=check_positive, trajectory=True)
     eps_inside: bool = _option(True, "ε inside the square root, the paper's form",
                                check=check_bool, trajectory=True)
+    kappa: float = _option(0.0, "κ of the κ-variant: each step adds κh²f₁ (0: Adam itself, "
+                           "-1: the bias term cancelled, +1: doubled)", check=check_finite,
+                           trajectory=True)
     epochs: int = _option(1000, "maximum number of Adam steps (= epochs)", check=_int(0))
     seed: int = _option(0, "seeds the initialisation, the only randomness of a run",
                         check=_int(0), trajectory=True)
@@ -73,6 +79,8 @@ class TrainConfig:
                          trajectory=True)
     width: int | None = _option(None, "MLP hidden width or CNN channels (default 32)",
                                 check=_int(1), type=int, trajectory=True)
+    activation: str = _option("relu", "the MLP's activation", choices=tuple(ACTIVATIONS),
+                              trajectory=True)
     norm: str | None = _option(None, "normalisation (default: group for ResNets, none otherwise)",
                                choices=NORMS, type=str, trajectory=True)
     data_root: str = _option("data", "folder holding the CIFAR batches")
@@ -95,3 +103,22 @@ class TrainConfig:
 
 
 TRAJECTORY_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["trajectory"])
+
+
+def build_model(config: TrainConfig, input_shape, n_classes: int):
+    """The initial network θ⁽⁰⁾: seeded with ``config.seed``, drawn in float32, then cast to ``config.dtype``.
+
+    Drawing in float32 whatever the default dtype makes θ⁽⁰⁾ depend on the seed alone, and gives
+    float32 and float64 runs the same start.
+    """
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        torch.manual_seed(config.seed)
+        model = make_model(config.model, input_shape, n_classes, width=config.width,
+                           norm=config.norm, activation=config.activation)
+    finally:
+        torch.set_default_dtype(previous)
+    return model.to(getattr(torch, config.dtype))
