@@ -190,9 +190,10 @@ class _StackedLeaves:
 
 
 def top_eigenvalue(hvp_fn: Callable[[torch.Tensor], torch.Tensor], like: torch.Tensor, *,
-                   scale: torch.Tensor | None = None, tol: float = 1e-3, maxiter: int = 300,
-                   seed: int = 0) -> float:
-    """The largest (algebraic) eigenvalue of S H S, S = diag(``scale``) (S = I if None), H the
+                   scale: torch.Tensor | None = None, which: str = "LA", tol: float = 1e-3,
+                   maxiter: int = 300, seed: int = 0) -> float:
+    """The largest eigenvalue of S H S (``which="LA"``; ``"LM"``: the one largest in absolute
+    value, with its sign), S = diag(``scale``) (S = I if None), H the
     Hessian behind ``hvp_fn`` (v ↦ Hv): Lanczos (scipy's ``eigsh``) on Hessian-vector products.
 
     With ``scale`` = D^{-1/2} this is the top eigenvalue of diag(1/D)·H, which is not symmetric
@@ -204,6 +205,8 @@ def top_eigenvalue(hvp_fn: Callable[[torch.Tensor], torch.Tensor], like: torch.T
     from scipy.sparse.linalg import LinearOperator, eigsh
 
     p, dtype = like.numel(), like.dtype
+    if which not in ("LA", "LM"):
+        raise ValueError(f"which must be 'LA' or 'LM', got {which!r}")
     if scale is not None and scale.shape != (p,):
         raise ValueError(f"scale must have shape ({p},), got {tuple(scale.shape)}")
 
@@ -216,5 +219,5 @@ def top_eigenvalue(hvp_fn: Callable[[torch.Tensor], torch.Tensor], like: torch.T
 
     v0 = np.random.default_rng(seed).standard_normal(p)
     op = LinearOperator((p, p), matvec=matvec, dtype=np.float64)
-    return float(eigsh(op, k=1, which="LA", v0=v0, tol=tol, maxiter=maxiter,
+    return float(eigsh(op, k=1, which=which, v0=v0, tol=tol, maxiter=maxiter,
                        return_eigenvectors=False)[0])

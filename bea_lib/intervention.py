@@ -152,21 +152,3 @@ def kappa_order_study(loss, theta0, hs, T: float, pairs, *, beta: float, rho: fl
     slopes, stderrs = fitted_slopes(hs, errors)
     return [KappaOrder(k, kf, hs, e, float(s), float(se))
             for (k, kf), e, s, se in zip(pairs, errors, slopes, stderrs)]
-
-
-def train_kappa(data, *, kappa: float, h: float, beta: float, rho: float, eps: float,
-                epochs: int, seed: int, width: int = 32, activation: str = "relu",
-                dtype: str = "float64", test_every: int = 1, diagnostics_every: int = 0):
-    """One network run of the κ-variant (the MLP on ``data``, full batch): a thin name for
-    :func:`bea_lib.nets.train.train` with ``TrainConfig(kappa=kappa, ...)``; returns its
-    :class:`~bea_lib.nets.history.History`. A batch of κ runs is
-    ``train([config, ...])`` (:func:`bea_lib.nets.train.train_batched`)."""
-    from .nets.config import TrainConfig
-    from .nets.train import train
-
-    config = TrainConfig(model="mlp", kappa=kappa, h=h, beta=beta, rho=rho, eps=eps,
-                         epochs=epochs, seed=seed, width=width, activation=activation,
-                         dtype=dtype, test_every=test_every, diagnostics_every=diagnostics_every,
-                         n_train=len(data.x_train), n_test=len(data.x_test),
-                         chunk_size=max(len(data.x_train), len(data.x_test)), device="cpu")
-    return train(config, data=data)

@@ -23,7 +23,7 @@ import math
 import torch
 from torch.func import grad, vmap
 
-from .validation import check_positive, check_unit_interval
+from .validation import adam_hyper, check_positive, check_unit_interval
 from .vocab import BiasRegime
 
 
@@ -54,8 +54,9 @@ def _coefficients(beta: float, rho: float) -> tuple[float, float]:
 
 
 def _check_hyper(beta, rho, eps) -> tuple[float, float, float]:
-    return (check_unit_interval("beta", beta), check_unit_interval("rho", rho),
-            check_positive("eps", eps))
+    """β, ρ and ε checked by the one record (:func:`bea_lib.validation.adam_hyper`)."""
+    hyper = adam_hyper(h=1.0, beta=beta, rho=rho, eps=eps)
+    return hyper.beta, hyper.rho, hyper.eps
 
 
 def bias_coefficient(g, *, beta: float, rho: float, eps: float):

@@ -43,7 +43,8 @@ from typing import NamedTuple
 import torch
 
 from .autodiff import gradient
-from .validation import as_losses, check_n_steps, check_positive, check_theta0, check_unit_interval
+from .validation import (adam_hyper, as_losses, check_n_steps, check_positive, check_theta0,
+                         check_unit_interval)
 
 ON_NONFINITE = ("raise", "keep")  # what the iterations do when an iterate stops being finite
 CHECK_EVERY = 128  # steps between checks for non-finite iterates (a check costs a few operations)
@@ -183,9 +184,8 @@ def adam(loss, theta0, n_steps: int, *, h: float, beta: float, rho: float, eps: 
     component (``on_nonfinite="raise"``, checked every ``CHECK_EVERY`` steps, so within that many
     steps of the event); ``on_nonfinite="keep"`` returns all rows as they are.
     """
-    hyper = dict(h=check_positive("h", h), beta=check_unit_interval("beta", beta),
-                 rho=check_unit_interval("rho", rho), eps=check_positive("eps", eps),
-                 eps_inside=bool(eps_inside))
+    hyper = adam_hyper(h=h, beta=beta, rho=rho, eps=eps, eps_inside=eps_inside)._asdict()
+    del hyper["kappa"]
     return _run("adam", loss, theta0, n_steps, adam_init, adam_update, hyper, on_nonfinite)
 
 
@@ -268,10 +268,10 @@ class Adam(torch.optim.Optimizer):
 
     @staticmethod
     def _checked(hyper: dict) -> dict:
-        return dict(hyper, lr=check_positive("lr", hyper["lr"]),
-                    beta=check_unit_interval("beta", hyper["beta"]),
-                    rho=check_unit_interval("rho", hyper["rho"]),
-                    eps=check_positive("eps", hyper["eps"]), eps_inside=bool(hyper["eps_inside"]))
+        checked = adam_hyper(h=hyper["lr"], beta=hyper["beta"], rho=hyper["rho"],
+                             eps=hyper["eps"], eps_inside=hyper["eps_inside"], h_name="lr")
+        return dict(hyper, lr=checked.h, beta=checked.beta, rho=checked.rho, eps=checked.eps,
+                    eps_inside=checked.eps_inside)
 
     def add_param_group(self, param_group: dict) -> None:
         """Add a group of parameters; its hyperparameters (given or the defaults) are checked first."""

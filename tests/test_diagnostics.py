@@ -9,10 +9,10 @@ import torch.nn.functional as F
 
 import bea_lib as bl
 from bea_lib.autodiff import gradient_and_hvp_fn, top_eigenvalue
-from bea_lib.intervention import train_kappa
 from bea_lib.nets.config import TrainConfig, build_model
 from bea_lib.nets.diagnostics import bias_alignment, bias_ratio, eos_threshold, flat_forward, flat_loss
 from bea_lib.nets.models import make_model
+from bea_lib.nets.train import train_kappa
 from bea_lib.norms import table1_cells
 from bea_lib.vocab import BiasRegime, StopReason
 

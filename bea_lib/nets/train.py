@@ -111,10 +111,11 @@ def evaluate(model, x, y, *, chunk_size: int, comm: Comm = Comm()) -> torch.Tens
     return stats[:2] / stats[2]
 
 
-def gradient_norms(g: torch.Tensor, eps: list[float]) -> torch.Tensor:
+def gradient_norms(g: torch.Tensor, *, eps) -> torch.Tensor:
     """[‖∇E‖_{1,ε}, ‖∇E‖₁, ‖∇E‖₂] of every run's gradient, rows of ``g`` (k, P), in float64
-    (the norms of Section 6); ``eps`` holds each run's ε."""
+    (the norms of Section 6); ``eps`` is ε, one number or one per run."""
     g = g.double()
+    eps = list(eps) if isinstance(eps, (list, tuple)) else [eps] * len(g)
     one_eps = torch.stack([perturbed_one_norm(row, eps=e) for row, e in zip(g, eps)])
     return torch.stack([one_eps, g.abs().sum(1), g.norm(dim=1)], dim=1)
 
@@ -257,7 +258,7 @@ def fit(net, configs: list[TrainConfig], *, theta=None, state: AdamState | None 
             test_stats = net.evaluate(theta)
         else:
             test_stats = torch.full_like(train_stats, math.nan)
-        rows = torch.cat([train_stats[:, :2], test_stats, gradient_norms(g, eps_of)], 1).tolist()
+        rows = torch.cat([train_stats[:, :2], test_stats, gradient_norms(g, eps=eps_of)], 1).tolist()
         every = [configs[r].diagnostics_every for r in live]
         t1 = time.perf_counter()
         diag = _diagnostics(net, theta, g, state, hyper,
@@ -381,6 +382,20 @@ def train(config: TrainConfig | list[TrainConfig], out_dir: str | Path | None = 
                                  "message": history.message, "epochs_done": n, "rows": len(history),
                                  "wall_time": history["wall_time"][-1]})
     return history
+
+
+def train_kappa(data, *, kappa: float, h: float, beta: float, rho: float, eps: float,
+                epochs: int, seed: int, width: int = 32, activation: str = "relu",
+                dtype: str = "float64", test_every: int = 1, diagnostics_every: int = 0) -> History:
+    """One network run of the κ-variant (:mod:`bea_lib.intervention`), the MLP on the loaded
+    ``data``, full batch: a thin name for :func:`train` of ``TrainConfig(kappa=kappa, ...)``.
+    A batch of κ runs is ``train([config, ...])``."""
+    config = TrainConfig(model="mlp", kappa=kappa, h=h, beta=beta, rho=rho, eps=eps,
+                         epochs=epochs, seed=seed, width=width, activation=activation,
+                         dtype=dtype, test_every=test_every, diagnostics_every=diagnostics_every,
+                         n_train=len(data.x_train), n_test=len(data.x_test),
+                         chunk_size=max(len(data.x_train), len(data.x_test)), device="cpu")
+    return train(config, data=data)
 
 
 def train_batched(configs: list[TrainConfig], *, data=None) -> list[History]:
