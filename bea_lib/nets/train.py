@@ -213,17 +213,17 @@ def stop_reason(config: TrainConfig, history: History, n: int,
     return "", ""
 
 
-def _diagnostics(net, theta, g, state, hyper, rows):
-    """The :data:`DIAGNOSTIC_COLUMNS` at θ⁽ⁿ⁾ of the runs ``rows``, each with its own h, β, ρ, ε
-    and the denominator of its next step, from Adam's state."""
+def _diagnostics(net, theta, g, state, configs: list[TrainConfig], rows: list[int]):
+    """The :data:`DIAGNOSTIC_COLUMNS` at θ⁽ⁿ⁾ of the runs ``rows`` (rows of θ; ``configs`` in
+    θ's order), each with its own h, β, ρ, ε and the denominator of its next step, from Adam's
+    state."""
     out = {}
     for r in rows:
-        fn = net.hvp_fn(theta, [r])
-        D = step_denominator(g[r], AdamState(state.m[r], state.v[r], state.n),
-                             rho=float(hyper["rho"][r]), eps=float(hyper["eps"][r]))
-        out[r] = diagnostics_at(g[r], lambda v: fn(v[None])[0], h=float(hyper["h"][r]),
-                                beta=float(hyper["beta"][r]), rho=float(hyper["rho"][r]),
-                                eps=float(hyper["eps"][r]), denominator=D)
+        c, fn = configs[r], net.hvp_fn(theta, [r])
+        D = step_denominator(g[r], AdamState(state.m[r], state.v[r], state.n), rho=c.rho,
+                             eps=c.eps)
+        out[r] = diagnostics_at(g[r], lambda v: fn(v[None])[0], h=c.h, beta=c.beta, rho=c.rho,
+                                eps=c.eps, denominator=D)
     return out
 
 
@@ -244,6 +244,10 @@ def fit(net, configs: list[TrainConfig], *, theta=None, state: AdamState | None 
     dtype, device = theta.dtype, theta.device
 
     def column(name, dtype=dtype):
+        """A per-run (k, 1) column; for one run the number itself, so that its step's
+        arithmetic (the bias corrections 1 − β^n in Python's float64) is the same as before."""
+        if k == 1:
+            return getattr(base, name)
         return torch.tensor([[getattr(c, name)] for c in configs], dtype=dtype, device=device)
 
     hyper = {name: column(name) for name in ("h", "beta", "rho", "eps", "kappa")}
@@ -261,7 +265,7 @@ def fit(net, configs: list[TrainConfig], *, theta=None, state: AdamState | None 
         rows = torch.cat([train_stats[:, :2], test_stats, gradient_norms(g, eps=eps_of)], 1).tolist()
         every = [configs[r].diagnostics_every for r in live]
         t1 = time.perf_counter()
-        diag = _diagnostics(net, theta, g, state, hyper,
+        diag = _diagnostics(net, theta, g, state, [configs[r] for r in live],
                             [i for i, e in enumerate(every) if e and n % e == 0])
         diag_seconds = time.perf_counter() - t1
         elapsed = elapsed0 + time.perf_counter() - t0  # includes the diagnostics' cost
@@ -284,7 +288,7 @@ def fit(net, configs: list[TrainConfig], *, theta=None, state: AdamState | None 
             live = [live[i] for i in keep]
             theta, g = theta[index], g[index]
             state = AdamState(state.m[index], state.v[index], state.n)
-            hyper = {name: t[index] for name, t in hyper.items()}
+            hyper = {name: t[index] if torch.is_tensor(t) else t for name, t in hyper.items()}
             eps_of = [eps_of[i] for i in keep]
             net.keep(index)
         d, state = kappa_update(g, lambda r: net.hvp_fn(theta, r), state, **hyper,
@@ -352,31 +356,25 @@ def train(config: TrainConfig | list[TrainConfig], out_dir: str | Path | None = 
     info = _run_info(config, device, comm)
     if out_dir:
         write_run_info(out_dir, {**info, "stop_reason": StopReason.RUNNING, "message": ""})
-    last_saved = [n]
+    last = {"saved": n, "theta": net.theta() if theta is None else theta,
+            "state": adam_init(net.theta()) if state is None else state}
 
-    def on_step(n, theta, state, elapsed, histories):
+    def on_step(n, theta, state, elapsed, histories):  # keeps θ⁽ⁿ⁾ and the state for the end
+        last.update(theta=theta, state=state)
         if out_dir and config.checkpoint_every and n % config.checkpoint_every == 0:
             _save_checkpoint(out_dir, config, theta, state, n, elapsed, histories[0])
-            last_saved[0] = n
+            last["saved"] = n
 
     bar = tqdm(total=config.epochs, initial=min(n, config.epochs), unit="epoch", dynamic_ncols=True,
                desc=f"{config.dataset}/{config.model}", disable=None if comm.is_main else True)
-    final = {}
-
-    def on_step_and_keep(n, theta, state, elapsed, histories):
-        final.update(theta=theta, state=state)
-        on_step(n, theta, state, elapsed, histories)
-
     [history] = fit(net, [config], theta=theta, state=state, histories=[history], n=n,
-                    elapsed0=elapsed0, comm=comm, on_step=on_step_and_keep, bar=bar)
+                    elapsed0=elapsed0, comm=comm, on_step=on_step, bar=bar)
     bar.close()
     n = int(history["epoch"][-1])
     if out_dir:
-        if config.checkpoint_every and n != last_saved[0]:  # so that a longer run can resume here
-            theta_n = final.get("theta", net.theta() if theta is None else theta)
-            state_n = final.get("state", adam_init(theta_n) if state is None else state)
-            _save_checkpoint(out_dir, config, theta_n, state_n, n, float(history["wall_time"][-1]),
-                             history)
+        if config.checkpoint_every and n != last["saved"]:  # so that a longer run can resume here
+            _save_checkpoint(out_dir, config, last["theta"], last["state"], n,
+                             float(history["wall_time"][-1]), history)
         history.to_csv(out_dir / HISTORY_FILE)
         write_run_info(out_dir, {**info, "stop_reason": history.stop_reason,
                                  "message": history.message, "epochs_done": n, "rows": len(history),
