@@ -26,6 +26,8 @@ from pathlib import Path
 
 import nbformat
 
+from bea_lib import provenance
+
 from . import inputs as inp
 from . import store
 from .params import check_overrides, check_parameter_lines, declared_parameters, literal
@@ -160,7 +162,6 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
             library: str | None = None, jobs: int = 1) -> Outcome:
     """Run one planned chapter (or reuse its current run when its inputs are unchanged);
     ``jobs`` (recorded) is how many chapters the command executes side by side."""
-    provenance = store.bea_lib_module("provenance")
     build_dir = Path(build_dir)
     names = list(chapters(root))
     inputs = inp.chapter_inputs(root, build_dir, p.chapter, p.page, label=p.label,

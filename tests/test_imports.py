@@ -80,3 +80,18 @@ def test_the_cycle_finder_finds_a_cycle():
     real = import_graph()
     real["bea_lib.expansion"].add("bea_lib.flows")
     assert any({"bea_lib.expansion", "bea_lib.flows"} <= set(c) for c in cycles(real))
+
+
+def test_the_runner_and_the_file_helpers_load_no_torch():
+    # bea_lib's names load on first use, so the book's runner imports fileio and provenance
+    # normally and still starts without torch (seconds); a fresh process, as the runner is
+    import subprocess
+    import sys
+
+    code = ("import sys, bea_lib.fileio, bea_lib.provenance, bea_book.store, bea_book.execute; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PACKAGE.parent)
+    assert out.stdout.strip() == "False"
+    import bea_lib as bl
+    assert all(hasattr(bl, name) for name in bl.__all__) and bl.flows.bias_direction
