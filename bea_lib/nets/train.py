@@ -3,8 +3,15 @@ r"""Full-batch Adam on a network (Section 6 of the paper): one epoch is one Adam
 E(θ) = (1/N) Σ_{i<N} ℓ_i(θ), ℓ_i the cross-entropy of example i. Its gradient is accumulated
 over chunks of ``chunk_size`` examples, as *sums* of per-example losses, and divided by N once,
 so that (for models whose output for x_i depends on x_i alone, see :mod:`bea_lib.nets.models`) the
-result is the same for every chunk size, up to float rounding. The step is :class:`bea_lib.Adam`,
-the paper's Definition 2.1 (h = ``h``, β = ``beta``, ρ = ``rho``, ε = ``eps``).
+result is the same for every chunk size, up to float rounding. The step is
+:func:`bea_lib.optimizers.adam_update`, the paper's Definition 2.1 (h = ``h``, β = ``beta``,
+ρ = ``rho``, ε = ``eps``), plus κh²f₁ for the κ-variant (``kappa``, :mod:`bea_lib.intervention`).
+
+One loop, :func:`fit`, trains k runs as the rows of one (k, P) tensor θ: one run as its
+``nn.Module`` (:class:`ModuleNet`: chunks, batch norm, torchrun, checkpoints), a batch as one
+stacked model (:class:`bea_lib.nets.batched.StackedNet`). ``train(config)`` is one run,
+``train([config, ...])`` (``train_batched``) a batch; each run gets a :class:`History` and a
+:class:`~bea_lib.vocab.StopReason`.
 
 Row n of the history (see :mod:`bea_lib.nets.history`) is computed at θ⁽ⁿ⁾ in the same chunked pass
 that produces the gradient for the step θ⁽ⁿ⁾ → θ⁽ⁿ⁺¹⁾, so the logged norms are those of the
