@@ -15,6 +15,8 @@ from pathlib import Path
 
 import nbformat
 
+from bea_lib import provenance
+
 from . import inputs as inp
 from . import store
 from .execute import _claims_summary, print_claims, write_notebook
@@ -52,7 +54,6 @@ def adopt(notebook_path: Path, *, root: Path = Path("."), build_dir: Path | None
     overrides = check_overrides(chapter, dict(meta.get("parameters") or {}), declared)
     parameters = {**{k: literal(v) for k, v in declared.items()}, **overrides}
 
-    provenance = store.bea_lib_module("provenance")
     label = "papermill"
     tmp = store.new_run_folder(build_dir, chapter)
     try:

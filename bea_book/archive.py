@@ -13,6 +13,8 @@ import json
 import zipfile
 from pathlib import Path
 
+from bea_lib import fileio
+
 from . import store
 from .render import check_run
 from .sources import LOCK_FILE, BookError, book_version, chapters
@@ -81,5 +83,5 @@ def make_archive(*, root: Path = Path("."), build_dir: Path | None = None,
             info.external_attr = 0o644 << 16
             zf.writestr(info, manifest)
 
-    store.bea_lib_module("fileio").atomic_write(output, write)
+    fileio.atomic_write(output, write)
     return output
