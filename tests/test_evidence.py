@@ -14,6 +14,7 @@ from bea_lib.nets.evidence import (F0_AGREEMENT_LIMIT, RUN_COLUMNS, VALIDITY_LIM
                                    f0_disagreement, kappa_prediction, mean_interval,
                                    minimum_detectable_effect, monotone_seeds, paired_difference,
                                    per_seed_slopes, read_runs_csv, trend_of, validity_gate,
+                                   hill_shape,
                                    write_runs_csv)
 from bea_lib.norms import perturbed_one_norm
 from bea_lib.vocab import TrendVerdict
@@ -181,3 +182,19 @@ def test_runs_csv_refuses_incomplete_or_unknown_rows(tmp_path):
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
     with pytest.raises(ValueError, match="other.csv"):
         read_runs_csv(tmp_path / "other.csv")
+
+
+# --- Figure 6's shape ------------------------------------------------------------------------
+
+def test_hill_shape_reads_fall_rise_fall_flat():
+    t = np.linspace(0, 1, 200)
+    curve = 10 - 6 * t + 4 * np.exp(-((t - 0.5) / 0.08) ** 2)  # falls, a hill, falls
+    curve = np.where(t > 0.8, curve[int(0.8 * 199)], curve)  # then flat
+    shape = hill_shape(curve)
+    assert shape.matches and 0.2 < shape.height < 0.6  # rise ≈ 2.8 over a trough ≈ 7.6
+    # a monotone fall has no hill; a curve still rising at the end does not fall after
+    assert not hill_shape(10 - 6 * t).matches
+    rising = hill_shape(10 - 6 * t + 8 * np.clip(t - 0.6, 0, None))
+    assert not rising.falls_after and not rising.matches
+    # oscillations below tol are not a hill
+    assert hill_shape(10 - 6 * t + 0.01 * np.sin(200 * t)).height == 0.0

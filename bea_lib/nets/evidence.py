@@ -46,7 +46,7 @@ from .sweeps import interval_verdict
 __all__ = ["EXPERIMENTS", "F0_AGREEMENT_LIMIT", "RUN_COLUMNS", "VALIDITY_LIMIT", "Gate",
            "PairedInterval", "f0_disagreement", "kappa_prediction", "mean_interval",
            "minimum_detectable_effect", "monotone_seeds", "paired_difference",
-           "per_seed_slopes", "read_runs_csv", "trend_of", "validity_gate", "write_runs_csv"]
+           "per_seed_slopes", "read_runs_csv", "HillShape", "hill_shape", "trend_of", "validity_gate", "write_runs_csv"]
 
 # The κ = −1 runs of two (β, ρ) pairs may differ by at most this fraction of the smaller κ effect
 # |N(κ=+1) − N(κ=−1)| of the two pairs: their difference is the O(h²) remainder of the flow f₀
@@ -235,6 +235,51 @@ def per_seed_slopes(x, values) -> np.ndarray:
         if ok.sum() >= 2 and np.ptp(x[ok]) > 0:
             out[i] = np.polyfit(x[ok], row[ok], 1)[0]
     return out
+
+
+class HillShape(NamedTuple):
+    """The shape of a curve as the paper's Figure 6 describes it: it falls, rises again in a
+    hill, falls, and flattens. ``height`` is the hill's rise over the trough before it,
+    relative to the trough; each flag says whether that part of the shape is there."""
+
+    falls_first: bool
+    height: float
+    falls_after: bool
+    flat_end: bool
+
+    @property
+    def matches(self) -> bool:
+        return self.falls_first and self.falls_after and self.flat_end and self.height > 0
+
+
+def hill_shape(values, *, skip: int = 0, tol: float = 0.05, tail: float = 0.1) -> HillShape:
+    """Read fall–rise–fall–flat from a curve N_0, N_1, … (e.g. ‖∇E‖₁,ε per epoch).
+
+    The hill is the largest rise max_n (N_n − min_{k≤n} N_k) after the first ``skip`` values,
+    its trough the running minimum where it starts and its peak where it ends. The curve
+    *falls first* when the trough is at least ``tol`` (relative) below N_skip; the hill counts
+    (``height`` > 0) when the rise is at least ``tol`` of the trough; it *falls after* when the
+    curve ends at least half the rise below the peak; it ends *flat* when over its last ``tail``
+    share it changes by less than ``tol`` (relative). ``tol`` keeps epoch-to-epoch oscillations
+    of a few per cent from counting as a shape.
+    """
+    v = np.asarray(values, dtype=float).reshape(-1)[skip:]
+    if v.size < 4 or not np.isfinite(v).all():
+        return HillShape(False, math.nan, False, False)
+    running_min = np.minimum.accumulate(v)
+    rise = v - running_min
+    peak = int(np.argmax(rise))
+    trough_value = running_min[peak]
+    trough = int(np.flatnonzero(v[:peak + 1] == trough_value)[0])
+    height = float(rise[peak] / trough_value) if trough_value > 0 else math.nan
+    if not height >= tol:
+        height = 0.0
+    falls_first = bool(trough_value <= (1 - tol) * v[0]) and trough > 0
+    falls_after = bool(height > 0 and v[-1] <= v[peak] - 0.5 * rise[peak])
+    n_tail = max(2, int(round(tail * v.size)))
+    end = v[-n_tail:]
+    flat_end = bool(np.ptp(end) <= tol * abs(end.mean()))
+    return HillShape(falls_first, height, falls_after, flat_end)
 
 
 def trend_of(interval: PairedInterval, *, expected: int) -> TrendVerdict:
