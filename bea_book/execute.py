@@ -188,7 +188,7 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
                 shutil.copy2(path, tmp / path.name)
         started = datetime.now(timezone.utc)
         try:
-            wall = _papermill(p, tmp / f"{p.chapter}.ipynb", tmp)
+            wall = _papermill(p, tmp / f"{p.chapter}.ipynb", tmp, root)
         except Exception as err:
             if type(err).__name__ != "PapermillExecutionError":
                 raise
@@ -240,11 +240,15 @@ def execute_in_process(p: Plan, *, threads: int | None = None, **kwargs) -> Outc
     return execute(p, **kwargs)
 
 
-def _papermill(p: Plan, output: Path, cwd: Path) -> float:
-    """Execute the plan's notebook into ``output`` with the kernel in ``cwd``; the wall time."""
+def _papermill(p: Plan, output: Path, cwd: Path, root: Path) -> float:
+    """Execute the plan's notebook into ``output`` with the kernel in ``cwd``; the wall time.
+
+    The kernel runs in a temporary folder; ``BEA_ROOT`` (absolute) is the book's root, against
+    which a chapter resolves its relative data and results paths."""
     import papermill
 
-    env = {"BEA_CHAPTER": p.chapter, "BEA_PROFILE": p.label, "TQDM_DISABLE": "1"}
+    env = {"BEA_CHAPTER": p.chapter, "BEA_PROFILE": p.label, "TQDM_DISABLE": "1",
+           "BEA_ROOT": str(Path(root).resolve())}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits the runner's environment
     start = time.perf_counter()

@@ -40,7 +40,7 @@ import time
 import torch
 from torch import nn
 
-from bea_lib.nets.batched import train_batched
+from bea_lib.nets.train import train_batched
 from bea_lib.nets.data import load_dataset
 from bea_lib.nets.train import TrainConfig, build_model, train
 

@@ -135,8 +135,8 @@ def test_resume_refuses_another_run(tmp_path):
 def test_the_resume_check_covers_every_trajectory_field():
     # derived from the field metadata: a new field that shapes the run cannot be forgotten
     from bea_lib.nets.config import TRAJECTORY_FIELDS
-    assert {"dataset", "model", "h", "beta", "rho", "eps", "eps_inside", "seed", "dtype", "width",
-            "norm", "n_train", "n_test", "test_every"} == set(TRAJECTORY_FIELDS)
+    assert {"dataset", "model", "h", "beta", "rho", "eps", "eps_inside", "kappa", "seed", "dtype",
+            "width", "activation", "norm", "n_train", "n_test", "test_every"} == set(TRAJECTORY_FIELDS)
 
 
 def test_a_folder_with_another_runs_results_is_refused_unless_overwrite(tmp_path):
