@@ -213,7 +213,7 @@ def stop_reason(config: TrainConfig, history: History, n: int,
     return "", ""
 
 
-def _diagnostics(net, theta, g, state, hyper, rows):
+def _diagnostics(net, theta, g, state, hyper, rows, sharpness):
     """The :data:`DIAGNOSTIC_COLUMNS` at θ⁽ⁿ⁾ of the runs ``rows``, each with its own h, β, ρ, ε
     and the denominator of its next step, from Adam's state."""
     out = {}
@@ -223,7 +223,8 @@ def _diagnostics(net, theta, g, state, hyper, rows):
                              rho=float(hyper["rho"][r]), eps=float(hyper["eps"][r]))
         out[r] = diagnostics_at(g[r], lambda v: fn(v[None])[0], h=float(hyper["h"][r]),
                                 beta=float(hyper["beta"][r]), rho=float(hyper["rho"][r]),
-                                eps=float(hyper["eps"][r]), denominator=D)
+                                eps=float(hyper["eps"][r]), denominator=D,
+                                sharpness=sharpness[r])
     return out
 
 
@@ -262,7 +263,8 @@ def fit(net, configs: list[TrainConfig], *, theta=None, state: AdamState | None 
         every = [configs[r].diagnostics_every for r in live]
         t1 = time.perf_counter()
         diag = _diagnostics(net, theta, g, state, hyper,
-                            [i for i, e in enumerate(every) if e and n % e == 0])
+                            [i for i, e in enumerate(every) if e and n % e == 0],
+                            [configs[r].sharpness for r in live])
         diag_seconds = time.perf_counter() - t1
         elapsed = elapsed0 + time.perf_counter() - t0  # includes the diagnostics' cost
         time_up = base.max_time is not None and elapsed >= base.max_time
