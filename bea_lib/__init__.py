@@ -8,7 +8,7 @@ Section 5 is ``bea_lib.bilinear``; the modules are listed in the README ("Packag
 """
 from . import losses, nets, registry
 from .autodiff import gradient, gradient_and_hvp, gradient_and_hvp_fn, hvp
-from .claims import claim
+from .claims import claim, minimum_detectable_effect
 from .convergence import classify_run
 from .flows import adam_flow, adam_rhs, gd_flow, heavy_ball_flow, heavy_ball_rhs, rmsprop_flow
 from .integrate import FlowError, solve_flow
@@ -44,7 +44,7 @@ __all__ = [
     "order_study", "max_distance", "classify_run",
     # vocabularies (vocab) and checked claims (claims)
     "BiasRegime", "CheckRole", "ClaimStatus", "Convergence", "Stability", "TrendVerdict", "Verdict",
-    "paper_verdict", "claim",
+    "paper_verdict", "claim", "minimum_detectable_effect",
     # subpackages and modules used as namespaces
     "losses", "nets", "registry",
 ]

@@ -91,14 +91,16 @@ def claim(id: str, *, statement: str, paper: str, passed: bool | None, measured:
         raise ValueError(f"claim {id!r} is a primary test; it cannot be a consistency check")
     role = (CheckRole.PRIMARY if primary else
             CheckRole.CONSISTENCY if consistency else CheckRole.SUPPORTING)
-    if passed is None and verdict is None:
-        raise ValueError(f"claim {id!r}: a measurement (passed=None) must give its verdict")
+    if passed is None and verdict is None and primary is not None:
+        raise ValueError(f"claim {id!r}: a primary test recorded as a measurement "
+                         "(passed=None) must give its verdict")
     chapter = os.environ.get("BEA_CHAPTER") or id.split("/")[0]
     profile = current_profile()
     if _rank(profile) < _rank(needs):
         status, verdict = ClaimStatus.NOT_CHECKED, Verdict.NOT_TESTED
     elif passed is None:
-        status, verdict = ClaimStatus.MEASURED, Verdict(verdict)
+        status = ClaimStatus.MEASURED
+        verdict = Verdict.NOT_TESTED if verdict is None else Verdict(verdict)
     else:
         status = ClaimStatus.PASSED if bool(passed) else ClaimStatus.FAILED
         verdict = Verdict.REPRODUCED if bool(passed) else Verdict.CONTRADICTED
@@ -121,7 +123,8 @@ def claim_markdown(record: Claim) -> str:
         return f"✓ *Checked ({where}):* {record.measured}."
     if record.status == ClaimStatus.MEASURED:
         extra = f"; smallest detectable effect {record.detectable}" if record.detectable else ""
-        return f"*Measured ({where}; {record.verdict}{extra}):* {record.measured}."
+        verdict = "" if record.verdict == Verdict.NOT_TESTED else f"; {record.verdict}"
+        return f"*Measured ({where}{verdict}{extra}):* {record.measured}."
     if record.status == ClaimStatus.NOT_CHECKED:
         return (f"*Not checked at the {record.profile} profile ({where}); it needs the "
                 f"`{record.needs}` profile. Measured here: {record.measured}.*")
@@ -165,3 +168,26 @@ def claim_counts(claims) -> dict[str, int]:
         counts[_COUNT_KEY[ClaimStatus(c.status)]] += 1
         counts["consistency"] += CheckRole(c.role) == CheckRole.CONSISTENCY
     return counts
+
+
+def minimum_detectable_effect(low: float, high: float, *, level: float = 0.95,
+                              power: float = 0.8) -> float:
+    """The smallest true effect that a two-sided test at ``level`` would detect with
+    probability ``power``, given the ``level`` interval [low, high] of the estimate.
+
+    Normal approximation: the interval's half-width is z₍₁₊ₗₑᵥₑₗ₎/₂ · SE, and the detectable
+    effect is (z₍₁₊ₗₑᵥₑₗ₎/₂ + z_power) · SE (2.8 SE at the defaults). NaN for an interval that
+    is not finite. Shown beside an *inconclusive* verdict: it says how large an effect the
+    reading could have seen.
+    """
+    import math
+
+    from scipy.stats import norm
+
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return math.nan
+    if not (0 < level < 1 and 0 < power < 1):
+        raise ValueError(f"level and power must lie in (0, 1), got {level!r} and {power!r}")
+    z_level, z_power = norm.ppf((1 + level) / 2), norm.ppf(power)
+    se = (high - low) / (2 * z_level)
+    return float((z_level + z_power) * se)

@@ -153,7 +153,8 @@ def summary_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") -> 
 
 def _item(c: Claim, doc_prefix: str) -> str:
     detect = f"; smallest detectable effect {c.detectable}" if c.detectable else ""
-    verdict = f" ({c.verdict})" if ClaimStatus(c.status) == ClaimStatus.MEASURED else ""
+    verdict = (f" ({c.verdict})" if ClaimStatus(c.status) == ClaimStatus.MEASURED
+               and c.verdict != Verdict.NOT_TESTED else "")
     return (f"- {_MARK[ClaimStatus(c.status)]} {' '.join(c.statement.split())}{verdict}: "
             f"{' '.join(str(c.measured).split())}{detect} ({_link(c, c.chapter, doc_prefix)})")
 

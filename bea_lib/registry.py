@@ -80,9 +80,10 @@ def _order2(claim: str, what: str, mutant: str, needs: str = "default") -> Prima
                            "smallest step sizes, for orders 0 and 1",
                            "the asymptotic order is what the theorem states; a fit over the "
                            "whole grid mixes in the pre-asymptotic range"),
-        threshold=Declared("order 1 within 0.3 of 2 and order 0 within 0.3 of 1, on every loss",
-                           "0.3 is under a third of the gap between neighbouring orders, so "
-                           "the test tells order 2 from order 1 (the mutants land near 1)"),
+        threshold=Declared("order 1 within 0.5 of 2 and order 0 within 0.5 of 1, on every case",
+                           "nearer the predicted order than either neighbour: the test decides "
+                           "which order the data favour (the mutants land near 1), and is not "
+                           "tuned to the grid"),
         mutant=mutant, needs=needs)
 
 
@@ -186,8 +187,9 @@ STATEMENTS: tuple[Statement, ...] = (
             gate=_ORDER_GATE,
             statistic=Declared("the fitted slope of log error against log h",
                                "two to three step sizes: the fit is the estimate"),
-            threshold=Declared("> 1.5", "halfway between first (1) and second (2) order: the "
-                               "test decides which of the two the data favour"),
+            threshold=Declared("> 1.5, and the flow with the O(h) term negated within 0.3 of 1",
+                               "1.5 is halfway between first and second order: the test decides "
+                               "which of the two the data favour; the negated flow must land on 1"),
             mutant="the O(h) term's sign flipped"),
         note="read with the descent signs, θ̇ = −∇E/(1 − β) − h(…)∇‖∇E‖² (the transcription "
              "drops the minus signs)"),
@@ -254,7 +256,7 @@ STATEMENTS: tuple[Statement, ...] = (
             statistic=Declared("monotone fall over the grid of ratios, value at its end",
                                "a limit statement"),
             threshold=Declared("monotone, and < 1e-3 at the smallest ratio",
-                               "the grid ends at ε/g² ≈ 1e-4"),
+                               "the grid ends at ε/g² ≤ 1e-6: room for the next-order terms"),
             mutant="the bias term's sign flipped")),
     Statement(
         "(2.7)", "(2.7)",
@@ -268,7 +270,7 @@ STATEMENTS: tuple[Statement, ...] = (
             statistic=Declared("monotone fall over the grid of ratios, value at its end",
                                "a limit statement"),
             threshold=Declared("monotone, and < 1e-3 at the smallest ratio",
-                               "the grid ends at g²/ε ≈ 1e-4"),
+                               "the grid ends at g²/ε ≤ 1e-6: room for the next-order terms"),
             mutant="the bias term's sign flipped")),
     Statement(
         "Theorem 3.1", "Theorem 3.1",
@@ -353,8 +355,19 @@ STATEMENTS: tuple[Statement, ...] = (
     Statement(
         "Section 6, spike regime", "Section 6",
         "in the spike regime the accuracy trend against ρ reverses (as Cohen et al. saw)",
-        _network("networks/spike-reversal-paired", "maximal test accuracy over spike runs",
-                 "log(1 − ρ)", "falls (accuracy rises with ρ)"),
+        PrimaryTest(
+            claim="networks/spike-reversal-paired",
+            quantity=Declared("maximal test accuracy of spike runs", "the quantity of the remark"),
+            direction=Declared("rises with ρ (the reverse of Figure 4)", "the remark's text"),
+            gate=Declared("the runs are in the spike regime (loss spikes present)",
+                          "the paper places the reversal there; the expansion does not "
+                          "describe such runs, so no bias-ratio gate applies"),
+            statistic=Declared("per seed, the slope against log(1 − ρ); mean over ≥ 10 paired "
+                               "seeds and its paired bootstrap (BCa) interval",
+                               "a seed fixes the initial weights in every cell"),
+            threshold=Declared("the 95 % interval excludes zero", "the conventional two-sided "
+                               "5 % level, fixed before the runs"),
+            mutant="ρ's grid reversed (the predicted sign reverses)", needs="default"),
         caveat="the paper says \"which we think is the case\" and that Adam is far from the "
                "flow there: the theory does not cover this regime",
         pending=_NETS_PENDING),

@@ -77,7 +77,8 @@ def test_bad_claim_arguments_are_named(tmp_path):
         claim("a/b", statement="s", paper="Figure 1", passed=True, measured="m", needs="huge",
               folder=tmp_path)
     with pytest.raises(ValueError, match="must give its verdict"):
-        claim("a/b", statement="s", paper="Figure 1", passed=None, measured="m", folder=tmp_path)
+        claim("bias/figure-1-shapes", statement="s", paper="Figure 1", passed=None,
+              measured="m", folder=tmp_path)
 
 
 def test_a_measurement_carries_its_verdict_and_detectable_effect(tmp_path, monkeypatch):
