@@ -136,7 +136,7 @@ def summary_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") -> 
     in our words, the verdict (with ``†`` where the paper states a caveat or the test relies on
     a corrected reading, given under the row's evidence), the primary test's mark and a link to
     the section that computes it, and the tally of supporting checks."""
-    header = ["paper", "statement (our words)", "verdict", "primary test", "supporting"]
+    header = ["paper", "statement", "verdict", "primary test", "supporting"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         st = row.statement
@@ -145,7 +145,7 @@ def summary_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") -> 
         primary = (f"{_mark(row.primary)} {_link(row.primary, chapter, doc_prefix)}"
                    if st.primary else "none declared")
         label = _display(st)
-        cells = [f"{{ref}}`{label} <{_anchor(row)}>`", st.ours, verdict, primary,
+        cells = [f"{{ref}}`{label} <{_anchor(row)}>`", st.brief, verdict, primary,
                  _tally(row.supporting)]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)
@@ -174,20 +174,24 @@ def evidence_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") ->
             lines[-1] += f" † Our reading: {st.note}."
         p = st.primary
         if p is not None:
-            lines += ["", f"Primary test, declared in advance ({_link(row.primary, p.chapter, doc_prefix)}"
-                      f", claim `{p.claim}`, profile `{p.needs}` or larger):", "",
+            measured = (_item(row.primary, doc_prefix)[2:] if row.primary else
+                        "○ not recorded in this build" + (f": {st.pending}" if st.pending else ""))
+            lines += ["", f"**Primary test** ({_link(row.primary, p.chapter, doc_prefix)}, "
+                      f"`{p.claim}`): {p.quantity.what}; predicted: {p.direction.what}; "
+                      f"threshold: {p.threshold.what}. **Measured:** {measured}",
+                      "", "```{dropdown} The test as declared, with its reasons",
                       f"- quantity: {p.quantity.what} ({p.quantity.why});",
                       f"- prediction: {p.direction.what} ({p.direction.why});",
                       f"- validity gate: {p.gate.what} ({p.gate.why});",
                       f"- statistic: {p.statistic.what} ({p.statistic.why});",
                       f"- threshold: {p.threshold.what} ({p.threshold.why});",
-                      f"- shown to fail on a wrong model: {p.mutant} (`tests/test_mutants.py`)."]
-            lines += ["", "Measured: " + (_item(row.primary, doc_prefix)[2:] if row.primary
-                                          else f"○ not recorded in this build"
-                                          + (f": {st.pending}." if st.pending else "."))]
+                      f"- least profile: `{p.needs}`;",
+                      f"- shown to fail on a wrong model: {p.mutant} (`tests/test_mutants.py`).",
+                      "```"]
         if row.supporting:
-            lines += ["", "Supporting checks (shown, not folded into the verdict):", "",
-                      *[_item(c, doc_prefix) for c in row.supporting]]
+            lines += ["", f"```{{dropdown}} Supporting checks, not folded into the verdict: "
+                      f"{_tally(row.supporting)}", *[_item(c, doc_prefix) for c in row.supporting],
+                      "```"]
         if row.consistency:
             lines += ["", "```{dropdown} Consistency checks (cannot fail on a wrong model of "
                       f"the paper; not counted): {len(row.consistency)}",

@@ -18,7 +18,7 @@ Every primary test is shown to fail on a deliberately wrong model in ``tests/tes
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,11 @@ class Statement:
     note: str = ""    # a correction of the printed text the test relies on: shown beside it
     beyond: bool = False  # not a claim of the paper: the "beyond the paper" section
     pending: str = ""  # why no primary test is recorded yet, when that is so
-    aliases: tuple[str, ...] = field(default=())
+    short: str = ""   # the statement in a few words, for the summary table (default: ours)
+
+    @property
+    def brief(self) -> str:
+        return self.short or self.ours
 
 
 _DET = Declared("none needed", "a deterministic computation in float64: no seeds, no noise")
@@ -372,6 +376,30 @@ STATEMENTS: tuple[Statement, ...] = (
                "flow there: the theory does not cover this regime",
         pending=_NETS_PENDING),
 )
+
+_SHORT = {  # the statements in a few words, for the summary table
+    "Definition 2.1": "Adam's update rule, ε inside the root",
+    "Remark 2.2": "ε inside or outside: same behaviour",
+    "(2.2)–(2.3)": "full-batch modified flow, O(h²)",
+    "(1.1)": "heavy-ball's modified flow, O(h²)",
+    "Example 2.3": "large ε: heavy-ball, step h(1−β)/√ε",
+    "Table 1": "which norm the bias penalises",
+    "Figure 1": "the 1-D bias potential's shapes",
+    "(2.5)": "ε small: one-norm modified loss",
+    "(2.7)": "ε large: two-norm modified loss",
+    "Theorem 3.1": "mini-batch modified flow, O(h²)",
+    "Figure 2 (β)": "bilinear: larger β, smaller ‖∇E‖₁",
+    "Figure 2 (ρ)": "bilinear: larger ρ, larger ‖∇E‖₁",
+    "Figure 3 (β > ρ)": "bilinear, β > ρ: larger h, smaller ‖∇E‖₁",
+    "Figure 3 (ρ > β)": "bilinear, ρ > β: larger h, larger ‖∇E‖₁",
+    "Figure 4": "networks: larger ρ, larger ‖∇E‖₁,ε",
+    "Figure 5": "networks: larger β, smaller ‖∇E‖₁,ε",
+    "Figure 6": "networks: the hills of ‖∇E‖₁,ε",
+    "Section 4, first conclusion (theory)": "no two-norm penalty for ρ > β, ε small",
+    "Section 4, first conclusion (experiment)": "hence sharper minima, worse generalisation",
+    "Section 6, spike regime": "spike regime: accuracy trend reverses",
+}
+STATEMENTS = tuple(replace(st, short=_SHORT[st.key]) for st in STATEMENTS)
 
 BEYOND: tuple[Statement, ...] = (
     Statement(

@@ -75,8 +75,10 @@ def test_the_evidence_declares_the_primary_test_and_folds_consistency(tmp_path, 
     assert "- threshold: all of them, and at least one comparison" in text
     assert "The paper's own caveat: written \"up to terms that rapidly go to zero" in text
     assert "```{dropdown} Consistency checks" in text
-    assert "Measured: ○ not recorded in this build: the networks chapter's sweeps" in text
+    assert "**Measured:** ○ not recorded in this build: the networks chapter's sweeps" in text
+    assert "```{dropdown} The test as declared, with its reasons" in text
     assert "- ⚠ larger β ends nearer: 1 of 5 pairs | odd" in text
+    assert "```{dropdown} Supporting checks, not folded into the verdict: 1 ⚠" in text
 
 
 def test_a_missing_chapter_record_fails_naming_the_chapter(tmp_path, monkeypatch):
