@@ -6,9 +6,9 @@ keyword-only (``*, h, beta, rho, eps``). The networks are ``bl.nets`` (``bea_lib
 is imported on its own: ``python -m bea_lib.nets.train`` runs it); the bilinear model of
 Section 5 is ``bea_lib.bilinear``; the modules are listed in the README ("Package layout").
 """
-from . import losses, nets
+from . import losses, nets, registry
 from .autodiff import gradient, gradient_and_hvp, gradient_and_hvp_fn, hvp
-from .claims import claim
+from .claims import claim, minimum_detectable_effect
 from .convergence import classify_run
 from .flows import adam_flow, adam_rhs, gd_flow, heavy_ball_flow, heavy_ball_rhs, rmsprop_flow
 from .integrate import FlowError, solve_flow
@@ -21,7 +21,8 @@ from .optimizers import (Adam, adam, gd, heavy_ball, rmsprop, torch_optimizer_it
 from .order import max_distance, order_study
 from .runs import adam_runs
 from .validation import ExpansionValidityWarning
-from .vocab import BiasRegime, ClaimStatus, Convergence, Stability, TrendVerdict, Verdict
+from .vocab import (BiasRegime, CheckRole, ClaimStatus, Convergence, Stability, TrendVerdict,
+                    Verdict, paper_verdict)
 
 __version__ = "0.1.0"
 
@@ -42,7 +43,8 @@ __all__ = [
     # error orders (order), what became of a run (convergence)
     "order_study", "max_distance", "classify_run",
     # vocabularies (vocab) and checked claims (claims)
-    "BiasRegime", "ClaimStatus", "Convergence", "Stability", "TrendVerdict", "Verdict", "claim",
+    "BiasRegime", "CheckRole", "ClaimStatus", "Convergence", "Stability", "TrendVerdict", "Verdict",
+    "paper_verdict", "claim", "minimum_detectable_effect",
     # subpackages and modules used as namespaces
-    "losses", "nets",
+    "losses", "nets", "registry",
 ]
