@@ -108,8 +108,7 @@ def paper_verdict(trend: TrendVerdict | str, *, gated: bool = True) -> Verdict:
     chapters use it): a run set outside the validity gate (``gated=False``: e.g. a bias ratio
     above :data:`bea_lib.validation.VALIDITY_LIMIT`) is *outside the theory's range* whatever it
     shows; inside it, APPEARS is *reproduced*, OPPOSITE (the interval excludes zero on the
-    other side) *contradicted*, WEAK and NOT_SEEN (the interval or the spread includes zero)
-    *inconclusive*, NOT_TESTABLE (too few runs with a value) *not tested here*.
+    other side) *contradicted*, NOT_SEEN (the interval includes zero) *inconclusive*, NOT_TESTABLE (too few runs with a value) *not tested here*.
     """
     trend = TrendVerdict(trend)
     if trend == TrendVerdict.NOT_TESTABLE:
@@ -117,5 +116,4 @@ def paper_verdict(trend: TrendVerdict | str, *, gated: bool = True) -> Verdict:
     if not gated:
         return Verdict.OUTSIDE_RANGE
     return {TrendVerdict.APPEARS: Verdict.REPRODUCED, TrendVerdict.OPPOSITE: Verdict.CONTRADICTED,
-            TrendVerdict.WEAK: Verdict.INCONCLUSIVE,
             TrendVerdict.NOT_SEEN: Verdict.INCONCLUSIVE}[trend]

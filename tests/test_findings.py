@@ -91,7 +91,6 @@ def test_a_missing_chapter_record_fails_naming_the_chapter(tmp_path, monkeypatch
     (TrendVerdict.APPEARS, True, Verdict.REPRODUCED),
     (TrendVerdict.OPPOSITE, True, Verdict.CONTRADICTED),
     (TrendVerdict.NOT_SEEN, True, Verdict.INCONCLUSIVE),
-    (TrendVerdict.WEAK, True, Verdict.INCONCLUSIVE),
     (TrendVerdict.NOT_TESTABLE, True, Verdict.NOT_TESTED),
     (TrendVerdict.APPEARS, False, Verdict.OUTSIDE_RANGE),
     (TrendVerdict.OPPOSITE, False, Verdict.OUTSIDE_RANGE),
