@@ -133,15 +133,12 @@ def _ipc_kernel_manager():
 def _claims_summary(folder: Path, chapter: str) -> tuple[dict, list]:
     """Counts of the chapter's claims by status, and the failed ones, as recorded in its run."""
     if not (folder / f"{chapter}.claims.json").is_file():
-        return {"passed": 0, "failed": 0, "measured": 0, "not_checked": 0}, []
-    from bea_lib.claims import failed, read_claims
-    from bea_lib.vocab import ClaimStatus
+        from bea_lib.claims import COUNT_KEYS
+        return dict.fromkeys(COUNT_KEYS, 0), []
+    from bea_lib.claims import claim_counts, failed, read_claims
 
     own = {k: c for k, c in read_claims(folder).items() if c.chapter == chapter}
-    counts = {"passed": 0, "failed": 0, "measured": 0, "not_checked": 0}
-    for c in own.values():
-        counts[{ClaimStatus.PASSED: "passed", ClaimStatus.FAILED: "failed",
-                ClaimStatus.MEASURED: "measured"}.get(c.status, "not_checked")] += 1
+    counts = claim_counts(own.values())
     bad = [{"id": c.id, "statement": c.statement, "paper": c.paper, "measured": c.measured}
            for c in failed(own)]
     return counts, bad

@@ -103,6 +103,7 @@ def stage(root: Path, build_dir: Path) -> tuple[Path, list[str]]:
                if n != FINDINGS}
         if now != report[FINDINGS]["inputs"]["claims"]:
             print(f"note: chapter {FINDINGS!r} tabulates claims that changed since it ran")
+    _summary_placeholder(staged, pages)
     actions = store.read_report(build_dir)
     for name in report:
         report[name]["action"] = actions.get(name, {}).get("action", "executed")
@@ -110,6 +111,19 @@ def stage(root: Path, build_dir: Path) -> tuple[Path, list[str]]:
         if Path(page).name == REPORT_PAGE:
             (staged / f"{page}.md").write_text(report_markdown(report, pages, version=version))
     return staged, not_run
+
+
+def _summary_placeholder(staged: Path, pages: dict) -> None:
+    """The Findings summary the introduction includes, when the Findings chapter has not run."""
+    from bea_lib.findings import SUMMARY_FILE
+
+    if FINDINGS not in pages:
+        return
+    path = staged / Path(pages[FINDINGS]).parent / SUMMARY_FILE
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("*The Findings chapter has not run in this build, so there are no "
+                        "verdicts to show here.*\n")
 
 
 def _stamp_version(config: Path, version: str) -> None:

@@ -13,7 +13,7 @@ import importlib.util
 # that needs no torch (``bea_lib.fileio``, ``bea_lib.provenance``) does not load torch
 _HOME = {
     **dict.fromkeys(("gradient", "gradient_and_hvp", "gradient_and_hvp_fn", "hvp"), "autodiff"),
-    "claim": "claims", "classify_run": "convergence",
+    "claim": "claims", "minimum_detectable_effect": "claims", "classify_run": "convergence",
     **dict.fromkeys(("adam_flow", "adam_rhs", "gd_flow", "heavy_ball_flow", "heavy_ball_rhs",
                      "rmsprop_flow"), "flows"),
     "FlowError": "integrate", "solve_flow": "integrate",
@@ -26,8 +26,8 @@ _HOME = {
                      "torch_optimizer_steps"), "optimizers"),
     "max_distance": "order", "order_study": "order", "adam_runs": "runs",
     "ExpansionValidityWarning": "validation",
-    **dict.fromkeys(("BiasRegime", "ClaimStatus", "Convergence", "Stability", "TrendVerdict",
-                     "Verdict"), "vocab"),
+    **dict.fromkeys(("BiasRegime", "CheckRole", "ClaimStatus", "Convergence", "Stability",
+                     "TrendVerdict", "Verdict", "paper_verdict"), "vocab"),
 }
 
 
@@ -66,7 +66,8 @@ __all__ = [
     # error orders (order), what became of a run (convergence)
     "order_study", "max_distance", "classify_run",
     # vocabularies (vocab) and checked claims (claims)
-    "BiasRegime", "ClaimStatus", "Convergence", "Stability", "TrendVerdict", "Verdict", "claim",
+    "BiasRegime", "CheckRole", "ClaimStatus", "Convergence", "Stability", "TrendVerdict", "Verdict",
+    "paper_verdict", "claim", "minimum_detectable_effect",
     # subpackages and modules used as namespaces
-    "losses", "nets",
+    "losses", "nets", "registry",
 ]

@@ -223,10 +223,10 @@ def excess_at_loss_levels(loss, iterates, levels) -> np.ndarray:
 # The trends of Figures 2 and 3, as the chapters test them: (group of runs, the parameter's
 # symbol, towards the cross as the parameter grows?, the figure that states it).
 FIGURE_TRENDS = (
-    ("fig2-beta", "β", True, "Figure 2"),
-    ("fig2-rho", "ρ", False, "Figure 3"),
-    ("fig3-beta>rho", "h (β > ρ)", True, "Figure 2"),
-    ("fig3-rho>beta", "h (ρ > β)", False, "Figure 3"),
+    ("fig2-beta", "β", True, "Figure 2 (β)"),         # Figure 2: β and ρ
+    ("fig2-rho", "ρ", False, "Figure 2 (ρ)"),
+    ("fig3-beta>rho", "h (β > ρ)", True, "Figure 3 (β > ρ)"),  # Figure 3: the step size h
+    ("fig3-rho>beta", "h (ρ > β)", False, "Figure 3 (ρ > β)"),
 )
 
 

@@ -14,7 +14,8 @@ The book runner sets ``BEA_CHAPTER`` and ``BEA_PROFILE`` for the kernel; outside
 chapter is the part of the id before ``/`` and the profile is ``default``. The runner reads the
 claims after a run: a failed claim fails ``make test`` (smoke profile) and ``make book``
 (default profile); other profiles and a reader's own parameters show the ⚠ without failing.
-The Findings chapter is generated from these files (:func:`read_claims`).
+The Findings chapter is generated from these files (:func:`read_claims`), one row per statement
+of :mod:`bea_lib.registry`, whose verdict is that of the statement's primary test alone.
 
 Profiles are ordered by size, :data:`PROFILES`; a claim that only a larger run can test says
 which profile it needs (``needs="default"``) and below it counts neither way.
@@ -27,31 +28,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .fileio import atomic_write_json
-from .vocab import ClaimStatus, Verdict
+from . import registry
+from .vocab import CheckRole, ClaimStatus, Verdict
 
 PROFILES = ("smoke", "default", "paper")  # in increasing size; other names rank as "default"
-
-# The statements of the paper that claims bear on (the ``paper`` argument of :func:`claim`),
-# one row each in the Findings chapter, in the paper's order.
-PAPER_STATEMENTS = {
-    "Definition 2.1": "Adam and RMSProp as the paper defines them (ε inside the root)",
-    "(2.2)-(2.3)": "the modified flow of full-batch Adam, O(h²)-close to the iterates",
-    "(1.1)": "the modified flow of heavy-ball momentum and GD (signs restored)",
-    "Example 2.3": "Adam with large ε behaves as heavy-ball with step h/√ε",
-    "Table 1": "which norm the bias term penalises, by the size of ε against g²",
-    "Figure 1": "the one-dimensional bias potential F",
-    "(2.5)": "the modified-loss form of the bias when ε is large against g²",
-    "Theorem 3.1": "the modified flow of mini-batch Adam, with its inner index range",
-    "Figure 2": "bilinear model: larger β moves the trajectory towards the flattest solutions",
-    "Figure 3": "bilinear model: larger ρ (and larger h when ρ > β) moves it away",
-    "Figure 4": "networks: ‖∇E‖₁,ε and test accuracy against ρ",
-    "Figure 5": "networks: ‖∇E‖₁,ε and test accuracy against β",
-    "Figure 6": "networks: the 'hills' of ‖∇E‖₁,ε along training",
-    "explicit regulariser": "adding the bias term to the loss reproduces Adam's implicit bias",
-    "Assumption (3.1)": "bounded derivatives of the loss (violated by ReLU networks)",
-    "Discussion": "Adam against GD and heavy-ball; trends reverse in the spike regime",
-    "beyond the paper": "checks the paper does not make: orders, placements, mechanism",
-}
 
 
 @dataclass(frozen=True)
@@ -61,13 +41,15 @@ class Claim:
     id: str              # "chapter/short-name", unique in the book
     chapter: str
     statement: str       # the sentence of the book being checked, in our words
-    paper: str           # the paper's statement it bears on ("Theorem 3.1", "Figure 2", ...)
-    measured: str        # the figures behind the verdict, e.g. "slope 1.98 over h = 2e-3 ... 1.25e-4"
+    paper: str           # the key of the registered statement it bears on (bea_lib.registry)
+    measured: str        # the figures behind it, e.g. "slope 1.98 over h = 2e-3 ... 1.25e-4"
     status: ClaimStatus
-    verdict: Verdict     # what the claim, when it holds, says of the paper's statement
+    verdict: Verdict     # what it says of the statement (only a primary test's sets the row's)
     profile: str         # the profile the chapter ran at
     needs: str           # the least profile at which the claim is checked
     section: str | None = None  # a MyST target "(label)=" in the chapter, for the Findings link
+    role: CheckRole = CheckRole.SUPPORTING
+    detectable: str = ""  # for an inconclusive reading: the smallest effect it could detect
 
 
 def _rank(profile: str) -> int:
@@ -81,34 +63,49 @@ def current_profile() -> str:
 
 
 def claim(id: str, *, statement: str, paper: str, passed: bool | None, measured: str,
-          verdict: Verdict = Verdict.CONFIRMED, needs: str = "smoke",
-          section: str | None = None, folder: str | Path = ".") -> None:
-    """Record one checked claim and display its verdict line (see the module docstring).
+          verdict: Verdict | None = None, consistency: bool = False, detectable: str = "",
+          needs: str = "smoke", section: str | None = None, folder: str | Path = ".") -> None:
+    """Record one checked claim and display its line (see the module docstring).
 
-    ``passed`` is the check computed from the numbers just shown; ``verdict`` is what the
-    paper's statement gets when the claim holds (a claim that the transcribed index range fails
-    holds with verdict ``QUALIFIED``). ``passed=None`` records a *measurement* rather than a
-    check: a result the chapter reports with its verdict for the paper's statement (a trend
-    that a sweep does or does not show) but does not assert; it is shown as "Measured", never
-    as ✓, and counts neither as passed nor as failed. Displays Markdown; returns nothing, so a
-    cell may end with the call.
+    ``paper`` is the key of a statement of :mod:`bea_lib.registry`. The claim's role follows
+    from the registry: the statement's declared primary test is *primary*; any other claim is
+    *supporting*, or a *consistency check* with ``consistency=True`` (a check that cannot fail
+    on a wrong model of the paper: shown in a fold, not counted as evidence).
+
+    ``passed`` is the check computed from the numbers just shown: a passed check is
+    *reproduced*, a failed one *contradicted*. ``passed=None`` records a *measurement*: a
+    result the chapter reports with its ``verdict`` (from :func:`bea_lib.vocab.paper_verdict`
+    for a trend), asserting nothing; ``detectable`` then says the smallest effect the reading
+    could have detected. Below the ``needs`` profile the claim is not checked and its verdict is
+    *not tested here*. Displays Markdown; returns nothing, so a cell may end with the call.
     """
     if "/" not in id:
         raise ValueError(f"claim id must look like 'chapter/name', got {id!r}")
-    if paper not in PAPER_STATEMENTS:
-        raise ValueError(f"paper must be one of {', '.join(map(repr, PAPER_STATEMENTS))}, got {paper!r}")
+    registered = registry.statement(paper)  # a clear error naming the allowed keys
     if needs not in PROFILES:
         raise ValueError(f"needs must be one of {', '.join(PROFILES)}, got {needs!r}")
-    verdict = Verdict(verdict)
+    primary = registry.primary_for(id)
+    if primary is not None and primary.key != registered.key:
+        raise ValueError(f"claim {id!r} is the primary test of {primary.key!r}, not of {paper!r}")
+    if primary is not None and consistency:
+        raise ValueError(f"claim {id!r} is a primary test; it cannot be a consistency check")
+    role = (CheckRole.PRIMARY if primary else
+            CheckRole.CONSISTENCY if consistency else CheckRole.SUPPORTING)
+    if passed is None and verdict is None and primary is not None:
+        raise ValueError(f"claim {id!r}: a primary test recorded as a measurement "
+                         "(passed=None) must give its verdict")
     chapter = os.environ.get("BEA_CHAPTER") or id.split("/")[0]
     profile = current_profile()
     if _rank(profile) < _rank(needs):
-        status = ClaimStatus.NOT_CHECKED
+        status, verdict = ClaimStatus.NOT_CHECKED, Verdict.NOT_TESTED
     elif passed is None:
         status = ClaimStatus.MEASURED
+        verdict = Verdict.NOT_TESTED if verdict is None else Verdict(verdict)
     else:
         status = ClaimStatus.PASSED if bool(passed) else ClaimStatus.FAILED
-    record = Claim(id, chapter, statement, paper, measured, status, verdict, profile, needs, section)
+        verdict = Verdict.REPRODUCED if bool(passed) else Verdict.CONTRADICTED
+    record = Claim(id, chapter, statement, paper, measured, status, verdict, profile, needs,
+                   section, role, detectable)
     path = Path(folder) / f"{chapter}.claims.json"
     recorded = json.loads(path.read_text()) if path.is_file() else {}
     recorded[id] = asdict(record)
@@ -118,15 +115,21 @@ def claim(id: str, *, statement: str, paper: str, passed: bool | None, measured:
 
 def claim_markdown(record: Claim) -> str:
     """The line a reader sees under the finding: ✓, a ⚠ admonition, or a not-checked note."""
+    label = registry.statement(record.paper).label if record.paper in registry.BY_KEY else record.paper
+    role = {CheckRole.PRIMARY: "primary test of ", CheckRole.SUPPORTING: "",
+            CheckRole.CONSISTENCY: "consistency check, "}[CheckRole(record.role)]
+    where = f"{role}{label}"
     if record.status == ClaimStatus.PASSED:
-        return f"✓ *Checked ({record.paper}):* {record.measured}."
+        return f"✓ *Checked ({where}):* {record.measured}."
     if record.status == ClaimStatus.MEASURED:
-        return f"*Measured ({record.paper}; verdict: {record.verdict}):* {record.measured}."
+        extra = f"; smallest detectable effect {record.detectable}" if record.detectable else ""
+        verdict = "" if record.verdict == Verdict.NOT_TESTED else f"; {record.verdict}"
+        return f"*Measured ({where}{verdict}{extra}):* {record.measured}."
     if record.status == ClaimStatus.NOT_CHECKED:
-        return (f"*Not checked at the {record.profile} profile ({record.paper}); it needs the "
+        return (f"*Not checked at the {record.profile} profile ({where}); it needs the "
                 f"`{record.needs}` profile. Measured here: {record.measured}.*")
     return ("```{warning}\n⚠ With these parameters the claim above does not hold: measured "
-            f"{record.measured} ({record.paper}; claim `{record.id}`).\n```")
+            f"{record.measured} ({where}; claim `{record.id}`).\n```")
 
 
 def _display(record: Claim) -> None:
@@ -140,10 +143,51 @@ def read_claims(folder: str | Path) -> dict[str, Claim]:
     for path in sorted(Path(folder).glob("*.claims.json")):
         for key, rec in json.loads(path.read_text()).items():
             found[key] = Claim(**{**rec, "status": ClaimStatus(rec["status"]),
-                                  "verdict": Verdict(rec["verdict"])})
+                                  "verdict": Verdict(rec["verdict"]),
+                                  "role": CheckRole(rec.get("role", CheckRole.SUPPORTING))})
     return found
 
 
 def failed(claims: dict[str, Claim]) -> list[Claim]:
     """The claims that were checked and did not hold."""
     return [c for c in claims.values() if c.status == ClaimStatus.FAILED]
+
+
+COUNT_KEYS = ("passed", "failed", "measured", "not_checked", "consistency")
+_COUNT_KEY = {ClaimStatus.PASSED: "passed", ClaimStatus.FAILED: "failed",
+              ClaimStatus.MEASURED: "measured", ClaimStatus.NOT_CHECKED: "not_checked"}
+
+
+def claim_counts(claims) -> dict[str, int]:
+    """How many of ``claims`` (an iterable of :class:`Claim`) passed, failed, are measurements
+    and were not checked at this profile (all of them: the build fails on any failed one), and
+    how many of them are consistency checks (not counted as evidence by the Findings). The one
+    count used by the book runner's record and by the Findings chapter."""
+    counts = dict.fromkeys(COUNT_KEYS, 0)
+    for c in claims:
+        counts[_COUNT_KEY[ClaimStatus(c.status)]] += 1
+        counts["consistency"] += CheckRole(c.role) == CheckRole.CONSISTENCY
+    return counts
+
+
+def minimum_detectable_effect(low: float, high: float, *, level: float = 0.95,
+                              power: float = 0.8) -> float:
+    """The smallest true effect that a two-sided test at ``level`` would detect with
+    probability ``power``, given the ``level`` interval [low, high] of the estimate.
+
+    Normal approximation: the interval's half-width is z₍₁₊ₗₑᵥₑₗ₎/₂ · SE, and the detectable
+    effect is (z₍₁₊ₗₑᵥₑₗ₎/₂ + z_power) · SE (2.8 SE at the defaults). NaN for an interval that
+    is not finite. Shown beside an *inconclusive* verdict: it says how large an effect the
+    reading could have seen.
+    """
+    import math
+
+    from scipy.stats import norm
+
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return math.nan
+    if not (0 < level < 1 and 0 < power < 1):
+        raise ValueError(f"level and power must lie in (0, 1), got {level!r} and {power!r}")
+    z_level, z_power = norm.ppf((1 + level) / 2), norm.ppf(power)
+    se = (high - low) / (2 * z_level)
+    return float((z_level + z_power) * se)

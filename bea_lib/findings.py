@@ -1,26 +1,21 @@
-r"""The Findings table: one row per statement of the paper, built from the recorded claims.
+r"""The Findings table: one row per registered statement, built from the recorded claims.
 
 Every chapter records its checked claims (:func:`bea_lib.claims.claim`) in
 ``<chapter>.claims.json`` beside its executed notebook. The Findings chapter, executed last,
 reads them all (:func:`load_claims`, which fails naming any chapter whose record is missing)
-and turns them into one row per key of :data:`bea_lib.claims.PAPER_STATEMENTS`
-(:func:`findings_rows`; :func:`findings_markdown` for the table, which counts the checks of each
-row, and :func:`findings_details_markdown` for what each check measured). Nothing in either is
-typed by hand.
+and turns them into one row per statement of :mod:`bea_lib.registry` (:func:`findings_rows`).
 
-**The verdict of a row** (:func:`row_verdict`) follows from the statuses and the declared
-verdicts of the claims that bear on it:
+**The verdict of a row** (:func:`row_verdict`) is the verdict of the statement's primary test,
+declared in the registry before any chapter runs, and of nothing else: *reproduced* when it
+passes, *contradicted* when it measures the opposite, *inconclusive* when its interval includes
+zero, *outside the theory's range* when its validity gate failed, and *not tested here* when
+the primary test was not recorded (or needs a larger profile). Supporting checks are shown
+beside it and never folded in; consistency checks (which cannot fail on a wrong model of the
+paper) are shown in a fold and not counted. Nothing in the table is typed by hand.
 
-1. if any claim *failed* at the profile it ran at, the row is *not confirmed*: the book's own
-   evidence for it did not hold there;
-2. otherwise, if some claims *passed* (or are *measurements*, recorded with the verdict their
-   numbers gave and asserting nothing), the row gets the *weakest* verdict those declare,
-   in the order confirmed > qualified > not confirmed > not tested here (one qualifying claim
-   qualifies the row; a passed claim that declares "not confirmed" refutes it);
-3. otherwise (no claim, or none checked at this profile) the row is *not tested here*.
-
-Claims not checked at the profile (they need a larger one) count neither way; the row says how
-many there were and which profile they need.
+:func:`summary_markdown` is the table that opens both the Findings chapter and the
+introduction (the Findings chapter writes it to :data:`SUMMARY_FILE`);
+:func:`evidence_markdown` the evidence per row below it.
 """
 from __future__ import annotations
 
@@ -28,12 +23,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .claims import PAPER_STATEMENTS, Claim, read_claims
-from .vocab import ClaimStatus, Verdict
+from . import registry
+from .claims import Claim, claim_counts, read_claims
+from .registry import Statement
+from .vocab import CheckRole, ClaimStatus, Verdict
 
-# Strength of a verdict, for "the weakest declared verdict" (rule 2 of the module docstring).
-_STRENGTH = {Verdict.CONFIRMED: 3, Verdict.QUALIFIED: 2, Verdict.NOT_CONFIRMED: 1,
-             Verdict.NOT_TESTED: 0}
+SUMMARY_FILE = "findings_summary.md"  # written by the Findings chapter, included by the intro
 _MARK = {ClaimStatus.PASSED: "✓", ClaimStatus.FAILED: "⚠", ClaimStatus.NOT_CHECKED: "○",
          ClaimStatus.MEASURED: "•"}
 
@@ -44,12 +39,17 @@ class MissingClaims(RuntimeError):
 
 @dataclass(frozen=True)
 class FindingsRow:
-    """One row of the Findings table: a statement of the paper and what the book measured."""
+    """One row of the Findings table: a registered statement and what the book measured."""
 
-    paper: str                # the key of PAPER_STATEMENTS ("Theorem 3.1", "Figure 2", ...)
-    statement: str            # the statement in our words (the value of PAPER_STATEMENTS)
-    claims: tuple[Claim, ...]  # the claims that bear on it, in the order they were recorded
+    statement: Statement
+    primary: Claim | None          # the record of its primary test, if a chapter made it
+    supporting: tuple[Claim, ...]  # other checks of the statement, in recorded order
+    consistency: tuple[Claim, ...]  # checks that cannot fail on a wrong model: not counted
     verdict: Verdict
+
+    @property
+    def paper(self) -> str:
+        return self.statement.key
 
 
 def load_claims(folder: str | Path, chapters: Iterable[str]) -> dict[str, Claim]:
@@ -68,27 +68,26 @@ def load_claims(folder: str | Path, chapters: Iterable[str]) -> dict[str, Claim]
     return read_claims(folder)
 
 
-def row_verdict(claims: Iterable[Claim]) -> Verdict:
-    """The verdict of one row from its claims (the rule of the module docstring)."""
-    claims = list(claims)
-    if any(c.status == ClaimStatus.FAILED for c in claims):
-        return Verdict.NOT_CONFIRMED
-    passed = [Verdict(c.verdict) for c in claims
-              if c.status in (ClaimStatus.PASSED, ClaimStatus.MEASURED)]
-    if passed:
-        return min(passed, key=_STRENGTH.__getitem__)
-    return Verdict.NOT_TESTED
+def row_verdict(primary: Claim | None) -> Verdict:
+    """The verdict of one row: its primary test's, or *not tested here* without one."""
+    return Verdict.NOT_TESTED if primary is None else Verdict(primary.verdict)
 
 
-def findings_rows(claims: dict[str, Claim]) -> list[FindingsRow]:
-    """One :class:`FindingsRow` per key of PAPER_STATEMENTS, in the paper's order."""
-    unknown = sorted({c.paper for c in claims.values()} - set(PAPER_STATEMENTS))
+def findings_rows(claims: dict[str, Claim], *, beyond: bool = False) -> list[FindingsRow]:
+    """One :class:`FindingsRow` per registered statement of the paper, in the paper's order
+    (``beyond=True``: the statements beyond the paper)."""
+    unknown = sorted({c.paper for c in claims.values()} - set(registry.BY_KEY))
     if unknown:
-        raise ValueError(f"claims name statements not in PAPER_STATEMENTS: {', '.join(unknown)}")
+        raise ValueError(f"claims name statements not in the registry: {', '.join(unknown)}")
     rows = []
-    for key, statement in PAPER_STATEMENTS.items():
-        bearing = tuple(c for c in claims.values() if c.paper == key)
-        rows.append(FindingsRow(key, statement, bearing, row_verdict(bearing)))
+    for st in (registry.BEYOND if beyond else registry.STATEMENTS):
+        bearing = [c for c in claims.values() if c.paper == st.key]
+        primary = next((c for c in bearing if c.role == CheckRole.PRIMARY), None)
+        rows.append(FindingsRow(
+            st, primary,
+            tuple(c for c in bearing if c.role == CheckRole.SUPPORTING),
+            tuple(c for c in bearing if c.role == CheckRole.CONSISTENCY),
+            row_verdict(primary)))
     return rows
 
 
@@ -97,70 +96,114 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def _link(claim: Claim, doc_prefix: str) -> str:
-    if claim.section:
-        return f"{{ref}}`{claim.section}`"
-    return f"{{doc}}`{doc_prefix}{claim.chapter}`"
+def _link(claim: Claim | None, chapter: str, doc_prefix: str, text: str | None = None) -> str:
+    text = text or chapter.replace("_", " ")
+    if claim is not None and claim.section:
+        return f"{{ref}}`{text} <{claim.section}>`"
+    return f"{{doc}}`{text} <{doc_prefix}{chapter}>`"
 
 
-def _where(row: FindingsRow, doc_prefix: str) -> str:
-    links = list(dict.fromkeys(_link(c, doc_prefix) for c in row.claims))
-    return "; ".join(links) if links else "—"
+def _mark(claim: Claim | None) -> str:
+    return "○" if claim is None else _MARK[ClaimStatus(claim.status)]
 
 
-_ORDER = (ClaimStatus.PASSED, ClaimStatus.FAILED, ClaimStatus.MEASURED, ClaimStatus.NOT_CHECKED)
-
-
-def _tally(row: FindingsRow) -> str:
-    """How many of the row's claims have each status, e.g. "3 ✓ · 1 •"."""
-    if not row.claims:
-        return "no check in the book bears on it"
-    n = {s: sum(ClaimStatus(c.status) == s for c in row.claims) for s in _ORDER}
-    return " · ".join(f"{n[s]} {_MARK[s]}" for s in _ORDER if n[s])
-
-
-def _profiles(row: FindingsRow) -> str:
-    if not row.claims:
+def _tally(claims: Iterable[Claim]) -> str:
+    """How many checks have each status, e.g. "3 ✓ · 1 •"; "—" for none."""
+    claims = list(claims)
+    if not claims:
         return "—"
-    text = ", ".join(dict.fromkeys(c.profile for c in row.claims))
-    waiting = [c for c in row.claims if c.status == ClaimStatus.NOT_CHECKED]
-    if waiting:
-        needs = ", ".join(dict.fromkeys(f"`{c.needs}`" for c in waiting))
-        text += f" ({len(waiting)} of {len(row.claims)} need {needs})"
-    return text
+    n = {s: sum(ClaimStatus(c.status) == s for c in claims) for s in _MARK}
+    order = (ClaimStatus.PASSED, ClaimStatus.FAILED, ClaimStatus.MEASURED, ClaimStatus.NOT_CHECKED)
+    return " · ".join(f"{n[s]} {_MARK[s]}" for s in order if n[s])
 
 
-def findings_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") -> str:
-    """The Findings table as MyST Markdown: statement, where tested, checks, verdict, profile.
+def _anchor(row: FindingsRow) -> str:
+    """The MyST target of the row's evidence in the Findings chapter (ASCII letters and dashes)."""
+    key = row.paper.lower().replace("β", "beta").replace("ρ", "rho").replace(">", "gt")
+    words = "".join(ch if ch.isascii() and ch.isalnum() else " " for ch in key).split()
+    return "findings-" + "-".join(words)
 
-    The "checks" cell counts the row's claims by status (✓ passed, ⚠ failed, • measured, ○ not
-    checked at this profile); what each measured is in :func:`findings_details_markdown`. Links
-    are ``{ref}`` to a claim's section label, or ``{doc}`` to ``doc_prefix + chapter`` when the
-    claim names no section.
-    """
-    header = ["paper", "statement (our words)", "tested in", "checks", "verdict", "profile"]
+
+def _display(st: Statement) -> str:
+    """The row's name: the key when it extends the paper's label, else the label and the key."""
+    if st.beyond:
+        return st.key[0].upper() + st.key[1:]
+    return st.key if st.key.startswith(st.label) else f"{st.label} ({st.key})"
+
+
+def summary_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") -> str:
+    """The table of statements and verdicts (short cells): the paper's label, the statement
+    in our words, the verdict (with ``†`` where the paper states a caveat or the test relies on
+    a corrected reading, given under the row's evidence), the primary test's mark and a link to
+    the section that computes it, and the tally of supporting checks."""
+    header = ["paper", "statement", "verdict", "primary test", "supporting"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [row.paper, row.statement, _where(row, doc_prefix), _tally(row),
-                 f"**{row.verdict}**", _profiles(row)]
+        st = row.statement
+        chapter = st.primary.chapter if st.primary else "findings"
+        verdict = f"**{row.verdict}**" + (" †" if st.caveat or st.note else "")
+        primary = (f"{_mark(row.primary)} {_link(row.primary, chapter, doc_prefix)}"
+                   if st.primary else "none declared")
+        label = _display(st)
+        cells = [f"{{ref}}`{label} <{_anchor(row)}>`", st.brief, verdict, primary,
+                 _tally(row.supporting)]
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)
 
 
-def findings_details_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") -> str:
-    """What each claim measured, statement by statement (the rows with claims, in the table's
-    order): the statement and its verdict, then one item per claim with its status mark, its
-    own statement, the figures it recorded and a link to where it was tested."""
+def _item(c: Claim, doc_prefix: str) -> str:
+    detect = f"; smallest detectable effect {c.detectable}" if c.detectable else ""
+    verdict = (f" ({c.verdict})" if ClaimStatus(c.status) == ClaimStatus.MEASURED
+               and c.verdict != Verdict.NOT_TESTED else "")
+    return (f"- {_MARK[ClaimStatus(c.status)]} {' '.join(c.statement.split())}{verdict}: "
+            f"{' '.join(str(c.measured).split())}{detect} ({_link(c, c.chapter, doc_prefix)})")
+
+
+def evidence_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") -> str:
+    """The evidence per row: verdict, the paper's caveat and our reading (beside the verdict,
+    not folded in), the declared primary test and what it measured, the supporting checks, and
+    the consistency checks in a fold."""
     blocks = []
     for row in rows:
-        if not row.claims:
-            continue
-        items = [f"- {_MARK[ClaimStatus(c.status)]} {' '.join(c.statement.split())}: "
-                 f"{' '.join(str(c.measured).split())} ({_link(c, doc_prefix)})"
-                 for c in row.claims]
-        blocks.append("\n".join([f"**{row.paper}**: {row.statement} (**{row.verdict}**)", "",
-                                  *items]))
+        st = row.statement
+        lines = [f"({_anchor(row)})=", f"### {_display(st)}", "",
+                 f"*{st.ours}.* **Verdict: {row.verdict}.**"]
+        if st.caveat:
+            lines[-1] += f" † The paper's own caveat: {st.caveat}."
+        if st.note:
+            lines[-1] += f" † Our reading: {st.note}."
+        p = st.primary
+        if p is not None:
+            measured = (_item(row.primary, doc_prefix)[2:] if row.primary else
+                        "○ not recorded in this build" + (f": {st.pending}" if st.pending else ""))
+            lines += ["", f"**Primary test** ({_link(row.primary, p.chapter, doc_prefix)}, "
+                      f"`{p.claim}`): {p.quantity.what}; predicted: {p.direction.what}; "
+                      f"threshold: {p.threshold.what}. **Measured:** {measured}",
+                      "", "```{dropdown} The test as declared, with its reasons",
+                      f"- quantity: {p.quantity.what} ({p.quantity.why});",
+                      f"- prediction: {p.direction.what} ({p.direction.why});",
+                      f"- validity gate: {p.gate.what} ({p.gate.why});",
+                      f"- statistic: {p.statistic.what} ({p.statistic.why});",
+                      f"- threshold: {p.threshold.what} ({p.threshold.why});",
+                      f"- least profile: `{p.needs}`;",
+                      f"- shown to fail on a wrong model: {p.mutant} (`tests/test_mutants.py`).",
+                      "```"]
+        if row.supporting:
+            lines += ["", f"```{{dropdown}} Supporting checks, not folded into the verdict: "
+                      f"{_tally(row.supporting)}", *[_item(c, doc_prefix) for c in row.supporting],
+                      "```"]
+        if row.consistency:
+            lines += ["", "```{dropdown} Consistency checks (cannot fail on a wrong model of "
+                      f"the paper; not counted): {len(row.consistency)}",
+                      *[_item(c, doc_prefix) for c in row.consistency], "```"]
+        blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def beyond_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") -> str:
+    """The checks beyond the paper, each group with its own wording; a group with a declared
+    primary test gets its verdict like a statement of the paper."""
+    return evidence_markdown(rows, doc_prefix=doc_prefix)
 
 
 def verdict_counts(rows: list[FindingsRow]) -> dict[Verdict, int]:
@@ -168,10 +211,7 @@ def verdict_counts(rows: list[FindingsRow]) -> dict[Verdict, int]:
     return {v: sum(r.verdict == v for r in rows) for v in Verdict}
 
 
-def claim_counts(claims: dict[str, Claim]) -> dict[str, dict[ClaimStatus, int]]:
-    """Per chapter: how many claims passed, failed and were not checked."""
-    counts: dict[str, dict[ClaimStatus, int]] = {}
-    for c in claims.values():
-        per = counts.setdefault(c.chapter, {s: 0 for s in ClaimStatus})
-        per[ClaimStatus(c.status)] += 1
-    return counts
+def chapter_counts(claims: dict[str, Claim]) -> dict[str, dict[str, int]]:
+    """Per chapter, :func:`bea_lib.claims.claim_counts` of its claims."""
+    chapters = dict.fromkeys(c.chapter for c in claims.values())
+    return {ch: claim_counts(c for c in claims.values() if c.chapter == ch) for ch in chapters}

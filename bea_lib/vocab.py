@@ -1,6 +1,6 @@
 """The project's vocabularies: one ``StrEnum`` per idea, shared by the library, the chapters
-and the Findings chapter. A value compares equal to its string (``Verdict.CONFIRMED ==
-"confirmed"``), so JSON files written with them read back as plain strings.
+and the Findings chapter. A value compares equal to its string (``Verdict.REPRODUCED ==
+"reproduced"``), so JSON files written with them read back as plain strings.
 """
 from __future__ import annotations
 
@@ -8,12 +8,28 @@ from enum import StrEnum
 
 
 class Verdict(StrEnum):
-    """What a measurement says about one statement of the paper (the Findings chapter)."""
+    """What the book's primary test says about one statement of the paper (the Findings chapter).
 
-    CONFIRMED = "confirmed"          # the statement holds, as stated, where we measured it
-    QUALIFIED = "qualified"          # it holds with a correction (a sign, a range, a condition)
-    NOT_CONFIRMED = "not confirmed"  # the measurement does not show it
-    NOT_TESTED = "not tested here"   # the book does not (or cannot at this scale) measure it
+    One vocabulary, in the words a referee would sign: "contradicted" is kept for an effect
+    measured against the paper with an interval that excludes zero, and "we could not tell" is
+    *inconclusive* (shown with the smallest effect the test could have detected), never a
+    failure of the paper. A caveat the paper states itself is shown beside the verdict
+    (:attr:`bea_lib.registry.Statement.caveat`), not folded into it.
+    """
+
+    REPRODUCED = "reproduced"      # the pre-declared primary test passes
+    CONTRADICTED = "contradicted"  # measured in the opposite direction, interval excluding zero
+    INCONCLUSIVE = "inconclusive"  # the interval includes zero: no effect told at this size
+    OUTSIDE_RANGE = "outside the theory's range"  # the validity gate failed: the expansion is silent
+    NOT_TESTED = "not tested here"  # no primary test ran (or none can at this scale)
+
+
+class CheckRole(StrEnum):
+    """What one checked claim is for, with respect to the statement it bears on."""
+
+    PRIMARY = "primary"        # the statement's pre-declared primary test: it alone sets the verdict
+    SUPPORTING = "supporting"  # another check of the statement: shown, never folded in
+    CONSISTENCY = "consistency"  # cannot fail on a wrong model of the paper: shown in a fold, not counted
 
 
 class ClaimStatus(StrEnum):
@@ -83,3 +99,21 @@ class TrendVerdict(StrEnum):
     NOT_SEEN = "not seen"          # no clear direction
     OPPOSITE = "opposite"          # against the claim (for a pair: moved away, or changed branch)
     NOT_TESTABLE = "not testable"  # too few runs with a value (finite, or converged)
+
+
+def paper_verdict(trend: TrendVerdict | str, *, gated: bool = True) -> Verdict:
+    """The verdict on the paper's statement from the verdict on a predicted trend.
+
+    The one mapping from :class:`TrendVerdict` to :class:`Verdict` (the networks and mechanism
+    chapters use it): a run set outside the validity gate (``gated=False``: e.g. a bias ratio
+    above :data:`bea_lib.validation.VALIDITY_LIMIT`) is *outside the theory's range* whatever it
+    shows; inside it, APPEARS is *reproduced*, OPPOSITE (the interval excludes zero on the
+    other side) *contradicted*, NOT_SEEN (the interval includes zero) *inconclusive*, NOT_TESTABLE (too few runs with a value) *not tested here*.
+    """
+    trend = TrendVerdict(trend)
+    if trend == TrendVerdict.NOT_TESTABLE:
+        return Verdict.NOT_TESTED
+    if not gated:
+        return Verdict.OUTSIDE_RANGE
+    return {TrendVerdict.APPEARS: Verdict.REPRODUCED, TrendVerdict.OPPOSITE: Verdict.CONTRADICTED,
+            TrendVerdict.NOT_SEEN: Verdict.INCONCLUSIVE}[trend]

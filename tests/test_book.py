@@ -83,7 +83,8 @@ import os
 chapter, profile = os.environ["BEA_CHAPTER"], os.environ["BEA_PROFILE"]
 record = dict(id="claimy/holds", chapter=chapter, statement="the sum is right",
               paper="Figure 1", measured=f"ok = {ok}", status="passed" if ok else "failed",
-              verdict="confirmed", profile=profile, needs="smoke", section=None)
+              verdict="reproduced" if ok else "contradicted", profile=profile, needs="smoke",
+              section=None)
 with open(f"{chapter}.claims.json", "w") as f:
     json.dump({record["id"]: record}, f)
 print(profile)
@@ -415,7 +416,8 @@ def test_failed_claims_fail_smoke_and_default_but_not_other_parameters(tmp_path,
     assert (build / "html" / "index.html").is_file()  # rendered all the same
     assert "claimy.claims.json" in outputs(executed(build, "findings"))
     report = book.read_report(build)
-    assert report["claimy"]["claims"] == {"passed": 0, "failed": 1, "measured": 0, "not_checked": 0}
+    assert report["claimy"]["claims"] == {"passed": 0, "failed": 1, "measured": 0, "not_checked": 0,
+                                          "consistency": 0}
     assert "smoke" in outputs(executed(build, "claimy"))  # BEA_PROFILE reached the kernel
     page = (build / "stage" / "book" / "report.md").read_text()
     assert "**1 ⚠**" in page and "## Claims that did not hold" in page

@@ -1,10 +1,11 @@
-"""Checked claims: recorded per chapter, status by profile, the line a reader sees."""
+"""Checked claims: recorded per chapter, status by profile, role from the registry, the line a
+reader sees."""
 import json
 
 import pytest
 
-from bea_lib.claims import claim, claim_markdown, failed, read_claims
-from bea_lib.vocab import ClaimStatus, Verdict
+from bea_lib.claims import claim, claim_counts, claim_markdown, failed, read_claims
+from bea_lib.vocab import CheckRole, ClaimStatus, Verdict
 
 
 def _claim(tmp_path, **kw):
@@ -28,26 +29,43 @@ def test_claims_are_recorded_per_chapter_and_merged_by_id(tmp_path, monkeypatch)
     assert [c.id for c in failed(claims)] == ["order/other", "order/slope"]
 
 
-def test_a_claim_above_the_profile_is_not_checked(tmp_path, monkeypatch):
+def test_a_claim_above_the_profile_is_not_checked_and_not_tested(tmp_path, monkeypatch):
     monkeypatch.setenv("BEA_PROFILE", "smoke")
     _claim(tmp_path, passed=False, needs="default")
     (record,) = read_claims(tmp_path).values()
-    assert record.status == ClaimStatus.NOT_CHECKED
+    assert record.status == ClaimStatus.NOT_CHECKED and record.verdict == Verdict.NOT_TESTED
     assert failed({record.id: record}) == []
     monkeypatch.setenv("BEA_PROFILE", "paper (= default)")
     _claim(tmp_path, passed=False, needs="default")
     assert read_claims(tmp_path)["order/slope"].status == ClaimStatus.FAILED
 
 
-def test_the_line_a_reader_sees(tmp_path, monkeypatch):
+def test_a_check_gives_reproduced_or_contradicted(tmp_path, monkeypatch):
     monkeypatch.setenv("BEA_PROFILE", "default")
-    _claim(tmp_path, verdict=Verdict.QUALIFIED)
+    _claim(tmp_path)
     _claim(tmp_path, id="order/bad", passed=False, measured="slope 1.1")
     claims = read_claims(tmp_path)
+    assert claims["order/slope"].verdict == Verdict.REPRODUCED
+    assert claims["order/bad"].verdict == Verdict.CONTRADICTED
     assert claim_markdown(claims["order/slope"]).startswith("✓")
     warning = claim_markdown(claims["order/bad"])
     assert warning.startswith("```{warning}") and "does not hold: measured slope 1.1" in warning
-    assert claims["order/slope"].verdict == Verdict.QUALIFIED
+
+
+def test_the_role_comes_from_the_registry(tmp_path, monkeypatch):
+    monkeypatch.setenv("BEA_PROFILE", "default")
+    _claim(tmp_path, id="minibatch/order-slopes")                       # declared primary
+    _claim(tmp_path, id="minibatch/other")                              # supporting
+    _claim(tmp_path, id="minibatch/identity", consistency=True)         # consistency
+    claims = read_claims(tmp_path)
+    assert claims["minibatch/order-slopes"].role == CheckRole.PRIMARY
+    assert claims["minibatch/other"].role == CheckRole.SUPPORTING
+    assert claims["minibatch/identity"].role == CheckRole.CONSISTENCY
+    assert "primary test of Theorem 3.1" in claim_markdown(claims["minibatch/order-slopes"])
+    with pytest.raises(ValueError, match="is the primary test of 'Theorem 3.1', not of 'Figure 1'"):
+        _claim(tmp_path, id="minibatch/order-slopes", paper="Figure 1")
+    with pytest.raises(ValueError, match="cannot be a consistency check"):
+        _claim(tmp_path, id="minibatch/order-slopes", consistency=True)
 
 
 def test_bad_claim_arguments_are_named(tmp_path):
@@ -58,12 +76,28 @@ def test_bad_claim_arguments_are_named(tmp_path):
     with pytest.raises(ValueError, match="needs must be one of smoke, default, paper"):
         claim("a/b", statement="s", paper="Figure 1", passed=True, measured="m", needs="huge",
               folder=tmp_path)
+    with pytest.raises(ValueError, match="must give its verdict"):
+        claim("bias/figure-1-shapes", statement="s", paper="Figure 1", passed=None,
+              measured="m", folder=tmp_path)
 
 
-def test_a_measurement_is_shown_as_measured_and_counts_neither_way(tmp_path, monkeypatch):
+def test_a_measurement_carries_its_verdict_and_detectable_effect(tmp_path, monkeypatch):
     monkeypatch.setenv("BEA_PROFILE", "default")
-    _claim(tmp_path, passed=None, verdict=Verdict.NOT_CONFIRMED, measured="not seen")
+    _claim(tmp_path, passed=None, verdict=Verdict.INCONCLUSIVE, measured="0.1 [-2, 2]",
+           detectable="±2.1")
     (record,) = read_claims(tmp_path).values()
     assert record.status == ClaimStatus.MEASURED and failed({record.id: record}) == []
     line = claim_markdown(record)
-    assert line.startswith("*Measured") and "✓" not in line and "not confirmed" in line
+    assert line.startswith("*Measured") and "✓" not in line and "inconclusive" in line
+    assert "smallest detectable effect ±2.1" in line
+
+
+def test_claim_counts_count_every_status_and_the_consistency_checks(tmp_path, monkeypatch):
+    monkeypatch.setenv("BEA_PROFILE", "smoke")
+    _claim(tmp_path, id="minibatch/a")
+    _claim(tmp_path, id="minibatch/b", passed=False)
+    _claim(tmp_path, id="minibatch/c", passed=None, verdict=Verdict.INCONCLUSIVE)
+    _claim(tmp_path, id="minibatch/d", needs="default")
+    _claim(tmp_path, id="minibatch/e", consistency=True)
+    assert claim_counts(read_claims(tmp_path).values()) == {
+        "passed": 2, "failed": 1, "measured": 1, "not_checked": 1, "consistency": 1}

@@ -1,90 +1,112 @@
-"""The Findings table: built from recorded claims, one row per statement, verdict by the rule."""
+"""The Findings table: one row per registered statement, the verdict its primary test's alone."""
 import pytest
 
-from bea_lib.claims import PAPER_STATEMENTS, Claim, claim
-from bea_lib.findings import (MissingClaims, claim_counts, findings_details_markdown,
-                              findings_markdown, findings_rows,
-                              load_claims, row_verdict)
-from bea_lib.vocab import ClaimStatus, Verdict
-
-
-def _record(status, verdict=Verdict.CONFIRMED, paper="Figure 2", id="bilinear/x"):
-    return Claim(id, id.split("/")[0], "s", paper, "m", ClaimStatus(status), Verdict(verdict),
-                 "smoke", "smoke")
-
-
-@pytest.mark.parametrize("statuses_verdicts, expected", [
-    ([], Verdict.NOT_TESTED),
-    ([("not checked at this profile", "confirmed")], Verdict.NOT_TESTED),
-    ([("passed", "confirmed"), ("passed", "confirmed")], Verdict.CONFIRMED),
-    ([("passed", "confirmed"), ("passed", "qualified")], Verdict.QUALIFIED),  # the weakest
-    ([("passed", "qualified"), ("passed", "not confirmed")], Verdict.NOT_CONFIRMED),
-    ([("passed", "confirmed"), ("failed", "confirmed")], Verdict.NOT_CONFIRMED),  # any failed
-    ([("passed", "confirmed"), ("not checked at this profile", "qualified")], Verdict.CONFIRMED),
-    ([("measured", "not confirmed"), ("passed", "confirmed")], Verdict.NOT_CONFIRMED),  # weakest
-    ([("measured", "qualified")], Verdict.QUALIFIED),  # a measurement carries its verdict
-])
-def test_row_verdict_follows_the_documented_rule(statuses_verdicts, expected):
-    assert row_verdict([_record(s, v) for s, v in statuses_verdicts]) == expected
+from bea_lib import registry
+from bea_lib.claims import claim
+from bea_lib.findings import (MissingClaims, chapter_counts, evidence_markdown, findings_rows,
+                              load_claims, summary_markdown)
+from bea_lib.vocab import Verdict, paper_verdict, TrendVerdict
 
 
 def _chapter_claims(folder, monkeypatch):
     monkeypatch.setenv("BEA_PROFILE", "smoke")
     monkeypatch.delenv("BEA_CHAPTER", raising=False)
-    claim("bilinear/beta", statement="larger β ends nearer the cross", paper="Figure 2",
-          passed=True, measured="4 of 4 pairs", section="bilinear-figure2", folder=folder)
-    claim("bilinear/rho", statement="larger ρ ends farther", paper="Figure 3", passed=False,
-          measured="1 of 5 pairs | odd", folder=folder)
-    claim("error_order/slopes", statement="slopes near 2", paper="(2.2)-(2.3)", passed=False,
-          measured="slope 1.5", needs="default", folder=folder)
+    # Figure 2 (β): the primary passes; a supporting check fails (shown, not folded in)
+    claim("bilinear/trajectory/fig2-beta", statement="larger β moves towards the cross",
+          paper="Figure 2 (β)", passed=True, measured="4 of 4 comparisons",
+          section="bilinear-trajectory", folder=folder)
+    claim("bilinear/end-point/fig2-beta", statement="larger β ends nearer", paper="Figure 2 (β)",
+          passed=False, measured="1 of 5 pairs | odd", folder=folder)
+    claim("bilinear/cross", statement="the argmin is on the diagonal", paper="Figure 2 (β)",
+          passed=True, measured="1e-12", consistency=True, folder=folder)
+    # Figure 2 (ρ): the primary fails
+    claim("bilinear/trajectory/fig2-rho", statement="larger ρ moves away", paper="Figure 2 (ρ)",
+          passed=False, measured="2 of 4", folder=folder)
+    # (2.2)–(2.3): the primary needs default
+    claim("error_order/slopes/Adam, ε inside", statement="slopes 1 and 2", paper="(2.2)–(2.3)",
+          passed=False, measured="slope 1.5", needs="default", folder=folder)
+    # Figure 4: only a supporting measurement; the declared primary is not recorded
+    claim("networks/mlp-fig4-norm", statement="norm rises with ρ", paper="Figure 4",
+          passed=None, verdict=Verdict.INCONCLUSIVE, measured="0.1 [-2, 2]", folder=folder)
 
 
-def test_one_row_per_statement_in_the_papers_order(tmp_path, monkeypatch):
+def test_one_row_per_statement_and_the_verdict_is_the_primary_tests(tmp_path, monkeypatch):
     _chapter_claims(tmp_path, monkeypatch)
     rows = findings_rows(load_claims(tmp_path, ["bilinear", "error_order"]))
-    assert [r.paper for r in rows] == list(PAPER_STATEMENTS)
+    assert [r.paper for r in rows] == [s.key for s in registry.STATEMENTS]
     by_key = {r.paper: r for r in rows}
-    assert by_key["Figure 2"].verdict == Verdict.CONFIRMED
-    assert by_key["Figure 3"].verdict == Verdict.NOT_CONFIRMED
-    assert by_key["(2.2)-(2.3)"].verdict == Verdict.NOT_TESTED  # needs default; ran at smoke
-    assert by_key["Theorem 3.1"].verdict == Verdict.NOT_TESTED and not by_key["Theorem 3.1"].claims
-    counts = claim_counts(load_claims(tmp_path, []))
-    assert counts["bilinear"][ClaimStatus.FAILED] == 1
-    assert counts["error_order"][ClaimStatus.NOT_CHECKED] == 1
+    fig2 = by_key["Figure 2 (β)"]
+    assert fig2.verdict == Verdict.REPRODUCED  # the failed supporting check is not folded in
+    assert [c.id for c in fig2.supporting] == ["bilinear/end-point/fig2-beta"]
+    assert [c.id for c in fig2.consistency] == ["bilinear/cross"]
+    assert by_key["Figure 2 (ρ)"].verdict == Verdict.CONTRADICTED
+    assert by_key["(2.2)–(2.3)"].verdict == Verdict.NOT_TESTED  # needs default; ran at smoke
+    assert by_key["Figure 4"].verdict == Verdict.NOT_TESTED      # a supporting reading only
+    assert by_key["Theorem 3.1"].primary is None
+    assert chapter_counts(load_claims(tmp_path, []))["bilinear"] == {
+        "passed": 2, "failed": 2, "measured": 0, "not_checked": 0, "consistency": 1}
 
 
-def test_the_table_is_myst_markdown_with_links_and_profiles(tmp_path, monkeypatch):
+def test_the_summary_is_short_myst_with_one_link_per_row(tmp_path, monkeypatch):
     _chapter_claims(tmp_path, monkeypatch)
-    text = findings_markdown(findings_rows(load_claims(tmp_path, ["bilinear"])))
+    text = summary_markdown(findings_rows(load_claims(tmp_path, ["bilinear"])))
     lines = text.splitlines()
-    assert lines[0].startswith("| paper |") and lines[1] == "|" + "---|" * 6
-    assert len(lines) == 2 + len(PAPER_STATEMENTS)
-    assert all(line.count(" | ") + 2 == 7 or "\\|" in line for line in lines[2:])
-    fig2 = next(line for line in lines if line.startswith("| Figure 2 |"))
-    assert "{ref}`bilinear-figure2`" in fig2 and "| 1 ✓ |" in fig2 and "**confirmed**" in fig2
-    fig3 = next(line for line in lines if line.startswith("| Figure 3 |"))
-    assert "{doc}`/book/bilinear`" in fig3 and "| 1 ⚠ |" in fig3
-    order = next(line for line in lines if line.startswith("| (2.2)-(2.3) |"))
-    assert "**not tested here**" in order and "smoke (1 of 1 need `default`)" in order
-    assert "| 1 ○ |" in order
-    theorem = next(line for line in lines if line.startswith("| Theorem 3.1 |"))
-    assert "no check in the book bears on it" in theorem
+    assert lines[0].startswith("| paper |") and lines[1] == "|" + "---|" * 5
+    assert len(lines) == 2 + len(registry.STATEMENTS)
+    fig2 = next(line for line in lines if "Figure 2 (β) <" in line)
+    assert "**reproduced**" in fig2 and "✓ {ref}`bilinear <bilinear-trajectory>`" in fig2
+    assert "| 1 ⚠ |" in fig2  # the supporting tally sits in its own column
+    fig2r = next(line for line in lines if "Figure 2 (ρ) <" in line)
+    assert "**contradicted**" in fig2r and "⚠" in fig2r
+    order = next(line for line in lines if "(2.2)–(2.3) <" in line)
+    assert "**not tested here** †" in order and "○" in order  # † the paper's own caveat
+    # the verdict never contradicts the primary test's mark
+    for line in lines[2:]:
+        if "**reproduced**" in line:
+            assert "| ✓ " in line
+        if "**contradicted**" in line:
+            assert "| ⚠ " in line
 
 
-def test_the_details_list_what_each_check_measured_under_its_statement(tmp_path, monkeypatch):
+def test_the_evidence_declares_the_primary_test_and_folds_consistency(tmp_path, monkeypatch):
     _chapter_claims(tmp_path, monkeypatch)
-    text = findings_details_markdown(findings_rows(load_claims(tmp_path, ["bilinear"])))
-    blocks = text.split("\n\n")
-    heads = [b for b in blocks if b.startswith("**")]
-    assert [h.split("**")[1] for h in heads] == ["(2.2)-(2.3)", "Figure 2", "Figure 3"]
-    assert ("- ✓ larger β ends nearer the cross: 4 of 4 pairs ({ref}`bilinear-figure2`)"
-            in text)
-    assert "- ⚠ larger ρ ends farther: 1 of 5 pairs | odd ({doc}`/book/bilinear`)" in text
-    assert "- ○ slopes near 2: slope 1.5" in text
-    assert "Theorem 3.1" not in text  # no claim bears on it: no block
+    text = evidence_markdown(findings_rows(load_claims(tmp_path, ["bilinear"])))
+    assert "(findings-figure-2-beta)=" in text and "(findings-figure-3-rho-gt-beta)=" in text
+    assert "- threshold: all of them, and at least one comparison" in text
+    assert "The paper's own caveat: written \"up to terms that rapidly go to zero" in text
+    assert "```{dropdown} Consistency checks" in text
+    assert "**Measured:** ○ not recorded in this build: the networks chapter's sweeps" in text
+    assert "```{dropdown} The test as declared, with its reasons" in text
+    assert "- ⚠ larger β ends nearer: 1 of 5 pairs | odd" in text
+    assert "```{dropdown} Supporting checks, not folded into the verdict: 1 ⚠" in text
 
 
 def test_a_missing_chapter_record_fails_naming_the_chapter(tmp_path, monkeypatch):
     _chapter_claims(tmp_path, monkeypatch)
-    with pytest.raises(MissingClaims, match="chapter\\(s\\) networks, adam"):
-        load_claims(tmp_path, ["bilinear", "networks", "adam"])
+    with pytest.raises(MissingClaims, match="chapter\\(s\\) mechanism, adam"):
+        load_claims(tmp_path, ["bilinear", "mechanism", "adam"])
+
+
+@pytest.mark.parametrize("trend, gated, expected", [
+    (TrendVerdict.APPEARS, True, Verdict.REPRODUCED),
+    (TrendVerdict.OPPOSITE, True, Verdict.CONTRADICTED),
+    (TrendVerdict.NOT_SEEN, True, Verdict.INCONCLUSIVE),
+    (TrendVerdict.NOT_TESTABLE, True, Verdict.NOT_TESTED),
+    (TrendVerdict.APPEARS, False, Verdict.OUTSIDE_RANGE),
+    (TrendVerdict.OPPOSITE, False, Verdict.OUTSIDE_RANGE),
+])
+def test_the_one_mapping_from_a_trend_to_a_paper_verdict(trend, gated, expected):
+    assert paper_verdict(trend, gated=gated) == expected
+
+
+def test_every_registered_label_is_the_papers_own():
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[3] / "shared" / "paper"
+            / "implicit-bias-of-adam.txt")
+    if not text.is_file():
+        pytest.skip("the paper's transcription is not beside the repository")
+    paper = text.read_text()
+    for st in registry.STATEMENTS:
+        for part in st.label.replace("–", " ").replace(",", " ").split():
+            if part[0].isdigit() or part[0] == "(":
+                assert part in paper, (st.key, part)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..validation import adam_hyper, check_int, check_one_of, check_positive
+from ..validation import adam_hyper, check_bool, check_int, check_one_of, check_positive
 from .data import DATASETS
 from .models import ACTIVATIONS, MODELS, NORMS, make_model
 
@@ -74,6 +74,9 @@ class TrainConfig:
     diagnostics_every: int = _option(0, "epochs between the bias and sharpness diagnostics of "
                                      "bea_lib.nets.diagnostics (0: none; one process only)",
                                      check=_int(0))
+    sharpness: bool = _option(True, "whether the diagnostics include the two top eigenvalues "
+                              "(Lanczos: most of their cost); without, the bias ratio, "
+                              "alignment and Table-1 cells alone", check=check_bool)
     device: str | None = _option(None, "cpu, cuda, cuda:1 (default: cuda if available)", type=str)
     dtype: str = _option("float32", "dtype of data, parameters and Adam's state", choices=DTYPES,
                          trajectory=True)

@@ -230,7 +230,7 @@ def _diagnostics(net, theta, g, state, configs: list[TrainConfig], rows: list[in
         D = step_denominator(g[r], AdamState(state.m[r], state.v[r], state.n), rho=c.rho,
                              eps=c.eps)
         out[r] = diagnostics_at(g[r], lambda v: fn(v[None])[0], h=c.h, beta=c.beta, rho=c.rho,
-                                eps=c.eps, denominator=D)
+                                eps=c.eps, denominator=D, sharpness=c.sharpness)
     return out
 
 
