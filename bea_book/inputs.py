@@ -27,12 +27,20 @@ def _tree_hash(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def library_hash() -> str:
-    """The hash of the ``bea_lib`` sources that a kernel started from here imports."""
+def library_folder() -> Path | None:
+    """The folder of the ``bea_lib`` package this process imports (None if there is none);
+    the runner puts its parent first on the kernel's ``PYTHONPATH``, so that the kernel
+    imports the same copy (not another one installed in the environment)."""
     spec = importlib.util.find_spec("bea_lib")
     if spec is None or not spec.submodule_search_locations:
-        return "not installed"
-    return _tree_hash(Path(next(iter(spec.submodule_search_locations))))
+        return None
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+def library_hash() -> str:
+    """The hash of the ``bea_lib`` sources that a kernel started from here imports."""
+    folder = library_folder()
+    return "not installed" if folder is None else _tree_hash(folder)
 
 
 def lock_hash(root: Path) -> str | None:

@@ -1,8 +1,10 @@
 """Files written so that a reader never sees half of one: write to a temporary name in the
 same folder, flush it to disk, then rename it into place (``os.replace`` is atomic on POSIX).
 
-A run killed while writing leaves the previous file intact; this is the only place in the
-package (and in the book runner) that writes a result file.
+A run killed while writing leaves the previous file intact, and a temporary file that a
+killed writer left behind (``.<name>.<pid>.tmp``, its process gone) is removed by the next
+write of the same file; this is the only place in the package (and in the book runner) that
+writes a result file.
 """
 from __future__ import annotations
 
@@ -12,9 +14,37 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporary files of writes of ``path`` whose process is gone; the removed."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2:-len(".tmp")]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob's special characters taken literally."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     """Call ``write(tmp_path)``, fsync the file, then rename it to ``path`` in one step."""
     path = Path(path)
+    remove_stale_temporaries(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         write(tmp)
