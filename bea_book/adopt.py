@@ -107,9 +107,9 @@ def compare_sources(notebook, chapter_notebook, path: Path, chapter: str) -> Non
     for i, (mine, found) in enumerate(zip(ours, theirs)):
         if mine != found:
             first = (found[1].splitlines() or [""])[0][:60]
-            raise BookError(f"{path}: cell {i + 1} ({first!r}) is not the chapter {chapter!r}'s "
-                            "cell; execute the notebook `python -m bea_book notebooks` writes "
-                            "for the chapter as it is now")
+            raise BookError(f"{path}: cell {i + 1} ({first!r}) is not the cell of chapter "
+                            f"{chapter!r} there; execute the notebook `python -m bea_book "
+                            "notebooks` writes for the chapter as it is now")
     if len(ours) != len(theirs):
         raise BookError(f"{path} has {len(theirs)} cells besides the injected one; the chapter "
                         f"{chapter!r} has {len(ours)}")

@@ -185,15 +185,15 @@ def _reusable(p: Plan, build_dir: Path) -> dict | None:
 
 
 def _failed_cell(notebook: Path) -> str:
-    """The cell papermill was running when the kernel died, as ``[n]`` or ``#i``."""
+    """The cell running when the kernel died, as ``#i [n]``: the last one the kernel began
+    (papermill marks it "completed" all the same)."""
     try:
         cells = nbformat.read(notebook, as_version=4).cells
     except Exception:  # noqa: BLE001 - a half-written notebook: say nothing about the cell
         return "?"
-    for i, cell in enumerate(cells):
-        if cell.get("metadata", {}).get("papermill", {}).get("status") == "running":
-            return f"#{i + 1}"
-    return "?"
+    began = [(i, c.execution_count) for i, c in enumerate(cells)
+             if c.cell_type == "code" and c.get("execution_count") is not None]
+    return f"#{began[-1][0] + 1} [{began[-1][1]}]" if began else "?"
 
 
 def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
