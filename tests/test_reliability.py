@@ -212,7 +212,8 @@ def test_archive_refuses_a_build_whose_files_changed_after_commit_or_render(tmp_
     err = capsys.readouterr().err
     assert "run it again (`python -m bea_book run figured --profile smoke`)" in err
     assert run_main("run", "figured", "--profile", "smoke", *where) == 0
-    assert "was changed after the run; executing it again" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "figured.ipynb was changed after the run" in out and "executing it again" in out
     assert run_main("render", *where) == 0
 
 
