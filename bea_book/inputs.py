@@ -18,13 +18,10 @@ from .store import current_run, sha256
 
 def _tree_hash(folder: Path) -> str:
     """SHA-256 over the relative paths and bytes of every file under ``folder`` (caches and
-    compiled files excepted)."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-            digest.update(str(path.relative_to(folder)).encode() + b"\0")
-            digest.update(sha256(path).encode())
-    return digest.hexdigest()
+    compiled files excepted): ``bea_lib.provenance.tree_hash``, the one implementation."""
+    from .store import bea_lib_module
+
+    return bea_lib_module("provenance").tree_hash(folder)
 
 
 def library_folder() -> Path | None:

@@ -11,8 +11,8 @@ Layout of a build folder ``B``::
     B/report.json                      every current run's record, gathered (for the report)
     B/rendered.json                    what the HTML shows: each run, its record's SHA-256, and
                                        the SHA-256 of every file of html/ (checked by archive)
-    B/.bea_book.lock                   held by the command writing the folder (run, render,
-                                       adopt, archive, notebooks); .bea_book.lock.holder names it
+    B/.bea.lock                        held by the command writing the folder (run, render,
+                                       adopt, archive, notebooks); .bea.lock.holder names it
 
 A run executes in its own temporary folder; only when the notebook finished, its claims were
 read and its record written is the folder renamed into ``runs/`` and the link replaced
@@ -35,7 +35,6 @@ import os
 import shutil
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import nbformat
@@ -309,59 +308,16 @@ def update_report(build_dir: Path, names, actions: dict[str, str]) -> dict:
 # ---------------------------------------------------------------------------------------------
 # One writer per folder
 
-LOCK_NAME = ".bea_book.lock"
-_held: dict[Path, list] = {}  # lock file -> [FileLock, depth]: re-entrant within one process
-
-
-def describe_holder(lock_file: Path) -> str:
-    """Who holds a lock, from the note its holder wrote beside it."""
-    try:
-        note = json.loads(Path(f"{lock_file}.holder").read_text())
-        return (f"`{note['command']}` (pid {note['pid']} on {note['host']}, since "
-                f"{note['since']})")
-    except (OSError, ValueError, KeyError, TypeError):
-        return "another process (it left no note)"
-
-
 @contextlib.contextmanager
-def folder_lock(folder: Path, command: str, *, wait: float = 0.0, what: str = "folder"):
-    """Hold the lock of ``folder`` (``folder/.bea_book.lock``, an OS lock released when its
-    process ends, however it ends) for the block. A second writer waits up to ``wait`` seconds,
-    then is refused with a :class:`BookError` naming the holder. Re-entrant in one process."""
-    import socket
-
-    from filelock import FileLock, Timeout
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    lock_file = (folder / LOCK_NAME).resolve()
-    if lock_file in _held:
-        _held[lock_file][1] += 1
-        try:
-            yield
-        finally:
-            _held[lock_file][1] -= 1
-        return
-    lock = FileLock(str(lock_file))
-    try:
-        lock.acquire(timeout=wait)
-    except Timeout:
-        raise BookError(f"the {what} {folder} is being written by {describe_holder(lock_file)}; "
-                        "wait for it to finish or stop it, then try again") from None
-    _held[lock_file] = [lock, 1]
-    try:
-        bea_lib_module("fileio").atomic_write_json(f"{lock_file}.holder", {
-            "pid": os.getpid(), "host": socket.gethostname(), "command": command,
-            "since": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-        yield
-    finally:
-        if _held[lock_file][1] <= 1:
-            del _held[lock_file]
-            Path(f"{lock_file}.holder").unlink(missing_ok=True)
-            lock.release()
-
-
 def build_lock(build_dir: Path, command: str | None = None, *, wait: float = 0.0):
-    """The build folder's lock (:func:`folder_lock`), held by run, render, adopt, archive."""
-    return folder_lock(build_dir, command or " ".join(["python -m bea_book", *sys.argv[1:]]),
-                       wait=wait, what="build folder")
+    """Hold the build folder's lock (``bea_lib.fileio.folder_lock``): run, render, adopt,
+    archive and notebooks do; a second writer is refused with a BookError naming the holder."""
+    fileio = bea_lib_module("fileio")
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(fileio.folder_lock(
+                build_dir, command or " ".join(["python -m bea_book", *sys.argv[1:]]),
+                wait=wait, what="build folder"))
+        except fileio.FolderBusy as err:
+            raise BookError(str(err)) from None
+        yield
