@@ -93,15 +93,17 @@ def pids_of(shared, names):
 # -- row 1: signals and a dead parent ---------------------------------------------------------
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_stops_workers_and_kernels_and_nothing_commits(tmp_path, sig, status):
-    root, shared = sleepers(tmp_path)
+@pytest.mark.parametrize("sig, status, jobs", [(signal.SIGTERM, 143, 2), (signal.SIGINT, 130, 2),
+                                               (signal.SIGTERM, 143, 1)])
+def test_a_signal_stops_workers_and_kernels_and_nothing_commits(tmp_path, sig, status, jobs):
+    names = ("one", "two") if jobs > 1 else ("one",)
+    root, shared = sleepers(tmp_path, names)
     build = tmp_path / "build"
-    proc = start_runner(root, build, "one", "two", "--jobs", "2")
-    wait_for(lambda: all((shared / f"{n}.pids").exists() for n in ("one", "two")),
-             KERNEL_WAIT_S, "both kernels")
+    proc = start_runner(root, build, *names, "--jobs", str(jobs))
+    wait_for(lambda: all((shared / f"{n}.pids").exists() for n in names),
+             KERNEL_WAIT_S, "the kernels")
     time.sleep(0.5)
-    children = pids_of(shared, ("one", "two"))
+    children = [p for p in pids_of(shared, names) if p != proc.pid]  # kernels (and workers)
     start = time.monotonic()
     proc.send_signal(sig)
     assert proc.wait(timeout=20) == status  # the runner stops within the workers' grace
