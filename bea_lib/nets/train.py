@@ -25,16 +25,22 @@ train loss fell below ``--loss-threshold``); 1 crashed (an unexpected error, wit
 traceback); 2 usage or setup error (a bad option or value, a run folder that is refused or
 cannot be written, a damaged or foreign run file, missing data; one line naming the path and
 the fix); 3 diverged (the train loss became non-finite); 4 stopped by the time limit
-``--max-time`` before the epochs ran out (rerun the same command to resume, with checkpoints).
+``--max-time`` (the budget of each invocation) before the epochs ran out (rerun the same command
+to resume, with checkpoints); 130 interrupted by Ctrl-C or SIGTERM (run.json says
+"interrupted"; rerun to resume from the last checkpoint). A second process writing the same
+``--out`` is refused (2), naming the one that writes it.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import enum
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -45,19 +51,20 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .. import provenance
+from .. import fileio, provenance
 from ..norms import perturbed_one_norm
 from ..optimizers import Adam
 from ..validation import check_bool, check_int
 from ..vocab import StopReason
 from . import checkpoint
-from .config import TrainConfig
+from .config import TRAJECTORY_FIELDS, TrainConfig
 from .data import DataError, load_dataset
 from .diagnostics import diagnostics_row
 from .distributed import Comm, init_from_env, local_device
-from .history import HISTORY_FILE, METRICS, History, RunFileError, write_run_info
+from .history import (HISTORY_FILE, INFO_FILE, METRICS, History, RunFileError, read_run_info,
+                      write_run_info)
 from .models import has_batch_norm, make_model
-from .rundir import open_run_folder
+from .rundir import _usable_folder, open_run_folder
 
 def full_batch_gradient(model, x, y, *, chunk_size: int, comm: Comm = Comm()) -> torch.Tensor:
     """Set every ``p.grad`` to ∇E over the examples of all ranks; return [E, accuracy, N] (float64).
@@ -132,12 +139,15 @@ def build_model(config: TrainConfig, input_shape, n_classes: int) -> torch.nn.Mo
     return model.to(getattr(torch, config.dtype))
 
 
-def _run_info(config: TrainConfig, device, comm: Comm) -> dict:
-    """Parameters, seed, commit and versions (:mod:`bea_lib.provenance`), for run.json."""
+def _run_info(config: TrainConfig, device, comm: Comm, segments: list | None = None) -> dict:
+    """Parameters, seed, commit and versions (:mod:`bea_lib.provenance`), for run.json; with
+    ``segments``, the code of every invocation that computed part of the run
+    (:func:`bea_lib.provenance.add_segment`)."""
     source = provenance.commit(Path(__file__).resolve().parents[2])
     return {"config": dataclasses.asdict(config), "seed": config.seed, "commit": source["commit"],
             "uncommitted_changes": source["dirty"], "device": str(device),
-            "world_size": comm.world_size, "versions": provenance.versions()}
+            "world_size": comm.world_size, "versions": provenance.versions(),
+            **({"segments": segments} if segments is not None else {})}
 
 
 # --- the loop ----------------------------------------------------------------------------------
@@ -220,16 +230,55 @@ def _save_checkpoint(run: _Run, out_dir: Path, n: int, elapsed: float, history: 
     rows.to_csv(out_dir / HISTORY_FILE)
 
 
+FINISHED = (StopReason.EPOCHS, StopReason.LOSS_THRESHOLD, StopReason.DIVERGED)
+
+
+def finished_run(out_dir: Path, config: TrainConfig) -> History | None:
+    """The stored history when ``out_dir`` holds this very run, finished (the same trajectory,
+    epochs and loss threshold): a job started again returns it at once, checkpoints or not."""
+    if not (out_dir / INFO_FILE).is_file() or not (out_dir / HISTORY_FILE).is_file():
+        return None
+    try:
+        saved = read_run_info(out_dir)
+    except RunFileError:
+        return None
+    same = [*TRAJECTORY_FIELDS, "epochs", "loss_threshold"]
+    if saved.get("stop_reason") not in FINISHED or any(
+            saved["config"].get(f) != getattr(config, f) for f in same):
+        return None
+    return History.read(out_dir)
+
+
+@contextlib.contextmanager
+def _run_folder_lock(folder: Path | None, comm: Comm):
+    """One writer per run folder (``bea_lib.fileio.folder_lock``, rank 0 for all ranks); a
+    second is refused with a RunFileError naming the holder."""
+    if folder is None or not comm.is_main:
+        yield
+        return
+    _usable_folder(folder)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(fileio.folder_lock(folder, what="run folder"))
+        except fileio.FolderBusy as err:
+            raise RunFileError(str(err)) from None
+        yield
+
+
 def train(config: TrainConfig, out_dir: str | Path | None = None, *,
           overwrite: bool = False) -> History:
     """Train with full-batch Adam until a stopping rule fires; return the history.
 
     With ``out_dir``, write ``history.csv`` and ``run.json`` there, and checkpoints every
     ``config.checkpoint_every`` epochs; if ``out_dir`` already holds a checkpoint of the same run,
-    resume from it (bitwise the same history on CPU as an uninterrupted run). A folder holding
-    another run's results is refused (:class:`~bea_lib.nets.history.RunFileError`) unless
-    ``overwrite``. A non-finite train loss stops the run (``stop_reason == "diverged"``) and
-    keeps the history so far.
+    resume from it (bitwise the same history on CPU as an uninterrupted run), and if it holds
+    this run finished, return its history at once. A folder holding another run's results is
+    refused (:class:`~bea_lib.nets.history.RunFileError`) unless ``overwrite``, and so is a
+    folder another process is writing (its lock, naming the holder). A non-finite train loss
+    stops the run (``stop_reason == "diverged"``) and keeps the history so far. ``max_time``
+    is the budget of this call: a resumed run gets it afresh. run.json's ``segments`` record the
+    code of each call that computed part of the run. Ctrl-C (KeyboardInterrupt) marks the run
+    ``interrupted`` in run.json (resumable from its last checkpoint) and is raised again.
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -237,6 +286,15 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, *,
     device = local_device(config.device)
     comm = init_from_env(device)
     folder = Path(out_dir) if out_dir is not None else None  # checked before any work is done
+    with _run_folder_lock(folder, comm):
+        if folder is not None and not overwrite:
+            done = finished_run(folder, config)
+            if done is not None:
+                return done
+        return _train(config, folder, overwrite, device, comm)
+
+
+def _train(config: TrainConfig, folder: Path | None, overwrite: bool, device, comm) -> History:
     state = (open_run_folder(folder, config, overwrite=overwrite, device=device, comm=comm)
              if folder else None)
     run = _set_up(config, device, comm)
@@ -246,37 +304,60 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, *,
         run.model.load_state_dict(state["model"])
         run.optimizer.load_state_dict(state["optimizer"])
         history, n, elapsed0 = History(state["history"]), state["epoch"], state["elapsed"]
-    info = _run_info(config, run.device, run.comm)
+    earlier = None
+    if state is not None and out_dir and (out_dir / INFO_FILE).is_file():
+        earlier = read_run_info(out_dir)
+        earlier = earlier.get("segments") or [{
+            "commit": earlier.get("commit"), "dirty": earlier.get("uncommitted_changes"),
+            "bea_lib_sha256": None, "from_epoch": 0}]  # a run recorded before segments
+    segments, note = provenance.add_segment(earlier, from_epoch=n, device=str(run.device))
+    if note and run.comm.is_main:
+        print(f"note: {out_dir}: {note}", file=sys.stderr, flush=True)
+    info = _run_info(config, run.device, run.comm, segments)
     if out_dir:
         write_run_info(out_dir, {**info, "stop_reason": StopReason.RUNNING, "message": ""})
 
     bar = tqdm(total=config.epochs, initial=min(n, config.epochs), unit="epoch", dynamic_ncols=True,
                desc=f"{config.dataset}/{config.model}", disable=None if run.comm.is_main else True)
-    t0, last_saved, elapsed = time.perf_counter(), n, elapsed0
-    while True:
-        values = _measure(run, n)
-        diagnostics = diagnostics_row(run.model, *run.train_xy, run.optimizer, n=n,
-                                      every=config.diagnostics_every)
-        elapsed = elapsed0 + time.perf_counter() - t0  # includes the diagnostics' cost
-        history.append(dict(zip(METRICS, values), epoch=n, wall_time=elapsed, **diagnostics))
-        history.stop_reason, history.message = _stop_reason(config, history, n,
-                                                            _time_up(run, elapsed))
-        if history.stop_reason:
-            break
-        run.optimizer.step()  # θ⁽ⁿ⁺¹⁾ from θ⁽ⁿ⁾ and ∇E(θ⁽ⁿ⁾), (2.1)
-        n += 1
-        bar.update()
-        if not bar.disable:
-            bar.set_postfix(loss=f"{values[0]:.4g}", refresh=False)
-        if out_dir and config.checkpoint_every and n % config.checkpoint_every == 0:
-            _save_checkpoint(run, out_dir, n, elapsed, history)
-            last_saved = n
-    bar.close()
+    t0, last_saved, elapsed, first = time.perf_counter(), n, elapsed0, n
+    try:
+        while True:
+            values = _measure(run, n)
+            diagnostics = diagnostics_row(run.model, *run.train_xy, run.optimizer, n=n,
+                                          every=config.diagnostics_every)
+            elapsed = elapsed0 + time.perf_counter() - t0  # includes the diagnostics' cost
+            history.append(dict(zip(METRICS, values), epoch=n, wall_time=elapsed, **diagnostics))
+            history.stop_reason, history.message = _stop_reason(  # max_time: this call's budget,
+                config, history, n,  # spent after one step at least: every call makes progress
+                n > first and _time_up(run, time.perf_counter() - t0))
+            if history.stop_reason:
+                break
+            run.optimizer.step()  # θ⁽ⁿ⁺¹⁾ from θ⁽ⁿ⁾ and ∇E(θ⁽ⁿ⁾), (2.1)
+            n += 1
+            bar.update()
+            if not bar.disable:
+                bar.set_postfix(loss=f"{values[0]:.4g}", refresh=False)
+            if out_dir and config.checkpoint_every and n % config.checkpoint_every == 0:
+                _save_checkpoint(run, out_dir, n, elapsed, history)
+                last_saved = n
+    except KeyboardInterrupt:  # θ may be half-stepped: nothing after the last checkpoint is kept
+        if out_dir:
+            segments[-1]["to_epoch"] = last_saved
+            resume = (f"the last checkpoint is epoch {last_saved}: rerun the same command to "
+                      "resume from it" if config.checkpoint_every and last_saved else
+                      "no checkpoint was written: rerun the same command to start again")
+            write_run_info(out_dir, {**info, "segments": segments,
+                                     "stop_reason": StopReason.INTERRUPTED,
+                                     "message": f"interrupted at epoch {n}; {resume}"})
+        raise
+    finally:
+        bar.close()
     if out_dir:
         if config.checkpoint_every and n != last_saved:  # so that a longer run can resume here
             _save_checkpoint(run, out_dir, n, elapsed, history)
         history.to_csv(out_dir / HISTORY_FILE)
-        write_run_info(out_dir, {**info, "stop_reason": history.stop_reason,
+        segments[-1]["to_epoch"] = n
+        write_run_info(out_dir, {**info, "segments": segments, "stop_reason": history.stop_reason,
                                  "message": history.message, "epochs_done": n, "rows": len(history),
                                  "wall_time": history["wall_time"][-1]})
     return history
@@ -292,6 +373,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2     # bad option or value, refused or unusable run folder or file, missing data
     DIVERGED = 3  # the train loss became non-finite
     STOPPED = 4   # the time limit ran out first; rerun the same command to resume
+    INTERRUPTED = 130  # Ctrl-C (SIGINT) or SIGTERM: run.json says "interrupted"; rerun to resume
 
 
 _EXIT = {StopReason.EPOCHS: ExitCode.FINISHED, StopReason.LOSS_THRESHOLD: ExitCode.FINISHED,
@@ -323,11 +405,17 @@ def main(argv=None) -> int:
     """Run the command line; return an :class:`ExitCode`."""
     args = vars(parser().parse_args(argv))  # exits 2 on a bad option, as argparse does
     out, overwrite = args.pop("out"), args.pop("overwrite")
+    if threading.current_thread() is threading.main_thread():  # SIGTERM: as Ctrl-C
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         history = train(TrainConfig(**args), out, overwrite=overwrite)
     except (ValueError, FileNotFoundError, RunFileError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return ExitCode.USAGE
+    except KeyboardInterrupt:
+        print(f"interrupted: {Path(out) / INFO_FILE} says so; rerun the same command to resume",
+              file=sys.stderr)
+        return ExitCode.INTERRUPTED
     except Exception:  # noqa: BLE001 - reported as a crash, with its traceback
         traceback.print_exc()
         return ExitCode.CRASH
