@@ -20,6 +20,8 @@ from pathlib import Path
 
 import nbformat
 
+from bea_lib import provenance
+
 from . import inputs as inp
 from . import store
 from .execute import _claims_summary, print_claims, write_notebook
@@ -162,7 +164,6 @@ def _adopt(notebook_path: Path, root: Path, build_dir: Path) -> str:
     overrides = check_overrides(chapter, injected, declared)
     parameters = {**{k: literal(v) for k, v in declared.items()}, **overrides}
 
-    provenance = store.bea_lib_module("provenance")
     label = "papermill"
     tmp = store.new_run_folder(build_dir, chapter)
     try:

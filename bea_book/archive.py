@@ -17,6 +17,8 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+from bea_lib import fileio
+
 from . import store
 from .render import check_run, html_hashes
 from .sources import LOCK_FILE, BookError, book_version, chapters
@@ -99,5 +101,5 @@ def _make_archive(root: Path, build_dir: Path, output: Path | None) -> Path:
             info.external_attr = 0o644 << 16
             zf.writestr(info, manifest)
 
-    store.bea_lib_module("fileio").atomic_write(output, write)
+    fileio.atomic_write(output, write)
     return output

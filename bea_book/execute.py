@@ -26,6 +26,8 @@ from pathlib import Path
 
 import nbformat
 
+from bea_lib import provenance
+
 from . import inputs as inp
 from . import processes, store
 from .params import check_overrides, check_parameter_lines, declared_parameters, literal
@@ -202,7 +204,6 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
     files are those it recorded); ``jobs`` (recorded) is how many chapters the command
     executes side by side. With ``commit=False`` (a worker) the finished run is not made
     current but returned in ``Outcome.pending`` for the runner to commit."""
-    provenance = store.bea_lib_module("provenance")
     build_dir = Path(build_dir)
     names = list(chapters(root))
     inputs = inp.chapter_inputs(root, build_dir, p.chapter, p.page, label=p.label,
@@ -232,7 +233,7 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
                 shutil.copy2(path, tmp / path.name)
         started = datetime.now(timezone.utc)
         try:
-            wall = _papermill(p, tmp / f"{p.chapter}.ipynb", tmp)
+            wall = _papermill(p, tmp / f"{p.chapter}.ipynb", tmp, root)
         except Exception as err:
             cell = _failed_cell(tmp / f"{p.chapter}.ipynb")
             failed = store.keep_failed(build_dir, p.chapter, tmp)
@@ -309,11 +310,15 @@ def execute_in_process(p: Plan, *, threads: int | None = None, **kwargs) -> Outc
     return execute(p, commit=False, **kwargs)
 
 
-def _papermill(p: Plan, output: Path, cwd: Path) -> float:
-    """Execute the plan's notebook into ``output`` with the kernel in ``cwd``; the wall time."""
+def _papermill(p: Plan, output: Path, cwd: Path, root: Path) -> float:
+    """Execute the plan's notebook into ``output`` with the kernel in ``cwd``; the wall time.
+
+    The kernel runs in a temporary folder; ``BEA_ROOT`` (absolute) is the book's root, against
+    which a chapter resolves its relative data and results paths."""
     import papermill
 
-    env = {"BEA_CHAPTER": p.chapter, "BEA_PROFILE": p.label, "TQDM_DISABLE": "1"}
+    env = {"BEA_CHAPTER": p.chapter, "BEA_PROFILE": p.label, "TQDM_DISABLE": "1",
+           "BEA_ROOT": str(Path(root).resolve())}
     library_dir = inp.library_folder()
     if library_dir is not None:  # the kernel imports the bea_lib the runner hashed and records
         env["PYTHONPATH"] = os.pathsep.join(

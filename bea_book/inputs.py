@@ -19,9 +19,9 @@ from .store import current_run, sha256
 def _tree_hash(folder: Path) -> str:
     """SHA-256 over the relative paths and bytes of every file under ``folder`` (caches and
     compiled files excepted): ``bea_lib.provenance.tree_hash``, the one implementation."""
-    from .store import bea_lib_module
+    from bea_lib import provenance
 
-    return bea_lib_module("provenance").tree_hash(folder)
+    return provenance.tree_hash(folder)
 
 
 def library_folder() -> Path | None:

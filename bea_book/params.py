@@ -178,3 +178,28 @@ def check_overrides(chapter: str, overrides: dict, declared: dict[str, str]) -> 
                 f"default {declared[name]}, got {value!r} ({_type_name(value)}){hint}")
         checked[name] = _coerce(value, default)
     return checked
+
+
+def chapter_parameters(root: Path, chapter: str, profile: str = "default") -> dict:
+    """The values a chapter runs with at ``profile``: its parameters cell, read as papermill
+    reads it, with the profile's overrides of ``book/profiles.yml`` checked and applied, the
+    same reading as the runner's (``1e-8`` is a float in both). For tools that launch a
+    chapter's work outside the book (``python -m bea_lib.nets.executor``)."""
+    import tempfile
+
+    import nbformat
+
+    from .sources import chapter_notebook, chapters, load_profiles, resolve_profile
+
+    root = Path(root)
+    pages = chapters(root)
+    if chapter not in pages:
+        raise BookError(f"no executable chapter {chapter!r} in {root}; the chapters are: "
+                        f"{', '.join(pages)}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{chapter}.ipynb"
+        nbformat.write(chapter_notebook(root, chapter, pages[chapter]), path)
+        declared = declared_parameters(path)
+    _, overrides = resolve_profile(chapter, profile, load_profiles(root), quiet=True)
+    return {**{name: literal(text) for name, text in declared.items()},
+            **check_overrides(chapter, overrides, declared)}

@@ -180,8 +180,7 @@ def _render(root: Path, build_dir: Path, complete: bool) -> Path:
             print(f"note: {warnings} Sphinx warnings, expected in a book with chapters not run "
                   "(a complete build treats any warning as an error)")
     html = build_dir / "html"
-    store.bea_lib_module("fileio").atomic_write_json(build_dir / "rendered.json",
-                                                     {"status": "rendering"})
+    store.write_json(build_dir / "rendered.json", {"status": "rendering"})
     shutil.rmtree(html, ignore_errors=True)
     shutil.move(staged / "_build" / "html", html)
     store.write_json(build_dir / "rendered.json", {

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -38,6 +37,8 @@ import time
 from pathlib import Path
 
 import nbformat
+
+from bea_lib import fileio  # imports no torch (bea_lib loads its modules on first use)
 
 from .sources import BookError
 
@@ -53,32 +54,15 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def bea_lib_module(name: str):
-    """The module ``bea_lib/<name>.py`` without importing the package: ``import bea_lib`` loads
-    torch (seconds), which a command that executes nothing should not pay. Only for modules
-    that import nothing from the package (``fileio``, ``provenance``)."""
-    key = f"_bea_book_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.find_spec("bea_lib")
-        if spec is None or not spec.submodule_search_locations:
-            raise BookError("the bea_lib package is not importable; run `make setup`")
-        folder = Path(next(iter(spec.submodule_search_locations)))
-        module_spec = importlib.util.spec_from_file_location(key, folder / f"{name}.py")
-        module = importlib.util.module_from_spec(module_spec)
-        module_spec.loader.exec_module(module)
-        sys.modules[key] = module
-    return sys.modules[key]
-
-
 def write_json(path: Path, obj) -> None:
     """``obj`` as indented JSON at ``path``, atomically (``bea_lib.fileio``, the project's one
     atomic writer)."""
-    bea_lib_module("fileio").atomic_write_json(path, obj)
+    fileio.atomic_write_json(path, obj)
 
 
 def atomic_notebook(path: Path, notebook) -> None:
     """Write a notebook at ``path``, atomically."""
-    bea_lib_module("fileio").atomic_write(path, lambda tmp: nbformat.write(notebook, tmp))
+    fileio.atomic_write(path, lambda tmp: nbformat.write(notebook, tmp))
 
 
 def check_writable(build_dir: Path) -> Path:
@@ -312,7 +296,6 @@ def update_report(build_dir: Path, names, actions: dict[str, str]) -> dict:
 def build_lock(build_dir: Path, command: str | None = None, *, wait: float = 0.0):
     """Hold the build folder's lock (``bea_lib.fileio.folder_lock``): run, render, adopt,
     archive and notebooks do; a second writer is refused with a BookError naming the holder."""
-    fileio = bea_lib_module("fileio")
     with contextlib.ExitStack() as stack:
         try:
             stack.enter_context(fileio.folder_lock(

@@ -6,22 +6,46 @@ keyword-only (``*, h, beta, rho, eps``). The networks are ``bl.nets`` (``bea_lib
 is imported on its own: ``python -m bea_lib.nets.train`` runs it); the bilinear model of
 Section 5 is ``bea_lib.bilinear``; the modules are listed in the README ("Package layout").
 """
-from . import losses, nets
-from .autodiff import gradient, gradient_and_hvp, gradient_and_hvp_fn, hvp
-from .claims import claim
-from .convergence import classify_run
-from .flows import adam_flow, adam_rhs, gd_flow, heavy_ball_flow, heavy_ball_rhs, rmsprop_flow
-from .integrate import FlowError, solve_flow
-from .minibatch import average_weights, minibatch_adam_rhs
-from .norms import (bias_coefficient, bias_potential_1d, explicit_bias_family, explicit_bias_loss,
-                    heavy_ball_limit, implicit_bias_regime, implicit_bias_strength,
-                    path_share_by_regime, perturbed_one_norm)
-from .optimizers import (Adam, adam, gd, heavy_ball, rmsprop, torch_optimizer_iterates,
-                         torch_optimizer_steps)
-from .order import max_distance, order_study
-from .runs import adam_runs
-from .validation import ExpansionValidityWarning
-from .vocab import BiasRegime, ClaimStatus, Convergence, Stability, TrendVerdict, Verdict
+import importlib
+import importlib.util
+
+# name -> the module that defines it: loaded on first use (PEP 562), so that importing a module
+# that needs no torch (``bea_lib.fileio``, ``bea_lib.provenance``) does not load torch
+_HOME = {
+    **dict.fromkeys(("gradient", "gradient_and_hvp", "gradient_and_hvp_fn", "hvp"), "autodiff"),
+    "claim": "claims", "classify_run": "convergence",
+    **dict.fromkeys(("adam_flow", "adam_rhs", "gd_flow", "heavy_ball_flow", "heavy_ball_rhs",
+                     "rmsprop_flow"), "flows"),
+    "FlowError": "integrate", "solve_flow": "integrate",
+    "average_weights": "minibatch", "minibatch_adam_rhs": "minibatch",
+    **dict.fromkeys(("bias_coefficient", "bias_potential_1d", "explicit_bias_family",
+                     "explicit_bias_loss", "heavy_ball_limit", "implicit_bias_regime",
+                     "implicit_bias_strength", "path_share_by_regime", "perturbed_one_norm"),
+                    "norms"),
+    **dict.fromkeys(("Adam", "adam", "gd", "heavy_ball", "rmsprop", "torch_optimizer_iterates",
+                     "torch_optimizer_steps"), "optimizers"),
+    "max_distance": "order", "order_study": "order", "adam_runs": "runs",
+    "ExpansionValidityWarning": "validation",
+    **dict.fromkeys(("BiasRegime", "ClaimStatus", "Convergence", "Stability", "TrendVerdict",
+                     "Verdict"), "vocab"),
+}
+
+
+def __getattr__(name: str):
+    """A public name (from its module) or a submodule (``bl.nets``, ``bl.flows``), on first use."""
+    if name in _HOME:
+        value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
+    elif not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})
+
 
 __version__ = "0.1.0"
 

@@ -187,3 +187,37 @@ class _StackedLeaves:
             value = (self.G * V).sum()
         return self._rows(torch.autograd.grad(value, self.leaves, retain_graph=True,
                                               materialize_grads=True))
+
+
+def top_eigenvalue(hvp_fn: Callable[[torch.Tensor], torch.Tensor], like: torch.Tensor, *,
+                   scale: torch.Tensor | None = None, which: str = "LA", tol: float = 1e-3,
+                   maxiter: int = 300, seed: int = 0) -> float:
+    """The largest eigenvalue of S H S (``which="LA"``; ``"LM"``: the one largest in absolute
+    value, with its sign), S = diag(``scale``) (S = I if None), H the
+    Hessian behind ``hvp_fn`` (v ↦ Hv): Lanczos (scipy's ``eigsh``) on Hessian-vector products.
+
+    With ``scale`` = D^{-1/2} this is the top eigenvalue of diag(1/D)·H, which is not symmetric
+    but similar to D^{-1/2} H D^{-1/2}. ``like`` is a vector of θ's size and dtype (θ or g), as
+    ``hvp_fn`` takes; ``tol`` is eigsh's relative accuracy of the eigenvalue, and the start
+    vector is fixed by ``seed`` so that a run is reproducible.
+    """
+    import numpy as np
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    p, dtype = like.numel(), like.dtype
+    if which not in ("LA", "LM"):
+        raise ValueError(f"which must be 'LA' or 'LM', got {which!r}")
+    if scale is not None and scale.shape != (p,):
+        raise ValueError(f"scale must have shape ({p},), got {tuple(scale.shape)}")
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        v = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64).reshape(-1))
+        v = v if scale is None else scale.double().cpu() * v
+        with torch.no_grad():
+            Hv = hvp_fn(v.to(like.device, dtype)).double().cpu()
+        return (Hv if scale is None else scale.double().cpu() * Hv).numpy()
+
+    v0 = np.random.default_rng(seed).standard_normal(p)
+    op = LinearOperator((p, p), matvec=matvec, dtype=np.float64)
+    return float(eigsh(op, k=1, which=which, v0=v0, tol=tol, maxiter=maxiter,
+                       return_eigenvectors=False)[0])

@@ -63,14 +63,16 @@ from collections.abc import Callable
 import torch
 
 from .autodiff import gradient, gradient_and_hvp_fn
+from .expansion import (adam_expansion_ratio, bias_direction, bracket, denominator,
+                        heavy_ball_expansion_ratio, warn_if_invalid)
 from .integrate import FlowError, _solve, check_solver_options
-from .minibatch import _minibatch_flow
-from .validation import (VALIDITY_LIMIT, ExpansionValidityWarning, as_losses, check_n_steps,
-                         check_order, check_positive, check_theta0, check_unit_interval,
-                         warn_if_expansion_invalid)
+from .minibatch import minibatch_adam_flow
+from .validation import (VALIDITY_LIMIT, ExpansionValidityWarning, adam_hyper, as_losses,
+                         check_bool, check_n_steps, check_order, check_positive,
+                         check_theta0, check_unit_interval)
 
 __all__ = ["VALIDITY_LIMIT", "ExpansionValidityWarning", "FlowError", "adam_expansion_ratio",
-           "adam_flow", "adam_rhs", "gd_flow", "heavy_ball_expansion_ratio", "heavy_ball_flow",
+           "bias_direction", "adam_flow", "adam_rhs", "gd_flow", "heavy_ball_expansion_ratio", "heavy_ball_flow",
            "heavy_ball_rhs", "rmsprop_flow"]
 
 
@@ -83,51 +85,11 @@ def _full_batch(loss) -> Callable:
     return losses[0]
 
 
-def _denominator(g: torch.Tensor, eps: float, eps_inside: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """D(g²) and g² D'(g²) / D(g²)² for ε inside (D(x) = √(x+ε)) or outside (D(x) = √x + ε)."""
-    if eps_inside:
-        D = torch.sqrt(g**2 + eps)
-        return D, g**2 / (2 * D**3)
-    D = g.abs() + eps
-    return D, g.abs() / (2 * D**2)  # needs |g_j| away from 0: |g| is not smooth there
-
-
-def _ratio(term: torch.Tensor, leading: torch.Tensor) -> float:
-    """‖term‖/‖leading‖; 0 where θ̇ is 0 or not finite (the solver then reports where)."""
-    size = float(leading.norm())
-    return float(term.norm()) / size if size > 0 else 0.0
-
-
-def adam_expansion_ratio(E, theta, *, h, beta, rho, eps, eps_inside=True) -> float:
-    """The larger of the β- and ρ-parts of Adam's O(h) term ((2.3)) over the leading term, at θ."""
-    g, hvp_fn = gradient_and_hvp_fn(E, theta)
-    D, k = _denominator(g, eps, eps_inside)
-    u = g / D
-    Hu = hvp_fn(u)
-    beta_part = h * (1 + beta) / (2 * (1 - beta)) * Hu / D
-    rho_part = h * (1 + rho) / (1 - rho) * k * Hu
-    return max(_ratio(beta_part, u), _ratio(rho_part, u))
-
-
-def heavy_ball_expansion_ratio(E, theta, *, h, beta) -> float:
-    """Heavy-ball's O(h) term ((1.1)) over its leading term, at θ: h(1+β)/(2(1-β)²)‖Hg‖/‖g‖."""
-    g, hvp_fn = gradient_and_hvp_fn(E, theta)
-    return h * (1 + beta) / (2 * (1 - beta) ** 2) * _ratio(hvp_fn(g), g)
-
-
-def _warn_if_invalid(ratio_fn, E, theta0, **hyper) -> None:
-    """Warn when the O(h) term is large at θ⁽⁰⁾; a non-finite θ̇ is left to the solver's error."""
-    with torch.no_grad():
-        ratio = ratio_fn(E, theta0, **hyper)
-    keys = ("h", "beta", "rho")
-    warn_if_expansion_invalid(ratio, **{k: hyper[k] for k in keys if k in hyper})  # NaN > 0.5 is False
-
-
 def _adam_hyper(h, beta, rho, eps, order, eps_inside) -> dict:
-    """Adam's hyperparameters, checked once."""
-    return dict(h=check_positive("h", h), beta=check_unit_interval("beta", beta),
-                rho=check_unit_interval("rho", rho), eps=check_positive("eps", eps),
-                order=check_order(order), eps_inside=bool(eps_inside))
+    """Adam's hyperparameters (:func:`bea_lib.validation.adam_hyper`) and the order, checked once."""
+    hyper = adam_hyper(h=h, beta=beta, rho=rho, eps=eps, eps_inside=eps_inside)._asdict()
+    del hyper["kappa"]
+    return dict(hyper, order=check_order(order))
 
 
 def adam_rhs(loss, *, h: float, beta: float, rho: float, eps: float, order: int = 1,
@@ -142,13 +104,12 @@ def _adam_rhs(E, *, h, beta, rho, eps, order, eps_inside):
     def rhs(t: float, theta: torch.Tensor) -> torch.Tensor:
         if order == 0:
             g = gradient(E, theta)
-            return -g / _denominator(g, eps, eps_inside)[0]  # ε-perturbed sign flow
+            return -g / denominator(g, eps, eps_inside)[0]  # ε-perturbed sign flow
         g, hvp_fn = gradient_and_hvp_fn(E, theta)
-        D, k = _denominator(g, eps, eps_inside)
+        D, k = denominator(g, eps, eps_inside)
         u = g / D
         Hu = hvp_fn(u)  # = ∇‖∇E‖_{1,ε} for ε inside
-        bracket = (1 + beta) / (2 * (1 - beta) * D) - (1 + rho) / (1 - rho) * k
-        return -u - h * Hu * bracket  # (2.2)-(2.3)
+        return -u - h * Hu * bracket(D, k, beta, rho)  # (2.2)-(2.3): -u + h f₁
 
     return rhs
 
@@ -190,17 +151,19 @@ def adam_flow(loss, theta0, n_steps: int, *, h: float, beta: float, rho: float, 
     :class:`bea_lib.integrate.FlowError` (a ``RuntimeError``) when the solve fails.
     """
     losses = as_losses(loss)
+    if len(losses) > 1:  # the one door into the mini-batch flow
+        if not check_bool("eps_inside", eps_inside):
+            raise ValueError("eps_inside=False: the mini-batch flow (3.2) is derived for ε inside "
+                             "the square root only; pass eps_inside=True or a single loss")
+        return minibatch_adam_flow(losses, theta0, n_steps, h=h, beta=beta, rho=rho, eps=eps,
+                                   order=order, rtol=rtol, atol=atol, method=method,
+                                   max_evals=max_evals, max_seconds=max_seconds)
     theta0, n_steps = check_theta0(theta0), check_n_steps(n_steps)
     hyper = _adam_hyper(h, beta, rho, eps, order, eps_inside)
     options = check_solver_options(rtol=rtol, atol=atol, method=method, max_evals=max_evals,
                                    max_seconds=max_seconds)
-    _warn_if_invalid(adam_expansion_ratio, losses[0], theta0,
-                     **{k: hyper[k] for k in ("h", "beta", "rho", "eps", "eps_inside")})
-    if len(losses) > 1:
-        if not hyper.pop("eps_inside"):
-            raise ValueError("eps_inside=False: the mini-batch flow (3.2) is derived for ε inside "
-                             "the square root only; pass eps_inside=True or a single loss")
-        return _minibatch_flow(losses, theta0, n_steps, **hyper, inner_sum="k", **options)
+    warn_if_invalid(adam_expansion_ratio, losses[0], theta0,
+                    **{k: hyper[k] for k in ("h", "beta", "rho", "eps", "eps_inside")})
     return _solve(_adam_rhs(losses[0], **hyper), theta0, n_steps, hyper["h"], **options)
 
 
@@ -232,7 +195,7 @@ def heavy_ball_flow(loss, theta0, n_steps: int, *, h: float, beta: float, order:
     h, beta, order = check_positive("h", h), check_unit_interval("beta", beta), check_order(order)
     options = check_solver_options(rtol=rtol, atol=atol, method=method, max_evals=max_evals,
                                    max_seconds=max_seconds)
-    _warn_if_invalid(heavy_ball_expansion_ratio, E, theta0, h=h, beta=beta)
+    warn_if_invalid(heavy_ball_expansion_ratio, E, theta0, h=h, beta=beta)
     if shifted_start:
         g = gradient(E, theta0)
         if not torch.isfinite(g).all():

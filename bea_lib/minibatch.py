@@ -41,9 +41,9 @@ from collections.abc import Callable
 
 import torch
 from .autodiff import stacked_gradient, stacked_gradient_and_hvp_fn
+from .expansion import adam_expansion_ratio, warn_if_invalid
 from .integrate import _solve, check_solver_options
-from .validation import (as_losses, check_n_steps, check_order, check_positive, check_theta0,
-                         check_unit_interval)
+from .validation import adam_hyper, as_losses, check_n_steps, check_order, check_theta0
 
 INNER_SUMS = ("k", "1")
 
@@ -72,8 +72,8 @@ def _check_rhs_hyper(h, beta, rho, eps, order, inner_sum) -> dict:
     """The hyperparameters of (3.2), checked once at a public entry point."""
     if inner_sum not in INNER_SUMS:
         raise ValueError(f"inner_sum must be one of {INNER_SUMS}, got {inner_sum!r}")
-    return dict(h=check_positive("h", h), beta=check_unit_interval("beta", beta),
-                rho=check_unit_interval("rho", rho), eps=check_positive("eps", eps),
+    checked = adam_hyper(h=h, beta=beta, rho=rho, eps=eps)
+    return dict(h=checked.h, beta=checked.beta, rho=checked.rho, eps=checked.eps,
                 order=check_order(order), inner_sum=inner_sum)
 
 
@@ -203,11 +203,9 @@ def minibatch_adam_flow(losses, theta0, n_steps: int, *, h: float, beta: float, 
     hyper = _check_rhs_hyper(h, beta, rho, eps, order, inner_sum)
     options = check_solver_options(rtol=rtol, atol=atol, method=method, max_evals=max_evals,
                                    max_seconds=max_seconds)
-    from .flows import _warn_if_invalid, adam_expansion_ratio  # flows imports this module
-
     # at θ⁽⁰⁾ the first interval's flow is the full-batch flow of losses[0]
-    _warn_if_invalid(adam_expansion_ratio, losses[0], theta0, eps_inside=True,
-                     **{k: hyper[k] for k in ("h", "beta", "rho", "eps")})
+    warn_if_invalid(adam_expansion_ratio, losses[0], theta0, eps_inside=True,
+                    **{k: hyper[k] for k in ("h", "beta", "rho", "eps")})
     return _minibatch_flow(losses, theta0, n_steps, **hyper, **options)
 
 

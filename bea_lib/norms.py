@@ -23,7 +23,7 @@ import math
 import torch
 from torch.func import grad, vmap
 
-from .validation import check_positive, check_unit_interval
+from .validation import adam_hyper, check_positive, check_unit_interval
 from .vocab import BiasRegime
 
 
@@ -79,8 +79,9 @@ def _coefficients(beta: float, rho: float) -> tuple[float, float]:
 
 
 def _check_hyper(beta, rho, eps) -> tuple[float, float, float]:
-    return (check_unit_interval("beta", beta), check_unit_interval("rho", rho),
-            check_positive("eps", eps))
+    """β, ρ and ε checked by the one record (:func:`bea_lib.validation.adam_hyper`)."""
+    hyper = adam_hyper(h=1.0, beta=beta, rho=rho, eps=eps)
+    return hyper.beta, hyper.rho, hyper.eps
 
 
 def bias_coefficient(g, *, beta: float, rho: float, eps: float):
@@ -119,13 +120,40 @@ def bias_potential_1d(x, *, beta: float, rho: float, eps: float):
     return a * (s - eps**0.5) + b * eps**0.5 * (1 - eps**0.5 / s)
 
 
+def _eps_side(g2: torch.Tensor, eps: float, ratio: float) -> torch.Tensor:
+    """The rule of Table 1, per component: +1 where ε is small (ratio·ε ≤ g²), −1 where it is
+    large (ε ≥ ratio·g²), 0 in between (unchecked)."""
+    return (ratio * eps <= g2).to(torch.int8) - (eps >= ratio * g2).to(torch.int8)
+
+
+def _one_norm_cell(beta: float, rho: float) -> BiasRegime:
+    """The cell where ε is small: the sign of the one-norm's coefficient decides."""
+    return BiasRegime.ONE_NORM_PENALISED if beta >= rho else BiasRegime.ONE_NORM_ANTI_PENALISED
+
+
 def _regime(g2: torch.Tensor, beta: float, rho: float, eps: float, ratio: float) -> BiasRegime:
     """The Table 1 cell for squared gradient components ``g2`` (unchecked)."""
-    if ratio * eps <= g2.min():
-        return BiasRegime.ONE_NORM_PENALISED if beta >= rho else BiasRegime.ONE_NORM_ANTI_PENALISED
-    if eps >= ratio * g2.max():
+    side = _eps_side(g2, eps, ratio)
+    if bool((side == 1).all()):
+        return _one_norm_cell(beta, rho)
+    if bool((side == -1).all()):
         return BiasRegime.TWO_NORM_SQUARED_PENALISED
     return BiasRegime.INTERMEDIATE
+
+
+def table1_cells(grad, *, beta: float, rho: float, eps: float,
+                 ratio: float = 100.0) -> dict[BiasRegime, float]:
+    """The fraction of the components of ``grad`` in each cell of Table 1, by the rule of
+    :func:`implicit_bias_regime` applied to each component alone; the fractions sum to 1."""
+    beta, rho, eps = _check_hyper(beta, rho, eps)
+    ratio = check_positive("ratio", ratio)
+    g2 = torch.as_tensor(grad).detach().to(torch.float64).reshape(-1) ** 2
+    if g2.numel() == 0:
+        raise ValueError("grad must have at least one component")
+    side = _eps_side(g2, eps, ratio)
+    return {_one_norm_cell(beta, rho): float((side == 1).double().mean()),
+            BiasRegime.TWO_NORM_SQUARED_PENALISED: float((side == -1).double().mean()),
+            BiasRegime.INTERMEDIATE: float((side == 0).double().mean())}
 
 
 def implicit_bias_regime(grad, *, beta: float, rho: float, eps: float,

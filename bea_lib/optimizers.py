@@ -43,7 +43,8 @@ from typing import NamedTuple
 import torch
 
 from .autodiff import gradient
-from .validation import as_losses, check_n_steps, check_positive, check_theta0, check_unit_interval
+from .validation import (adam_hyper, as_losses, check_n_steps, check_positive, check_theta0,
+                         check_unit_interval)
 
 ON_NONFINITE = ("raise", "keep")  # what the iterations do when an iterate stops being finite
 CHECK_EVERY = 128  # steps between checks for non-finite iterates (a check costs a few operations)
@@ -76,13 +77,26 @@ def adam_update(g: torch.Tensor, state: AdamState, *, h: float, beta: float, rho
     and each hyperparameter may be a number or a tensor that broadcasts against ``g`` (one value
     per run in :func:`bea_lib.adam_runs`).
     """
-    v = rho * state.v + (1 - rho) * g**2  # (2.1), second moment
+    denom, v = _denominator(g, state, rho=rho, eps=eps, eps_inside=eps_inside)
     m = beta * state.m + (1 - beta) * g  # (2.1), first moment
     n = state.n + 1
-    m_hat = m / (1 - beta**n)  # bias corrections
-    v_hat = v / (1 - rho**n)
-    denom = torch.sqrt(v_hat + eps) if eps_inside else torch.sqrt(v_hat) + eps
+    m_hat = m / (1 - beta**n)  # bias correction
     return -h * m_hat / denom, AdamState(m=m, v=v, n=n)  # (2.1), parameter update
+
+
+def _denominator(g, state: AdamState, *, rho, eps, eps_inside: bool):
+    """(D, ν⁽ⁿ⁺¹⁾): the denominator of the step from ``state`` with gradient ``g``, and the new
+    second moment: the one place where ν and its bias correction are written."""
+    v = rho * state.v + (1 - rho) * g**2  # (2.1), second moment
+    v_hat = v / (1 - rho ** (state.n + 1))  # bias correction
+    return (torch.sqrt(v_hat + eps) if eps_inside else torch.sqrt(v_hat) + eps), v
+
+
+def step_denominator(g: torch.Tensor, state: AdamState, *, rho: float, eps: float,
+                     eps_inside: bool = True) -> torch.Tensor:
+    """D = √(ν̂⁽ⁿ⁺¹⁾ + ε) (ε inside), the denominator of the step :func:`adam_update` takes
+    from ``state`` with gradient ``g`` (√(g² + ε) at n = 0): the same arithmetic, bit for bit."""
+    return _denominator(g, state, rho=rho, eps=eps, eps_inside=eps_inside)[0]
 
 
 def heavy_ball_init(theta: torch.Tensor) -> HeavyBallState:
@@ -170,9 +184,8 @@ def adam(loss, theta0, n_steps: int, *, h: float, beta: float, rho: float, eps: 
     component (``on_nonfinite="raise"``, checked every ``CHECK_EVERY`` steps, so within that many
     steps of the event); ``on_nonfinite="keep"`` returns all rows as they are.
     """
-    hyper = dict(h=check_positive("h", h), beta=check_unit_interval("beta", beta),
-                 rho=check_unit_interval("rho", rho), eps=check_positive("eps", eps),
-                 eps_inside=bool(eps_inside))
+    hyper = adam_hyper(h=h, beta=beta, rho=rho, eps=eps, eps_inside=eps_inside)._asdict()
+    del hyper["kappa"]
     return _run("adam", loss, theta0, n_steps, adam_init, adam_update, hyper, on_nonfinite)
 
 
@@ -255,10 +268,10 @@ class Adam(torch.optim.Optimizer):
 
     @staticmethod
     def _checked(hyper: dict) -> dict:
-        return dict(hyper, lr=check_positive("lr", hyper["lr"]),
-                    beta=check_unit_interval("beta", hyper["beta"]),
-                    rho=check_unit_interval("rho", hyper["rho"]),
-                    eps=check_positive("eps", hyper["eps"]), eps_inside=bool(hyper["eps_inside"]))
+        checked = adam_hyper(h=hyper["lr"], beta=hyper["beta"], rho=hyper["rho"],
+                             eps=hyper["eps"], eps_inside=hyper["eps_inside"], h_name="lr")
+        return dict(hyper, lr=checked.h, beta=checked.beta, rho=checked.rho, eps=checked.eps,
+                    eps_inside=checked.eps_inside)
 
     def add_param_group(self, param_group: dict) -> None:
         """Add a group of parameters; its hyperparameters (given or the defaults) are checked first."""

@@ -12,22 +12,35 @@ grid of runs cost about as much as one run.
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .autodiff import batch_gradient
 from .optimizers import adam_init, adam_update, iterate
-from .validation import check_n_steps, check_positive, check_theta0, check_unit_interval
+from .validation import adam_hyper, check_n_steps, check_theta0
 
 
-def _column(name: str, values, check, n_runs: int) -> torch.Tensor:
-    """A hyperparameter (a number or one per run), checked, as a float64 column of shape (R, 1)."""
-    values = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
-    if values.numel() not in (1, n_runs):
-        raise ValueError(f"{name} must be a number or have one value per run ({n_runs}), "
-                         f"got {values.numel()} values")
-    for v in values.tolist():
-        check(name, v)
-    return values.expand(n_runs).reshape(n_runs, 1).clone()
+def _values(values) -> list:
+    """A hyperparameter given as a number or one value per run, as a list of its values."""
+    if isinstance(values, torch.Tensor):
+        return values.reshape(-1).tolist()
+    if isinstance(values, (list, tuple, np.ndarray)):
+        return list(np.asarray(values, dtype=object).reshape(-1))
+    return [values]
+
+
+def _columns(n_runs: int, **given) -> dict[str, torch.Tensor]:
+    """h, β, ρ, ε (each a number or one per run), every run's checked by
+    :func:`bea_lib.validation.adam_hyper`, as float64 columns of shape (R, 1)."""
+    values = {name: _values(v) for name, v in given.items()}
+    for name, v in values.items():
+        if len(v) not in (1, n_runs):
+            raise ValueError(f"{name} must be a number or have one value per run ({n_runs}), "
+                             f"got {len(v)} values")
+    runs = [adam_hyper(**{name: v[r % len(v)] for name, v in values.items()})
+            for r in range(n_runs)]
+    return {name: torch.tensor([[getattr(run, name)] for run in runs], dtype=torch.float64)
+            for name in given}
 
 
 def adam_runs(loss, theta0, n_steps: int, *, h, beta, rho, eps, loss_params=None) -> torch.Tensor:
@@ -52,7 +65,7 @@ def adam_runs(loss, theta0, n_steps: int, *, h, beta, rho, eps, loss_params=None
         raise ValueError(f"theta0 must be 1-D (one start) or 2-D (one start per run), "
                          f"got shape {tuple(theta0.shape)}")
     starts = torch.stack([check_theta0(s) for s in starts]).to(torch.float64)
-    lengths = [torch.as_tensor(v).numel() for v in (h, beta, rho, eps)] + [starts.shape[0]]
+    lengths = [len(_values(v)) for v in (h, beta, rho, eps)] + [starts.shape[0]]
     if loss_params is not None:
         loss_params = torch.as_tensor(loss_params, dtype=torch.float64)
         if loss_params.ndim == 0 or loss_params.shape[0] < 1:
@@ -63,10 +76,7 @@ def adam_runs(loss, theta0, n_steps: int, *, h, beta, rho, eps, loss_params=None
         raise ValueError(f"loss_params must have one entry per run ({n_runs}), got {loss_params.shape[0]}")
     if starts.shape[0] not in (1, n_runs):
         raise ValueError(f"theta0 must have one start or one per run ({n_runs}), got {starts.shape[0]}")
-    hyper = dict(h=_column("h", h, check_positive, n_runs),
-                 beta=_column("beta", beta, check_unit_interval, n_runs),
-                 rho=_column("rho", rho, check_unit_interval, n_runs),
-                 eps=_column("eps", eps, check_positive, n_runs))
+    hyper = _columns(n_runs, h=h, beta=beta, rho=rho, eps=eps)
     theta = starts.expand(n_runs, -1).clone()
     extra = () if loss_params is None else (loss_params,)
     # a diverged run is a result here (classify_run reads it): non-finite rows are kept

@@ -10,14 +10,23 @@ import numbers
 import operator
 import warnings
 from collections.abc import Callable, Collection, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 
+def _real(name: str, value, allowed: str) -> float:
+    """``value`` as a float if it is a real number (numpy's too); a bool, a string or anything
+    else is refused, not coerced (``True`` is not h = 1, ``"0.9"`` is not β = 0.9)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be {allowed}, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
 def check_unit_interval(name: str, value: float) -> float:
     """Momentum-type parameters (beta, rho) must lie in [0, 1)."""
-    value = float(value)
+    value = _real(name, value, "a number in [0, 1)")
     if not (0.0 <= value < 1.0):
         raise ValueError(f"{name} must be in [0, 1), got {value!r}")
     return value
@@ -25,10 +34,40 @@ def check_unit_interval(name: str, value: float) -> float:
 
 def check_positive(name: str, value: float) -> float:
     """Step sizes and the stability constant eps must be finite and > 0."""
-    value = float(value)
+    value = _real(name, value, "a finite number > 0")
     if not (value > 0.0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
     return value
+
+
+def check_finite(name: str, value: float) -> float:
+    """Any finite real number (κ of the κ-variant)."""
+    value = _real(name, value, "a finite number")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return value
+
+
+class Hyper(NamedTuple):
+    """Adam's hyperparameters, checked (:func:`adam_hyper` builds it): step size h, moment
+    parameters β and ρ in [0, 1), ε > 0 and where it sits, κ of the κ-variant (0: Adam)."""
+
+    h: float
+    beta: float
+    rho: float
+    eps: float
+    eps_inside: bool = True
+    kappa: float = 0.0
+
+
+def adam_hyper(*, h, beta, rho, eps, eps_inside=True, kappa=0.0, h_name: str = "h") -> Hyper:
+    """The one check of Adam's hyperparameters, for every entry point: h and ε finite and > 0,
+    β and ρ in [0, 1), ``eps_inside`` True or False, κ finite; each a real number (a bool or a
+    string is refused, not coerced). ``ValueError`` names the argument and its allowed range;
+    ``h_name`` is the name h goes by at the caller (``lr`` for :class:`bea_lib.Adam`)."""
+    return Hyper(check_positive(h_name, h), check_unit_interval("beta", beta),
+                 check_unit_interval("rho", rho), check_positive("eps", eps),
+                 check_bool("eps_inside", eps_inside), check_finite("kappa", kappa))
 
 
 def check_int(name: str, value, *, minimum: int, optional: bool = False) -> int | None:

@@ -77,11 +77,10 @@ class StopReason(StrEnum):
 
 class TrendVerdict(StrEnum):
     """A verdict on a claimed monotone trend; shared by the sweep analysis of the networks
-    (:func:`bea_lib.nets.sweeps.trend`, over seeds) and the bilinear grids
+    (:func:`bea_lib.nets.sweeps.bootstrap_trend`, over seeds) and the bilinear grids
     (:func:`bea_lib.bilinear.monotone_trend`, one pair of grid values at a time)."""
 
     APPEARS = "appears"            # the claimed direction, beyond the spread over seeds
-    WEAK = "weak"                  # the claimed direction, within the spread over seeds
     NOT_SEEN = "not seen"          # no clear direction
     OPPOSITE = "opposite"          # against the claim (for a pair: moved away, or changed branch)
     NOT_TESTABLE = "not testable"  # too few runs with a value (finite, or converged)

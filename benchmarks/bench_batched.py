@@ -1,4 +1,4 @@
-"""A sweep's runs trained together (``bea_lib.nets.batched.train_batched``) against one run alone.
+"""A sweep's runs trained together (``bea_lib.nets.train.train_batched``) against one run alone.
 
 For k runs of the networks chapter's models on MNIST-1D (the MLP of width 32, and the CNN of
 width 8; different seeds and (β, ρ)), the wall time of the batch is compared with the wall time
@@ -40,7 +40,7 @@ import time
 import torch
 from torch import nn
 
-from bea_lib.nets.batched import train_batched
+from bea_lib.nets.train import train_batched
 from bea_lib.nets.data import load_dataset
 from bea_lib.nets.train import TrainConfig, build_model, train
 

@@ -11,15 +11,16 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-
 from torch import nn
+
+import bea_lib as bl
 from torch.func import stack_module_state
 
-from bea_lib.nets.batched import (_Windows, adam_update_batched, stacked_forward,
-                                  stacked_forward_supported, train_batched)
+from bea_lib.intervention import kappa_update
+from bea_lib.nets.batched import _Windows, stacked_forward, stacked_forward_supported
 from bea_lib.nets.models import make_model, mlp
 from bea_lib.nets.sweeps import bootstrap_trend
-from bea_lib.nets.train import TrainConfig, train
+from bea_lib.nets.train import TrainConfig, train, train_batched
 from bea_lib.optimizers import AdamState, adam_update
 
 BASE = TrainConfig(dataset="mnist1d", model="mlp", width=6, epochs=5, n_train=96, n_test=32,
@@ -99,22 +100,57 @@ def test_convolution_windows_and_their_backward(width, stride, pad):
     assert torch.autograd.gradcheck(lambda x: _Windows.apply(x, width, stride, pad), (x,))
 
 
-def test_batched_adam_update_is_adam_update_run_by_run():
+def test_batched_update_is_adam_update_run_by_run():
+    # the κ-variant's update of k runs with per-run (k, 1) hyperparameters, against adam_update
+    # run by run: the rows with κ = 0 bit for bit; the row with κ ≠ 0 adds κh²f₁ (rounding only)
     torch.manual_seed(0)
-    g, m = torch.randn(3, 4, 5, dtype=torch.float64), torch.randn(3, 4, 5, dtype=torch.float64)
-    v = torch.rand(3, 4, 5, dtype=torch.float64)
+    g, m = torch.randn(3, 5, dtype=torch.float64), torch.randn(3, 5, dtype=torch.float64)
+    v = torch.rand(3, 5, dtype=torch.float64)
     hyper = {"h": [1e-2, 1e-3, 5e-2], "beta": [0.9, 0.0, 0.99], "rho": [0.999, 0.9, 0.5],
-             "eps": [1e-8, 1e-3, 1.0]}
-    d, new = adam_update_batched(g, AdamState(m, v, 4), **{k: torch.tensor(x, dtype=torch.float64)
-                                                         for k, x in hyper.items()})
+             "eps": [1e-8, 1e-3, 1.0], "kappa": [0.0, 1.0, 0.0]}
+    A = torch.randn(5, 5, dtype=torch.float64)
+    H = A @ A.T  # one Hessian for every run
+    asked = []
+
+    def hvp_at(rows):
+        asked.append(rows)
+        return lambda u: u @ H
+
+    d, new = kappa_update(g, hvp_at, AdamState(m, v, 4),
+                          **{k: torch.tensor(x, dtype=torch.float64)[:, None]
+                             for k, x in hyper.items()})
+    assert asked == [[1]]  # no Hessian-vector product for the κ = 0 rows
     for r in range(3):
-        d_r, new_r = adam_update(g[r], AdamState(m[r], v[r], 4),
-                                 **{k: x[r] for k, x in hyper.items()})
-        # the same formula, rounding only
-        torch.testing.assert_close(d[r], d_r, rtol=1e-14, atol=0)
-        torch.testing.assert_close(new.m[r], new_r.m, rtol=1e-14, atol=0)
-        torch.testing.assert_close(new.v[r], new_r.v, rtol=1e-14, atol=0)
+        one = {k: x[r] for k, x in hyper.items() if k != "kappa"}
+        d_r, new_r = adam_update(g[r], AdamState(m[r], v[r], 4), **one)
+        if hyper["kappa"][r] == 0:
+            assert torch.equal(d[r], d_r)
+        else:
+            f1 = bl.flows.bias_direction(g[r], lambda u: H @ u, beta=one["beta"], rho=one["rho"],
+                                         eps=one["eps"])
+            torch.testing.assert_close(d[r], d_r + one["h"] ** 2 * f1, rtol=1e-13, atol=0)
+        assert torch.equal(new.m[r], new_r.m) and torch.equal(new.v[r], new_r.v)
     assert new.n == 5
+
+
+def test_a_batch_of_kappa_runs_equals_the_runs_one_at_a_time():
+    # κ = -1, 0, +1 in one batch (stacked Hessian-vector products) against each run alone (the
+    # module's flat loss): float64 rounding over a few steps, rtol 1e-10 as above
+    configs = [dataclasses.replace(BASE, kappa=k, seed=s, h=2e-2)
+               for k, s in ((-1.0, 0), (0.0, 0), (1.0, 1))]
+    for config, batched in zip(configs, train_batched(configs)):
+        _assert_same(train(config), batched)
+
+
+def test_kappa_zero_in_a_batch_is_adam_bit_for_bit():
+    # the κ = 0 run of a batch whose other run has κ = 1 against the same κ = 0 run in a batch
+    # of the same shape with κ = 0 twice: the κ term touches only its own row
+    plain = dataclasses.replace(BASE, seed=0)
+    mixed = train_batched([plain, dataclasses.replace(plain, seed=1, kappa=1.0)])[0]
+    adam = train_batched([plain, dataclasses.replace(plain, seed=1)])[0]
+    for column in mixed.columns:
+        if column != "wall_time":
+            np.testing.assert_array_equal(mixed[column], adam[column], err_msg=column)
 
 
 def test_bad_batches_are_refused():
@@ -126,6 +162,8 @@ def test_bad_batches_are_refused():
         train_batched([dataclasses.replace(BASE, model="cnn", norm="batch")])
     with pytest.raises(ValueError, match="checkpoint_every"):
         train_batched([dataclasses.replace(BASE, checkpoint_every=2)])
+    with pytest.raises(ValueError, match="out_dir"):
+        train([BASE, BASE], "somewhere")
 
 
 def test_bootstrap_trend_verdicts():

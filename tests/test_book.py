@@ -15,6 +15,7 @@ import nbformat
 import pytest
 
 import bea_book as book
+from bea_lib import provenance
 from bea_book import store
 
 HEADER = """\
@@ -375,7 +376,7 @@ def test_report_page_marks_overrides_claims_and_escapes_pipes():
 
 
 def test_commit_marks_a_dirty_tree(tmp_path):
-    commit_label = store.bea_lib_module("provenance").commit_label
+    commit_label = provenance.commit_label
     git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], check=True)
     (tmp_path / "a").write_text("a")

@@ -3,7 +3,7 @@ eps) takes it by keyword only, rejects an out-of-range value with a ValueError n
 cannot be called with β and ρ swapped by position (a TypeError, before any work is done).
 
 The functions are discovered, not listed by hand: ``bea_lib.__all__``, ``bea_lib.nets`` and the
-modules the chapters import by name (bilinear, nets.train, nets.sweeps). A new public function
+modules the chapters import by name (bilinear, nets.config, nets.train, nets.sweeps). A new public function
 with a hyperparameter fails ``test_every_function_is_covered`` until it has a call below.
 """
 import inspect
@@ -13,7 +13,7 @@ import torch
 
 import bea_lib as bl
 from bea_lib import bilinear
-from bea_lib.nets import sweeps, train
+from bea_lib.nets import config, sweeps, train
 
 HYPER = ("h", "beta", "rho", "eps")
 GOOD = {"h": 0.1, "beta": 0.9, "rho": 0.999, "eps": 1e-8}
@@ -22,12 +22,6 @@ BAD = {"h": 0.0, "beta": 1.0, "rho": -0.5, "eps": -1.0}  # each outside its rang
 LOSS = lambda th: 0.5 * (th**2).sum()  # noqa: E731
 THETA0 = torch.tensor([1.0, -0.5], dtype=torch.float64)
 PATH = torch.tensor([[1.0, -0.5], [0.5, -0.2], [0.2, -0.1]], dtype=torch.float64)
-
-
-def _model_with_gradient():
-    model = torch.nn.Linear(2, 1)
-    model(torch.ones(1, 2)).sum().backward()
-    return model
 
 
 # For each function: the data arguments, positionally, and the call with keyword hyperparameters.
@@ -55,18 +49,20 @@ CALLS = {
     "explicit_bias_family": (LOSS,),
     "explicit_bias_loss": (LOSS,),
     "late_phase_stability": (bilinear.bilinear_cross(),),
-    "gradient_norms": (_model_with_gradient(),),
+    "gradient_norms": (torch.ones(2, 3),),  # the gradients of two runs
+    "train_kappa": (bl.nets.load_dataset("digits", n_train=8, n_test=4),),
     "TrainConfig": (),
     "Adam": ([torch.nn.Parameter(torch.zeros(2))],),  # params
 }
-EXTRA = {"explicit_bias_loss": {"strength": 1.0}, "Adam": {"lr": 1e-3}}
+EXTRA = {"explicit_bias_loss": {"strength": 1.0}, "Adam": {"lr": 1e-3},
+         "train_kappa": {"kappa": 0.0, "epochs": 0, "seed": 0, "width": 2}}
 
 
 def _public():
     """(name, callable) of every public function or class with a hyperparameter argument."""
     found = {}
     spaces = [(bl, bl.__all__), (bl.nets, bl.nets.__all__)]
-    spaces += [(m, [n for n in dir(m) if not n.startswith("_")]) for m in (bilinear, train, sweeps)]
+    spaces += [(m, [n for n in dir(m) if not n.startswith("_")]) for m in (bilinear, config, train, sweeps)]
     for module, names in spaces:
         for name in names:
             obj = getattr(module, name)
@@ -76,6 +72,8 @@ def _public():
                 continue
             if inspect.isfunction(obj) and not obj.__module__.startswith("bea_lib"):
                 continue
+            if module is not bl and module is not bl.nets and obj.__module__ != module.__name__:
+                continue  # a name the module imports is checked where it is defined
             try:
                 params = inspect.signature(obj).parameters
             except (TypeError, ValueError):

@@ -8,11 +8,13 @@ import torch
 import torch.nn.functional as F
 
 import bea_lib as bl
-from bea_lib.autodiff import gradient_and_hvp_fn
-from bea_lib.intervention import init_network, train_kappa
-from bea_lib.nets.diagnostics import (bias_alignment, bias_ratio, eos_threshold, flat_forward,
-                                      flat_loss, table1_cells, top_eigenvalue)
+from bea_lib.autodiff import gradient_and_hvp_fn, top_eigenvalue
+from bea_lib.nets.config import TrainConfig, build_model
+from bea_lib.nets.diagnostics import bias_alignment, bias_ratio, eos_threshold, flat_forward, flat_loss
 from bea_lib.nets.models import make_model
+from bea_lib.nets.train import train_kappa
+from bea_lib.norms import table1_cells
+from bea_lib.vocab import BiasRegime, StopReason
 
 HYPER = dict(beta=0.9, rho=0.99, eps=1e-3)
 
@@ -20,7 +22,8 @@ HYPER = dict(beta=0.9, rho=0.99, eps=1e-3)
 @pytest.fixture
 def tiny():
     data = bl.nets.load_dataset("mnist1d", n_train=30, n_test=20)
-    model = init_network(data, seed=0, width=4, activation="tanh")
+    model = build_model(TrainConfig(seed=0, width=4, activation="tanh", dtype="float64"),
+                        data.input_shape, data.n_classes)
     return data, model
 
 
@@ -72,7 +75,7 @@ def test_bias_alignment_sign_is_the_norms_change():
         for beta, rho in ((0.9, 0.99), (0.99, 0.9)):
             hyper = dict(beta=beta, rho=rho, eps=1e-3)
             g, hvp_fn = gradient_and_hvp_fn(loss, theta)
-            f1 = bl.intervention.bias_direction(g, hvp_fn, **hyper)
+            f1 = bl.flows.bias_direction(g, hvp_fn, **hyper)
             N = lambda th: bl.perturbed_one_norm(bl.gradient(loss, th), eps=1e-3)  # noqa: E731
             cos = bias_alignment(g, hvp_fn, **hyper)
             assert -1.0 <= cos <= 1.0
@@ -80,18 +83,19 @@ def test_bias_alignment_sign_is_the_norms_change():
 
 
 def test_table1_cells_follow_implicit_bias_regime():
-    eps = 1e-4
+    eps, hyper = 1e-4, dict(beta=0.9, rho=0.99)
     g = torch.tensor([1.0, 1e-1, 1e-3, 1e-5, 0.0])  # g² = 1, 1e-2 (≥ 100ε), 1e-6 (≤ ε/100) ...
-    cells = table1_cells(g, eps=eps)
-    assert cells == {"g2_above": 0.4, "g2_below": 0.6, "between": 0.0}
-    assert table1_cells(torch.tensor([2e-2]), eps=eps)["between"] == 1.0  # g² = 4ε
+    cells = table1_cells(g, eps=eps, **hyper)
+    assert cells == {BiasRegime.ONE_NORM_ANTI_PENALISED: 0.4,
+                     BiasRegime.TWO_NORM_SQUARED_PENALISED: 0.6, BiasRegime.INTERMEDIATE: 0.0}
+    assert BiasRegime.ONE_NORM_PENALISED in table1_cells(g, eps=eps, beta=0.99, rho=0.9)
+    assert table1_cells(torch.tensor([2e-2]), eps=eps, **hyper)[BiasRegime.INTERMEDIATE] == 1.0
     # all coordinates in one cell <=> the regime function names that cell
-    assert bl.implicit_bias_regime(g[:2], beta=0.9, rho=0.99, eps=eps) == "one-norm anti-penalised"
-    assert table1_cells(g[:2], eps=eps)["g2_above"] == 1.0
-    assert bl.implicit_bias_regime(g[2:], beta=0.9, rho=0.99, eps=eps) == "two-norm squared penalised"
-    assert table1_cells(g[2:], eps=eps)["g2_below"] == 1.0
+    for part in (g[:2], g[2:], torch.tensor([2e-2, 1.0])):
+        cell = bl.implicit_bias_regime(part, eps=eps, **hyper)
+        assert table1_cells(part, eps=eps, **hyper)[cell] == 1.0 or cell == BiasRegime.INTERMEDIATE
     with pytest.raises(ValueError, match="eps"):
-        table1_cells(g, eps=0.0)
+        table1_cells(g, eps=0.0, **hyper)
 
 
 def test_eos_threshold():
@@ -106,19 +110,21 @@ def test_train_kappa_zero_is_adam_on_the_flat_loss():
     data = bl.nets.load_dataset("mnist1d", n_train=40, n_test=20)
     run = train_kappa(data, kappa=0.0, h=1e-2, epochs=5, seed=3, width=4, test_every=2,
                       diagnostics_every=2, **HYPER)
-    model = init_network(data, seed=3, width=4)
+    model = build_model(TrainConfig(seed=3, width=4, dtype="float64"), data.input_shape,
+                        data.n_classes)
     E, theta0 = flat_loss(model, data.x_train.double(), data.y_train)
     iterates = bl.adam(E, theta0, 5, h=1e-2, **HYPER)
     want = np.array([float(E(th)) for th in iterates])
-    np.testing.assert_allclose(run.columns["train_loss"], want, rtol=1e-12)
-    assert run.stop_reason == "epochs" and len(run.columns["epoch"]) == 6
-    assert np.isnan(run.columns["test_acc"][1]) and np.isfinite(run.columns["test_acc"][2])
-    d = run.diagnostics
+    np.testing.assert_allclose(run["train_loss"], want, rtol=1e-12)
+    assert run.stop_reason == StopReason.EPOCHS and len(run) == 6
+    assert np.isnan(run["test_acc"][1]) and np.isfinite(run["test_acc"][2])
+    d = run.diagnostics()
     np.testing.assert_array_equal(d["epoch"], [0, 2, 4])
     np.testing.assert_allclose(d["g2_above"] + d["g2_below"] + d["between"], 1.0, rtol=1e-15)
     assert np.all(d["preconditioned_sharpness"] > 0) and np.all(d["bias_ratio"] > 0)
+    assert 0 < run.diagnostics_seconds < run["wall_time"][-1]
     off = train_kappa(data, kappa=0.0, h=1e-2, epochs=2, seed=3, width=4, **HYPER)
-    assert all(v.size == 0 for v in off.diagnostics.values()) and off.seconds_diagnostics == 0
+    assert all(v.size == 0 for v in off.diagnostics().values()) and off.diagnostics_seconds == 0
 
 
 def test_mlp_activation():
@@ -131,40 +137,33 @@ def test_mlp_activation():
         make_model("cnn", (1, 40), 10, activation="tanh")
 
 
-def test_network_diagnostics_of_a_module_trained_by_bl_adam():
-    # two full-batch bl.Adam steps on the module, then its diagnostics read from the optimizer,
-    # against the flat-θ loop of train_kappa at the same epoch (the same rule on the same
-    # numbers: rtol 1e-8 covers float64 rounding and Lanczos run on the rounded inputs)
-    from bea_lib.nets.diagnostics import DIAGNOSTIC_COLUMNS, network_diagnostics
+def test_diagnostics_of_a_batch_are_those_of_its_runs_alone():
+    # the diagnostics of a stacked batch (its own Hessian-vector products) against the same runs
+    # trained alone as modules (flat_loss): the same rule on the same numbers, rtol 1e-8 for
+    # float64 rounding and Lanczos run on the rounded inputs
+    from bea_lib.nets.history import DIAGNOSTIC_COLUMNS
+    from bea_lib.nets.train import train, train_batched
 
-    data = bl.nets.load_dataset("mnist1d", n_train=40, n_test=20)
-    x, y = data.x_train.double(), data.y_train
-    model = init_network(data, seed=3, width=4)
-    opt = bl.Adam(model.parameters(), lr=1e-2, **HYPER)
-    before = network_diagnostics(model, x, y, opt, sharpness=False)  # D = √(g² + ε) here
-    assert math.isnan(before["sharpness"]) and before["bias_ratio"] > 0
-    for _ in range(2):
-        opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-    got = network_diagnostics(model, x, y, opt)
-    run = train_kappa(data, kappa=0.0, h=1e-2, epochs=2, seed=3, width=4, diagnostics_every=2,
-                      **HYPER)
-    for c in DIAGNOSTIC_COLUMNS:
-        assert math.isclose(got[c], run.diagnostics[c][-1], rel_tol=1e-8, abs_tol=1e-12), c
+    base = TrainConfig(dataset="mnist1d", width=4, h=1e-2, epochs=2, n_train=40, n_test=20,
+                       dtype="float64", device="cpu", diagnostics_every=2, **HYPER)
+    configs = [base, TrainConfig(**{**base.__dict__, "seed": 1, "kappa": 1.0})]
+    for config, batched in zip(configs, train_batched(configs)):
+        alone = train(config)
+        for c in DIAGNOSTIC_COLUMNS:
+            np.testing.assert_allclose(batched.diagnostics()[c], alone.diagnostics()[c],
+                                       rtol=1e-8, atol=1e-12, err_msg=c)
 
 
 def test_step_denominator_is_the_one_adam_update_divides_by():
     # D of the next step, recovered from adam_update's displacement d = -h m̂/D (rounding only)
-    from bea_lib.nets.diagnostics import step_denominator
-    from bea_lib.optimizers import adam_init, adam_update
+    from bea_lib.optimizers import adam_init, adam_update, step_denominator
 
     gen = torch.Generator().manual_seed(0)
     grads = torch.randn(4, 6, generator=gen, dtype=torch.float64)
     hyper = dict(h=1e-2, beta=0.9, rho=0.99, eps=1e-3)
     state = adam_init(grads[0])
     for g in grads:
-        D = step_denominator(g, state.v, state.n, rho=hyper["rho"], eps=hyper["eps"])
+        D = step_denominator(g, state, rho=hyper["rho"], eps=hyper["eps"])
         d, new = adam_update(g, state, **hyper)
         m_hat = new.m / (1 - hyper["beta"] ** new.n)
         torch.testing.assert_close(D, -hyper["h"] * m_hat / d, rtol=1e-12, atol=0)

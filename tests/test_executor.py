@@ -13,8 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bea_lib.nets.executor import (Job, network_configs, profile_parameters, run_job, run_local,
-                                   run_name, run_submitit)
+from bea_book.params import chapter_parameters
+from bea_book.sources import BookError
+from bea_lib.nets.executor import (Job, network_configs, run_job, run_local, run_name,
+                                   run_submitit)
 from bea_lib.nets.history import History
 from bea_lib.nets.train import TrainConfig, train
 
@@ -79,12 +81,13 @@ def test_jobs_must_not_share_a_folder(tmp_path):
 
 
 def test_profiles_give_the_chapters_grid():
-    params = profile_parameters(ROOT, "smoke")
+    params = chapter_parameters(ROOT, "networks", "smoke")
     configs = network_configs(params)
     cells = len(params["beta_grid"]) * len(params["rho_grid"])
     n = cells * sum(len(own["seeds"]) for own in params["models"].values())
     assert len(configs) == n and len({run_name(c) for c in configs}) == n
-    bn = network_configs(profile_parameters(ROOT, "paper-bn"))
+    bn = network_configs(chapter_parameters(ROOT, "networks", "paper-bn"))
     assert {c.norm for c in bn} == {"batch"} and {c.chunk_size for c in bn} == {500}
-    with pytest.raises(ValueError, match="profile"):
-        profile_parameters(ROOT, "no-such-profile")
+    assert isinstance(params["eps"], float)  # 1e-8 read as the runner reads it, not as a string
+    with pytest.raises(BookError, match="profile"):
+        chapter_parameters(ROOT, "networks", "no-such-profile")

@@ -316,7 +316,7 @@ def test_a_folder_where_the_runner_keeps_a_link_is_refused_then_moved_with_force
 
 
 def test_a_killed_writer_leaves_no_temporary_file_after_the_next_write(tmp_path):
-    fileio = store.bea_lib_module("fileio")
+    from bea_lib import fileio
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     stale = tmp_path / f".book.zip.{dead.pid}.tmp"

@@ -1,4 +1,4 @@
-"""Reading sweeps: threshold rows, regimes, hills, seed spreads, trend verdicts and stored runs.
+"""Reading sweeps: threshold rows, stability, hills, the metrics reader, verdicts and stored runs.
 
 The expected values are worked out by hand on short sequences; comparisons of floats computed
 from a few exact inputs use exact equality where the arithmetic is exact (min, max, ratios of
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from bea_lib.nets.history import COLUMNS, History
-from bea_lib.nets.sweeps import (bootstrap_mean, interval_verdict, Spread, at_or_before, first_below, largest_rise, seed_spread,
-                                 spike_ratio, stability, stored_runs, sweep, trend)
+from bea_lib.nets.sweeps import (at_or_before, bootstrap_mean, first_below, interval_verdict,
+                                 largest_rise, run_metrics, spike_ratio, stability, stored_runs)
 from bea_lib.nets.train import TrainConfig, train
 from bea_lib.vocab import Stability, TrendVerdict
 
@@ -57,36 +57,19 @@ def test_largest_rise_measures_the_highest_hill_from_its_valley():
     assert largest_rise([5.0, np.nan, 1.0, 2.0]) == 1.0
 
 
-def test_seed_spread_ignores_non_finite_seeds():
-    s = seed_spread([1.0, 2.0, np.nan, 4.0])
-    assert (s.n, s.low, s.high) == (3, 1.0, 4.0)
-    assert s.mean == pytest.approx(7 / 3)  # default rel 1e-6: a few ulps of rounding in the mean
-    assert seed_spread([np.nan]).n == 0
-
-
-def _spreads(*ranges):
-    return [Spread(3, (lo + hi) / 2, lo, hi) for lo, hi in ranges]
-
-
-def test_trend_verdicts():
-    params = [0.9, 0.99, 0.999]
-    rising_apart = _spreads((0, 1), (2, 3), (4, 5))
-    rising_overlapping = _spreads((0, 4), (1, 4.5), (2, 5))
-    t = trend(params, rising_apart, expected=+1)
-    assert (t.spearman, t.ends_overlap, t.verdict) == (1.0, False, TrendVerdict.APPEARS)
-    assert trend(params, rising_overlapping, expected=+1).verdict is TrendVerdict.WEAK
-    assert trend(params, rising_apart, expected=-1).verdict is TrendVerdict.OPPOSITE
-    assert trend(params, rising_overlapping, expected=-1).verdict is TrendVerdict.NOT_SEEN
-    flat = _spreads((1, 2), (1, 2), (1, 2))
-    assert trend(params, flat, expected=+1).verdict is TrendVerdict.NOT_SEEN
-    # values without finite seeds are dropped; one value left is not a trend
-    nan = Spread(0, math.nan, math.nan, math.nan)
-    assert trend(params, [nan] * 2 + rising_apart[:1], expected=+1).verdict \
-        is TrendVerdict.NOT_TESTABLE
-    # the order of the grid does not matter
-    assert trend(params[::-1], rising_apart[::-1], expected=+1).verdict is TrendVerdict.APPEARS
-    with pytest.raises(ValueError, match="expected"):
-        trend(params, rising_apart, expected=0)
+def test_run_metrics_reads_one_run_for_both_chapters():
+    hist = _history([4.0, 2.0, 3.0, 1.0, 0.5])
+    hist.columns["grad_norm_1_eps"] = [5.0, 1.0, 4.0, 2.0, 3.0]
+    hist.columns["test_acc"] = [0.1, math.nan, 0.3, math.nan, 0.2]
+    m = run_metrics(hist, loss_below=1.5, hill_after=1, norm_at=2, max_spike_ratio=2.0)
+    # loss first below 1.5 at epoch 3; the test accuracy there is the last logged, epoch 2's
+    assert (m["epoch_thr"], m["norm_thr"], m["acc_thr"]) == (3, 2.0, 0.3)
+    assert (m["loss_end"], m["norm_end"], m["norm_at"], m["acc_max"]) == (0.5, 3.0, 4.0, 0.3)
+    assert m["hill"] == 3.0  # from the valley 1.0 at epoch 1 to 4.0 at epoch 2
+    assert m["spike_ratio"] == 1.5 and m["stability"] is Stability.STABLE  # 3.0 / 2.0
+    never = run_metrics(hist, loss_below=0.1, hill_after=0)
+    assert math.isnan(never["epoch_thr"]) and math.isnan(never["norm_thr"])
+    assert math.isnan(never["norm_at"]) and "stability" not in never
 
 
 def test_stored_runs_reads_what_train_writes(tmp_path):
@@ -103,17 +86,6 @@ def test_stored_runs_reads_what_train_writes(tmp_path):
     assert run["info"]["config"]["epochs"] == 3 and run["info"]["stop_reason"] == "epochs"
     # the CSV holds floats in full precision (repr), so the history reads back exactly
     np.testing.assert_array_equal(run["history"]["train_loss"], history["train_loss"])
-
-
-def test_sweep_runs_the_grid(tmp_path):
-    base = TrainConfig(dataset="digits", model="mlp", width=8, h=1e-2, epochs=2, n_train=40,
-                       n_test=10, device="cpu")
-    runs = sweep(base, tmp_path, seed=[0, 1], rho=[0.99])
-    assert list(runs) == [(0, 0.99), (1, 0.99)]
-    assert (tmp_path / "seed=1-rho=0.99" / "history.csv").exists()
-    assert runs[(0, 0.99)]["train_loss"][0] != runs[(1, 0.99)]["train_loss"][0]  # other initialisations
-    with pytest.raises(ValueError, match="grid key must be one of"):
-        sweep(base, tmp_path, lr=[0.1])
 
 
 def test_bootstrap_mean_and_the_verdict_of_an_interval():

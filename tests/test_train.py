@@ -97,7 +97,7 @@ def test_loss_threshold_stops_at_the_first_row_below():
 
 def test_time_limit_stops_the_run():
     hist = train(replace(TINY, max_time=1e-9, epochs=1000))
-    assert hist.stop_reason == "time" and len(hist) == 1
+    assert hist.stop_reason == "time" and len(hist) == 2  # one step, then the budget stops it
 
 
 def test_divergence_stops_with_the_epoch_and_last_finite_loss():
@@ -135,8 +135,8 @@ def test_resume_refuses_another_run(tmp_path):
 def test_the_resume_check_covers_every_trajectory_field():
     # derived from the field metadata: a new field that shapes the run cannot be forgotten
     from bea_lib.nets.config import TRAJECTORY_FIELDS
-    assert {"dataset", "model", "h", "beta", "rho", "eps", "eps_inside", "seed", "dtype", "width",
-            "norm", "n_train", "n_test", "test_every"} == set(TRAJECTORY_FIELDS)
+    assert {"dataset", "model", "h", "beta", "rho", "eps", "eps_inside", "kappa", "seed", "dtype",
+            "width", "activation", "norm", "n_train", "n_test", "test_every"} == set(TRAJECTORY_FIELDS)
 
 
 def test_a_folder_with_another_runs_results_is_refused_unless_overwrite(tmp_path):

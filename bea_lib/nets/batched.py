@@ -1,13 +1,16 @@
 r"""A sweep of small networks trained together: k runs of full-batch Adam as one batched model.
 
-Each run of a sweep is :func:`bea_lib.nets.train.train` with its own (h, β, ρ, ε) and seed on
-the same data and network. For tiny models a step costs little arithmetic and much Python, so k
+Each run of a sweep is :func:`bea_lib.nets.train.train` with its own (h, β, ρ, ε, κ) and seed
+on the same data and network; ``train([config, ...])`` (or its name ``train_batched``) trains
+them as one :class:`StackedNet` in the same loop (:func:`bea_lib.nets.train.fit`). For tiny models a step costs little arithmetic and much Python, so k
 runs one after another pay k times the per-step overhead. Here the k parameter vectors are the
 rows of one (k, P) tensor θ. The loss of every run is computed in one forward pass, and one
 backward pass of Σ_r E_r gives every run's gradient at once: the runs share no parameters, so
-∂(Σ_r E_r)/∂θ_r = ∇E_r. The step is the same :func:`bea_lib.optimizers.adam_update` as
-everywhere else, one elementwise call on the (k, P) tensors with per-run h, β, ρ, ε of shape
-(k, 1), which is (2.1) row by row.
+∂(Σ_r E_r)/∂θ_r = ∇E_r. The step is the same :func:`bea_lib.intervention.kappa_update` as
+for one run, one elementwise call of :func:`bea_lib.optimizers.adam_update` on the (k, P)
+tensors with per-run h, β, ρ, ε of shape (k, 1), which is (2.1) row by row, plus κh²f₁ on the
+rows with κ ≠ 0, whose Hessian-vector products come from one more backward pass of the
+stacked gradient (:meth:`StackedNet.hvp_fn`).
 
 The forward pass of the MLP and the 1-D CNN of :mod:`bea_lib.nets.models` is written for k runs
 (:func:`stacked_forward`): each linear layer is one batched matrix product, each convolution
@@ -34,37 +37,33 @@ one run's step is already arithmetic-bound (a few thousand examples).
 
 Limits: models without batch normalisation (their chunk statistics would need per-run buffers
 updated in place), one device, no checkpoints (a batch of tiny runs takes minutes; long runs go
-through :mod:`bea_lib.nets.executor`, one resumable ``train`` each), no diagnostics columns.
+through :mod:`bea_lib.nets.executor`, one resumable ``train`` each).
 
 Python::
 
-    configs = [dataclasses.replace(base, beta=b, seed=s) for b in (0.9, 0.99) for s in (0, 1)]
-    histories = train_batched(configs)   # one History per config, in order
+    configs = [dataclasses.replace(base, kappa=k, seed=s) for k in (-1, 0, 1) for s in (0, 1)]
+    histories = train(configs)   # one History per config, in order
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from ..optimizers import AdamState, adam_update
-from .data import load_dataset
-from .distributed import local_device
-from .history import DIAGNOSTIC_COLUMNS, METRICS, History
+from .config import TrainConfig
 from .models import has_batch_norm
-from .train import TrainConfig, build_model
 
 # Fields that may differ between the runs of one batch; all others must agree.
-PER_RUN_FIELDS = ("h", "beta", "rho", "eps", "seed", "epochs", "loss_threshold")
+PER_RUN_FIELDS = ("h", "beta", "rho", "eps", "kappa", "seed", "epochs", "loss_threshold",
+                  "diagnostics_every")
 
 
-def _common_config(configs: list[TrainConfig]) -> TrainConfig:
-    """The first config, after checking that the others differ from it only in PER_RUN_FIELDS."""
+def common_config(configs: list[TrainConfig]) -> list[TrainConfig]:
+    """``configs``, after checking that they differ only in PER_RUN_FIELDS."""
     if not configs:
         raise ValueError("configs must hold at least one TrainConfig, got an empty list")
     first = configs[0]
@@ -76,24 +75,10 @@ def _common_config(configs: list[TrainConfig]) -> TrainConfig:
         if differ:
             raise ValueError(f"configs[{i}] differs from configs[0] in {', '.join(differ)}; a "
                              f"batch may differ only in {', '.join(PER_RUN_FIELDS)}")
-    if first.max_time is not None or first.checkpoint_every:
-        raise ValueError("max_time and checkpoint_every are not supported by train_batched; "
-                         "run long jobs through bea_lib.nets.executor")
-    return first
-
-
-def adam_update_batched(g: torch.Tensor, state: AdamState, *, h, beta, rho, eps,
-                        eps_inside: bool = True) -> tuple[torch.Tensor, AdamState]:
-    """:func:`adam_update` for k runs at once: ``g``, ``state.m`` and ``state.v`` have a leading
-    run axis of length k, and ``h, beta, rho, eps`` are tensors of shape (k,).
-
-    The hyperparameters are shaped (k, 1, ..., 1) so that they broadcast over each run's
-    coordinates: one elementwise call of (2.1), each run with its own h, β, ρ, ε. ``state.n`` is
-    shared (every run of the batch has taken the same number of steps).
-    """
-    shape = (-1,) + (1,) * (g.dim() - 1)
-    return adam_update(g, state, h=h.reshape(shape), beta=beta.reshape(shape),
-                       rho=rho.reshape(shape), eps=eps.reshape(shape), eps_inside=eps_inside)
+    if first.checkpoint_every:
+        raise ValueError("checkpoint_every is for one run, not a batch; run long jobs through "
+                         "bea_lib.nets.executor")
+    return configs
 
 
 # --- the forward pass of k runs at once ------------------------------------------------------
@@ -278,46 +263,48 @@ def _chunk_sums(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch
     return losses.sum(1), (out.transpose(1, 2).contiguous().argmax(-1) == y).sum(1)
 
 
-def train_batched(configs: list[TrainConfig]) -> list[History]:
-    """Train every config of ``configs`` with full-batch Adam, all at once; one History each.
+class StackedNet:
+    """k runs of one architecture as one stacked model: θ is a (k, P) tensor, one row per run,
+    the parameters in model order (as :class:`~bea_lib.nets.train.ModuleNet` flattens them).
+    Gradients, evaluations and Hessian-vector products of all rows in one pass over the data."""
 
-    The configs must agree in everything but :data:`PER_RUN_FIELDS` (model, data, dtype, ...).
-    Row n of each history is computed at that run's θ⁽ⁿ⁾, as in :func:`train`.
-    """
-    base = _common_config(list(configs))
-    k = len(configs)
-    device = local_device(base.device)
-    dtype = getattr(torch, base.dtype)
-    data = load_dataset(base.dataset, root=base.data_root, n_train=base.n_train,
-                        n_test=base.n_test).to(device, dtype)
-    models = [build_model(c, data.input_shape, data.n_classes).to(device) for c in configs]
-    if has_batch_norm(models[0]):
-        raise ValueError("train_batched does not support batch normalisation (norm='batch'); "
-                         "use bea_lib.nets.train.train")
-    stacked, buffers = stack_module_state(models)
-    names = list(stacked)
-    shapes = [stacked[name].shape[1:] for name in names]
-    sizes = [math.prod(s) for s in shapes]
-    # θ of every run as one (k, P) tensor: the parameters in model order, as train's norms see them
-    theta = torch.cat([stacked[name].detach().reshape(k, -1) for name in names], dim=1)
-    forward, per_example = _forward_of(models[0], data.input_shape)
+    def __init__(self, models: list[nn.Module], data, *, chunk_size: int):
+        if has_batch_norm(models[0]):
+            raise ValueError("a batch of runs does not support batch normalisation (norm='batch'); "
+                             "train each run on its own")
+        stacked, self.buffers = stack_module_state(models)
+        self.names = list(stacked)
+        self.shapes = [stacked[name].shape[1:] for name in self.names]
+        self.sizes = [math.prod(s) for s in self.shapes]
+        self._theta = torch.cat([stacked[name].detach().reshape(len(models), -1)
+                                 for name in self.names], dim=1)
+        self.forward, self.per_example = _forward_of(models[0], data.input_shape)
+        self.data, self.chunk_size = data, chunk_size
 
-    def passes(x, k):
+    def theta(self) -> torch.Tensor:
+        return self._theta
+
+    def keep(self, index):
+        """Only the runs ``index`` go on."""
+        self.buffers = {name: t[index] for name, t in self.buffers.items()}
+
+    def _passes(self, x, k):
         """Slices of the examples, one per forward/backward pass of k runs."""
-        rows = _pass_size(len(x), base.chunk_size, k * per_example)
+        rows = _pass_size(len(x), self.chunk_size, k * self.per_example)
         return [slice(i, i + rows) for i in range(0, len(x), rows)]
 
-    def unflatten(flat):
+    def _unflatten(self, flat):
         return {name: t.view(len(flat), *shape)
-                for name, t, shape in zip(names, flat.split(sizes, dim=1), shapes)}
+                for name, t, shape in zip(self.names, flat.split(self.sizes, dim=1), self.shapes)}
 
-    def gradient(theta, x, y):
-        """∇E of every live run, (k, P), and [E, accuracy] per run, (k, 2)."""
-        leaves = {name: p.detach().requires_grad_() for name, p in unflatten(theta).items()}
+    def gradient(self, theta):
+        """∇E of every run, (k, P), and [E, accuracy] per run, (k, 2)."""
+        x, y = self.data.x_train, self.data.y_train
+        leaves = {name: p.detach().requires_grad_() for name, p in self._unflatten(theta).items()}
         total = torch.zeros_like(theta)
-        stats = torch.zeros(len(theta), 2, dtype=torch.float64, device=device)
-        for chunk in passes(x, len(theta)):
-            loss, correct = _chunk_sums(forward(leaves, buffers, x[chunk]), y[chunk])
+        stats = torch.zeros(len(theta), 2, dtype=torch.float64, device=theta.device)
+        for chunk in self._passes(x, len(theta)):
+            loss, correct = _chunk_sums(self.forward(leaves, self.buffers, x[chunk]), y[chunk])
             # the runs are independent: ∂(Σ_r loss_r)/∂θ_r = ∂loss_r/∂θ_r, each run's gradient
             g = torch.autograd.grad(loss.sum(), list(leaves.values()))
             total += torch.cat([t.reshape(len(theta), -1) for t in g], dim=1)
@@ -326,66 +313,40 @@ def train_batched(configs: list[TrainConfig]) -> list[History]:
         return total / len(x), stats / len(x)  # the one division by N
 
     @torch.no_grad()
-    def evaluate(theta, x, y):
-        params = unflatten(theta)
-        stats = torch.zeros(len(theta), 2, dtype=torch.float64, device=device)
-        for chunk in passes(x, len(theta)):
-            loss, correct = _chunk_sums(forward(params, buffers, x[chunk]), y[chunk])
+    def evaluate(self, theta):
+        """[test loss, test accuracy] per run, (k, 2)."""
+        x, y = self.data.x_test, self.data.y_test
+        params = self._unflatten(theta)
+        stats = torch.zeros(len(theta), 2, dtype=torch.float64, device=theta.device)
+        for chunk in self._passes(x, len(theta)):
+            loss, correct = _chunk_sums(self.forward(params, self.buffers, x[chunk]), y[chunk])
             stats[:, 0] += loss
             stats[:, 1] += correct
         return stats / len(x)
 
-    def per_run(name, dtype=dtype):
-        return torch.tensor([getattr(c, name) for c in configs], dtype=dtype, device=device)
+    def hvp_fn(self, theta, rows: list[int]):
+        """v ↦ (∇²E_r v_r)_r for the runs ``rows`` at θ: v and the result are (len(rows), P).
 
-    hyper = {name: per_run(name) for name in ("h", "beta", "rho", "eps")}
-    eps64 = per_run("eps", torch.float64)
-    state = AdamState(torch.zeros_like(theta), torch.zeros_like(theta), 0)
-    histories = [History() for _ in configs]
-    live = list(range(k))  # the runs still training, in the order of theta's rows
-    n, t0 = 0, time.perf_counter()
-    while True:
-        g, train_stats = gradient(theta, data.x_train, data.y_train)
-        if n % base.test_every == 0:
-            test_stats = evaluate(theta, data.x_test, data.y_test)
-        else:
-            test_stats = torch.full_like(train_stats, math.nan)
-        g64 = g.double()
-        norms = torch.stack([torch.sqrt(g64**2 + eps64[:, None]).sum(1),  # ‖∇E‖_{1,ε}, run's ε
-                             g64.abs().sum(1), g64.norm(dim=1)], dim=1)
-        rows = torch.cat([train_stats, test_stats, norms], dim=1).tolist()
-        elapsed = time.perf_counter() - t0
-        keep = []
-        for row, r in enumerate(live):
-            hist = histories[r]
-            hist.append(dict(zip(METRICS, rows[row]), epoch=n, wall_time=elapsed,
-                             **dict.fromkeys(DIAGNOSTIC_COLUMNS, math.nan)))  # not measured here
-            hist.stop_reason, hist.message = _stop_reason(configs[r], hist, n)
-            if not hist.stop_reason:
-                keep.append(row)
-        if not keep:
-            break
-        if len(keep) < len(live):  # stopped runs leave the batch, the others go on
-            index = torch.tensor(keep, device=device)
-            live = [live[row] for row in keep]
-            theta, g = theta[index], g[index]
-            state = AdamState(state.m[index], state.v[index], state.n)
-            hyper = {name: t[index] for name, t in hyper.items()}
-            buffers = {name: t[index] for name, t in buffers.items()}
-            eps64 = eps64[index]
-        d, state = adam_update_batched(g, state, **hyper, eps_inside=base.eps_inside)
-        theta = theta + d  # θ⁽ⁿ⁺¹⁾ = θ⁽ⁿ⁾ + d, (2.1)
-        n += 1
-    return histories
+        The gradient's graph is built once (one forward and backward pass per chunk, kept);
+        each product is then one more backward pass of ⟨∇E, v⟩ (the runs are independent)."""
+        x, y = self.data.x_train, self.data.y_train
+        index = torch.tensor(rows, device=theta.device)
+        th = theta[index]
+        buffers = {name: t[index] for name, t in self.buffers.items()}
+        leaves = {name: p.detach().requires_grad_() for name, p in self._unflatten(th).items()}
+        grads = []
+        for chunk in self._passes(x, len(th)):
+            loss, _ = _chunk_sums(self.forward(leaves, buffers, x[chunk]), y[chunk])
+            g = torch.autograd.grad(loss.sum(), list(leaves.values()), create_graph=True)
+            grads.append(torch.cat([t.reshape(len(th), -1) for t in g], dim=1))
 
+        def hvp(v):
+            total = torch.zeros_like(th)
+            for g in grads:
+                hv = torch.autograd.grad(g, list(leaves.values()), grad_outputs=v.to(g.dtype),
+                                         retain_graph=True, allow_unused=True)
+                total += torch.cat([(torch.zeros_like(p) if t is None else t).reshape(len(th), -1)
+                                    for t, p in zip(hv, leaves.values())], dim=1)
+            return (total / len(x)).detach()
 
-def _stop_reason(config: TrainConfig, history: History, n: int) -> tuple[str, str]:
-    """The stopping rules of :func:`bea_lib.nets.train.train` (without ``max_time``)."""
-    loss = history.columns["train_loss"][-1]
-    if not math.isfinite(loss):
-        return "diverged", f"diverged at epoch {n}: train loss is {loss}"
-    if config.loss_threshold is not None and loss < config.loss_threshold:
-        return "loss_threshold", f"train loss {loss:.6g} < {config.loss_threshold} at epoch {n}"
-    if n >= config.epochs:
-        return "epochs", f"{n} epochs done, train loss {loss:.6g}"
-    return "", ""
+        return hvp

@@ -11,11 +11,14 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..validation import check_bool, check_int, check_one_of, check_positive, check_unit_interval
+import torch
+
+from ..validation import adam_hyper, check_int, check_one_of, check_positive
 from .data import DATASETS
-from .models import MODELS, NORMS
+from .models import ACTIVATIONS, MODELS, NORMS, make_model
 
 DTYPES = ("float32", "float64")
+HYPER = "adam_hyper"  # the check of h, β, ρ, ε, eps_inside, κ: validation.adam_hyper, all at once
 
 
 def _int(minimum: int):
@@ -44,15 +47,18 @@ class TrainConfig:
 
     dataset: str = _option("mnist1d", "data set", choices=DATASETS, trajectory=True)
     model: str = _option("mlp", "network", choices=MODELS, trajectory=True)
-    h: float = _option(1e-3, "step size h (learning rate)", check=check_positive, trajectory=True)
-    beta: float = _option(0.9, "first-moment parameter β in [0, 1)", check=check_unit_interval,
+    h: float = _option(1e-3, "step size h (learning rate)", check=HYPER, trajectory=True)
+    beta: float = _option(0.9, "first-moment parameter β in [0, 1)", check=HYPER,
                           trajectory=True)
-    rho: float = _option(0.999, "second-moment parameter ρ in [0, 1)", check=check_unit_interval,
+    rho: float = _option(0.999, "second-moment parameter ρ in [0, 1)", check=HYPER,
                          trajectory=True)
     eps: float = _option(1e-8, "ε (inside the square root unless --no-eps-inside)",
-                         check=check_positive, trajectory=True)
+                         check=HYPER, trajectory=True)
     eps_inside: bool = _option(True, "ε inside the square root, the paper's form",
-                               check=check_bool, trajectory=True)
+                               check=HYPER, trajectory=True)
+    kappa: float = _option(0.0, "κ of the κ-variant: each step adds κh²f₁ (0: Adam itself, "
+                           "-1: the bias term cancelled, +1: doubled)", check=HYPER,
+                           trajectory=True)
     epochs: int = _option(1000, "maximum number of Adam steps (= epochs)", check=_int(0))
     seed: int = _option(0, "seeds the initialisation, the only randomness of a run",
                         check=_int(0), trajectory=True)
@@ -74,6 +80,8 @@ class TrainConfig:
                          trajectory=True)
     width: int | None = _option(None, "MLP hidden width or CNN channels (default 32)",
                                 check=_int(1), type=int, trajectory=True)
+    activation: str = _option("relu", "the MLP's activation", choices=tuple(ACTIVATIONS),
+                              trajectory=True)
     norm: str | None = _option(None, "normalisation (default: group for ResNets, none otherwise)",
                                choices=NORMS, type=str, trajectory=True)
     data_root: str = _option("data", "folder holding the CIFAR batches")
@@ -83,8 +91,14 @@ class TrainConfig:
                                  type=int, trajectory=True)
 
     def __post_init__(self):
+        hyper = adam_hyper(h=self.h, beta=self.beta, rho=self.rho, eps=self.eps,
+                           eps_inside=self.eps_inside, kappa=self.kappa)
+        for name, value in hyper._asdict().items():
+            object.__setattr__(self, name, value)
         for f in dataclasses.fields(self):
             value, check = getattr(self, f.name), f.metadata["check"]
+            if check == HYPER:
+                continue
             if value is None and f.default is None:
                 continue  # an optional field left at its default
             if check is None:
@@ -96,3 +110,22 @@ class TrainConfig:
 
 
 TRAJECTORY_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["trajectory"])
+
+
+def build_model(config: TrainConfig, input_shape, n_classes: int):
+    """The initial network θ⁽⁰⁾: seeded with ``config.seed``, drawn in float32, then cast to ``config.dtype``.
+
+    Drawing in float32 whatever the default dtype makes θ⁽⁰⁾ depend on the seed alone, and gives
+    float32 and float64 runs the same start.
+    """
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        torch.manual_seed(config.seed)
+        model = make_model(config.model, input_shape, n_classes, width=config.width,
+                           norm=config.norm, activation=config.activation)
+    finally:
+        torch.set_default_dtype(previous)
+    return model.to(getattr(torch, config.dtype))

@@ -7,35 +7,32 @@ terms of Adam's modified flow (2.2)–(2.3); D the denominator of Adam's step, �
   (one Hessian-vector product). The expansion is only a good description while it is small.
 - :func:`bias_alignment`: the cosine between f₁ and ∇‖∇E‖_{1,ε}, whose sign says whether
   the bias term, where it acts now, lowers the perturbed one-norm (the paper's "penalises").
-- :func:`table1_cells`: the fractions of coordinates with g_j² ≫ ε, g_j² ≪ ε and in between,
-  the cells of the paper's Table 1, with the ratio convention of
-  :func:`bea_lib.norms.implicit_bias_regime` (≫ means at least ``ratio`` times).
-- :func:`top_eigenvalue`: the largest eigenvalue of H, or of the preconditioned Hessian
-  diag(1/D)·H that Adam's step sees, by Lanczos (scipy's ``eigsh``) on Hessian-vector products.
-  diag(1/D)·H is not symmetric; it is similar to the symmetric D^{-1/2} H D^{-1/2}, which has
-  the same eigenvalues, and that is the matrix handed to Lanczos. Cohen et al. (2022) find the
+- :func:`bea_lib.norms.table1_cells`: the fractions of coordinates with g_j² ≫ ε, g_j² ≪ ε
+  and in between, the cells of the paper's Table 1 (≫ means at least 100 times).
+- :func:`bea_lib.autodiff.top_eigenvalue`: the largest eigenvalue of H, or of the
+  preconditioned Hessian diag(1/D)·H that Adam's step sees, by Lanczos on Hessian-vector
+  products (with D^{-1/2} H D^{-1/2}, similar to diag(1/D)·H). Cohen et al. (2022) find the
   preconditioned sharpness of full-batch Adam rising to, and hovering at,
   :func:`eos_threshold` = (2 + 2β)/((1 − β)h), the edge of stability of adaptive methods.
 
 :func:`flat_loss` turns a network and its data into a loss E(θ) of the flat parameter vector,
 so the same functions serve the small problems of the theory chapters and the networks;
-:func:`diagnostics_at` takes them all at once, :func:`network_diagnostics` for a network
-trained by :class:`bea_lib.Adam`.
+:func:`diagnostics_at` takes them all at once (the training loop of :mod:`bea_lib.nets.train`
+calls it every ``diagnostics_every`` epochs).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.sparse.linalg import LinearOperator, eigsh
 from torch.func import functional_call
 
-from ..autodiff import gradient_and_hvp_fn
-from ..intervention import bias_direction
+from ..autodiff import top_eigenvalue
+from ..flows import bias_direction
+from ..norms import table1_cells
 from ..validation import check_positive, check_unit_interval
-from .history import DIAGNOSTIC_COLUMNS
+from ..vocab import BiasRegime
 
 
 def flat_forward(model: torch.nn.Module) -> tuple[Callable, torch.Tensor]:
@@ -79,42 +76,6 @@ def bias_alignment(g: torch.Tensor, hvp_fn, *, beta: float, rho: float, eps: flo
                                          * torch.linalg.vector_norm(f1)))
 
 
-def table1_cells(g: torch.Tensor, *, eps: float, ratio: float = 100.0) -> dict[str, float]:
-    """Fractions of coordinates with ratio·ε ≤ g_j² ("g2_above": ε small for them), with
-    ε ≥ ratio·g_j² ("g2_below": ε large) and in between ("between"); they sum to 1."""
-    eps, ratio = check_positive("eps", eps), check_positive("ratio", ratio)
-    g2 = g.detach().double().reshape(-1) ** 2
-    above, below = ratio * eps <= g2, eps >= ratio * g2
-    return {"g2_above": float(above.double().mean()), "g2_below": float(below.double().mean()),
-            "between": float((~above & ~below).double().mean())}
-
-
-def top_eigenvalue(hvp_fn, like: torch.Tensor, *, scale: torch.Tensor | None = None,
-                   tol: float = 1e-3, maxiter: int = 300, seed: int = 0) -> float:
-    """The largest (algebraic) eigenvalue of S H S, S = diag(``scale``) (S = I if None).
-
-    With ``scale`` = D^{-1/2} this is the top eigenvalue of diag(1/D)·H (similar matrices).
-    Lanczos on products v ↦ S H S v; ``like`` is a vector of θ's size and dtype (θ or g), as
-    ``hvp_fn`` takes; ``tol`` is eigsh's relative accuracy of the eigenvalue, and the start
-    vector is fixed by ``seed`` so that a run is reproducible.
-    """
-    p, dtype = like.numel(), like.dtype
-    if scale is not None and scale.shape != (p,):
-        raise ValueError(f"scale must have shape ({p},), got {tuple(scale.shape)}")
-
-    def matvec(v: np.ndarray) -> np.ndarray:
-        v = torch.from_numpy(np.ascontiguousarray(v, dtype=np.float64).reshape(-1))
-        v = v if scale is None else scale.double() * v
-        with torch.no_grad():
-            Hv = hvp_fn(v.to(dtype)).double()
-        return (Hv if scale is None else scale.double() * Hv).numpy()
-
-    v0 = np.random.default_rng(seed).standard_normal(p)
-    op = LinearOperator((p, p), matvec=matvec, dtype=np.float64)
-    return float(eigsh(op, k=1, which="LA", v0=v0, tol=tol, maxiter=maxiter,
-                       return_eigenvectors=False)[0])
-
-
 def eos_threshold(*, h: float, beta: float) -> float:
     """(2 + 2β)/((1 − β)h): the preconditioned sharpness at the edge of stability of Adam
     (Cohen et al. 2022; 38/h for β = 0.9)."""
@@ -124,53 +85,23 @@ def eos_threshold(*, h: float, beta: float) -> float:
 
 
 
-def step_denominator(g: torch.Tensor, v: torch.Tensor, n: int, *, rho: float,
-                     eps: float) -> torch.Tensor:
-    """D = √(ν̂⁽ⁿ⁺¹⁾ + ε), the denominator of the step Adam takes from θ⁽ⁿ⁾ with gradient g,
-    from its second moment ν⁽ⁿ⁾ = ``v`` after n steps ((2.1); √(g² + ε) at n = 0)."""
-    return torch.sqrt((rho * v + (1 - rho) * g**2) / (1 - rho ** (n + 1)) + eps)
-
-
 def diagnostics_at(g: torch.Tensor, hvp_fn, *, h: float, beta: float, rho: float, eps: float,
                    denominator: torch.Tensor, sharpness: bool = True) -> dict[str, float]:
     """All diagnostics at one point, keyed by :data:`DIAGNOSTIC_COLUMNS`.
 
-    ``denominator`` is the D of Adam's next step (:func:`step_denominator`); without
+    ``denominator`` is the D of Adam's next step (:func:`bea_lib.optimizers.step_denominator`); without
     ``sharpness`` the two eigenvalues are NaN and the cost is one gradient and three
     Hessian-vector products.
     """
     D = denominator
     nan = float("nan")
+    cells = table1_cells(g, beta=beta, rho=rho, eps=eps)
     return {"bias_ratio": bias_ratio(g, hvp_fn, h=h, beta=beta, rho=rho, eps=eps),
             "bias_alignment": bias_alignment(g, hvp_fn, beta=beta, rho=rho, eps=eps),
-            **table1_cells(g, eps=eps),
+            # the history's columns: ε small (either one-norm cell), ε large, in between
+            "g2_above": sum(v for cell, v in cells.items() if cell.eps_small),
+            "g2_below": cells[BiasRegime.TWO_NORM_SQUARED_PENALISED],
+            "between": cells[BiasRegime.INTERMEDIATE],
             "sharpness": top_eigenvalue(hvp_fn, g) if sharpness else nan,
             "preconditioned_sharpness": top_eigenvalue(hvp_fn, g, scale=D**-0.5)
             if sharpness else nan}
-
-
-def network_diagnostics(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer,
-                        *, sharpness: bool = True) -> dict[str, float]:
-    """:func:`diagnostics_at` for a network trained by :class:`bea_lib.Adam` (one parameter
-    group, ε inside): h, β, ρ, ε and ν̂ are read from ``optimizer``; E is the mean
-    cross-entropy on the full batch (x, y), taken in one forward pass."""
-    group = optimizer.param_groups[0]
-    h, beta, rho, eps = group["lr"], group["beta"], group["rho"], group["eps"]
-    E, theta = flat_loss(model, x, y)
-    g, hvp_fn = gradient_and_hvp_fn(E, theta)
-    states = [optimizer.state[p] for p in model.parameters()]
-    n = states[0]["n"] if states[0] else 0
-    v = torch.cat([s["v"].reshape(-1) for s in states]) if n else torch.zeros_like(g)
-    D = step_denominator(g, v, n, rho=rho, eps=eps)
-    return diagnostics_at(g, hvp_fn, h=h, beta=beta, rho=rho, eps=eps, denominator=D,
-                          sharpness=sharpness)
-
-
-def diagnostics_row(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer, *,
-                    n: int, every: int) -> dict[str, float]:
-    """The :data:`DIAGNOSTIC_COLUMNS` of history row n: :func:`network_diagnostics` every
-    ``every`` epochs (0: never), NaN on the other rows, as the test columns between evaluations.
-    """
-    if every and n % every == 0:
-        return network_diagnostics(model, x, y, optimizer)
-    return dict.fromkeys(DIAGNOSTIC_COLUMNS, float("nan"))

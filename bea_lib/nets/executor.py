@@ -24,7 +24,6 @@ finished runs (resuming any that are missing). ``--dry-run`` lists the jobs with
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import json
 import os
@@ -153,32 +152,6 @@ def network_configs(params: dict) -> list[TrainConfig]:
     return configs
 
 
-def chapter_parameters(chapter: Path) -> dict:
-    """The values of a chapter's ``parameters`` cell (one ``name = literal`` per line)."""
-    text = Path(chapter).read_text()
-    start = text.index(":tags: [parameters]")
-    cell = text[start:].split("```", 1)[0].split("\n", 1)[1]
-    values = {}
-    for node in ast.parse(cell).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            values[node.targets[0].id] = ast.literal_eval(node.value)
-    return values
-
-
-def profile_parameters(root: Path, profile: str, chapter: str = "networks") -> dict:
-    """A chapter's parameters at ``profile`` (``default`` or a key of book/profiles.yml)."""
-    import yaml
-
-    params = chapter_parameters(Path(root) / "book" / f"{chapter}.md")
-    if profile != "default":
-        profiles = yaml.safe_load((Path(root) / "book" / "profiles.yml").read_text())[chapter]
-        if profile not in profiles:
-            raise ValueError(f"profile must be default or one of {', '.join(profiles)}, "
-                             f"got {profile!r}")
-        params.update(profiles[profile])
-    return params
-
-
 def main(argv=None) -> int:
     root = Path(__file__).resolve().parents[2]
     parser = argparse.ArgumentParser(prog="python -m bea_lib.nets.executor",
@@ -196,7 +169,9 @@ def main(argv=None) -> int:
     parser.add_argument("--cpus-per-task", type=int, default=None)
     parser.add_argument("--dry-run", action="store_true", help="list the jobs and stop")
     args = parser.parse_args(argv)
-    params = profile_parameters(root, args.profile)
+    from bea_book.params import chapter_parameters  # the runner's reading of the chapter
+
+    params = chapter_parameters(root, "networks", args.profile)
     out = Path(args.out)
     jobs = [Job(c, out / run_name(c)) for c in network_configs(params)]
     if args.dry_run:

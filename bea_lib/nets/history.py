@@ -50,6 +50,7 @@ class History:
     columns: dict[str, list[float]] = field(default_factory=lambda: {c: [] for c in COLUMNS})
     stop_reason: str = ""
     message: str = ""
+    diagnostics_seconds: float = 0.0  # of wall_time, spent on the diagnostics columns
 
     def __len__(self) -> int:
         return len(self.columns["epoch"])
@@ -64,10 +65,21 @@ class History:
         for c in COLUMNS:
             self.columns[c].append(float(row[c]))
 
+    @property
+    def steps_seconds(self) -> float:
+        """Seconds of training without the diagnostics (0 for an empty history)."""
+        return (self.columns["wall_time"][-1] if len(self) else 0.0) - self.diagnostics_seconds
+
+    def diagnostics(self) -> dict[str, np.ndarray]:
+        """``epoch`` and the :data:`DIAGNOSTIC_COLUMNS` on the rows where they were taken."""
+        taken = ~np.isnan(self["bias_ratio"])
+        return {c: self[c][taken] for c in ("epoch", *DIAGNOSTIC_COLUMNS)}
+
     def head(self, n_rows: int) -> "History":
         """A new history of the first ``n_rows`` rows (this one is left as it is)."""
         n_rows = check_int("n_rows", n_rows, minimum=0)
-        return History({c: v[:n_rows] for c, v in self.columns.items()}, self.stop_reason, self.message)
+        return History({c: v[:n_rows] for c, v in self.columns.items()}, self.stop_reason,
+                       self.message, self.diagnostics_seconds)
 
     def to_csv(self, path: str | Path) -> None:
         """Write the columns as CSV, floats in full precision (``repr``), atomically."""

@@ -1,8 +1,8 @@
-r"""Hyperparameter sweeps of full-batch training (Section 6 of the paper, Figures 4–6): run, read.
+r"""Hyperparameter sweeps of full-batch training (Section 6 of the paper, Figures 4–6): read.
 
-A sweep trains one configuration per (parameter value, seed) (:func:`sweep`, the grid runner);
-this module turns the resulting :class:`bea_lib.nets.history.History` objects into the quantities
-the paper plots, and decides from them whether a claimed trend appears:
+This module turns the :class:`bea_lib.nets.history.History` objects of a sweep into the
+quantities the paper plots (:func:`run_metrics`, the one reader both network chapters use), and
+decides from them whether a claimed trend appears:
 
 - :func:`first_below`, :func:`at_or_before`: the row where the training loss first drops below a
   threshold, and a (possibly sparsely logged) column read at or before a row (Figure 5 reads
@@ -12,16 +12,12 @@ the paper plots, and decides from them whether a claimed trend appears:
   a *spike* run; a non-finite loss is *divergence*; otherwise the run is counted as *stable*
   (small oscillations at most).
 - :func:`largest_rise`: the height of the highest "hill" of a curve (Figure 6).
-- :func:`seed_spread`, :func:`trend`: the mean and the min–max range over seeds at each parameter
-  value, and a verdict on a monotone trend from the Spearman correlation of the seed means with
-  the parameter and from whether the seed ranges at the two ends of the grid overlap (a
-  :class:`bea_lib.vocab.TrendVerdict`, the vocabulary of the bilinear chapter's trends too).
+- :func:`bootstrap_trend`, :func:`bootstrap_mean`, :func:`interval_verdict`: a trend over seeds
+  with its bootstrap interval, and its :class:`bea_lib.vocab.TrendVerdict`.
 - :func:`stored_runs`: runs saved by :func:`bea_lib.nets.train.train` under a results folder.
 """
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,30 +29,6 @@ from scipy.stats import spearmanr
 from ..validation import check_int, check_one_of, check_positive
 from ..vocab import Stability, StopReason, TrendVerdict
 from .history import History, read_run_info
-from .train import TrainConfig, train
-
-
-def sweep(base: TrainConfig, out_root: str | Path | None = None, *, overwrite: bool = False,
-          **grid) -> dict[tuple, History]:
-    """Train ``base`` with every combination of the values in ``grid``; histories keyed by the values.
-
-    ``sweep(cfg, "runs", seed=[0, 1], rho=[0.9, 0.999])`` runs four configurations; with
-    ``out_root`` each writes to ``out_root/seed=0-rho=0.9`` etc., and a finished run with
-    checkpoints is resumed at its end rather than recomputed (``overwrite`` as in
-    :func:`bea_lib.nets.train.train`).
-    """
-    if not isinstance(base, TrainConfig):
-        raise ValueError(f"base must be a TrainConfig, got {type(base).__name__}")
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    for name in grid:
-        check_one_of("grid key", name, sorted(fields))
-    names, results = list(grid), {}
-    for values in itertools.product(*grid.values()):
-        config = dataclasses.replace(base, **dict(zip(names, values)))
-        out_dir = None if out_root is None else \
-            Path(out_root) / "-".join(f"{k}={v}" for k, v in zip(names, values))
-        results[values] = train(config, out_dir, overwrite=overwrite)
-    return results
 
 
 def first_below(values, threshold: float) -> int | None:
@@ -106,63 +78,30 @@ def largest_rise(values) -> float:
     return float(np.max(x - np.minimum.accumulate(x))) if x.size else math.nan
 
 
-@dataclass(frozen=True)
-class Spread:
-    """Mean, smallest and largest value over the seeds at one parameter value."""
-
-    n: int
-    mean: float
-    low: float
-    high: float
-
-
-def seed_spread(values) -> Spread:
-    """The :class:`Spread` of the finite ``values`` (all NaN if there are none)."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return Spread(0, math.nan, math.nan, math.nan)
-    return Spread(int(v.size), float(v.mean()), float(v.min()), float(v.max()))
-
-
-@dataclass(frozen=True)
-class Trend:
-    """A verdict on "the metric moves with the parameter in the direction ``expected``"."""
-
-    spearman: float  # rank correlation of the seed means with the parameter (NaN if undefined)
-    ends_overlap: bool | None  # do the seed ranges at the smallest and largest value overlap?
-    verdict: TrendVerdict
-
-
-def trend(params, spreads: list[Spread], *, expected: int) -> Trend:
-    """Judge a monotone trend of the seed means against ``params`` (``expected`` = +1 or −1).
-
-    Only values with at least one finite seed count. The verdict is ``APPEARS`` if the Spearman
-    correlation has the expected sign and the seed ranges at the two ends of the grid do not
-    overlap, ``WEAK`` if the sign is right but they overlap, ``OPPOSITE`` if the sign is wrong
-    and they do not overlap, ``NOT_SEEN`` otherwise (wrong sign within the spread, or no
-    correlation), and ``NOT_TESTABLE`` with fewer than two values.
-    """
-    expected = check_one_of("expected", expected, (1, -1))
-    if len(params) != len(spreads):
-        raise ValueError(f"params and spreads must have the same length, got {len(params)} "
-                         f"and {len(spreads)}")
-    kept = [(p, s) for p, s in zip(params, spreads) if s.n > 0]
-    if len(kept) < 2:
-        return Trend(math.nan, None, TrendVerdict.NOT_TESTABLE)
-    kept.sort(key=lambda ps: ps[0])
-    x = [p for p, _ in kept]
-    y = [s.mean for _, s in kept]
-    rho_s = float(spearmanr(x, y).statistic) if len(set(y)) > 1 else math.nan
-    first, last = kept[0][1], kept[-1][1]
-    overlap = bool(first.low <= last.high and last.low <= first.high)
-    if not math.isfinite(rho_s) or rho_s == 0:
-        verdict = TrendVerdict.NOT_SEEN
-    elif np.sign(rho_s) == expected:
-        verdict = TrendVerdict.WEAK if overlap else TrendVerdict.APPEARS
-    else:
-        verdict = TrendVerdict.NOT_SEEN if overlap else TrendVerdict.OPPOSITE
-    return Trend(rho_s, overlap, verdict)
+def run_metrics(history: History, *, loss_below: float, hill_after: int,
+                norm_at: int | None = None, max_spike_ratio: float | None = None) -> dict:
+    """The quantities both network chapters read from one run (NaN where the run does not
+    reach them): the final train loss and ‖∇E‖_{1,ε} (``loss_end``, ``norm_end``), the norm at
+    epoch ``norm_at`` (``norm_at``), the highest hill of the norm after epoch ``hill_after``
+    (``hill``, Figure 6), the best test accuracy (``acc_max``), and, at the first epoch whose
+    train loss is below ``loss_below`` (``epoch_thr``, Figure 5), the norm and the test accuracy
+    (``norm_thr``, ``acc_thr``); with ``max_spike_ratio``, its :func:`spike_ratio` and
+    :func:`stability` too."""
+    hill_after = check_int("hill_after", hill_after, minimum=0)
+    norm, loss = history["grad_norm_1_eps"], history["train_loss"]
+    n_thr = first_below(loss, loss_below)
+    out = {"loss_end": float(loss[-1]), "norm_end": float(norm[-1]),
+           "norm_at": float(norm[norm_at]) if norm_at is not None and norm_at < len(norm)
+           else math.nan,
+           "hill": largest_rise(norm[hill_after:]),
+           "acc_max": float(np.nanmax(history["test_acc"])),
+           "epoch_thr": math.nan if n_thr is None else n_thr,
+           "norm_thr": math.nan if n_thr is None else float(norm[n_thr]),
+           "acc_thr": math.nan if n_thr is None else at_or_before(history["test_acc"], n_thr)}
+    if max_spike_ratio is not None:
+        out.update(spike_ratio=spike_ratio(loss),
+                   stability=stability(history, max_ratio=max_spike_ratio))
+    return out
 
 
 def stored_runs(folder: str | Path) -> list[dict]:

@@ -3,8 +3,15 @@ r"""Full-batch Adam on a network (Section 6 of the paper): one epoch is one Adam
 E(θ) = (1/N) Σ_{i<N} ℓ_i(θ), ℓ_i the cross-entropy of example i. Its gradient is accumulated
 over chunks of ``chunk_size`` examples, as *sums* of per-example losses, and divided by N once,
 so that (for models whose output for x_i depends on x_i alone, see :mod:`bea_lib.nets.models`) the
-result is the same for every chunk size, up to float rounding. The step is :class:`bea_lib.Adam`,
-the paper's Definition 2.1 (h = ``h``, β = ``beta``, ρ = ``rho``, ε = ``eps``).
+result is the same for every chunk size, up to float rounding. The step is
+:func:`bea_lib.optimizers.adam_update`, the paper's Definition 2.1 (h = ``h``, β = ``beta``,
+ρ = ``rho``, ε = ``eps``), plus κh²f₁ for the κ-variant (``kappa``, :mod:`bea_lib.intervention`).
+
+One loop, :func:`fit`, trains k runs as the rows of one (k, P) tensor θ: one run as its
+``nn.Module`` (:class:`ModuleNet`: chunks, batch norm, torchrun, checkpoints), a batch as one
+stacked model (:class:`bea_lib.nets.batched.StackedNet`). ``train(config)`` is one run,
+``train([config, ...])`` (``train_batched``) a batch; each run gets a :class:`History` and a
+:class:`~bea_lib.vocab.StopReason`.
 
 Row n of the history (see :mod:`bea_lib.nets.history`) is computed at θ⁽ⁿ⁾ in the same chunked pass
 that produces the gradient for the step θ⁽ⁿ⁾ → θ⁽ⁿ⁺¹⁾, so the logged norms are those of the
@@ -44,7 +51,6 @@ import threading
 import time
 import traceback
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -52,18 +58,21 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .. import fileio, provenance
+from ..autodiff import gradient_and_hvp_fn
+from ..intervention import kappa_update
 from ..norms import perturbed_one_norm
-from ..optimizers import Adam
+from ..optimizers import AdamState, adam_init, step_denominator
 from ..validation import check_bool, check_int
 from ..vocab import StopReason
 from . import checkpoint
-from .config import TRAJECTORY_FIELDS, TrainConfig
+from .batched import StackedNet, common_config
+from .config import TRAJECTORY_FIELDS, TrainConfig, build_model
 from .data import DataError, load_dataset
-from .diagnostics import diagnostics_row
+from .diagnostics import diagnostics_at, flat_loss
 from .distributed import Comm, init_from_env, local_device
-from .history import (HISTORY_FILE, INFO_FILE, METRICS, History, RunFileError, read_run_info,
-                      write_run_info)
-from .models import has_batch_norm, make_model
+from .history import (DIAGNOSTIC_COLUMNS, HISTORY_FILE, INFO_FILE, METRICS, History,
+                      RunFileError, read_run_info, write_run_info)
+from .models import has_batch_norm
 from .rundir import _usable_folder, open_run_folder
 
 def full_batch_gradient(model, x, y, *, chunk_size: int, comm: Comm = Comm()) -> torch.Tensor:
@@ -115,28 +124,13 @@ def evaluate(model, x, y, *, chunk_size: int, comm: Comm = Comm()) -> torch.Tens
     return stats[:2] / stats[2]
 
 
-def gradient_norms(model, *, eps: float) -> torch.Tensor:
-    """[‖∇E‖_{1,ε}, ‖∇E‖₁, ‖∇E‖₂] of the gradients in ``p.grad``, in float64 (the norms of Section 6)."""
-    g = torch.cat([p.grad.reshape(-1) for p in model.parameters() if p.grad is not None]).double()
-    return torch.stack([perturbed_one_norm(g, eps=eps), g.abs().sum(), g.norm()])
-
-
-def build_model(config: TrainConfig, input_shape, n_classes: int) -> torch.nn.Module:
-    """The initial network θ⁽⁰⁾: seeded with ``config.seed``, drawn in float32, then cast to ``config.dtype``.
-
-    Drawing in float32 whatever the default dtype makes θ⁽⁰⁾ depend on the seed alone, and gives
-    float32 and float64 runs the same start.
-    """
-    if not isinstance(config, TrainConfig):
-        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    try:
-        torch.manual_seed(config.seed)
-        model = make_model(config.model, input_shape, n_classes, width=config.width, norm=config.norm)
-    finally:
-        torch.set_default_dtype(previous)
-    return model.to(getattr(torch, config.dtype))
+def gradient_norms(g: torch.Tensor, *, eps) -> torch.Tensor:
+    """[‖∇E‖_{1,ε}, ‖∇E‖₁, ‖∇E‖₂] of every run's gradient, rows of ``g`` (k, P), in float64
+    (the norms of Section 6); ``eps`` is ε, one number or one per run."""
+    g = g.double()
+    eps = list(eps) if isinstance(eps, (list, tuple)) else [eps] * len(g)
+    one_eps = torch.stack([perturbed_one_norm(row, eps=e) for row, e in zip(g, eps)])
+    return torch.stack([one_eps, g.abs().sum(1), g.norm(dim=1)], dim=1)
 
 
 def _run_info(config: TrainConfig, device, comm: Comm, segments: list | None = None) -> dict:
@@ -150,58 +144,73 @@ def _run_info(config: TrainConfig, device, comm: Comm, segments: list | None = N
             **({"segments": segments} if segments is not None else {})}
 
 
-# --- the loop ----------------------------------------------------------------------------------
+# --- one run as an nn.Module -------------------------------------------------------------------
 
-@dataclass
-class _Run:
-    """The objects of one run in progress."""
+class ModuleNet:
+    """One run (k = 1) as an ``nn.Module``: chunked full-batch gradients, batch normalisation,
+    one data slice per process under torchrun. θ is the flat (1, P) vector of the parameters."""
 
-    config: TrainConfig
-    comm: Comm
-    device: torch.device
-    model: torch.nn.Module
-    optimizer: Adam
-    train_xy: tuple[torch.Tensor, torch.Tensor]  # this rank's slice
-    test_xy: tuple[torch.Tensor, torch.Tensor]
+    def __init__(self, model, train_xy, test_xy, *, chunk_size: int, comm: Comm):
+        self.model, self.train_xy, self.test_xy = model, train_xy, test_xy
+        self.chunk_size, self.comm = chunk_size, comm
+        self.params = [p for p in model.parameters() if p.requires_grad]
+
+    def theta(self) -> torch.Tensor:
+        return torch.cat([p.detach().reshape(-1) for p in self.params])[None]
+
+    def _load(self, theta):
+        with torch.no_grad():
+            torch.nn.utils.vector_to_parameters(theta[0], self.params)
+
+    def gradient(self, theta):
+        self._load(theta)
+        stats = full_batch_gradient(self.model, *self.train_xy, chunk_size=self.chunk_size,
+                                    comm=self.comm)
+        return torch.cat([p.grad.reshape(-1) for p in self.params])[None], stats[None, :2]
+
+    def evaluate(self, theta):
+        self._load(theta)
+        return evaluate(self.model, *self.test_xy, chunk_size=self.chunk_size, comm=self.comm)[None]
+
+    def hvp_fn(self, theta, rows):
+        """v ↦ ∇²E v at θ (this process's examples, one pass), as (1, P) rows."""
+        if self.comm.world_size > 1:
+            raise ValueError("the κ-variant and the diagnostics need one process (world_size 1)")
+        self._load(theta)
+        E, theta0 = flat_loss(self.model, *self.train_xy)
+        _, fn = gradient_and_hvp_fn(E, theta0)
+        return lambda v: fn(v[0])[None]
+
+    def keep(self, index):
+        pass
 
 
-def _set_up(config: TrainConfig, device: torch.device, comm: Comm) -> _Run:
-    """Data (this rank's slice), θ⁽⁰⁾ and the optimizer."""
+def open_net(configs: list[TrainConfig], device, comm: Comm, data=None, *, batch: bool):
+    """The runs of ``configs`` ready to train on ``data`` (loaded unless given): a
+    :class:`~bea_lib.nets.batched.StackedNet` for a ``batch``, else a :class:`ModuleNet`."""
+    base = configs[0]
     if device.type == "cuda":  # reproducible convolutions, at some cost in speed
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-    data = load_dataset(config.dataset, root=config.data_root, n_train=config.n_train,
-                        n_test=config.n_test).to(device, getattr(torch, config.dtype))
-    model = build_model(config, data.input_shape, data.n_classes).to(device)
-    if has_batch_norm(model) and config.chunk_size < len(data.x_train):
+    if data is None:
+        data = load_dataset(base.dataset, root=base.data_root, n_train=base.n_train,
+                            n_test=base.n_test)
+    data = data.to(device, getattr(torch, base.dtype))
+    models = [build_model(c, data.input_shape, data.n_classes).to(device) for c in configs]
+    if batch:
+        return StackedNet(models, data, chunk_size=base.chunk_size)
+    if has_batch_norm(models[0]) and base.chunk_size < len(data.x_train):
         warnings.warn("batch normalisation uses chunk statistics: the loss and its gradient depend "
-                      "on chunk_size and are not the full-batch E (see bea_lib.nets.models)", stacklevel=3)
-    optimizer = Adam(model.parameters(), lr=config.h, beta=config.beta, rho=config.rho,
-                     eps=config.eps, eps_inside=config.eps_inside)
+                      "on chunk_size and are not the full-batch E (see bea_lib.nets.models)",
+                      stacklevel=3)
     tr, te = comm.slice(len(data.x_train)), comm.slice(len(data.x_test))
-    return _Run(config, comm, device, model, optimizer, (data.x_train[tr], data.y_train[tr]),
-                (data.x_test[te], data.y_test[te]))
+    return ModuleNet(models[0], (data.x_train[tr], data.y_train[tr]),
+                     (data.x_test[te], data.y_test[te]), chunk_size=base.chunk_size, comm=comm)
 
 
-def _measure(run: _Run, n: int) -> list[float]:
-    """The values of :data:`~bea_lib.nets.history.METRICS` at θ⁽ⁿ⁾; leaves ∇E(θ⁽ⁿ⁾) in ``p.grad``."""
-    cfg, comm = run.config, run.comm
-    train_stats = full_batch_gradient(run.model, *run.train_xy, chunk_size=cfg.chunk_size, comm=comm)
-    if n % cfg.test_every == 0:
-        test_stats = evaluate(run.model, *run.test_xy, chunk_size=cfg.chunk_size, comm=comm)
-    else:
-        test_stats = torch.full((2,), math.nan, dtype=torch.float64, device=run.device)
-    return torch.cat([train_stats[:2], test_stats, gradient_norms(run.model, eps=cfg.eps)]).tolist()
+# --- the loop ----------------------------------------------------------------------------------
 
-
-def _time_up(run: _Run, elapsed: float) -> bool:
-    """Whether the time budget is spent; under torchrun all ranks must agree."""
-    time_up = run.config.max_time is not None and elapsed >= run.config.max_time
-    if run.comm.world_size > 1 and run.config.max_time is not None:
-        time_up = bool(run.comm.sum_(torch.tensor([float(time_up)], device=run.device)).item())
-    return time_up
-
-
-def _stop_reason(config: TrainConfig, history: History, n: int, time_up: bool) -> tuple[str, str]:
+def stop_reason(config: TrainConfig, history: History, n: int,
+                time_up: bool = False) -> tuple[StopReason | str, str]:
     """Why to stop after row n (empty if the run goes on), and a sentence saying so."""
     loss = history.columns["train_loss"]
     if not math.isfinite(loss[-1]):
@@ -220,13 +229,107 @@ def _stop_reason(config: TrainConfig, history: History, n: int, time_up: bool) -
     return "", ""
 
 
-def _save_checkpoint(run: _Run, out_dir: Path, n: int, elapsed: float, history: History) -> None:
+def _diagnostics(net, theta, g, state, configs: list[TrainConfig], rows: list[int]):
+    """The :data:`DIAGNOSTIC_COLUMNS` at θ⁽ⁿ⁾ of the runs ``rows`` (rows of θ; ``configs`` in
+    θ's order), each with its own h, β, ρ, ε and the denominator of its next step, from Adam's
+    state."""
+    out = {}
+    for r in rows:
+        c, fn = configs[r], net.hvp_fn(theta, [r])
+        D = step_denominator(g[r], AdamState(state.m[r], state.v[r], state.n), rho=c.rho,
+                             eps=c.eps)
+        out[r] = diagnostics_at(g[r], lambda v: fn(v[None])[0], h=c.h, beta=c.beta, rho=c.rho,
+                                eps=c.eps, denominator=D)
+    return out
+
+
+def fit(net, configs: list[TrainConfig], *, theta=None, state: AdamState | None = None,
+        histories: list[History] | None = None, n: int = 0, elapsed0: float = 0.0,
+        comm: Comm = Comm(), on_step=None, bar=None) -> list[History]:
+    """The training loop: k runs of ``configs`` on ``net`` (θ a (k, P) tensor, the batch a
+    dimension), until each stops; one :class:`History` per run.
+
+    Row n of a history is taken at θ⁽ⁿ⁾ with the gradient its step uses; the step is
+    :func:`bea_lib.intervention.kappa_update` (Adam when κ = 0), each run with its own h, β, ρ, ε, κ. A run that stops
+    (:class:`~bea_lib.vocab.StopReason`) leaves the batch. ``on_step(n, theta, state, elapsed,
+    histories)`` is called after each step (checkpoints). Resuming passes θ, the state, the
+    histories so far and n.
+    """
+    k, base = len(configs), configs[0]
+    theta = net.theta() if theta is None else theta
+    dtype, device = theta.dtype, theta.device
+
+    def column(name, dtype=dtype):
+        """A per-run (k, 1) column; for one run the number itself, so that its step's
+        arithmetic (the bias corrections 1 − β^n in Python's float64) is the same as before."""
+        if k == 1:
+            return getattr(base, name)
+        return torch.tensor([[getattr(c, name)] for c in configs], dtype=dtype, device=device)
+
+    hyper = {name: column(name) for name in ("h", "beta", "rho", "eps", "kappa")}
+    eps_of = [c.eps for c in configs]
+    state = adam_init(theta) if state is None else state
+    histories = [History() for _ in configs] if histories is None else histories
+    live = list(range(k))  # the runs still training, in the order of theta's rows
+    t0, first = time.perf_counter(), n
+    while True:
+        g, train_stats = net.gradient(theta)
+        if n % base.test_every == 0:
+            test_stats = net.evaluate(theta)
+        else:
+            test_stats = torch.full_like(train_stats, math.nan)
+        rows = torch.cat([train_stats[:, :2], test_stats, gradient_norms(g, eps=eps_of)], 1).tolist()
+        every = [configs[r].diagnostics_every for r in live]
+        t1 = time.perf_counter()
+        diag = _diagnostics(net, theta, g, state, [configs[r] for r in live],
+                            [i for i, e in enumerate(every) if e and n % e == 0])
+        diag_seconds = time.perf_counter() - t1
+        elapsed = elapsed0 + time.perf_counter() - t0  # includes the diagnostics' cost
+        # max_time is the budget of this call, spent after one step at least: every call
+        # (a resume included) makes progress
+        time_up = (base.max_time is not None and n > first
+                   and time.perf_counter() - t0 >= base.max_time)
+        if comm.world_size > 1 and base.max_time is not None:  # all ranks must agree
+            time_up = bool(comm.sum_(torch.tensor([float(time_up)], device=device)).item())
+        keep = []
+        for i, r in enumerate(live):
+            hist = histories[r]
+            hist.append(dict(zip(METRICS, rows[i]), epoch=n, wall_time=elapsed,
+                             **diag.get(i, dict.fromkeys(DIAGNOSTIC_COLUMNS, math.nan))))
+            hist.diagnostics_seconds += diag_seconds if i in diag else 0.0
+            hist.stop_reason, hist.message = stop_reason(configs[r], hist, n, time_up)
+            if not hist.stop_reason:
+                keep.append(i)
+        if not keep:
+            break
+        if len(keep) < len(live):  # stopped runs leave the batch, the others go on
+            index = torch.tensor(keep, device=device)
+            live = [live[i] for i in keep]
+            theta, g = theta[index], g[index]
+            state = AdamState(state.m[index], state.v[index], state.n)
+            hyper = {name: t[index] if torch.is_tensor(t) else t for name, t in hyper.items()}
+            eps_of = [eps_of[i] for i in keep]
+            net.keep(index)
+        d, state = kappa_update(g, lambda r: net.hvp_fn(theta, r), state, **hyper,
+                              eps_inside=base.eps_inside)
+        theta = theta + d  # θ⁽ⁿ⁺¹⁾ = θ⁽ⁿ⁾ + d, (2.1)
+        n += 1
+        if bar is not None:
+            bar.update()
+            if not bar.disable:
+                bar.set_postfix(loss=f"{rows[0][0]:.4g}", refresh=False)
+        if on_step is not None:
+            on_step(n, theta, state, elapsed, histories)
+    return histories
+
+
+def _save_checkpoint(out_dir: Path, config, theta, state, n: int, elapsed: float,
+                     history: History) -> None:
     """θ⁽ⁿ⁾ and Adam's state with the rows 0..n-1: resuming recomputes row n exactly."""
     rows = history.head(n)
-    checkpoint.save(out_dir, n, {"config": dataclasses.asdict(run.config), "epoch": n,
-                                 "elapsed": elapsed, "history": rows.columns,
-                                 "model": run.model.state_dict(),
-                                 "optimizer": run.optimizer.state_dict()})
+    checkpoint.save(out_dir, n, {"config": dataclasses.asdict(config), "epoch": n,
+                                 "elapsed": elapsed, "history": rows.columns, "model": theta,
+                                 "optimizer": {"m": state.m, "v": state.v, "n": state.n}})
     rows.to_csv(out_dir / HISTORY_FILE)
 
 
@@ -265,24 +368,36 @@ def _run_folder_lock(folder: Path | None, comm: Comm):
         yield
 
 
-def train(config: TrainConfig, out_dir: str | Path | None = None, *,
-          overwrite: bool = False) -> History:
-    """Train with full-batch Adam until a stopping rule fires; return the history.
+def train(config: TrainConfig | list[TrainConfig], out_dir: str | Path | None = None, *,
+          overwrite: bool = False, data=None) -> History | list[History]:
+    """Train with full-batch Adam (or its κ-variant) until a stopping rule fires; the history.
 
-    With ``out_dir``, write ``history.csv`` and ``run.json`` there, and checkpoints every
-    ``config.checkpoint_every`` epochs; if ``out_dir`` already holds a checkpoint of the same run,
-    resume from it (bitwise the same history on CPU as an uninterrupted run), and if it holds
-    this run finished, return its history at once. A folder holding another run's results is
-    refused (:class:`~bea_lib.nets.history.RunFileError`) unless ``overwrite``, and so is a
+    ``config`` is one :class:`TrainConfig` (one run, returns its :class:`History`) or a list of
+    them (a batch trained together as one stacked model, :mod:`bea_lib.nets.batched`; returns
+    one History per config, in order). ``data`` is a loaded data set to use instead of loading
+    ``config.dataset`` (the same data for every run).
+
+    With ``out_dir`` (one run), write ``history.csv`` and ``run.json`` there, and checkpoints
+    every ``config.checkpoint_every`` epochs; if ``out_dir`` already holds a checkpoint of the
+    same run, resume from it (bitwise the same history on CPU as an uninterrupted run), and if it
+    holds this run finished, return its history at once. A folder holding another run's results
+    is refused (:class:`~bea_lib.nets.history.RunFileError`) unless ``overwrite``, and so is a
     folder another process is writing (its lock, naming the holder). A non-finite train loss
-    stops the run (``stop_reason == "diverged"``) and keeps the history so far. ``max_time``
-    is the budget of this call: a resumed run gets it afresh. run.json's ``segments`` record the
-    code of each call that computed part of the run. Ctrl-C (KeyboardInterrupt) marks the run
+    stops the run (``StopReason.DIVERGED``) and keeps the history so far. ``max_time`` is the
+    budget of this call: a resumed run gets it afresh. run.json's ``segments`` record the code
+    of each call that computed part of the run. Ctrl-C (KeyboardInterrupt) marks the run
     ``interrupted`` in run.json (resumable from its last checkpoint) and is raised again.
     """
+    overwrite = check_bool("overwrite", overwrite)
+    if isinstance(config, (list, tuple)):
+        if out_dir is not None:
+            raise ValueError("out_dir is for one run; a batch keeps its histories in memory "
+                             "(long runs go through bea_lib.nets.executor, one folder each)")
+        configs = common_config(list(config))
+        device = local_device(configs[0].device)
+        return fit(open_net(configs, device, Comm(), data, batch=True), configs)
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
-    overwrite = check_bool("overwrite", overwrite)
     device = local_device(config.device)
     comm = init_from_env(device)
     folder = Path(out_dir) if out_dir is not None else None  # checked before any work is done
@@ -291,76 +406,91 @@ def train(config: TrainConfig, out_dir: str | Path | None = None, *,
             done = finished_run(folder, config)
             if done is not None:
                 return done
-        return _train(config, folder, overwrite, device, comm)
+        return _train_one(config, folder, overwrite, device, comm, data)
 
 
-def _train(config: TrainConfig, folder: Path | None, overwrite: bool, device, comm) -> History:
-    state = (open_run_folder(folder, config, overwrite=overwrite, device=device, comm=comm)
+def _train_one(config: TrainConfig, folder: Path | None, overwrite: bool, device, comm,
+               data) -> History:
+    """:func:`train` of one run, in its locked folder (or in memory)."""
+    saved = (open_run_folder(folder, config, overwrite=overwrite, device=device, comm=comm)
              if folder else None)
-    run = _set_up(config, device, comm)
-    out_dir = folder if run.comm.is_main else None  # rank 0 writes the files
-    history, n, elapsed0 = History(), 0, 0.0
-    if state is not None:
-        run.model.load_state_dict(state["model"])
-        run.optimizer.load_state_dict(state["optimizer"])
-        history, n, elapsed0 = History(state["history"]), state["epoch"], state["elapsed"]
+    net = open_net([config], device, comm, data, batch=False)
+    out_dir = folder if comm.is_main else None  # rank 0 writes the files
+    history, n, elapsed0, theta, state = History(), 0, 0.0, None, None
+    if saved is not None:
+        theta, n, elapsed0 = saved["model"].to(device), saved["epoch"], saved["elapsed"]
+        adam = saved["optimizer"]
+        state = AdamState(adam["m"].to(device), adam["v"].to(device), adam["n"])
+        history = History(saved["history"])
     earlier = None
-    if state is not None and out_dir and (out_dir / INFO_FILE).is_file():
+    if saved is not None and out_dir and (out_dir / INFO_FILE).is_file():
         earlier = read_run_info(out_dir)
         earlier = earlier.get("segments") or [{
             "commit": earlier.get("commit"), "dirty": earlier.get("uncommitted_changes"),
             "bea_lib_sha256": None, "from_epoch": 0}]  # a run recorded before segments
-    segments, note = provenance.add_segment(earlier, from_epoch=n, device=str(run.device))
-    if note and run.comm.is_main:
+    segments, note = provenance.add_segment(earlier, from_epoch=n, device=str(device))
+    if note and comm.is_main:
         print(f"note: {out_dir}: {note}", file=sys.stderr, flush=True)
-    info = _run_info(config, run.device, run.comm, segments)
+    info = _run_info(config, device, comm, segments)
     if out_dir:
         write_run_info(out_dir, {**info, "stop_reason": StopReason.RUNNING, "message": ""})
+    last = {"saved": n, "theta": net.theta() if theta is None else theta,
+            "state": adam_init(net.theta()) if state is None else state}
+
+    def on_step(n, theta, state, elapsed, histories):  # keeps θ⁽ⁿ⁾ and the state for the end
+        last.update(theta=theta, state=state)
+        if out_dir and config.checkpoint_every and n % config.checkpoint_every == 0:
+            _save_checkpoint(out_dir, config, theta, state, n, elapsed, histories[0])
+            last["saved"] = n
 
     bar = tqdm(total=config.epochs, initial=min(n, config.epochs), unit="epoch", dynamic_ncols=True,
-               desc=f"{config.dataset}/{config.model}", disable=None if run.comm.is_main else True)
-    t0, last_saved, elapsed, first = time.perf_counter(), n, elapsed0, n
+               desc=f"{config.dataset}/{config.model}", disable=None if comm.is_main else True)
     try:
-        while True:
-            values = _measure(run, n)
-            diagnostics = diagnostics_row(run.model, *run.train_xy, run.optimizer, n=n,
-                                          every=config.diagnostics_every)
-            elapsed = elapsed0 + time.perf_counter() - t0  # includes the diagnostics' cost
-            history.append(dict(zip(METRICS, values), epoch=n, wall_time=elapsed, **diagnostics))
-            history.stop_reason, history.message = _stop_reason(  # max_time: this call's budget,
-                config, history, n,  # spent after one step at least: every call makes progress
-                n > first and _time_up(run, time.perf_counter() - t0))
-            if history.stop_reason:
-                break
-            run.optimizer.step()  # θ⁽ⁿ⁺¹⁾ from θ⁽ⁿ⁾ and ∇E(θ⁽ⁿ⁾), (2.1)
-            n += 1
-            bar.update()
-            if not bar.disable:
-                bar.set_postfix(loss=f"{values[0]:.4g}", refresh=False)
-            if out_dir and config.checkpoint_every and n % config.checkpoint_every == 0:
-                _save_checkpoint(run, out_dir, n, elapsed, history)
-                last_saved = n
+        [history] = fit(net, [config], theta=theta, state=state, histories=[history], n=n,
+                        elapsed0=elapsed0, comm=comm, on_step=on_step, bar=bar)
     except KeyboardInterrupt:  # θ may be half-stepped: nothing after the last checkpoint is kept
         if out_dir:
-            segments[-1]["to_epoch"] = last_saved
-            resume = (f"the last checkpoint is epoch {last_saved}: rerun the same command to "
-                      "resume from it" if config.checkpoint_every and last_saved else
+            saved_at = [int(checkpoint._NAME.match(p.name).group(1))
+                        for p in checkpoint.checkpoints(out_dir)]  # on disk, whatever the moment
+            segments[-1]["to_epoch"] = max(saved_at, default=0)
+            resume = (f"the last checkpoint is epoch {max(saved_at)}: rerun the same command to "
+                      "resume from it" if saved_at else
                       "no checkpoint was written: rerun the same command to start again")
-            write_run_info(out_dir, {**info, "segments": segments,
-                                     "stop_reason": StopReason.INTERRUPTED,
-                                     "message": f"interrupted at epoch {n}; {resume}"})
+            write_run_info(out_dir, {**info, "stop_reason": StopReason.INTERRUPTED,
+                                     "message": f"interrupted; {resume}"})
         raise
     finally:
         bar.close()
+    n = int(history["epoch"][-1])
     if out_dir:
-        if config.checkpoint_every and n != last_saved:  # so that a longer run can resume here
-            _save_checkpoint(run, out_dir, n, elapsed, history)
-        history.to_csv(out_dir / HISTORY_FILE)
         segments[-1]["to_epoch"] = n
-        write_run_info(out_dir, {**info, "segments": segments, "stop_reason": history.stop_reason,
+        if config.checkpoint_every and n != last["saved"]:  # so that a longer run can resume here
+            _save_checkpoint(out_dir, config, last["theta"], last["state"], n,
+                             float(history["wall_time"][-1]), history)
+        history.to_csv(out_dir / HISTORY_FILE)
+        write_run_info(out_dir, {**info, "stop_reason": history.stop_reason,
                                  "message": history.message, "epochs_done": n, "rows": len(history),
                                  "wall_time": history["wall_time"][-1]})
     return history
+
+
+def train_kappa(data, *, kappa: float, h: float, beta: float, rho: float, eps: float,
+                epochs: int, seed: int, width: int = 32, activation: str = "relu",
+                dtype: str = "float64", test_every: int = 1, diagnostics_every: int = 0) -> History:
+    """One network run of the κ-variant (:mod:`bea_lib.intervention`), the MLP on the loaded
+    ``data``, full batch: a thin name for :func:`train` of ``TrainConfig(kappa=kappa, ...)``.
+    A batch of κ runs is ``train([config, ...])``."""
+    config = TrainConfig(model="mlp", kappa=kappa, h=h, beta=beta, rho=rho, eps=eps,
+                         epochs=epochs, seed=seed, width=width, activation=activation,
+                         dtype=dtype, test_every=test_every, diagnostics_every=diagnostics_every,
+                         n_train=len(data.x_train), n_test=len(data.x_test),
+                         chunk_size=max(len(data.x_train), len(data.x_test)), device="cpu")
+    return train(config, data=data)
+
+
+def train_batched(configs: list[TrainConfig], *, data=None) -> list[History]:
+    """:func:`train` of a batch: the configs trained together, one History each, in order."""
+    return train(list(configs), data=data)
 
 
 # --- the command line --------------------------------------------------------------------------
