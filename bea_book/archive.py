@@ -86,7 +86,11 @@ def make_archive(*, root: Path = Path("."), build_dir: Path | None = None,
 
 def _make_archive(root: Path, build_dir: Path, output: Path | None) -> Path:
     files = archive_files(root, build_dir)
-    top = f"{NAME}-{book_version(root)}"
+    profiles = sorted({store.read_run(folder).get("profile", "default")
+                       for folder in map(lambda n: store.current_run(build_dir, n), chapters(root))})
+    # a build at another profile than the default says so in its name, so that a smoke
+    # archive cannot pass for the book
+    top = f"{NAME}-{book_version(root)}" + "".join(f"-{p}" for p in profiles if p != "default")
     output = Path(output or build_dir / f"{top}.zip")
     manifest = "".join(f"{store.sha256(path)}  {name}\n" for name, path in sorted(files.items()))
 

@@ -20,6 +20,8 @@ from pathlib import Path
 import yaml
 
 from . import processes, store
+from .banner import mark_run_parameters
+from .citation import fill_citation
 from .inputs import claims_files
 from .report import not_run_markdown, report_markdown
 from .sources import (FINDINGS, REPORT_PAGE, BookError, book_version, chapters, toc_pages)
@@ -83,6 +85,7 @@ def stage(root: Path, build_dir: Path, staged_runs: dict | None = None
                 root / top, staged / top, dirs_exist_ok=True,
                 ignore=lambda d, names: [n for n in names
                                          if os.path.relpath(Path(d) / n, root) in sources])
+    fill_citation(staged / f"{toc_pages(root)[0]}.md", root / "CITATION.cff")
     not_run, report = [], {}
     for name, page in pages.items():
         folder = store.current_run(build_dir, name)
@@ -93,6 +96,7 @@ def stage(root: Path, build_dir: Path, staged_runs: dict | None = None
             continue
         report[name] = check_run(name, folder)
         _copy_run(name, folder, (staged / page).parent)
+        mark_run_parameters((staged / page).parent / f"{name}.ipynb", report[name])
         if staged_runs is not None:
             staged_runs[name] = folder
         if report[name]["inputs"]["source"] != store.sha256(root / f"{page}.md"):

@@ -45,10 +45,10 @@ def report_markdown(report: dict, pages: dict[str, str], *, version: str = "unkn
         "Every number and figure in this book was computed when the book was built. This page,",
         "generated at render time from the runs in the build folder, records how each chapter",
         "was last executed: whether this build executed it or reused an earlier run whose",
-        "inputs (source, parameters, `bea_lib`, lock file) were unchanged, its profile and",
-        "parameter values (in bold those set by the profile or on the command line), the wall",
-        "time, the checked claims (✓ held, ⚠ did not hold), the commit of the sources",
-        "(`-dirty` when they had uncommitted changes) and the versions of the software.",
+        "inputs (source, parameters, `bea_lib`, lock file) were unchanged, its profile, the wall",
+        "time, the checked claims (✓ held, ⚠ did not hold) and the commit of the sources",
+        "(`-dirty` when they had uncommitted changes); then each chapter's parameter values (in",
+        "bold those set by the profile or on the command line) and the versions of the software.",
         "",
     ]
     rows = [name for name in pages if name in report]
@@ -59,24 +59,19 @@ def report_markdown(report: dict, pages: dict[str, str], *, version: str = "unkn
     lines += [f"Book version **{version}**; SHA-256 of the lock file `requirements.lock`: "
               f"{lock}.", ""]
     lines += [
-        "| chapter | this build | profile | parameters | wall time | claims | finished (UTC) "
-        "| commit |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| chapter | this build | profile | wall time | claims | finished (UTC) | commit |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name in pages:
         if name not in report:
             lines.append(f"| {{doc}}`{name} </{pages[name]}>` | not run in this build "
-                         "| | | | | | |")
+                         "| | | | | |")
             continue
         rec = report[name]
-        shown = []
-        for key in rec.get("parameter_order") or rec["parameters"]:
-            item = f"`{key} = {rec['parameters'][key]!r}`"
-            shown.append(f"**{item}**" if key in rec["overrides"] else item)
         lines.append(
             f"| {{doc}}`{name} </{pages[name]}>` | {rec.get('action', 'executed')} "
-            f"| {rec['profile']} | {_cell(', '.join(shown))} | {rec['wall_time_s']:.1f} s "
-            f"| {_claims(rec.get('claims'))} | {rec['finished']} | {_commit(rec['commit'])} |")
+            f"| {rec['profile']} | {rec['wall_time_s']:.1f} s | {_claims(rec.get('claims'))} "
+            f"| {rec['finished'][:16].replace('T', ' ')} | {_commit(rec['commit'])} |")
     total = sum(report[n]["wall_time_s"] for n in rows)
     executed = [n for n in rows if report[n].get("action", "executed") == "executed"]
     lines += ["", f"Total execution time of the runs shown: {total:.1f} s; the last build "
@@ -90,20 +85,37 @@ def report_markdown(report: dict, pages: dict[str, str], *, version: str = "unkn
         lines[-1] += (f" It executed up to {jobs} chapters side by side, so their wall times "
                       f"overlap: from the first start to the last finish {span:.0f} s "
                       "(to the second).")
+    lines += ["", "## Parameters", ""]
+    for name in rows:
+        lines += _parameters_fold(name, report[name])
     failed = [(n, c) for n in rows for c in report[n].get("failed_claims", [])]
     if failed:
         lines += ["", "## Claims that did not hold", "",
                   "| chapter | claim | paper | measured |", "| --- | --- | --- | --- |"]
         lines += [f"| {n} | {_cell(c['statement'])} (`{c['id']}`) | {_cell(c['paper'])} "
                   f"| {_cell(c['measured'])} |" for n, c in failed]
-    packages = list(report[rows[0]]["versions"])
-    lines += ["", "## Software", "", "| chapter | " + " | ".join(packages) + " |",
-              "| --- " * (len(packages) + 1) + "|"]
-    for name in rows:
-        found = report[name]["versions"]
-        lines.append(f"| {name} | " + " | ".join(_cell(found.get(p, "")) for p in packages)
-                     + " |")
+    packages = list(dict.fromkeys(p for n in rows for p in report[n]["versions"]))
+    same = all(report[n]["versions"] == report[rows[0]]["versions"] for n in rows)
+    heads = ["version"] if same else rows  # one column when every chapter ran the same software
+    lines += ["", "## Software", "", "| package | " + " | ".join(heads) + " |",
+              "| --- " * (len(heads) + 1) + "|"]
+    for package in packages:
+        found = [report[n]["versions"].get(package, "") for n in (rows[:1] if same else rows)]
+        lines.append(f"| {package} | " + " | ".join(_cell(v) for v in found) + " |")
     return "\n".join([*lines, ""])
+
+
+def _parameters_fold(name: str, rec: dict) -> list[str]:
+    """A chapter's parameter values in a fold whose title names the ones set for this run."""
+    shown, changed = [], []
+    for key in rec.get("parameter_order") or rec["parameters"]:
+        item = f"`{key} = {rec['parameters'][key]!r}`"
+        shown.append(f"**{item}**" if key in rec["overrides"] else item)
+        if key in rec["overrides"]:
+            changed.append(key)
+    title = (f"{name} ({rec['profile']}): {len(shown)} parameters"
+             + (f", set for this run: {', '.join(changed)}" if changed else ", all defaults"))
+    return ["````{admonition} " + title, ":class: dropdown", "", ", ".join(shown), "````", ""]
 
 
 def not_run_markdown(title: str, chapter: str) -> str:

@@ -218,3 +218,65 @@ def excess_at_loss_levels(loss, iterates, levels) -> np.ndarray:
         if reached.size:
             out[i] = excess[reached[0]]
     return out
+
+
+# The trends of Figures 2 and 3, as the chapters test them: (group of runs, the parameter's
+# symbol, towards the cross as the parameter grows?, the figure that states it).
+FIGURE_TRENDS = (
+    ("fig2-beta", "β", True, "Figure 2"),
+    ("fig2-rho", "ρ", False, "Figure 3"),
+    ("fig3-beta>rho", "h (β > ρ)", True, "Figure 2"),
+    ("fig3-rho>beta", "h (ρ > β)", False, "Figure 3"),
+)
+
+
+def figure_specs(*, beta_grid, rho_grid, h_grid, eps_grid, beta_fixed: float, rho_fixed: float,
+                 pair_beta_above, pair_rho_above, h_fixed: float, eps_fixed: float) -> list[dict]:
+    """The runs of Figures 2 and 3 and of the ε study, one dict each: ``group``, the ``value``
+    of the parameter its group varies, and its ``h``, ``beta``, ``rho``, ``eps`` (the ones a
+    group does not vary are the ``*_fixed`` values; Figure 3 varies h for two (β, ρ) pairs)."""
+    h, eps = h_fixed, eps_fixed
+    specs = [dict(group="fig2-beta", value=b, beta=b, rho=rho_fixed, h=h, eps=eps)
+             for b in beta_grid]
+    specs += [dict(group="fig2-rho", value=r, beta=beta_fixed, rho=r, h=h, eps=eps)
+              for r in rho_grid]
+    specs += [dict(group="fig3-beta>rho", value=hh, beta=pair_beta_above[0],
+                   rho=pair_beta_above[1], h=hh, eps=eps) for hh in h_grid]
+    specs += [dict(group="fig3-rho>beta", value=hh, beta=pair_rho_above[0],
+                   rho=pair_rho_above[1], h=hh, eps=eps) for hh in h_grid]
+    specs += [dict(group="eps", value=e, beta=beta_fixed, rho=rho_fixed, h=h, eps=e)
+              for e in eps_grid]
+    return specs
+
+
+def run_specs(loss, theta0, specs: list[dict], n_steps: int, *, cross, tol: float,
+              loss_levels) -> list[dict]:
+    """Run every spec of :func:`figure_specs` in one batched Adam call and add to each dict:
+    ``path`` (the iterates), ``summary`` (:class:`RunSummary`, converged within ``tol``),
+    ``stability`` (:func:`late_phase_stability` at the cross), ``small_share`` and
+    ``large_share`` (shares of the path length travelled with ε small / large against the
+    squared gradient), ``end_regime`` (the cell of Table 1 at the last iterate) and
+    ``excess`` (the one-norm excess at each of ``loss_levels``). Returns ``specs``."""
+    from .autodiff import gradient
+    from .norms import implicit_bias_regime, path_share_by_regime
+    from .runs import adam_runs
+    from .vocab import BiasRegime
+
+    iterates = adam_runs(loss, theta0, n_steps,
+                         **{k: [s[k] for s in specs] for k in ("h", "beta", "rho", "eps")})
+    for k, s in enumerate(specs):
+        s["path"] = iterates[:, k]
+        s["summary"] = summarise_run(loss, s["path"], cross=cross, tol=tol)
+        s["stability"] = late_phase_stability(theta=cross, h=s["h"], beta=s["beta"],
+                                              eps=s["eps"], x=X)
+        finite = bool(torch.isfinite(s["path"]).all())
+        share = (path_share_by_regime(loss, s["path"], beta=s["beta"], rho=s["rho"],
+                                      eps=s["eps"]) if finite else {})
+        s["small_share"] = sum(v for key, v in share.items() if key.eps_small)
+        s["large_share"] = share.get(BiasRegime.TWO_NORM_SQUARED_PENALISED, 0.0)
+        s["end_regime"] = (implicit_bias_regime(beta=s["beta"], rho=s["rho"], eps=s["eps"],
+                                                grad=gradient(loss, s["path"][-1]))
+                           if finite else "—")
+        s["excess"] = (excess_at_loss_levels(loss, s["path"], loss_levels) if finite
+                       else np.full(len(loss_levels), np.nan))
+    return specs

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .bilinear import START, X, Y, bilinear_cross, bilinear_gradient
+from .plotting import panel_grid
 
 FULL = (-1.6, 3.3, -1.6, 3.8)    # (θ₁ from, to, θ₂ from, to): the whole plane of the runs
 ZOOM = (0.35, 1.15, 0.6, 1.7)    # the landing zone around the cross
@@ -46,29 +47,27 @@ def geometry_figure(*, x: float = X, y: float = Y):
     """Level sets of ‖∇E‖₁ and ‖∇E‖₂² (log-spaced) over the positive quadrant."""
     t1, t2 = np.meshgrid(np.linspace(0.05, 3.3, 400), np.linspace(0.05, 3.8, 400))
     g1, g2 = bilinear_gradient(t1, t2, x, y)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 5))
+    fig, axes = panel_grid(2, panel=(3.6, 3.6))
     for ax, field, title in [(axes[0], np.abs(g1) + np.abs(g2), r"$\|\nabla E\|_1$"),
                              (axes[1], g1**2 + g2**2, r"$\|\nabla E\|_2^2$")]:
         ax.contour(t1, t2, np.log10(field + 1e-300), levels=np.arange(-2, 4.01, 0.5),
                    cmap="Greys", linewidths=0.7)
         draw_geometry(ax, x=x, y=y)
-        ax.set_title(f"level sets of {title} (log-spaced)")
-    axes[0].legend(loc="upper left")
-    fig.tight_layout()
+        ax.set_title(f"level sets of {title} (log-spaced)", fontsize=10)
+    axes[0].legend(loc="upper left", fontsize=8)
     return fig
 
 
 def runs_figure(panels):
-    """One column per panel (runs, label, colour map, title): the plane above, the zoom below."""
-    fig, axes = plt.subplots(2, len(panels), figsize=(5 * len(panels), 10), squeeze=False)
-    for col, (runs, label, cmap, title) in enumerate(panels):
-        for row, window in enumerate([FULL, ZOOM]):
-            ax = axes[row, col]
+    """One row per panel (runs, label, colour map, title): the plane left, the zoom right."""
+    fig, flat = panel_grid(2 * len(panels), ncols=2, panel=(3.6, 3.6))
+    for row, (runs, label, cmap, title) in enumerate(panels):
+        for col, window in enumerate([FULL, ZOOM]):
+            ax = flat[2 * row + col]
             draw_runs(ax, runs, label, cmap)
             draw_geometry(ax, window)
-            ax.set_title(title if row == 0 else "zoom on the landing zone", fontsize=10)
-        axes[0, col].legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
+            ax.set_title(title if col == 0 else "zoom on the landing zone", fontsize=9)
+        flat[2 * row].legend(loc="lower right", fontsize=8)
     return fig
 
 
@@ -77,17 +76,16 @@ def excess_figure(panels, levels):
 
     ``panels`` = [(title, parameter symbol, values, excess array (runs × levels))].
     """
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), squeeze=False)
+    fig, axes = panel_grid(len(panels))
     colours = plt.get_cmap("viridis")(np.linspace(0.0, 0.85, len(levels)))
-    for ax, (title, symbol, values, excess) in zip(axes[0], panels):
+    for ax, (title, symbol, values, excess) in zip(axes, panels):
         for j, (level, colour) in enumerate(zip(levels, colours)):
             ax.plot(values, excess[:, j], "o-", color=colour, label=f"E = {level:g}")
         ax.set_xscale("log" if symbol == "h" else "linear")
         ax.set_xlabel(symbol)
         ax.set_title(title, fontsize=9)
-    axes[0, 0].set_ylabel(r"$\|\nabla E\|_1 / \min_{E = \ell}\|\nabla E\|_1 - 1$")
-    axes[0, -1].legend(fontsize=8)
-    fig.tight_layout()
+    axes[0].set_ylabel(r"$\|\nabla E\|_1 / \min_{E = \ell}\|\nabla E\|_1 - 1$")
+    axes[-1].legend(fontsize=8)
     return fig
 
 
@@ -96,8 +94,8 @@ def flows_figure(overlays, *, title):
 
     ``overlays`` = [(run, {order: flow tensor})]; ``title(run)`` is the panel title.
     """
-    fig, axes = plt.subplots(1, len(overlays), figsize=(5 * len(overlays), 5), squeeze=False)
-    for ax, (run, flows) in zip(axes[0], overlays):
+    fig, axes = panel_grid(len(overlays), panel=(3.6, 3.6))
+    for ax, (run, flows) in zip(axes, overlays):
         n = len(next(iter(flows.values())))
         path = np.asarray(run["path"][:n])
         ax.plot(path[:, 0], path[:, 1], "k.", ms=2, label="Adam iterates")
@@ -106,9 +104,8 @@ def flows_figure(overlays, *, title):
             ax.plot(flow[:, 0], flow[:, 1], "-" if order else "--", lw=1.2,
                     label=f"order-{order} flow")
         draw_geometry(ax)
-        ax.set_title(title(run))
+        ax.set_title(title(run), fontsize=9)
         ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
     return fig
 
 
@@ -117,14 +114,13 @@ def explicit_figure(panels, reference):
 
     ``panels`` = [(runs, title)]; each run has ``mu`` and ``lam``.
     """
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 5), squeeze=False)
-    for ax, (runs, title) in zip(axes[0], panels):
+    fig, axes = panel_grid(len(panels), panel=(3.6, 3.6))
+    for ax, (runs, title) in zip(axes, panels):
         draw_runs(ax, runs, lambda s: rf"$\mu$ = {s['mu']:g} ($\lambda$ = {s['lam']:.3g})",
                   "coolwarm")
         ax.plot(*np.asarray(reference), "k*", ms=10, label="order-0 flow limit")
         draw_geometry(ax, (0.0, 3.3, 0.0, 10.5))
         ax.set_aspect("auto")
-        ax.set_title(title)
+        ax.set_title(title, fontsize=9)
         ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
     return fig

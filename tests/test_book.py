@@ -366,9 +366,11 @@ def test_report_page_marks_overrides_claims_and_escapes_pipes():
               "failed_claims": [{"id": "tiny/x", "statement": "s", "paper": "Figure 1", "measured": "m"}]}
     page = book.report_markdown({"tiny": record}, {"tiny": "book/tiny", "other": "book/other"},
                                 version="1.2.3")
-    assert "**`rho = 0.9`**, `label = 'a\\|b'`" in page
-    assert "| 1.2 s | 2 ✓, **1 ⚠** |" in page and "`0123456789ab-dirty`" in page
+    assert "**`rho = 0.9`**, `label = 'a|b'`" in page  # in a fold, not a table cell
+    assert "tiny (smoke): 2 parameters, set for this run: rho" in page
+    assert "| 1.2 s | 2 ✓, **1 ⚠** | 2024-01-01 00:00 | `0123456789ab-dirty` |" in page
     assert "| {doc}`other </book/other>` | not run in this build |" in page
+    assert "| python | 3.11 |" in page
     assert "Book version **1.2.3**" in page and "abababababababab" in page
     assert "Total execution time of the runs shown: 1.2 s" in page
     assert "| tiny | s (`tiny/x`) | Figure 1 | m |" in page
@@ -464,7 +466,8 @@ def test_archive_holds_the_build_and_a_manifest_sha256sum_checks(tmp_path, capfd
 
     with zipfile.ZipFile(tmp_path / "book.zip") as zf:
         zf.extractall(tmp_path / "unpacked")
-    top = tmp_path / "unpacked" / "implicit-bias-of-adam-unknown"  # this book has no bea_lib
+    # this book has no bea_lib (version unknown); it ran at the smoke profile, which the name says
+    top = tmp_path / "unpacked" / "implicit-bias-of-adam-unknown-smoke"
     for name in ["html/index.html", "html/book/tiny.html", "chapters/tiny/tiny.ipynb",
                  "chapters/tiny/run.json", "report.json", "CITATION.cff", "requirements.lock"]:
         assert (top / name).is_file(), name

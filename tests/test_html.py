@@ -4,7 +4,12 @@ The HTML folder comes from ``BEA_HTML_BUILD`` (default ``_build/smoke/html``, wh
 book of ``make test`` renders); without it the tests that need it are skipped with a message.
 Static checks read every page; the browser checks open every page from disk in Debian's
 ``chromium``, driven by Playwright, with every request that is not a local file aborted, wait
-for MathJax, and save a full-page screenshot of each page to ``<build>/screenshots/``.
+for MathJax, and save a full-page screenshot of each page to ``<build>/screenshots/``. In the
+browser, at a 1280 px window, each page is held to the limits of a page a reader reads: at most
+``MAX_HEIGHT_PX`` tall, code in sight at most ``MAX_CODE_SHARE`` of its height, no display
+formula wider than the text column, no TeX or MyST role left as text, and figure text of at
+least ``bea_lib.plotting.MIN_TEXT_PX`` CSS px (each PNG records its smallest text, see
+``bea_lib.plotting.savefig``); the measurements go to ``<build>/screenshots/metrics.json``.
 
 The chapters' sources are checked too (no build needed): code cells fit the page.
 """
@@ -36,6 +41,8 @@ RAW_MATH = re.compile(r"\$\$|\$[^\s$][^$\n]*\$")  # $...$ or $$ outside the math
 TEXT_SKIP = ("script", "style", "pre", "code", "kbd", "samp", "mjx-container")  # not prose
 PAGE_TIMEOUT_MS = 60_000  # loading and typesetting one page; the longest take a few seconds
 MATH_CLASS = "math"  # the class of Sphinx's <span>/<div> around a formula
+MAX_HEIGHT_PX = 15_000  # a page at a 1280 px window: longer ones are split or fold their tables
+MAX_CODE_SHARE = 0.20   # of a page's height taken by code cells in sight: the prose leads
 
 
 # ---------------------------------------------------------------------------------------------
@@ -59,6 +66,46 @@ def test_code_cells_fit_the_page(md):
             for i, cell in enumerate(_code_cells(md))
             for line in cell.source.splitlines() if len(line) > MAX_LINE]
     assert not long, f"{md.name}: code lines over {MAX_LINE} characters:\n" + "\n".join(long)
+
+
+LIST_MARKER = re.compile(r"\s*(?:[-+*]|\d+[.)])(?:\s|$)")  # what starts a Markdown list item
+
+
+def lines_starting_a_list_inside_math(text: str) -> list[tuple[int, str]]:
+    """(line number, line) of each prose line that starts like a list item ("- x", "+ x",
+    "1. x") while an inline ``$...$`` opened on an earlier line of the paragraph is still open:
+    MyST ends the paragraph there, and the formula is printed as raw TeX beside a stray bullet."""
+    found, fence, display, dollars = [], None, False, 0
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if fence is None and re.match(r"(`{3,}|~{3,})", stripped):
+            fence = re.match(r"(`{3,}|~{3,})", stripped).group(1)
+            continue
+        if fence is not None:
+            fence = None if stripped.startswith(fence) else fence
+            continue
+        if stripped.startswith("$$"):
+            display = not display if stripped.count("$$") == 1 else display
+            dollars = 0
+            continue
+        if display:
+            continue
+        if not stripped:
+            dollars = 0
+            continue
+        if dollars % 2 and LIST_MARKER.match(line):
+            found.append((number, line))
+        dollars += len(re.findall(r"(?<!\\)\$", line))
+    return found
+
+
+def test_inline_math_never_starts_a_line_like_a_list_item():
+    """The cause of raw TeX in a page: a formula wrapped so that a line begins with "- "."""
+    assert lines_starting_a_list_inside_math("a $x\n- y$ b") == [(2, "- y$ b")]
+    assert not lines_starting_a_list_inside_math("a $x - y$\n- an item")
+    bad = {md.name: found for md in CHAPTERS if (found := lines_starting_a_list_inside_math(
+        md.read_text(encoding="utf-8")))}
+    assert not bad, f"inline math wrapped into a list item (join the formula's lines): {bad}"
 
 
 def test_local_mathjax_is_the_pinned_version_and_copies_what_pages_load(tmp_path):
@@ -231,8 +278,60 @@ INSTALL = ("the browser checks need Debian's chromium at /usr/bin/chromium (`apt
            "chromium`, or set BEA_CHROMIUM) and Playwright for Python (`pip install playwright`; "
            "no `playwright install` needed)")
 
+# What a reader sees at a 1280 px window: the page height, the height of the code cells in sight
+# (a cell folded in a closed <details> is out of sight), display formulas wider than the text
+# column, text outside math and code that still holds TeX or a MyST role, and every figure of
+# a cell output with its drawn and natural width.
+MEASURE = r"""function measure() {
+  const art = document.querySelector("article") || document.querySelector("main") || document.body;
+  const col = art.getBoundingClientRect();
+  let code = 0;
+  for (const c of document.querySelectorAll("div.cell_input, div.highlight")) {
+    const fold = c.closest("details");
+    if (fold && !fold.open) continue;
+    if (c.parentElement && c.parentElement.closest("div.cell_input")) continue;
+    const r = c.getBoundingClientRect();
+    if (r.height > 0 && r.width > 0) code += r.height;
+  }
+  const wide = [];
+  for (const m of document.querySelectorAll('mjx-container[display="true"]')) {
+    const r = m.getBoundingClientRect();
+    if (m.scrollWidth > m.clientWidth + 2 || r.right > col.right + 2) {
+      const src = m.closest(".math");
+      wide.push({width: Math.max(m.scrollWidth, r.width), column: col.width,
+                 tex: (src && src.dataset.tex) || (m.getAttribute("aria-label") || "")});
+    }
+  }
+  const raw = [];
+  const walker = document.createTreeWalker(art, NodeFilter.SHOW_TEXT);
+  let n;
+  while ((n = walker.nextNode())) {
+    const p = n.parentElement;
+    if (!p || p.closest("mjx-container, pre, code, script, style, .cell_input, .MathJax")) continue;
+    const t = n.textContent;
+    if (RAW_TEX.test(t)) raw.push(t.trim().slice(0, 80));
+  }
+  const figures = Array.from(art.querySelectorAll("img")).map(img => ({
+    src: img.src, shown: img.getBoundingClientRect().width, natural: img.naturalWidth}));
+  // a fold ("Show code cell source") over a cell that shows nothing once folded
+  const emptyFolds = Array.from(document.querySelectorAll("div.cell")).filter(cell => {
+    const fold = cell.querySelector("details");
+    if (!fold || !fold.querySelector("div.cell_input")) return false;
+    const out = cell.querySelector("div.cell_output");
+    return !out || !out.innerText.trim() && !out.querySelector("img, table");
+  }).map(cell => cell.querySelector("div.cell_input").textContent.trim().slice(0, 60));
+  return {height: document.documentElement.scrollHeight, code, wide, raw, figures, emptyFolds,
+          column: col.width};
+}"""
+# TeX commands, a "$...\" span or a MyST role left as text by the parser
+RAW_TEX_JS = (r"const RAW_TEX = /\\(theta|nabla|beta|rho|varepsilon|frac|mathbf|boldsymbol|sqrt|"
+              r"left|right|lVert|rVert|tfrac|dot|tilde|mathrm)\b|\{(cite|numref|eq|glue|doc|ref)"
+              r"(:[a-z]+)?\}|\$[^$\s][^$]*\\/;")
+
+
 # after MathJax has typeset the page: what is left untypeset or broken, and the images
 CHECK_PAGE = """async () => {
+  """ + RAW_TEX_JS + "\n" + MEASURE + """
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
     await MathJax.startup.promise;
   }
@@ -249,6 +348,7 @@ CHECK_PAGE = """async () => {
     merror: document.querySelectorAll("mjx-merror").length,
     images: imgs.length,
     broken: imgs.filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.src),
+    ...measure(),
   };
 }"""
 
@@ -265,7 +365,7 @@ def browse(html: Path, shots: Path) -> dict[str, list[str]]:
     from playwright.sync_api import sync_playwright
 
     shots.mkdir(parents=True, exist_ok=True)
-    found = {}
+    found, metrics = {}, {}
     with sync_playwright() as playwright:
         browser = _launch(playwright)
         context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -298,12 +398,63 @@ def browse(html: Path, shots: Path) -> dict[str, list[str]]:
                 problems.append(f"{state['merror']} MathJax errors (mjx-merror)")
             if state["broken"]:
                 problems.append(f"images not loaded: {state['broken']}")
+            problems += reading_problems(state)
+            metrics[name] = {key: state[key] for key in ("height", "code", "column")} | {
+                "wide": len(state["wide"]), "raw": len(state["raw"]),
+                "min_figure_text_px": min((t for _, t in figure_text_px(state["figures"]) if t),
+                                          default=None)}
             shot = shots / (name.replace("/", "__").removesuffix(".html") + ".png")
             page.screenshot(path=str(shot), full_page=True)
             page.close()
             found[name] = problems
         browser.close()
+    (shots / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return found
+
+
+def figure_text_px(figures: list[dict]) -> list[tuple[str, float | None]]:
+    """(image, its smallest text in CSS px as drawn) for each figure of the cell outputs; None
+    when the PNG does not record its text size (it was not saved by bea_lib.plotting)."""
+    from PIL import Image
+
+    from bea_lib.plotting import METADATA_KEY
+
+    found = []
+    for fig in figures:
+        path = Path(unquote(urlsplit(fig["src"]).path))
+        with Image.open(path) as im:
+            recorded = im.info.get(METADATA_KEY)
+        scale = fig["shown"] / max(fig["natural"], 1)
+        found.append((path.name, None if recorded is None else float(recorded) * scale))
+    return found
+
+
+def reading_problems(state: dict) -> list[str]:
+    """The page against the limits of a page a reader reads at 1280 px (see the constants)."""
+    from bea_lib.plotting import MIN_TEXT_PX
+
+    problems = []
+    if state["height"] > MAX_HEIGHT_PX:
+        problems.append(f"{state['height']} px tall (at most {MAX_HEIGHT_PX})")
+    share = state["code"] / max(state["height"], 1)
+    if share > MAX_CODE_SHARE:
+        problems.append(f"code in sight takes {share:.0%} of the page (at most "
+                        f"{MAX_CODE_SHARE:.0%})")
+    for formula in state["wide"]:
+        problems.append(f"a display formula {formula['width']:.0f} px wide in a "
+                        f"{formula['column']:.0f} px column: {formula['tex'][:70]!r}")
+    for text in state["raw"]:
+        problems.append(f"TeX or a role left as text: {text!r}")
+    for source in state["emptyFolds"]:
+        problems.append(f"a fold over a cell with nothing to show (tag it remove-input): "
+                        f"{source!r}")
+    for name, px in figure_text_px(state["figures"]):
+        if px is None:
+            problems.append(f"figure {name}: no text-size record (show it with "
+                            "bea_lib.plotting.show_figure)")
+        elif px < MIN_TEXT_PX:
+            problems.append(f"figure {name}: smallest text {px:.1f} px (at least {MIN_TEXT_PX})")
+    return problems
 
 
 def test_every_page_in_a_browser_offline():
