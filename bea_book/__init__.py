@@ -3,8 +3,9 @@
 Needs the ``book`` extra. ``python -m bea_book --help``. Modules, in the order a build uses
 them: :mod:`~bea_book.sources` (table of contents, chapters, profiles), :mod:`~bea_book.params`
 (parameters and their checks), :mod:`~bea_book.inputs` (what a run depends on, hashed),
-:mod:`~bea_book.store` (the build folder; runs as transactions), :mod:`~bea_book.execute`
-(validate, then run or reuse), :mod:`~bea_book.report` and :mod:`~bea_book.render` (the HTML),
+:mod:`~bea_book.store` (the build folder; runs as transactions, checked by their files'
+hashes; one writer at a time), :mod:`~bea_book.processes` (workers and kernels end with the
+command), :mod:`~bea_book.execute` (validate, then run or reuse), :mod:`~bea_book.report` and :mod:`~bea_book.render` (the HTML),
 :mod:`~bea_book.adopt` (plain papermill), :mod:`~bea_book.archive` (the deposit zip),
 :mod:`~bea_book.lock` (the lock file), :mod:`~bea_book.cli`.
 """

@@ -6,17 +6,21 @@ PDF, checked claims, the run record), ``report.json``, and from the repository
 ``CITATION.cff``, ``.zenodo.json``, ``CHANGELOG.md``, ``README.md`` and the lock file; last,
 ``MANIFEST.sha256``, the SHA-256 of every other file in ``sha256sum`` format, so that
 ``cd <folder> && sha256sum -c MANIFEST.sha256`` checks an unpacked copy.
+
+Before anything is packed, the build is checked against the hashes recorded when it was made:
+every file of every run against its ``run.json`` (claims, figures, notebook), every record and
+every file of ``html/`` against ``rendered.json``. An edited, added or missing file is named and
+the archive refused. The build folder's lock is held meanwhile.
 """
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 
 from bea_lib import fileio
 
 from . import store
-from .render import check_run
+from .render import check_run, html_hashes
 from .sources import LOCK_FILE, BookError, book_version, chapters
 
 NAME = "implicit-bias-of-adam"
@@ -37,16 +41,27 @@ def archive_files(root: Path, build_dir: Path) -> dict[str, Path]:
                         "holds the complete book (make book)")
     if not rendered.is_file() or not (build_dir / "html" / "index.html").is_file():
         raise BookError(f"no rendered book in {build_dir}; render it first (make book)")
-    shown = json.loads(rendered.read_text())
-    if shown.get("runs") != {n: folder.name for n, folder in current.items()}:
+    again = "render again (python -m bea_book render)"
+    shown = store.read_json(rendered, "the render record", again)
+    if not all(isinstance(shown.get(k), dict) for k in ("runs", "records", "html")):
+        raise store.DamagedFile(f"the render record {rendered} is damaged or unfinished; {again}")
+    if shown["runs"] != {n: folder.name for n, folder in current.items()}:
         raise BookError(f"the HTML in {build_dir} was rendered before the last chapter runs; "
-                        "render again (python -m bea_book render)")
-    files = {}
-    for path in sorted((build_dir / "html").rglob("*")):
-        if path.is_file():
-            files[f"html/{path.relative_to(build_dir / 'html')}"] = path
+                        f"{again}")
     for name, folder in current.items():
         check_run(name, folder)
+        if shown["records"].get(name) != store.sha256(folder / store.RUN_RECORD):
+            raise BookError(f"the run record {folder / store.RUN_RECORD} changed after the book "
+                            f"was rendered; {again}")
+    html = build_dir / "html"
+    now = html_hashes(html)
+    for rel in sorted(set(now) | set(shown["html"])):
+        if now.get(rel) != shown["html"].get(rel):
+            how = ("is missing" if rel not in now else "was added after rendering"
+                   if rel not in shown["html"] else "was changed after rendering")
+            raise BookError(f"{html / rel} {how} (SHA-256 in {rendered}); {again}")
+    files = {f"html/{rel}": html / rel for rel in now}
+    for name, folder in current.items():
         for path in sorted(folder.rglob("*")):
             foreign = path.name.endswith(".claims.json") and path.name != f"{name}.claims.json"
             if path.is_file() and not foreign:
@@ -63,6 +78,13 @@ def make_archive(*, root: Path = Path("."), build_dir: Path | None = None,
     """Write the archive of the build (see the module docstring); returns its path."""
     root = Path(root).resolve()
     build_dir = Path(build_dir or root / "_build").resolve()
+    if not build_dir.is_dir():
+        raise BookError(f"no build folder {build_dir}; build the book first (make book)")
+    with store.build_lock(build_dir):
+        return _make_archive(root, build_dir, output)
+
+
+def _make_archive(root: Path, build_dir: Path, output: Path | None) -> Path:
     files = archive_files(root, build_dir)
     profiles = sorted({store.read_run(folder).get("profile", "default")
                        for folder in map(lambda n: store.current_run(build_dir, n), chapters(root))})

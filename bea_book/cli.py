@@ -9,10 +9,11 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
-from . import store
+from . import processes, store
 from .adopt import adopt
 from .archive import make_archive
-from .execute import EXECUTED, execute, execute_in_process, plan, write_notebook
+from .execute import (EXECUTED, commit_outcome, execute, execute_in_process, plan,
+                      write_notebook)
 from .inputs import library_hash
 from .params import load_params_file, parse_value
 from .render import render
@@ -46,13 +47,21 @@ def run_chapters(names: list[str], *, root: Path = Path("."), build_dir: Path | 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise BookError(f"jobs must be a positive integer, got {jobs!r}")
     root = Path(root).resolve()
-    build_dir = Path(build_dir or root / "_build").resolve()
-    plans = plan(names, root=root, build_dir=build_dir, profile=profile, params=params)
+    build_dir = store.check_writable(Path(build_dir or root / "_build").resolve())
+    with store.build_lock(build_dir):
+        return _run_chapters(names, root=root, build_dir=build_dir, profile=profile,
+                             params=params, force=force, jobs=jobs)
+
+
+def _run_chapters(names, *, root, build_dir, profile, params, force, jobs) -> list:
+    plans = plan(names, root=root, build_dir=build_dir, profile=profile, params=params,
+                 force=force)
     library, pages = library_hash(), list(chapters(root))
     common = dict(root=root, build_dir=build_dir, force=force, library=library)
     outcomes = {}
 
-    def done(outcome):
+    def done(outcome):  # in the runner, which holds the build folder's lock
+        commit_outcome(outcome, build_dir)
         store.update_report(build_dir, pages, {outcome.chapter: outcome.action})
         outcomes[outcome.chapter] = outcome
 
@@ -69,11 +78,16 @@ def run_chapters(names: list[str], *, root: Path = Path("."), build_dir: Path | 
 
 
 def _run_side_by_side(plans: list, *, jobs: int, done, build_dir: Path, **common) -> None:
-    """Execute ``plans`` in ``jobs`` worker processes, longest first; ``done(outcome)`` as each
-    ends. On a failure no further chapter starts; those running finish (each commits its own
-    run), then the first error is raised."""
+    """Execute ``plans`` in ``jobs`` worker processes, longest first; ``done(outcome)`` (which
+    commits the run) as each ends. On a failure no further chapter starts; those running
+    finish, then the first error is raised. When the command is stopped (a signal, or any
+    other exception here) the workers are stopped with their kernels
+    (:func:`bea_book.processes.stop_workers`) before the exception goes on."""
     def last_wall_time(p):
-        previous = store.read_run(store.current_run(build_dir, p.chapter))
+        try:
+            previous = store.read_run(store.current_run(build_dir, p.chapter))
+        except store.DamagedFile:
+            previous = None
         return previous.get("wall_time_s", 0.0) if previous else 0.0
 
     queue = sorted(plans, key=last_wall_time, reverse=True)  # stable: toc order among equals
@@ -81,7 +95,9 @@ def _run_side_by_side(plans: list, *, jobs: int, done, build_dir: Path, **common
     print(f"executing up to {jobs} chapters side by side, {threads} CPU thread(s) each",
           flush=True)
     error = None
-    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=processes.init_worker, initargs=(os.getpid(),))
+    try:
         running = set()
         while queue or running:
             while queue and len(running) < jobs and error is None:
@@ -95,6 +111,11 @@ def _run_side_by_side(plans: list, *, jobs: int, done, build_dir: Path, **common
                     done(future.result())
                 except BookError as err:
                     error = error or err
+    except BaseException:
+        processes.stop_workers(list((pool._processes or {}).values()))
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
     if error is not None:
         raise error
 
@@ -176,11 +197,30 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m bea_book``; returns the exit status (1: an error, or a
-    claim that failed at the smoke or default profile with no parameters given)."""
+    claim that failed at the smoke or default profile with no parameters given; 2: a usage
+    error; 130 after Ctrl-C, 128 + n after signal n)."""
     args = _parser().parse_args(argv)
     root = args.root.resolve()
     build_dir = (args.build_dir or root / "_build").resolve()
     where = {"root": root, "build_dir": build_dir}
+    processes.handle_signals()
+    try:
+        with store.build_lock(store.check_writable(build_dir)):
+            return _main(args, root, build_dir, where)
+    except BookError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except processes.Interrupted as stop:
+        print(f"\nstopped by {stop}: the chapters being executed were stopped with their "
+              "kernels; runs already finished are kept, and so are the earlier runs of the "
+              "others", file=sys.stderr)
+        return stop.exit_status
+    except KeyboardInterrupt:
+        print("\nstopped by Ctrl-C", file=sys.stderr)
+        return 130
+
+
+def _main(args, root: Path, build_dir: Path, where: dict) -> int:
     try:
         if args.command == "notebooks":
             names = args.chapters or list(chapters(root))

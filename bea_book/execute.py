@@ -29,7 +29,7 @@ import nbformat
 from bea_lib import provenance
 
 from . import inputs as inp
-from . import store
+from . import processes, store
 from .params import check_overrides, check_parameter_lines, declared_parameters, literal
 from .sources import (DEFAULT_PROFILE, FINDINGS, KERNEL, BookError, book_version,
                       chapter_notebook, chapters, execution_order, load_profiles,
@@ -68,6 +68,7 @@ class Outcome:
     failed_claims: list = field(default_factory=list)   # records of the claims that failed
     strict: bool = False
     run_time_s: float = 0.0   # the wall time of the run shown (an earlier one when reused)
+    pending: Path | None = None  # a finished run a worker hands to the runner to commit
 
 
 def check_kernel() -> None:
@@ -95,9 +96,10 @@ def write_notebook(root: Path, build_dir: Path, chapter: str, page: str) -> Path
 
 
 def plan(names: list[str], *, root: Path, build_dir: Path, profile: str = DEFAULT_PROFILE,
-         params: dict | None = None) -> list[Plan]:
+         params: dict | None = None, force: bool = False) -> list[Plan]:
     """Validate the runs of ``names`` (all of them, before any kernel starts), in the order
-    they will execute (Findings last)."""
+    they will execute (Findings last); ``force`` moves aside what is not a run's link at
+    ``B/chapters/<chapter>`` (:func:`bea_book.store.check_link`)."""
     pages = chapters(root)
     unknown = [n for n in names if n not in pages]
     if unknown:
@@ -107,6 +109,7 @@ def plan(names: list[str], *, root: Path, build_dir: Path, profile: str = DEFAUL
     plans = []
     for name in execution_order(list(dict.fromkeys(names))):
         label, from_profile = resolve_profile(name, profile, profiles)
+        store.check_link(build_dir, name, force=force)
         notebook = write_notebook(root, build_dir, name, pages[name])
         declared = declared_parameters(notebook)
         check_parameter_lines(name, nbformat.read(notebook, as_version=4), declared)
@@ -117,17 +120,29 @@ def plan(names: list[str], *, root: Path, build_dir: Path, profile: str = DEFAUL
     return plans
 
 
-def _ipc_kernel_manager():
-    """An async kernel manager whose kernels listen on IPC sockets (see the module docstring)."""
+def _kernel_manager(ipc: bool):
+    """An async kernel manager that registers its kernel with :mod:`bea_book.processes` (killed
+    with the runner) and, with ``ipc``, listens on IPC sockets (see the module docstring)."""
     from jupyter_client import AsyncKernelManager
     from traitlets import default
 
-    class IPCKernelManager(AsyncKernelManager):
-        @default("transport")
-        def _transport_default(self):
-            return "ipc"
+    class RunnerKernelManager(AsyncKernelManager):
+        if ipc:
+            @default("transport")
+            def _transport_default(self):
+                return "ipc"
 
-    return IPCKernelManager
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+            process = getattr(self.provisioner, "process", None)
+            if process is not None:
+                processes.register(process.pid)
+                _launched.append(process.pid)
+
+    return RunnerKernelManager
+
+
+_launched: list[int] = []  # kernels started by this process's papermill calls
 
 
 def _claims_summary(folder: Path, chapter: str) -> tuple[dict, list]:
@@ -155,17 +170,44 @@ def print_claims(chapter: str, counts: dict, bad: list) -> None:
               flush=True)
 
 
+def _reusable(p: Plan, build_dir: Path) -> dict | None:
+    """The record of the chapter's current run if it can be shown again as it is: a damaged
+    or edited run is named and executed again (None)."""
+    folder = store.current_run(build_dir, p.chapter)
+    if folder is None:
+        return None
+    try:
+        return store.verify_run(p.chapter, folder, fix="executing it again")
+    except store.DamagedFile as err:
+        print(f"note: {err}", flush=True)
+        return None
+
+
+def _failed_cell(notebook: Path) -> str:
+    """The cell running when the kernel died, as ``#i [n]``: the last one the kernel began
+    (papermill marks it "completed" all the same)."""
+    try:
+        cells = nbformat.read(notebook, as_version=4).cells
+    except Exception:  # noqa: BLE001 - a half-written notebook: say nothing about the cell
+        return "?"
+    began = [(i, c.execution_count) for i, c in enumerate(cells)
+             if c.cell_type == "code" and c.get("execution_count") is not None]
+    return f"#{began[-1][0] + 1} [{began[-1][1]}]" if began else "?"
+
+
 def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
-            library: str | None = None, jobs: int = 1) -> Outcome:
-    """Run one planned chapter (or reuse its current run when its inputs are unchanged);
-    ``jobs`` (recorded) is how many chapters the command executes side by side."""
+            library: str | None = None, jobs: int = 1, commit: bool = True) -> Outcome:
+    """Run one planned chapter (or reuse its current run when its inputs are unchanged and its
+    files are those it recorded); ``jobs`` (recorded) is how many chapters the command
+    executes side by side. With ``commit=False`` (a worker) the finished run is not made
+    current but returned in ``Outcome.pending`` for the runner to commit."""
     build_dir = Path(build_dir)
     names = list(chapters(root))
     inputs = inp.chapter_inputs(root, build_dir, p.chapter, p.page, label=p.label,
                                 parameters=p.parameters, others=names,
                                 library=library or inp.library_hash())
     store.remove_stale(build_dir, p.chapter)
-    previous = store.read_run(store.current_run(build_dir, p.chapter))
+    previous = _reusable(p, build_dir)
     reasons = inp.changed(previous and previous.get("inputs"), inputs)
     if previous and not reasons and not force:
         print(f"{p.chapter}: {REUSED}", flush=True)
@@ -175,11 +217,13 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
                        p.strict, previous["wall_time_s"])
 
     if previous is None:
-        why = "no earlier run"
+        why = "no earlier run" if store.current_run(build_dir, p.chapter) is None else \
+            "its run is damaged"
     else:
         why = ", ".join(reasons) + " changed" if reasons else "forced"
     print(f"{p.chapter}: executing (profile {p.label}; {why}) ...", flush=True)
     tmp = store.new_run_folder(build_dir, p.chapter)
+    processes.track_run_folder(tmp)
     try:
         if p.chapter == FINDINGS:  # it reads the others' claims from its working directory
             for path in inp.claims_files(build_dir, [n for n in names if n != FINDINGS]).values():
@@ -188,15 +232,21 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
         try:
             wall = _papermill(p, tmp / f"{p.chapter}.ipynb", tmp, root)
         except Exception as err:
-            if type(err).__name__ != "PapermillExecutionError":
-                raise
+            cell = _failed_cell(tmp / f"{p.chapter}.ipynb")
             failed = store.keep_failed(build_dir, p.chapter, tmp)
-            raise BookError(
-                f"chapter {p.chapter!r} failed in cell [{err.exec_count}]: {err.ename}: "
-                f"{err.evalue} (see {failed / (p.chapter + '.ipynb')}; the last good run is "
-                "kept)") from err
+            kept = f"see {failed / (p.chapter + '.ipynb')}; the last good run is kept"
+            if type(err).__name__ == "PapermillExecutionError":
+                raise BookError(f"chapter {p.chapter!r} failed in cell [{err.exec_count}]: "
+                                f"{err.ename}: {err.evalue} ({kept})") from err
+            if type(err).__name__ == "DeadKernelError":
+                raise BookError(f"chapter {p.chapter!r}: its kernel died in cell {cell} (killed "
+                                f"from outside, often for lack of memory) ({kept})") from err
+            raise BookError(f"chapter {p.chapter!r} could not be executed: "
+                            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                            f" ({kept})") from err
         counts, bad = _claims_summary(tmp, p.chapter)
         executed = tmp / f"{p.chapter}.ipynb"
+        library_dir = inp.library_folder()
         record = {
             "chapter": p.chapter, "page": p.page, "profile": p.label,
             "parameters": p.parameters, "overrides": p.overrides,
@@ -206,21 +256,40 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
             "started": started.isoformat(timespec="seconds"),
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "commit": provenance.commit_label(root), "book_version": book_version(root),
+            # the bea_lib the kernel imported (its PYTHONPATH puts this copy first)
+            "bea_lib_path": str(library_dir),
+            "bea_lib_commit": provenance.commit_label(library_dir.parent) if library_dir
+            else "unknown",
             "versions": provenance.versions(), "lock_sha256": inputs["lock"],
             "inputs": inputs, "claims": counts, "failed_claims": bad,
             "notebook_sha256": store.sha256(executed), "status": "finished",
-            "executed_by": "bea_book",
+            "executed_by": "bea_book", "files": store.file_hashes(tmp),
         }
         store.write_json(tmp / store.RUN_RECORD, record)
     except BookError:
+        processes.track_run_folder(tmp, done=True)
         raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)  # interrupted: the current run stays
+        processes.track_run_folder(tmp, done=True)
         raise
-    store.commit_run(build_dir, p.chapter, tmp)
     print(f"  {p.chapter} done in {wall:.1f} s", flush=True)
     print_claims(p.chapter, counts, bad)
-    return Outcome(p.chapter, EXECUTED, wall, counts, bad, p.strict, wall)
+    outcome = Outcome(p.chapter, EXECUTED, wall, counts, bad, p.strict, wall, pending=tmp)
+    return commit_outcome(outcome, build_dir) if commit else outcome
+
+
+def commit_outcome(outcome: Outcome, build_dir: Path) -> Outcome:
+    """Make an executed run current (in the runner, which holds the build folder's lock)."""
+    if outcome.pending is not None:
+        if not processes.runner_alive():  # a worker whose runner is gone commits nothing
+            processes._die(143)
+        try:
+            store.commit_run(build_dir, outcome.chapter, outcome.pending)
+        finally:
+            processes.track_run_folder(outcome.pending, done=True)
+        outcome.pending = None
+    return outcome
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -235,7 +304,7 @@ def execute_in_process(p: Plan, *, threads: int | None = None, **kwargs) -> Outc
     if threads is not None:
         for name in THREAD_VARIABLES:
             os.environ.setdefault(name, str(threads))
-    return execute(p, **kwargs)
+    return execute(p, commit=False, **kwargs)
 
 
 def _papermill(p: Plan, output: Path, cwd: Path, root: Path) -> float:
@@ -247,6 +316,10 @@ def _papermill(p: Plan, output: Path, cwd: Path, root: Path) -> float:
 
     env = {"BEA_CHAPTER": p.chapter, "BEA_PROFILE": p.label, "TQDM_DISABLE": "1",
            "BEA_ROOT": str(Path(root).resolve())}
+    library_dir = inp.library_folder()
+    if library_dir is not None:  # the kernel imports the bea_lib the runner hashed and records
+        env["PYTHONPATH"] = os.pathsep.join(
+            [str(library_dir.parent), *filter(None, [os.environ.get("PYTHONPATH")])])
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the kernel inherits the runner's environment
     start = time.perf_counter()
@@ -254,8 +327,10 @@ def _papermill(p: Plan, output: Path, cwd: Path, root: Path) -> float:
         papermill.execute_notebook(
             str(p.notebook), str(output), parameters=p.overrides, kernel_name=KERNEL,
             cwd=str(cwd), progress_bar=False,
-            **({"kernel_manager_class": _ipc_kernel_manager()} if os.name == "posix" else {}))
+            kernel_manager_class=_kernel_manager(ipc=os.name == "posix"))
     finally:
+        while _launched:  # shut down by papermill by now
+            processes.unregister(_launched.pop())
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

@@ -18,21 +18,26 @@ from .store import current_run, sha256
 
 def _tree_hash(folder: Path) -> str:
     """SHA-256 over the relative paths and bytes of every file under ``folder`` (caches and
-    compiled files excepted)."""
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-            digest.update(str(path.relative_to(folder)).encode() + b"\0")
-            digest.update(sha256(path).encode())
-    return digest.hexdigest()
+    compiled files excepted): ``bea_lib.provenance.tree_hash``, the one implementation."""
+    from bea_lib import provenance
+
+    return provenance.tree_hash(folder)
+
+
+def library_folder() -> Path | None:
+    """The folder of the ``bea_lib`` package this process imports (None if there is none);
+    the runner puts its parent first on the kernel's ``PYTHONPATH``, so that the kernel
+    imports the same copy (not another one installed in the environment)."""
+    spec = importlib.util.find_spec("bea_lib")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
 
 
 def library_hash() -> str:
     """The hash of the ``bea_lib`` sources that a kernel started from here imports."""
-    spec = importlib.util.find_spec("bea_lib")
-    if spec is None or not spec.submodule_search_locations:
-        return "not installed"
-    return _tree_hash(Path(next(iter(spec.submodule_search_locations))))
+    folder = library_folder()
+    return "not installed" if folder is None else _tree_hash(folder)
 
 
 def lock_hash(root: Path) -> str | None:

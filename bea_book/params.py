@@ -44,13 +44,25 @@ def literal(text: str):
         return text
 
 
-def declared_parameters(notebook_path: Path) -> dict[str, str]:
+class Declared(dict):
+    """name -> default (source text) of a parameters cell; ``nullable`` holds the names that
+    accept ``None``: those whose default is None or whose comment says what None means
+    (``n_train = 1000  # ... (None: all)``)."""
+
+    def __init__(self, defaults: dict, nullable=()):
+        super().__init__(defaults)
+        self.nullable = frozenset(nullable)
+
+
+def declared_parameters(notebook_path: Path) -> Declared:
     """name -> default (source text) of the assignments papermill reads in the cell tagged
     ``parameters`` of the notebook at ``notebook_path``."""
     import papermill
 
-    return {name: info["default"]
-            for name, info in papermill.inspect_notebook(str(notebook_path)).items()}
+    found = papermill.inspect_notebook(str(notebook_path))
+    return Declared({name: info["default"] for name, info in found.items()},
+                    [name for name, info in found.items()
+                     if info["default"] == "None" or re.search(r"\bNone\b", info["help"] or "")])
 
 
 def check_parameter_lines(chapter: str, notebook, declared: dict) -> None:
@@ -84,9 +96,11 @@ def _type_name(value) -> str:
 
 def _fits(value, default) -> bool:
     """Whether ``value`` may replace ``default`` (an int may stand for a float; a bool is not
-    an int)."""
-    if default is None or value is None:
+    an int; None only where the default is None, see :func:`check_overrides`)."""
+    if default is None:
         return True
+    if value is None:
+        return False
     if isinstance(default, bool):
         return isinstance(value, bool)
     if isinstance(default, int):
@@ -108,23 +122,60 @@ def _coerce(value, default):
     return value
 
 
+OUTPUT_PATHS = ("fig_dir",)  # parameters naming where a chapter writes what the book shows
+NOT_A_NUMBER = re.compile(r"[-+]?(?:0[0-9]+|[0-9]+(?::[0-9]+)+)(?:\.[0-9]*)?")  # 010, 1:30
+
+
+def check_output_path(chapter: str, name: str, value) -> str:
+    """An output folder inside the run's folder: relative, and not climbing out of it."""
+    text = str(value)
+    parts = Path(text).parts
+    if not text or Path(text).is_absolute() or ".." in parts or text.startswith("~"):
+        raise BookError(
+            f"chapter {chapter!r}: parameter {name} must be a folder inside the run's folder "
+            f"(relative, without '..'), got {value!r}; the build folder holds every output")
+    return text
+
+
 def check_overrides(chapter: str, overrides: dict, declared: dict[str, str]) -> dict:
-    """The overrides with names and types checked against the parameters cell's defaults."""
+    """The overrides with names and types checked against the parameters cell's defaults.
+
+    ``None`` is accepted where the default is None or the cell's comment says what None
+    means (``declared.nullable``, see :class:`Declared`); output folders (``OUTPUT_PATHS``)
+    must stay inside the run's folder.
+    """
     unknown = sorted(set(overrides) - set(declared))
     if unknown:
         raise BookError(
             f"chapter {chapter!r} has no parameter {', '.join(map(repr, unknown))}; "
             f"its parameters are: {', '.join(declared) or 'none'}")
+    nullable = getattr(declared, "nullable", None)
+    if nullable is None:
+        nullable = {name for name, text in declared.items() if text == "None"}
     checked = {}
     for name, value in overrides.items():
         default = literal(declared[name])
+        if name in OUTPUT_PATHS and value is not None:
+            value = check_output_path(chapter, name, value)
+        if value is None:
+            if name not in nullable:
+                raise BookError(
+                    f"chapter {chapter!r}: parameter {name} cannot be None (null); its default "
+                    f"is {declared[name]} and its comment gives None no meaning")
+            checked[name] = None
+            continue
         if isinstance(default, str) and declared[name] == default:  # an expression: unchecked
             checked[name] = value
             continue
         if not _fits(value, default):
+            hint = ""
+            if (isinstance(value, str) and NOT_A_NUMBER.fullmatch(value.strip())
+                    and isinstance(default, (int, float)) and not isinstance(default, bool)):
+                hint = ("; write numbers in decimal, without leading zeros or ':' (YAML 1.1 "
+                        "would read 010 as 8 and 1:30 as 90)")
             raise BookError(
                 f"chapter {chapter!r}: parameter {name} must be {_type_name(default)} like its "
-                f"default {declared[name]}, got {value!r} ({_type_name(value)})")
+                f"default {declared[name]}, got {value!r} ({_type_name(value)}){hint}")
         checked[name] = _coerce(value, default)
     return checked
 

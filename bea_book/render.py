@@ -9,16 +9,17 @@ while a complete book renders with any warning as an error.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
 import yaml
 
-from . import store
+from . import processes, store
 from .banner import mark_run_parameters
 from .citation import fill_citation
 from .inputs import claims_files
@@ -29,20 +30,18 @@ STAGED_FILES = ("_config.yml", "_toc.yml", "references.bib")
 
 
 def check_run(name: str, folder: Path) -> dict:
-    """The record of a current run, after checking that its notebook finished and is the one
-    the record describes; a BookError naming the chapter otherwise."""
-    record = store.read_run(folder) or {}
-    notebook = folder / f"{name}.ipynb"
-    again = f"run it again (`python -m bea_book run {name}`)"
-    if record.get("status") != "finished" or not notebook.is_file():
-        raise BookError(f"the run of chapter {name!r} in {folder} did not finish; {again}")
-    if store.sha256(notebook) != record.get("notebook_sha256"):
-        raise BookError(f"the executed notebook of chapter {name!r} ({notebook}) is not the one "
-                        f"its run recorded; {again}")
-    meta = nbformat.read(notebook, as_version=4).metadata.get("papermill", {})
-    if meta.get("exception") or not meta.get("end_time"):
-        raise BookError(f"the last run of chapter {name!r} failed or did not finish; {again}")
-    return record
+    """The record of a current run, after :func:`bea_book.store.verify_run` (its files are
+    those it recorded, its notebook finished); a BookError naming the chapter, the file and
+    the command that replaces the run otherwise (with the profile the run had)."""
+    profile = ""
+    try:
+        record = json.loads((Path(folder) / store.RUN_RECORD).read_text())
+        if isinstance(record.get("profile"), str) and record["profile"] != "papermill":
+            profile = f" --profile {record['profile'].split(' ')[0]}"
+    except (OSError, ValueError, AttributeError):
+        pass
+    return store.verify_run(name, folder, fix=f"run it again (`python -m bea_book run {name}"
+                                               f"{profile}`), then render")
 
 
 def _title(source: Path, name: str) -> str:
@@ -65,9 +64,11 @@ def _copy_run(name: str, folder: Path, dest: Path) -> None:
         shutil.copy2(path, dest / relative)
 
 
-def stage(root: Path, build_dir: Path) -> tuple[Path, list[str]]:
+def stage(root: Path, build_dir: Path, staged_runs: dict | None = None
+          ) -> tuple[Path, list[str]]:
     """Assemble the sources Jupyter Book renders; returns the folder and the chapters that
-    have not been run in this build folder."""
+    have not been run in this build folder. ``staged_runs``, when given, receives chapter ->
+    the run folder staged (what ``rendered.json`` records)."""
     root, build_dir = Path(root).resolve(), Path(build_dir).resolve()
     pages, staged = chapters(root), build_dir / "stage"
     shutil.rmtree(staged, ignore_errors=True)
@@ -96,6 +97,8 @@ def stage(root: Path, build_dir: Path) -> tuple[Path, list[str]]:
         report[name] = check_run(name, folder)
         _copy_run(name, folder, (staged / page).parent)
         mark_run_parameters((staged / page).parent / f"{name}.ipynb", report[name])
+        if staged_runs is not None:
+            staged_runs[name] = folder
         if report[name]["inputs"]["source"] != store.sha256(root / f"{page}.md"):
             print(f"note: chapter {name!r} has changed since its last run; rendering that run")
     if FINDINGS in report and "claims" in report[FINDINGS]["inputs"]:
@@ -135,15 +138,48 @@ def _stamp_version(config: Path, version: str) -> None:
     config.write_text(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
 
 
+def _jupyter_book(command: list[str]) -> subprocess.CompletedProcess:
+    """Run the build in a session of its own that dies with this process (Linux) and is
+    killed when the command is stopped (:mod:`bea_book.processes`)."""
+    posix = os.name == "posix"
+    build = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=posix,
+                             preexec_fn=processes.session_preexec if posix else None)
+    processes.register(build.pid)
+    try:
+        out, err = build.communicate()
+    except BaseException:
+        processes.kill_children(signal.SIGKILL)
+        build.wait()
+        raise
+    finally:
+        processes.unregister(build.pid)
+    return subprocess.CompletedProcess(command, build.returncode, out, err)
+
+
+def html_hashes(html: Path) -> dict[str, str]:
+    """relative path -> SHA-256 of every file of the rendered HTML."""
+    return {str(path.relative_to(html)): store.sha256(path)
+            for path in sorted(Path(html).rglob("*")) if path.is_file()}
+
+
 def render(*, root: Path = Path("."), build_dir: Path | None = None,
            complete: bool = False) -> Path:
     """Render the staged book to ``build_dir/html``; return the path to its ``index.html``.
 
-    ``complete`` refuses a book in which a chapter has not been run.
+    ``complete`` refuses a book in which a chapter has not been run. Holds the build folder's
+    lock, so no run is committed while the book renders; ``rendered.json`` records the runs
+    that were staged, their records' and the HTML's SHA-256 (checked by ``archive``).
     """
     root = Path(root).resolve()
     build_dir = store.check_writable(Path(build_dir or root / "_build").resolve())
-    staged, not_run = stage(root, build_dir)
+    with store.build_lock(build_dir):
+        return _render(root, build_dir, complete)
+
+
+def _render(root: Path, build_dir: Path, complete: bool) -> Path:
+    staged_runs: dict[str, Path] = {}
+    staged, not_run = stage(root, build_dir, staged_runs)
     if not_run and complete:
         raise BookError(f"chapters not run in {build_dir}: {', '.join(not_run)}")
     command = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()",
@@ -152,7 +188,7 @@ def render(*, root: Path = Path("."), build_dir: Path | None = None,
         command.append("-W")
     print("rendering ..." if not not_run else
           f"rendering; not run in this build: {', '.join(not_run)} ...", flush=True)
-    build = subprocess.run(command, capture_output=True, text=True)
+    build = _jupyter_book(command)
     if build.returncode != 0:  # the messages matter only when the build fails
         print(build.stdout, build.stderr, sep="\n", file=sys.stderr)
         raise BookError("the book did not render without warnings; see the messages above")
@@ -162,10 +198,13 @@ def render(*, root: Path = Path("."), build_dir: Path | None = None,
             print(f"note: {warnings} Sphinx warnings, expected in a book with chapters not run "
                   "(a complete build treats any warning as an error)")
     html = build_dir / "html"
+    store.write_json(build_dir / "rendered.json", {"status": "rendering"})
     shutil.rmtree(html, ignore_errors=True)
     shutil.move(staged / "_build" / "html", html)
     store.write_json(build_dir / "rendered.json", {
         "version": book_version(root), "not_run": not_run,
-        "runs": {n: store.current_run(build_dir, n).name for n in chapters(root)
-                 if n not in not_run}})
+        "runs": {n: folder.name for n, folder in staged_runs.items()},
+        "records": {n: store.sha256(folder / store.RUN_RECORD)
+                    for n, folder in staged_runs.items()},
+        "html": html_hashes(html)})
     return html / "index.html"

@@ -99,15 +99,45 @@ def book_version(root: Path) -> str:
 # Profiles
 
 
+MAX_YAML_BYTES = 1 << 20  # a parameters or profiles file is a few hundred bytes; 1 MiB is plenty
+
+
 class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, except that ``1e-8`` is a float (YAML 1.2), not a string."""
+    """PyYAML's safe loader with YAML 1.2's numbers: ``1e-8`` is a float, ``010`` and ``1:30``
+    are not numbers (YAML 1.1 reads them as the octal 8 and the sexagesimal 90), and aliases
+    (``*name``) are refused before anything is expanded (nested aliases make a few hundred
+    bytes expand into gigabytes)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases (*{event.anchor}) are not accepted; write the value out",
+                event.start_mark)
+        return super().compose_node(parent, index)
 
 
+# YAML 1.1's int and float resolvers (octal 010, sexagesimal 1:30, 1_000) replaced by YAML 1.2's
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers
+            if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    list("-+0123456789"))
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
+    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)(?:[eE][-+]?[0-9]+)?"
+               r"|[-+]?[0-9]+[eE][-+]?[0-9]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."))
+
+
+def _construct_int(loader, node):
+    text = loader.construct_scalar(node)
+    return int(text, 0) if text.lower().startswith(("0o", "0x")) else int(text)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def read_yaml(path: Path, what: str):
@@ -124,6 +154,9 @@ def read_yaml(path: Path, what: str):
         raise BookError(f"{what} {path} cannot be read (permission denied)") from None
     except UnicodeDecodeError:
         raise BookError(f"{what} {path} is not a text file; it must be YAML") from None
+    if len(text) > MAX_YAML_BYTES:
+        raise BookError(f"{what} {path} is {len(text)} bytes; more than {MAX_YAML_BYTES} is "
+                        "not a parameters file")
     try:
         return yaml.load(text, _Loader)
     except yaml.YAMLError as err:

@@ -9,19 +9,30 @@ Layout of a build folder ``B``::
     B/runs/.tmp-<chapter>-<pid>-<n>/   a run in progress (the kernel's working directory)
     B/runs/failed-<chapter>/           the notebook of the last failed run, for its traceback
     B/report.json                      every current run's record, gathered (for the report)
+    B/rendered.json                    what the HTML shows: each run, its record's SHA-256, and
+                                       the SHA-256 of every file of html/ (checked by archive)
+    B/.bea.lock                        held by the command writing the folder (run, render,
+                                       adopt, archive, notebooks); .bea.lock.holder names it
 
 A run executes in its own temporary folder; only when the notebook finished, its claims were
 read and its record written is the folder renamed into ``runs/`` and the link replaced
 (``os.replace`` of a link is atomic). A killed or failed run therefore never changes what
 ``render`` shows: the previous run stays current. Stale temporary folders are removed by the
-next run of the same chapter.
+next run of the same chapter. Only the command holding the build folder's lock commits
+(:func:`build_lock`); its worker processes hand their finished folders to it.
+
+A run's record lists the SHA-256 of every file of the run (``files``); :func:`verify_run`
+checks the record's form and those hashes, and every reader of a record goes through it, so a
+damaged or edited run is named, never shown or reused.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -78,11 +89,90 @@ def current_run(build_dir: Path, chapter: str) -> Path | None:
     return link.resolve()
 
 
-def read_run(folder: Path | None) -> dict | None:
-    """A run's record (``run.json``), or None."""
-    if folder is None or not (Path(folder) / RUN_RECORD).is_file():
+class DamagedFile(BookError):
+    """A file of the build folder that cannot be read or does not have its expected form."""
+
+
+def read_json(path: Path, what: str, fix: str, kind: type = dict):
+    """The JSON content of ``path``, which must be a ``kind``; a :class:`DamagedFile` naming
+    the file, what is wrong and ``fix`` otherwise."""
+    try:
+        content = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        reason = getattr(err, "strerror", None) or str(err).splitlines()[0]
+        raise DamagedFile(f"{what} {path} is damaged ({reason}); {fix}") from None
+    if not isinstance(content, kind):
+        raise DamagedFile(f"{what} {path} is damaged (it holds a {type(content).__name__}, "
+                          f"not a {'mapping' if kind is dict else kind.__name__}); {fix}")
+    return content
+
+
+# The fields of run.json that the runner reads, and their types.
+RECORD_FIELDS = {"chapter": str, "page": str, "profile": str, "parameters": dict,
+                 "overrides": dict, "wall_time_s": (int, float), "finished": str,
+                 "commit": str, "versions": dict, "inputs": dict, "claims": dict,
+                 "failed_claims": list, "notebook_sha256": str, "status": str, "files": dict}
+
+
+def check_record(record: dict, path: Path, fix: str) -> dict:
+    """``record`` (read from ``path``) has every field the runner reads, with its type."""
+    for key, kind in RECORD_FIELDS.items():
+        if not isinstance(record.get(key), kind) or isinstance(record.get(key), bool):
+            found = "missing" if key not in record else f"a {type(record[key]).__name__}"
+            raise DamagedFile(f"the run record {path} is damaged (its field {key!r} is "
+                              f"{found}); {fix}")
+    return record
+
+
+def read_run(folder: Path | None, fix: str = "run the chapter again with --force") -> dict | None:
+    """A run's record (``run.json``), checked (:func:`check_record`), or None when there is
+    none; a :class:`DamagedFile` naming it and ``fix`` when it is damaged."""
+    if folder is None or not (Path(folder) / RUN_RECORD).exists():
         return None
-    return json.loads((Path(folder) / RUN_RECORD).read_text())
+    path = Path(folder) / RUN_RECORD
+    return check_record(read_json(path, "the run record", fix), path, fix)
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    """relative path -> SHA-256 of every file under ``folder`` but its record."""
+    folder = Path(folder)
+    return {str(path.relative_to(folder)): sha256(path) for path in sorted(folder.rglob("*"))
+            if path.is_file() and path.relative_to(folder) != Path(RUN_RECORD)}
+
+
+def verify_run(name: str, folder: Path, fix: str | None = None) -> dict:
+    """The record of a finished run of ``name`` in ``folder``, after checking it: its form, its
+    status, that every file the run wrote is there with the SHA-256 recorded when it was
+    committed (no file added, removed or edited since), and that papermill finished the
+    notebook. A :class:`DamagedFile` naming the chapter, the file and ``fix`` otherwise."""
+    folder = Path(folder)
+    fix = fix or (f"run it again (`python -m bea_book run {name} --force`, with the profile "
+                  "you want)")
+    record = read_run(folder, fix)
+    if record is None:
+        raise DamagedFile(f"the run of chapter {name!r} in {folder} has no record ({RUN_RECORD});"
+                          f" {fix}")
+    if record["status"] != "finished":
+        raise DamagedFile(f"the run of chapter {name!r} in {folder} did not finish; {fix}")
+    now, then = file_hashes(folder), record["files"]
+    for rel in sorted(set(now) | set(then)):
+        if now.get(rel) != then.get(rel):
+            how = ("is missing" if rel not in now else "was added after the run"
+                   if rel not in then else "was changed after the run")
+            raise DamagedFile(f"chapter {name!r}: {folder / rel} {how} (SHA-256 recorded in "
+                              f"{folder / RUN_RECORD}); {fix}")
+    notebook = folder / f"{name}.ipynb"
+    if then.get(f"{name}.ipynb") != record["notebook_sha256"]:
+        raise DamagedFile(f"chapter {name!r}: the executed notebook {notebook} is not the one "
+                          f"its record describes; {fix}")
+    try:
+        meta = json.loads(notebook.read_text()).get("metadata", {}).get("papermill", {})
+    except (OSError, ValueError, AttributeError):
+        meta = None
+    if not isinstance(meta, dict) or meta.get("exception") or not meta.get("end_time"):
+        raise DamagedFile(f"the last run of chapter {name!r} ({notebook}) failed or did not "
+                          f"finish; {fix}")
+    return record
 
 
 def _alive(pid: int) -> bool:
@@ -121,9 +211,27 @@ def keep_failed(build_dir: Path, chapter: str, tmp: Path) -> Path:
     return failed
 
 
+def check_link(build_dir: Path, chapter: str, *, force: bool = False) -> None:
+    """``B/chapters/<chapter>`` must be absent or the link the runner keeps there; anything
+    else (a folder, a file put there by hand) is refused, or with ``force`` moved to
+    ``B/runs/foreign-<chapter>-<stamp>``."""
+    link = Path(build_dir) / "chapters" / chapter
+    if link.is_symlink() or not link.exists():
+        return
+    kind = "a folder" if link.is_dir() else "a file"
+    if not force:
+        raise BookError(f"{link} is {kind}, not the link to a run that the runner keeps there; "
+                        "move it away, or pass --force to move it into the runs folder")
+    aside = Path(build_dir) / "runs" / f"foreign-{chapter}-{time.time_ns()}"
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(link, aside)
+    print(f"note: moved {kind} {link} that was not a link to {aside}")
+
+
 def commit_run(build_dir: Path, chapter: str, tmp: Path) -> Path:
     """Make the finished run in ``tmp`` the chapter's current run, in one atomic step."""
     build_dir = Path(build_dir)
+    check_link(build_dir, chapter)  # before the run moves: a refusal keeps it where it is
     previous = current_run(build_dir, chapter)
     final = build_dir / "runs" / f"{chapter}-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns()}"
     os.replace(tmp, final)
@@ -139,19 +247,34 @@ def commit_run(build_dir: Path, chapter: str, tmp: Path) -> Path:
 
 
 def current_records(build_dir: Path, names) -> dict[str, dict]:
-    """chapter -> record of its current run, for the chapters in ``names`` that have one."""
+    """chapter -> record of its current run, for the chapters in ``names`` that have one
+    whose record can be read (a damaged one is named by whoever uses the run)."""
     found = {}
     for name in names:
-        record = read_run(current_run(build_dir, name))
+        try:
+            record = read_run(current_run(build_dir, name))
+        except DamagedFile:
+            continue
         if record is not None:
             found[name] = record
     return found
 
 
 def read_report(build_dir: Path) -> dict:
-    """``report.json``: chapter -> record of its current run, with what the last build did."""
+    """``report.json``: chapter -> record of its current run, with what the last build did.
+    A damaged one is named and read as empty: it is rebuilt from the runs' own records."""
     path = Path(build_dir) / "report.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.exists():
+        return {}
+    try:
+        report = read_json(path, "the execution summary", "it is rebuilt from the runs")
+        if not all(isinstance(v, dict) for v in report.values()):
+            raise DamagedFile(f"the execution summary {path} is damaged (not a mapping of "
+                              "chapters to records); it is rebuilt from the runs")
+    except DamagedFile as err:
+        print(f"note: {err}", flush=True)
+        return {}
+    return report
 
 
 def update_report(build_dir: Path, names, actions: dict[str, str]) -> dict:
@@ -164,3 +287,20 @@ def update_report(build_dir: Path, names, actions: dict[str, str]) -> dict:
         report[name] = {**record, "action": action}
     write_json(Path(build_dir) / "report.json", report)
     return report
+
+
+# ---------------------------------------------------------------------------------------------
+# One writer per folder
+
+@contextlib.contextmanager
+def build_lock(build_dir: Path, command: str | None = None, *, wait: float = 0.0):
+    """Hold the build folder's lock (``bea_lib.fileio.folder_lock``): run, render, adopt,
+    archive and notebooks do; a second writer is refused with a BookError naming the holder."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(fileio.folder_lock(
+                build_dir, command or " ".join(["python -m bea_book", *sys.argv[1:]]),
+                wait=wait, what="build folder"))
+        except fileio.FolderBusy as err:
+            raise BookError(str(err)) from None
+        yield

@@ -9,8 +9,9 @@ Solving never hangs:
 
 * a non-finite θ or θ̇ stops the solver at once with a :class:`FlowError` naming t and the
   component (a NaN gradient would otherwise make the step-size control shrink a NaN step forever);
-* every solve has a budget of right-hand-side evaluations (``max_evals``) and optionally of wall
-  time (``max_seconds``); running out raises :class:`FlowError` with the remedies;
+* every solve has a budget of right-hand-side evaluations (``max_evals``) and of wall time
+  (``max_seconds``, 30 s by default); running out raises :class:`FlowError` with the remedies;
+* ``rhs`` must return a tensor of θ's shape; anything else is a ``TypeError`` naming it;
 * ``method="auto"`` (the default) starts with the explicit DOP853 and, when it *stalls*, goes on
   from where it stands with LSODA (ODEPACK's switch between Adams and the stiff BDF methods, at
   the same tolerances). Stalling means more than ``STALL_EVALS_BASE + STALL_EVALS_PER_STEP`` ·
@@ -26,6 +27,7 @@ Solving never hangs:
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -45,6 +47,9 @@ STALL_EVALS_BASE = 500  # evaluations the explicit method may always spend ...
 STALL_EVALS_PER_STEP = 12  # ... plus one DOP853 step per grid interval h before "auto" switches
 BUDGET_EVALS_BASE = 10_000  # default max_evals: this many ...
 BUDGET_EVALS_PER_STEP = 100  # ... plus this many per grid interval
+DEFAULT_MAX_SECONDS = 30.0  # default wall budget of one solve: a stiff flow whose evaluations
+# are expensive (a network's, a 3-D order-0 flow at ε = 1e-12) fails in 30 s rather than after
+# minutes within max_evals. A known-slow solve passes a larger max_seconds (math.inf: none).
 
 
 class FlowError(RuntimeError):
@@ -71,7 +76,7 @@ def check_solver_options(*, rtol: float, atol: float, method: str, max_evals, ma
                 or max_evals < 1:
             raise ValueError(f"max_evals must be an integer >= 1 or None, got {max_evals!r}")
         max_evals = int(max_evals)
-    if max_seconds is not None:
+    if max_seconds is not None and max_seconds != math.inf:
         max_seconds = check_positive("max_seconds", max_seconds)
     return dict(rtol=check_positive("rtol", rtol), atol=check_positive("atol", atol),
                 method=check_method(method), max_evals=max_evals, max_seconds=max_seconds)
@@ -85,7 +90,8 @@ def solve_flow(rhs: RHS, theta0, n_steps: int, *, h: float, rtol: float = 1e-10,
     ``rhs(t, theta)`` returns θ̇ for a 1-D float64 tensor ``theta``. ``method`` is "auto"
     (DOP853, then Radau if DOP853 stalls: module docstring) or one of solve_ivp's methods, used
     alone; the tolerances hold for any of them. ``max_evals`` (default
-    :func:`default_max_evals`) and ``max_seconds`` (default: none) bound the work. Raises
+    :func:`default_max_evals`) and ``max_seconds`` (default ``DEFAULT_MAX_SECONDS``, 30 s;
+    ``math.inf`` for none) bound the work. Raises
     :class:`FlowError`, a ``RuntimeError``, when θ or θ̇ stops being finite, when the budget is
     spent, or when the solver fails (for instance if the flow blows up before n_steps·h).
     """
@@ -109,7 +115,7 @@ def _solve(rhs: RHS, theta0: torch.Tensor, n_steps: int, h: float, *, rtol: floa
     t_eval = h * np.arange(n_steps + 1)
     fun = _GuardedRHS(rhs, t_end=t_eval[-1], n_steps=n_steps,
                       max_evals=default_max_evals(n_steps) if max_evals is None else max_evals,
-                      max_seconds=max_seconds)
+                      max_seconds=DEFAULT_MAX_SECONDS if max_seconds is None else max_seconds)
     methods = (explicit, STIFF_METHOD) if method == "auto" else (method,)
     stall = STALL_EVALS_BASE + STALL_EVALS_PER_STEP * n_steps
     y = _integrate(fun, theta0.cpu().numpy(), t_eval, methods, rtol=rtol, atol=atol, stall=stall,
@@ -138,6 +144,10 @@ class _GuardedRHS:
         self.largest = max(self.largest, size)
         with torch.no_grad():  # torch.func transforms inside rhs need no outer graph
             dy = self.rhs(t, torch.from_numpy(np.ascontiguousarray(y)))
+        if not isinstance(dy, torch.Tensor):
+            raise TypeError(f"rhs(t, theta) must return a torch tensor of shape {y.shape} "
+                            f"(θ̇), got {type(dy).__module__}.{type(dy).__qualname__}"
+                            f"{'' if dy is not None else ' (does it end with a return?)'}")
         dy = dy.detach().cpu().numpy()
         if dy.shape != y.shape:
             raise ValueError(f"rhs(t, theta) must return shape {y.shape}, got {dy.shape}")
@@ -150,7 +160,8 @@ class _GuardedRHS:
         return dy
 
     def _check_budget(self, t: float) -> None:
-        if self.n_evals <= self.max_evals and self.max_seconds is None:
+        elapsed = time.monotonic() - self.start
+        if self.n_evals <= self.max_evals and elapsed <= self.max_seconds:
             return  # the common case, checked without building the messages
         where = (f"at t = {t:.6g} of {self.t_end:.6g} ({self.n_steps} steps of h, method "
                  f"{self.method})")
@@ -161,10 +172,11 @@ class _GuardedRHS:
                             "Otherwise it is stiff (e.g. the ε-sign flow near a minimum, where "
                             "θ̇ ≈ -H(θ-θ*)/√ε): pass method='Radau' (or 'auto', 'BDF', 'LSODA'), "
                             "a larger eps, a looser rtol, or a larger max_evals")
-        if self.max_seconds is not None and time.monotonic() - self.start > self.max_seconds:
+        if elapsed > self.max_seconds:
             raise FlowError(f"the flow used its budget of max_seconds = {self.max_seconds:g} {where}"
                             f" after {self.n_evals} evaluations: pass method='Radau' if it is "
-                            "stiff, a looser rtol, a shorter horizon, or a larger max_seconds")
+                            "stiff, a looser rtol, a shorter horizon, or a larger max_seconds "
+                            "(math.inf: no limit)")
 
 
 def _integrate(fun: _GuardedRHS, y0: np.ndarray, t_eval: np.ndarray, methods: Sequence[str], *,

@@ -39,12 +39,37 @@ def _one_norm_eps(v: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.sqrt(v**2 + eps).sum()
 
 
+def _norm_dtype(v: torch.Tensor, eps: float) -> torch.dtype:
+    """The dtype in which Σ √(v_i² + ε) is computed for a tensor ``v``: float16 and bfloat16
+    become float32 (float16 rounds ε = 1e-8 to 0 and v² to inf above 256; bfloat16 keeps 8
+    bits of v² + ε), float32 becomes float64 when ε is below its normal range; complex and bool
+    tensors are refused (|v|² and v² differ; a bool is no gradient)."""
+    if v.is_complex():
+        raise TypeError(f"perturbed_one_norm takes a real tensor, got {v.dtype}; pass v.abs() "
+                        "for the norm of the moduli")
+    if v.dtype == torch.bool:
+        raise TypeError("perturbed_one_norm takes a tensor of numbers, got a bool tensor")
+    dtype = v.dtype if v.is_floating_point() else torch.float64
+    if dtype in (torch.float16, torch.bfloat16):
+        dtype = torch.float32
+    if 0 < eps < torch.finfo(dtype).tiny:
+        dtype = torch.float64
+    return dtype
+
+
 def perturbed_one_norm(v, *, eps: float) -> torch.Tensor:
-    """‖v‖_{1,ε} = Σ_i √(v_i² + ε) (not a norm for ε > 0; ε = 0 gives the one-norm)."""
+    """‖v‖_{1,ε} = Σ_i √(v_i² + ε) (not a norm for ε > 0; ε = 0 gives the one-norm).
+
+    Python numbers, lists and integer tensors are computed in float64, float64 and float32
+    tensors in their dtype, float16 and bfloat16 ones in float32 (the result's dtype), so
+    that ε is not rounded away; complex and bool tensors are refused.
+    """
     eps = float(eps)
     if not (eps >= 0 and math.isfinite(eps)):
         raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
-    return _one_norm_eps(_as_float64(v), eps)
+    if not isinstance(v, torch.Tensor):
+        return _one_norm_eps(_as_float64(v), eps)
+    return _one_norm_eps(v.to(_norm_dtype(v, eps)), eps)
 
 
 def _coefficients(beta: float, rho: float) -> tuple[float, float]:

@@ -5,6 +5,7 @@ report, so the two always agree on what "dirty" means and which packages are lis
 """
 from __future__ import annotations
 
+import hashlib
 import platform
 import subprocess
 from importlib import metadata
@@ -49,3 +50,50 @@ def versions(packages: tuple[str, ...] = PACKAGES) -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[name] = "not installed"
     return found
+
+
+def tree_hash(folder: str | Path) -> str:
+    """SHA-256 over the relative paths and bytes of every file under ``folder`` (caches and
+    compiled files excepted): what changes when a source file of a package changes, committed
+    or not."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            digest.update(str(path.relative_to(folder)).encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).hexdigest().encode())
+    return digest.hexdigest()
+
+
+def code_state() -> dict[str, str | bool | None]:
+    """The code a process runs: the commit of the checkout holding this ``bea_lib``, whether
+    it has uncommitted changes, the hash of the package's files (:func:`tree_hash`) and
+    where they are."""
+    package = Path(__file__).resolve().parent
+    found = commit(package.parent)
+    return {"commit": found["commit"], "dirty": found["dirty"],
+            "bea_lib_sha256": tree_hash(package), "bea_lib_path": str(package)}
+
+
+def add_segment(segments: list | None, *, from_epoch: int, **more) -> tuple[list, str]:
+    """The segments of a run that resumes at ``from_epoch`` under this process's code, and a
+    line saying what changed since the previous segment ("" if nothing did).
+
+    A run that stops and resumes is made of segments, one per invocation; each records the
+    code that ran it (:func:`code_state`) and the epochs it computed, so that a resume under
+    other code is visible in the run's record instead of being silently attributed to the
+    last commit. ``more`` (the device, say) is stored with the segment.
+    """
+    segments = [dict(s) for s in segments or [] if isinstance(s, dict)]
+    now = {**code_state(), "from_epoch": from_epoch, **more}
+    note = ""
+    if segments:
+        last = segments[-1]
+        changed = [key for key in ("bea_lib_sha256", "commit", "dirty")
+                   if last.get(key) != now.get(key)]
+        if changed:
+            note = (f"resuming at epoch {from_epoch} under other code than epochs "
+                    f"{last.get('from_epoch', '?')}-{from_epoch} ran with ({', '.join(changed)} "
+                    f"changed: {str(last.get(changed[0]))[:12]} -> {str(now[changed[0]])[:12]}); "
+                    "both are recorded in run.json's segments")
+    return [*segments, now], note

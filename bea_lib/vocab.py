@@ -88,6 +88,7 @@ class StopReason(StrEnum):
     LOSS_THRESHOLD = "loss_threshold"  # the train loss fell below the threshold
     TIME = "time"                      # the time budget ran out
     DIVERGED = "diverged"              # the train loss became non-finite
+    INTERRUPTED = "interrupted"        # stopped by Ctrl-C or SIGTERM; resumable from a checkpoint
 
 
 class TrendVerdict(StrEnum):

@@ -66,7 +66,8 @@ class TrainConfig:
                               check=_int(1))
     loss_threshold: float | None = _option(None, "stop when the train loss falls below this",
                                            check=check_positive, type=float)
-    max_time: float | None = _option(None, "stop after this many seconds of training",
+    max_time: float | None = _option(None, "stop after this many seconds of training in this "
+                                     "invocation (a resume gets them afresh)",
                                      check=check_positive, type=float)
     checkpoint_every: int = _option(0, "epochs between checkpoints (0: none)", check=_int(0))
     test_every: int = _option(1, "epochs between test evaluations (other rows hold NaN)",

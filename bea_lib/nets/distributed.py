@@ -54,7 +54,14 @@ def local_device(device: str | None) -> torch.device:
     """``device``, or CUDA if available; under torchrun each rank on CUDA takes GPU LOCAL_RANK."""
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' (or None: CUDA when available),"
+                         f" got {device!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r}: torch sees no CUDA GPU here; pass --device cpu "
+                         "(or None: CUDA when available)")
     if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return device

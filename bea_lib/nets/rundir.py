@@ -86,8 +86,9 @@ def open_run_folder(out_dir: str | Path, config: TrainConfig, *, overwrite: bool
         return state
     if found == [out_dir / INFO_FILE]:
         info = read_run_info(out_dir)
-        if info.get("stop_reason") == StopReason.RUNNING and not _differing(info["config"], config):
-            return None  # the same run, killed before its first checkpoint: nothing to lose
+        if (info.get("stop_reason") in (StopReason.RUNNING, StopReason.INTERRUPTED)
+                and not _differing(info["config"], config)):
+            return None  # the same run, stopped before its first checkpoint: nothing to lose
     names = ", ".join(p.name for p in found)
     raise RunFileError(f"{out_dir} holds the results of a run ({names}) without a checkpoint to "
                        f"resume from; use another out_dir, or overwrite them (CLI: --overwrite)")

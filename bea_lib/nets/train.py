@@ -32,16 +32,22 @@ train loss fell below ``--loss-threshold``); 1 crashed (an unexpected error, wit
 traceback); 2 usage or setup error (a bad option or value, a run folder that is refused or
 cannot be written, a damaged or foreign run file, missing data; one line naming the path and
 the fix); 3 diverged (the train loss became non-finite); 4 stopped by the time limit
-``--max-time`` before the epochs ran out (rerun the same command to resume, with checkpoints).
+``--max-time`` (the budget of each invocation) before the epochs ran out (rerun the same command
+to resume, with checkpoints); 130 interrupted by Ctrl-C or SIGTERM (run.json says
+"interrupted"; rerun to resume from the last checkpoint). A second process writing the same
+``--out`` is refused (2), naming the one that writes it.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import enum
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -51,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .. import provenance
+from .. import fileio, provenance
 from ..autodiff import gradient_and_hvp_fn
 from ..intervention import kappa_update
 from ..norms import perturbed_one_norm
@@ -60,14 +66,14 @@ from ..validation import check_bool, check_int
 from ..vocab import StopReason
 from . import checkpoint
 from .batched import StackedNet, common_config
-from .config import TrainConfig, build_model
+from .config import TRAJECTORY_FIELDS, TrainConfig, build_model
 from .data import DataError, load_dataset
 from .diagnostics import diagnostics_at, flat_loss
 from .distributed import Comm, init_from_env, local_device
-from .history import (DIAGNOSTIC_COLUMNS, HISTORY_FILE, METRICS, History, RunFileError,
-                      write_run_info)
+from .history import (DIAGNOSTIC_COLUMNS, HISTORY_FILE, INFO_FILE, METRICS, History,
+                      RunFileError, read_run_info, write_run_info)
 from .models import has_batch_norm
-from .rundir import open_run_folder
+from .rundir import _usable_folder, open_run_folder
 
 def full_batch_gradient(model, x, y, *, chunk_size: int, comm: Comm = Comm()) -> torch.Tensor:
     """Set every ``p.grad`` to ∇E over the examples of all ranks; return [E, accuracy, N] (float64).
@@ -127,12 +133,15 @@ def gradient_norms(g: torch.Tensor, *, eps) -> torch.Tensor:
     return torch.stack([one_eps, g.abs().sum(1), g.norm(dim=1)], dim=1)
 
 
-def _run_info(config: TrainConfig, device, comm: Comm) -> dict:
-    """Parameters, seed, commit and versions (:mod:`bea_lib.provenance`), for run.json."""
+def _run_info(config: TrainConfig, device, comm: Comm, segments: list | None = None) -> dict:
+    """Parameters, seed, commit and versions (:mod:`bea_lib.provenance`), for run.json; with
+    ``segments``, the code of every invocation that computed part of the run
+    (:func:`bea_lib.provenance.add_segment`)."""
     source = provenance.commit(Path(__file__).resolve().parents[2])
     return {"config": dataclasses.asdict(config), "seed": config.seed, "commit": source["commit"],
             "uncommitted_changes": source["dirty"], "device": str(device),
-            "world_size": comm.world_size, "versions": provenance.versions()}
+            "world_size": comm.world_size, "versions": provenance.versions(),
+            **({"segments": segments} if segments is not None else {})}
 
 
 # --- one run as an nn.Module -------------------------------------------------------------------
@@ -262,7 +271,7 @@ def fit(net, configs: list[TrainConfig], *, theta=None, state: AdamState | None 
     state = adam_init(theta) if state is None else state
     histories = [History() for _ in configs] if histories is None else histories
     live = list(range(k))  # the runs still training, in the order of theta's rows
-    t0 = time.perf_counter()
+    t0, first = time.perf_counter(), n
     while True:
         g, train_stats = net.gradient(theta)
         if n % base.test_every == 0:
@@ -276,7 +285,10 @@ def fit(net, configs: list[TrainConfig], *, theta=None, state: AdamState | None 
                             [i for i, e in enumerate(every) if e and n % e == 0])
         diag_seconds = time.perf_counter() - t1
         elapsed = elapsed0 + time.perf_counter() - t0  # includes the diagnostics' cost
-        time_up = base.max_time is not None and elapsed >= base.max_time
+        # max_time is the budget of this call, spent after one step at least: every call
+        # (a resume included) makes progress
+        time_up = (base.max_time is not None and n > first
+                   and time.perf_counter() - t0 >= base.max_time)
         if comm.world_size > 1 and base.max_time is not None:  # all ranks must agree
             time_up = bool(comm.sum_(torch.tensor([float(time_up)], device=device)).item())
         keep = []
@@ -321,6 +333,41 @@ def _save_checkpoint(out_dir: Path, config, theta, state, n: int, elapsed: float
     rows.to_csv(out_dir / HISTORY_FILE)
 
 
+FINISHED = (StopReason.EPOCHS, StopReason.LOSS_THRESHOLD, StopReason.DIVERGED)
+
+
+def finished_run(out_dir: Path, config: TrainConfig) -> History | None:
+    """The stored history when ``out_dir`` holds this very run, finished (the same trajectory,
+    epochs and loss threshold): a job started again returns it at once, checkpoints or not."""
+    if not (out_dir / INFO_FILE).is_file() or not (out_dir / HISTORY_FILE).is_file():
+        return None
+    try:
+        saved = read_run_info(out_dir)
+    except RunFileError:
+        return None
+    same = [*TRAJECTORY_FIELDS, "epochs", "loss_threshold"]
+    if saved.get("stop_reason") not in FINISHED or any(
+            saved["config"].get(f) != getattr(config, f) for f in same):
+        return None
+    return History.read(out_dir)
+
+
+@contextlib.contextmanager
+def _run_folder_lock(folder: Path | None, comm: Comm):
+    """One writer per run folder (``bea_lib.fileio.folder_lock``, rank 0 for all ranks); a
+    second is refused with a RunFileError naming the holder."""
+    if folder is None or not comm.is_main:
+        yield
+        return
+    _usable_folder(folder)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(fileio.folder_lock(folder, what="run folder"))
+        except fileio.FolderBusy as err:
+            raise RunFileError(str(err)) from None
+        yield
+
+
 def train(config: TrainConfig | list[TrainConfig], out_dir: str | Path | None = None, *,
           overwrite: bool = False, data=None) -> History | list[History]:
     """Train with full-batch Adam (or its κ-variant) until a stopping rule fires; the history.
@@ -332,10 +379,14 @@ def train(config: TrainConfig | list[TrainConfig], out_dir: str | Path | None = 
 
     With ``out_dir`` (one run), write ``history.csv`` and ``run.json`` there, and checkpoints
     every ``config.checkpoint_every`` epochs; if ``out_dir`` already holds a checkpoint of the
-    same run, resume from it (bitwise the same history on CPU as an uninterrupted run). A folder
-    holding another run's results is refused (:class:`~bea_lib.nets.history.RunFileError`)
-    unless ``overwrite``. A non-finite train loss stops the run (``StopReason.DIVERGED``) and
-    keeps the history so far.
+    same run, resume from it (bitwise the same history on CPU as an uninterrupted run), and if it
+    holds this run finished, return its history at once. A folder holding another run's results
+    is refused (:class:`~bea_lib.nets.history.RunFileError`) unless ``overwrite``, and so is a
+    folder another process is writing (its lock, naming the holder). A non-finite train loss
+    stops the run (``StopReason.DIVERGED``) and keeps the history so far. ``max_time`` is the
+    budget of this call: a resumed run gets it afresh. run.json's ``segments`` record the code
+    of each call that computed part of the run. Ctrl-C (KeyboardInterrupt) marks the run
+    ``interrupted`` in run.json (resumable from its last checkpoint) and is raised again.
     """
     overwrite = check_bool("overwrite", overwrite)
     if isinstance(config, (list, tuple)):
@@ -350,6 +401,17 @@ def train(config: TrainConfig | list[TrainConfig], out_dir: str | Path | None = 
     device = local_device(config.device)
     comm = init_from_env(device)
     folder = Path(out_dir) if out_dir is not None else None  # checked before any work is done
+    with _run_folder_lock(folder, comm):
+        if folder is not None and not overwrite:
+            done = finished_run(folder, config)
+            if done is not None:
+                return done
+        return _train_one(config, folder, overwrite, device, comm, data)
+
+
+def _train_one(config: TrainConfig, folder: Path | None, overwrite: bool, device, comm,
+               data) -> History:
+    """:func:`train` of one run, in its locked folder (or in memory)."""
     saved = (open_run_folder(folder, config, overwrite=overwrite, device=device, comm=comm)
              if folder else None)
     net = open_net([config], device, comm, data, batch=False)
@@ -360,7 +422,16 @@ def train(config: TrainConfig | list[TrainConfig], out_dir: str | Path | None = 
         adam = saved["optimizer"]
         state = AdamState(adam["m"].to(device), adam["v"].to(device), adam["n"])
         history = History(saved["history"])
-    info = _run_info(config, device, comm)
+    earlier = None
+    if saved is not None and out_dir and (out_dir / INFO_FILE).is_file():
+        earlier = read_run_info(out_dir)
+        earlier = earlier.get("segments") or [{
+            "commit": earlier.get("commit"), "dirty": earlier.get("uncommitted_changes"),
+            "bea_lib_sha256": None, "from_epoch": 0}]  # a run recorded before segments
+    segments, note = provenance.add_segment(earlier, from_epoch=n, device=str(device))
+    if note and comm.is_main:
+        print(f"note: {out_dir}: {note}", file=sys.stderr, flush=True)
+    info = _run_info(config, device, comm, segments)
     if out_dir:
         write_run_info(out_dir, {**info, "stop_reason": StopReason.RUNNING, "message": ""})
     last = {"saved": n, "theta": net.theta() if theta is None else theta,
@@ -374,11 +445,25 @@ def train(config: TrainConfig | list[TrainConfig], out_dir: str | Path | None = 
 
     bar = tqdm(total=config.epochs, initial=min(n, config.epochs), unit="epoch", dynamic_ncols=True,
                desc=f"{config.dataset}/{config.model}", disable=None if comm.is_main else True)
-    [history] = fit(net, [config], theta=theta, state=state, histories=[history], n=n,
-                    elapsed0=elapsed0, comm=comm, on_step=on_step, bar=bar)
-    bar.close()
+    try:
+        [history] = fit(net, [config], theta=theta, state=state, histories=[history], n=n,
+                        elapsed0=elapsed0, comm=comm, on_step=on_step, bar=bar)
+    except KeyboardInterrupt:  # θ may be half-stepped: nothing after the last checkpoint is kept
+        if out_dir:
+            saved_at = [int(checkpoint._NAME.match(p.name).group(1))
+                        for p in checkpoint.checkpoints(out_dir)]  # on disk, whatever the moment
+            segments[-1]["to_epoch"] = max(saved_at, default=0)
+            resume = (f"the last checkpoint is epoch {max(saved_at)}: rerun the same command to "
+                      "resume from it" if saved_at else
+                      "no checkpoint was written: rerun the same command to start again")
+            write_run_info(out_dir, {**info, "stop_reason": StopReason.INTERRUPTED,
+                                     "message": f"interrupted; {resume}"})
+        raise
+    finally:
+        bar.close()
     n = int(history["epoch"][-1])
     if out_dir:
+        segments[-1]["to_epoch"] = n
         if config.checkpoint_every and n != last["saved"]:  # so that a longer run can resume here
             _save_checkpoint(out_dir, config, last["theta"], last["state"], n,
                              float(history["wall_time"][-1]), history)
@@ -418,6 +503,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2     # bad option or value, refused or unusable run folder or file, missing data
     DIVERGED = 3  # the train loss became non-finite
     STOPPED = 4   # the time limit ran out first; rerun the same command to resume
+    INTERRUPTED = 130  # Ctrl-C (SIGINT) or SIGTERM: run.json says "interrupted"; rerun to resume
 
 
 _EXIT = {StopReason.EPOCHS: ExitCode.FINISHED, StopReason.LOSS_THRESHOLD: ExitCode.FINISHED,
@@ -449,11 +535,17 @@ def main(argv=None) -> int:
     """Run the command line; return an :class:`ExitCode`."""
     args = vars(parser().parse_args(argv))  # exits 2 on a bad option, as argparse does
     out, overwrite = args.pop("out"), args.pop("overwrite")
+    if threading.current_thread() is threading.main_thread():  # SIGTERM: as Ctrl-C
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         history = train(TrainConfig(**args), out, overwrite=overwrite)
     except (ValueError, FileNotFoundError, RunFileError, DataError) as err:
         print(f"error: {err}", file=sys.stderr)
         return ExitCode.USAGE
+    except KeyboardInterrupt:
+        print(f"interrupted: {Path(out) / INFO_FILE} says so; rerun the same command to resume",
+              file=sys.stderr)
+        return ExitCode.INTERRUPTED
     except Exception:  # noqa: BLE001 - reported as a crash, with its traceback
         traceback.print_exc()
         return ExitCode.CRASH
