@@ -203,7 +203,8 @@ def test_run_applies_profile_file_and_p_and_records_the_run(tmp_path):
     assert (staged / "book" / "tiny.ipynb").is_file() and not (staged / "book" / "tiny.md").exists()
     page = (staged / "book" / "report.md").read_text()
     assert "| {doc}`tiny </book/tiny>` | executed | fast |" in page
-    assert "**`rho = 0.75`**, **`n = 2`**, **`label = 'y'`**, `seconds = 0.0` |" in page
+    assert "**`rho = 0.75`**, **`n = 2`**, **`label = 'y'`**, `seconds = 0.0`\n" in page
+    assert "tiny (fast): 4 parameters, set for this run: rho, n, label" in page  # the fold's title
 
 
 def test_a_second_run_reuses_unchanged_inputs_and_a_prose_edit_reexecutes(tmp_path, capsys):
