@@ -115,6 +115,8 @@ def _parameters_fold(name: str, rec: dict) -> list[str]:
             changed.append(key)
     title = (f"{name} ({rec['profile']}): {len(shown)} parameters"
              + (f", set for this run: {', '.join(changed)}" if changed else ", all defaults"))
+    if not shown:  # an admonition needs a body; a chapter without parameters gets a line
+        return [f"{name} ({rec['profile']}): no parameters.", ""]
     return ["````{admonition} " + title, ":class: dropdown", "", ", ".join(shown), "````", ""]
 
 

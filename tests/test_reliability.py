@@ -168,7 +168,7 @@ import pathlib
 pathlib.Path(fig_dir).mkdir(exist_ok=True)
 pathlib.Path(fig_dir, "f.png").write_bytes(b"png")
 record = dict(id="figured/c", chapter="figured", statement="s", paper="p", measured="m",
-              status="passed", verdict="confirmed", profile=os.environ["BEA_PROFILE"],
+              status="passed", verdict="reproduced", profile=os.environ["BEA_PROFILE"],
               needs="smoke", section=None)
 pathlib.Path("figured.claims.json").write_text(json.dumps({record["id"]: record}))
 ```
