@@ -13,7 +13,7 @@ import importlib.util
 # that needs no torch (``bea_lib.fileio``, ``bea_lib.provenance``) does not load torch
 _HOME = {
     **dict.fromkeys(("gradient", "gradient_and_hvp", "gradient_and_hvp_fn", "hvp"), "autodiff"),
-    "claim": "claims", "minimum_detectable_effect": "claims", "classify_run": "convergence",
+    "claim": "claims", "classify_run": "convergence",
     **dict.fromkeys(("adam_flow", "adam_rhs", "gd_flow", "heavy_ball_flow", "heavy_ball_rhs",
                      "rmsprop_flow"), "flows"),
     "FlowError": "integrate", "solve_flow": "integrate",
@@ -67,7 +67,7 @@ __all__ = [
     "order_study", "max_distance", "classify_run",
     # vocabularies (vocab) and checked claims (claims)
     "BiasRegime", "CheckRole", "ClaimStatus", "Convergence", "Stability", "TrendVerdict", "Verdict",
-    "paper_verdict", "claim", "minimum_detectable_effect",
+    "paper_verdict", "claim",
     # subpackages and modules used as namespaces
     "losses", "nets", "registry",
 ]

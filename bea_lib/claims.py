@@ -168,26 +168,3 @@ def claim_counts(claims) -> dict[str, int]:
         counts[_COUNT_KEY[ClaimStatus(c.status)]] += 1
         counts["consistency"] += CheckRole(c.role) == CheckRole.CONSISTENCY
     return counts
-
-
-def minimum_detectable_effect(low: float, high: float, *, level: float = 0.95,
-                              power: float = 0.8) -> float:
-    """The smallest true effect that a two-sided test at ``level`` would detect with
-    probability ``power``, given the ``level`` interval [low, high] of the estimate.
-
-    Normal approximation: the interval's half-width is z₍₁₊ₗₑᵥₑₗ₎/₂ · SE, and the detectable
-    effect is (z₍₁₊ₗₑᵥₑₗ₎/₂ + z_power) · SE (2.8 SE at the defaults). NaN for an interval that
-    is not finite. Shown beside an *inconclusive* verdict: it says how large an effect the
-    reading could have seen.
-    """
-    import math
-
-    from scipy.stats import norm
-
-    if not (math.isfinite(low) and math.isfinite(high)):
-        return math.nan
-    if not (0 < level < 1 and 0 < power < 1):
-        raise ValueError(f"level and power must lie in (0, 1), got {level!r} and {power!r}")
-    z_level, z_power = norm.ppf((1 + level) / 2), norm.ppf(power)
-    se = (high - low) / (2 * z_level)
-    return float((z_level + z_power) * se)
