@@ -355,7 +355,8 @@ STATEMENTS: tuple[Statement, ...] = (
             mutant="β and ρ swapped in the optimiser", needs="default"),
         caveat="the paper offers it as a possible partial explanation (\"may partially "
                "explain\")",
-        pending="no chapter runs this comparison in this build"),
+        pending="the networks chapter's comparison of Adam with GD and heavy-ball did not run "
+                "in this build"),
     Statement(
         "Section 6, spike regime", "Section 6",
         "in the spike regime the accuracy trend against ρ reverses (as Cohen et al. saw)",
