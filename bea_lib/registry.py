@@ -91,6 +91,22 @@ def _order2(claim: str, what: str, mutant: str, needs: str = "default") -> Prima
         mutant=mutant, needs=needs)
 
 
+def _modified_loss(claim: str, form: str, ratio: str) -> PrimaryTest:
+    """The test of a limiting modified-loss form of the bias: (2.5) as ε/g² → 0, (2.7) as
+    g²/ε → 0."""
+    return PrimaryTest(
+        claim=claim,
+        quantity=Declared(f"relative difference between the bias of (2.3) and the gradient "
+                          f"form of {form}", f"the approximation {form} states"),
+        direction=Declared(f"falls with {ratio}", f"the neglected terms are O({ratio})"),
+        gate=_DET,
+        statistic=Declared("monotone fall over the grid of ratios, value at its end",
+                           "a limit statement"),
+        threshold=Declared("monotone, and < 1e-3 at the smallest ratio",
+                           f"the grid ends at {ratio} ≤ 1e-6: room for the next-order terms"),
+        mutant="the bias term's sign flipped")
+
+
 def _trend(claim: str, swept: str, towards: bool) -> PrimaryTest:
     way = "towards" if towards else "away from"
     return PrimaryTest(
@@ -251,31 +267,11 @@ STATEMENTS: tuple[Statement, ...] = (
     Statement(
         "(2.5)", "(2.5)",
         "for ε small against g², the bias is the gradient of the one-norm modified loss",
-        PrimaryTest(
-            claim="bias/modified-loss-small-eps",
-            quantity=Declared("relative difference between the bias of (2.3) and the "
-                              "gradient form of (2.5)", "the approximation (2.5) states"),
-            direction=Declared("falls with ε/g²", "the neglected terms are O(ε/g²)"),
-            gate=_DET,
-            statistic=Declared("monotone fall over the grid of ratios, value at its end",
-                               "a limit statement"),
-            threshold=Declared("monotone, and < 1e-3 at the smallest ratio",
-                               "the grid ends at ε/g² ≤ 1e-6: room for the next-order terms"),
-            mutant="the bias term's sign flipped")),
+        _modified_loss("bias/modified-loss-small-eps", "(2.5)", "ε/g²")),
     Statement(
         "(2.7)", "(2.7)",
         "for ε large against g², the bias is the gradient of the two-norm modified loss",
-        PrimaryTest(
-            claim="bias/modified-loss-large-eps",
-            quantity=Declared("relative difference between the bias of (2.3) and the "
-                              "gradient form of (2.7)", "the approximation (2.7) states"),
-            direction=Declared("falls with g²/ε", "the neglected terms are O(g²/ε)"),
-            gate=_DET,
-            statistic=Declared("monotone fall over the grid of ratios, value at its end",
-                               "a limit statement"),
-            threshold=Declared("monotone, and < 1e-3 at the smallest ratio",
-                               "the grid ends at g²/ε ≤ 1e-6: room for the next-order terms"),
-            mutant="the bias term's sign flipped")),
+        _modified_loss("bias/modified-loss-large-eps", "(2.7)", "g²/ε")),
     Statement(
         "Theorem 3.1", "Theorem 3.1",
         "the piecewise modified flow of mini-batch Adam is O(h²)-close to the iterates",

@@ -16,8 +16,8 @@ from ..autodiff import top_eigenvalue
 from ..expansion import heavy_ball_expansion_ratio
 from ..optimizers import heavy_ball_init, heavy_ball_update
 from ..validation import check_positive, check_unit_interval
-from .config import TrainConfig
 from ..vocab import paper_verdict
+from .config import TrainConfig
 from .diagnostics import flat_loss
 from .evidence import kappa_prediction, paired_difference, trend_of
 from .history import DIAGNOSTIC_COLUMNS, METRICS, History
