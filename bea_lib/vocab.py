@@ -118,3 +118,50 @@ def paper_verdict(trend: TrendVerdict | str, *, gated: bool = True) -> Verdict:
         return Verdict.OUTSIDE_RANGE
     return {TrendVerdict.APPEARS: Verdict.REPRODUCED, TrendVerdict.OPPOSITE: Verdict.CONTRADICTED,
             TrendVerdict.NOT_SEEN: Verdict.INCONCLUSIVE}[trend]
+
+
+class ExperimentVerdict(StrEnum):
+    """What the book's own experiments (not statements of the paper: the κ intervention) show.
+
+    Kept apart from :class:`Verdict`, whose words ("reproduced") are for the paper's own
+    statements: an experiment the paper never ran is *supported* or *not supported* by its
+    measurement, never "reproduced".
+    """
+
+    SUPPORTED = "supported"          # the predicted sign, interval excluding zero, every run gated
+    NOT_SUPPORTED = "not supported"  # the opposite sign, interval excluding zero, every run gated
+    INCONCLUSIVE = "inconclusive"    # the interval includes zero (shown with its smallest detectable effect)
+    OUTSIDE_RANGE = "outside the theory's range"  # a run failed its validity gate
+    NOT_RUN = "not run here"         # too few runs with a value to decide
+
+
+class ProxyAnswer(StrEnum):
+    """What a proxy network shows where the paper looks, whatever the theory says there: the
+    first of the two answers an empirical claim about networks gets (the second is a
+    :class:`Verdict` of the theory's in-range prediction)."""
+
+    SAME = "same direction"   # the paper's direction, interval excluding zero
+    OPPOSITE = "opposite"     # the other direction, interval excluding zero
+    NO_TREND = "no trend"     # the interval includes zero (shown with its smallest detectable effect)
+    NOT_READ = "not read"     # the runs never reach the point where the paper reads the figure
+
+
+def experiment_verdict(trend: TrendVerdict | str, *, gated: bool = True) -> ExperimentVerdict:
+    """The verdict on one of the book's own experiments from the verdict on its predicted trend:
+    the mapping of :func:`paper_verdict`, in the experiment's own words."""
+    trend = TrendVerdict(trend)
+    if trend == TrendVerdict.NOT_TESTABLE:
+        return ExperimentVerdict.NOT_RUN
+    if not gated:
+        return ExperimentVerdict.OUTSIDE_RANGE
+    return {TrendVerdict.APPEARS: ExperimentVerdict.SUPPORTED,
+            TrendVerdict.OPPOSITE: ExperimentVerdict.NOT_SUPPORTED,
+            TrendVerdict.NOT_SEEN: ExperimentVerdict.INCONCLUSIVE}[trend]
+
+
+def proxy_answer(trend: TrendVerdict | str) -> ProxyAnswer:
+    """The proxy's answer from the verdict on the paper's direction, read where the paper reads
+    it (no gate: this answer says what the network does, not whether the theory covers it)."""
+    return {TrendVerdict.APPEARS: ProxyAnswer.SAME, TrendVerdict.OPPOSITE: ProxyAnswer.OPPOSITE,
+            TrendVerdict.NOT_SEEN: ProxyAnswer.NO_TREND,
+            TrendVerdict.NOT_TESTABLE: ProxyAnswer.NOT_READ}[TrendVerdict(trend)]
