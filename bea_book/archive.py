@@ -17,7 +17,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from bea_lib import fileio
+from bea_lib.base import fileio
 
 from . import store
 from .render import check_run, html_hashes

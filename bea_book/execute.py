@@ -26,7 +26,7 @@ from pathlib import Path
 
 import nbformat
 
-from bea_lib import provenance
+from bea_lib.base import provenance
 
 from . import inputs as inp
 from . import processes, store
@@ -148,9 +148,9 @@ _launched: list[int] = []  # kernels started by this process's papermill calls
 def _claims_summary(folder: Path, chapter: str) -> tuple[dict, list]:
     """Counts of the chapter's claims by status, and the failed ones, as recorded in its run."""
     if not (folder / f"{chapter}.claims.json").is_file():
-        from bea_lib.claims import COUNT_KEYS
+        from bea_lib.evidence.claims import COUNT_KEYS
         return dict.fromkeys(COUNT_KEYS, 0), []
-    from bea_lib.claims import claim_counts, failed, read_claims
+    from bea_lib.evidence.claims import claim_counts, failed, read_claims
 
     own = {k: c for k, c in read_claims(folder).items() if c.chapter == chapter}
     counts = claim_counts(own.values())

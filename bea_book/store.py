@@ -38,7 +38,7 @@ from pathlib import Path
 
 import nbformat
 
-from bea_lib import fileio  # imports no torch (bea_lib loads its modules on first use)
+from bea_lib.base import fileio  # imports no torch (bea_lib loads its modules on first use)
 
 from .sources import BookError
 

@@ -9,25 +9,26 @@ Section 5 is ``bea_lib.bilinear``; the modules are listed in the README ("Packag
 import importlib
 import importlib.util
 
+_LAYERS = ("base", "core", "studies", "nets", "evidence", "figures")  # the folders, bottom up
 # name -> the module that defines it: loaded on first use (PEP 562), so that importing a module
 # that needs no torch (``bea_lib.fileio``, ``bea_lib.provenance``) does not load torch
 _HOME = {
-    **dict.fromkeys(("gradient", "gradient_and_hvp", "gradient_and_hvp_fn", "hvp"), "autodiff"),
-    "claim": "claims", "classify_run": "convergence",
+    **dict.fromkeys(("gradient", "gradient_and_hvp", "gradient_and_hvp_fn", "hvp"), "core.autodiff"),
+    "claim": "evidence.claims", "classify_run": "core.convergence",
     **dict.fromkeys(("adam_flow", "adam_rhs", "gd_flow", "heavy_ball_flow", "heavy_ball_rhs",
-                     "rmsprop_flow"), "flows"),
-    "FlowError": "integrate", "solve_flow": "integrate",
-    "average_weights": "minibatch", "minibatch_adam_rhs": "minibatch",
+                     "rmsprop_flow"), "core.flows"),
+    "FlowError": "core.integrate", "solve_flow": "core.integrate",
+    "average_weights": "core.minibatch", "minibatch_adam_rhs": "core.minibatch",
     **dict.fromkeys(("bias_coefficient", "bias_potential_1d", "explicit_bias_family",
                      "explicit_bias_loss", "heavy_ball_limit", "implicit_bias_regime",
                      "implicit_bias_strength", "path_share_by_regime", "perturbed_one_norm"),
-                    "norms"),
+                    "core.norms"),
     **dict.fromkeys(("Adam", "adam", "gd", "heavy_ball", "rmsprop", "torch_optimizer_iterates",
-                     "torch_optimizer_steps"), "optimizers"),
-    "max_distance": "order", "order_study": "order", "adam_runs": "runs",
-    "ExpansionValidityWarning": "validation",
+                     "torch_optimizer_steps"), "core.optimizers"),
+    "max_distance": "studies.order", "order_study": "studies.order", "adam_runs": "core.runs",
+    "ExpansionValidityWarning": "core.validation",
     **dict.fromkeys(("BiasRegime", "CheckRole", "ClaimStatus", "Convergence", "Stability",
-                     "TrendVerdict", "Verdict", "paper_verdict"), "vocab"),
+                     "TrendVerdict", "Verdict", "paper_verdict"), "base.vocab"),
 }
 
 
@@ -35,12 +36,21 @@ def __getattr__(name: str):
     """A public name (from its module) or a submodule (``bl.nets``, ``bl.flows``), on first use."""
     if name in _HOME:
         value = getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
-    elif not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
-        value = importlib.import_module(f".{name}", __name__)
+    elif not name.startswith("_") and (found := _submodule(name)):
+        value = importlib.import_module(found)
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value
     return value
+
+
+def _submodule(name: str) -> str | None:
+    """``bea_lib.<layer>.<name>`` of the first layer (bottom up) holding a module ``name``, or
+    the layer ``bea_lib.<name>`` itself."""
+    for where in (__name__, *(f"{__name__}.{layer}" for layer in _LAYERS)):
+        if importlib.util.find_spec(f"{where}.{name}") is not None:
+            return f"{where}.{name}"
+    return None
 
 
 def __dir__():

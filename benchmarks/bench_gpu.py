@@ -33,8 +33,8 @@ import torch
 
 from bea_lib.nets.models import MODELS, make_model
 from bea_lib.nets.train import full_batch_gradient
-from bea_lib.optimizers import Adam
-from bea_lib.provenance import commit_label
+from bea_lib.core.optimizers import Adam
+from bea_lib.base.provenance import commit_label
 
 # Dense peak TFLOP/s from the vendors' data sheets (no sparsity), by the arithmetic used; the
 # first key that occurs in torch.cuda.get_device_name() wins.

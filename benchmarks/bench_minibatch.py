@@ -41,9 +41,9 @@ import torch
 
 import bea_lib as bl
 from timing import interleaved, median_ratio
-import bea_lib.minibatch as mb
-from bea_lib.autodiff import gradient, gradient_and_hvp_fn
-from bea_lib.integrate import _solve
+import bea_lib.core.minibatch as mb
+from bea_lib.core.autodiff import gradient, gradient_and_hvp_fn
+from bea_lib.core.integrate import _solve
 
 HYPER = dict(beta=0.3, rho=0.6, eps=0.1)  # the chapter's order-study setting
 

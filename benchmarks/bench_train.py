@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from bea_lib.nets.data import load_dataset
-from bea_lib.optimizers import Adam
+from bea_lib.core.optimizers import Adam
 from bea_lib.nets.train import TrainConfig, build_model, train
 
 

@@ -72,7 +72,7 @@ def test_gradient_composes_with_torch_func_and_with_itself():
 
 
 def test_batch_gradient_equals_gradient_row_by_row():
-    from bea_lib.autodiff import batch_gradient
+    from bea_lib.core.autodiff import batch_gradient
     loss, p = small_network_loss()
     rows = torch.randn(4, p)
     torch.testing.assert_close(batch_gradient(loss, rows),
@@ -110,7 +110,7 @@ def test_gradient_path_does_not_load_dynamo():
 def test_stacked_gradients_and_products_equal_the_losses_one_by_one():
     """m losses at one θ, in one reverse pass for the gradients and one for the m products; a
     loss linear in θ (H = 0) and a constant one (g = 0) among them."""
-    from bea_lib.autodiff import stacked_gradient, stacked_gradient_and_hvp_fn
+    from bea_lib.core.autodiff import stacked_gradient, stacked_gradient_and_hvp_fn
     loss, p = small_network_loss()
     a = torch.randn(p)
     losses = [loss, lambda th: 0.5 * loss(2 * th), lambda th: a @ th, lambda th: torch.tensor(1.0)]
@@ -131,7 +131,7 @@ def test_stacked_gradients_and_products_equal_the_losses_one_by_one():
 @pytest.mark.parametrize("m", [3, 5])
 def test_losses_evaluated_together_give_the_same_gradients_and_products(m):
     """BatchLosses (one leaf of shape (m, p), one graph) against the same losses one by one."""
-    from bea_lib.autodiff import stacked_gradient, stacked_gradient_and_hvp_fn
+    from bea_lib.core.autodiff import stacked_gradient, stacked_gradient_and_hvp_fn
     losses, _, theta = bl.losses.least_squares_batches(m)
     V = torch.randn(m, theta.numel())
     G, hvps = stacked_gradient_and_hvp_fn(losses, theta)

@@ -16,12 +16,12 @@ from torch import nn
 import bea_lib as bl
 from torch.func import stack_module_state
 
-from bea_lib.intervention import kappa_update
+from bea_lib.studies.intervention import kappa_update
 from bea_lib.nets.batched import _Windows, stacked_forward, stacked_forward_supported
 from bea_lib.nets.models import make_model, mlp
-from bea_lib.nets.sweeps import bootstrap_trend
+from bea_lib.evidence.readings import bootstrap_trend
 from bea_lib.nets.train import TrainConfig, train, train_batched
-from bea_lib.optimizers import AdamState, adam_update
+from bea_lib.core.optimizers import AdamState, adam_update
 
 BASE = TrainConfig(dataset="mnist1d", model="mlp", width=6, epochs=5, n_train=96, n_test=32,
                    dtype="float64", chunk_size=40, test_every=2, device="cpu")

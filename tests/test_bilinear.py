@@ -7,7 +7,7 @@ import torch
 from scipy.optimize import minimize, minimize_scalar
 
 import bea_lib as bl
-from bea_lib import bilinear as bil
+from bea_lib.studies import bilinear as bil
 
 E = bl.losses.bilinear(x=bil.X, y=bil.Y)
 EPS, H = 1e-4, 3e-3  # ε small against the starting gradient (≈ 100), h as in the chapter
@@ -157,7 +157,7 @@ def test_figure_specs_and_run_specs_cover_every_group_in_one_batched_call():
     import torch
 
     import bea_lib as bl
-    from bea_lib import bilinear as bil
+    from bea_lib.studies import bilinear as bil
 
     specs = bil.figure_specs(beta_grid=[0.8, 0.9], rho_grid=[0.9], h_grid=[1e-2], eps_grid=[1e-4],
                              beta_fixed=0.9, rho_fixed=0.95, pair_beta_above=[0.95, 0.8],

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 import bea_book as book
-from bea_lib import provenance
+from bea_lib.base import provenance
 from bea_book import store
 
 HEADER = """\

@@ -12,8 +12,9 @@ import pytest
 import torch
 
 import bea_lib as bl
-from bea_lib import bilinear
-from bea_lib.nets import config, sweeps, train
+from bea_lib.studies import bilinear
+from bea_lib.evidence import readings as sweeps
+from bea_lib.nets import config, train
 
 HYPER = ("h", "beta", "rho", "eps")
 GOOD = {"h": 0.1, "beta": 0.9, "rho": 0.999, "eps": 1e-8}

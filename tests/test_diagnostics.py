@@ -8,13 +8,13 @@ import torch
 import torch.nn.functional as F
 
 import bea_lib as bl
-from bea_lib.autodiff import gradient_and_hvp_fn, top_eigenvalue
+from bea_lib.core.autodiff import gradient_and_hvp_fn, top_eigenvalue
 from bea_lib.nets.config import TrainConfig, build_model
 from bea_lib.nets.diagnostics import bias_alignment, bias_ratio, eos_threshold, flat_forward, flat_loss
 from bea_lib.nets.models import make_model
 from bea_lib.nets.train import train_kappa
-from bea_lib.norms import table1_cells
-from bea_lib.vocab import BiasRegime, StopReason
+from bea_lib.core.norms import table1_cells
+from bea_lib.base.vocab import BiasRegime, StopReason
 
 HYPER = dict(beta=0.9, rho=0.99, eps=1e-3)
 
@@ -156,7 +156,7 @@ def test_diagnostics_of_a_batch_are_those_of_its_runs_alone():
 
 def test_step_denominator_is_the_one_adam_update_divides_by():
     # D of the next step, recovered from adam_update's displacement d = -h m̂/D (rounding only)
-    from bea_lib.optimizers import adam_init, adam_update, step_denominator
+    from bea_lib.core.optimizers import adam_init, adam_update, step_denominator
 
     gen = torch.Generator().manual_seed(0)
     grads = torch.randn(4, 6, generator=gen, dtype=torch.float64)

@@ -8,16 +8,16 @@ import torch
 from scipy import stats
 
 import bea_lib as bl
-from bea_lib.autodiff import gradient
-from bea_lib.intervention import kappa_adam
-from bea_lib.nets.evidence import (F0_AGREEMENT_LIMIT, RUN_COLUMNS, VALIDITY_LIMIT,
+from bea_lib.core.autodiff import gradient
+from bea_lib.studies.intervention import kappa_adam
+from bea_lib.evidence.statistics import (F0_AGREEMENT_LIMIT, RUN_COLUMNS, VALIDITY_LIMIT,
                                    f0_disagreement, kappa_prediction, mean_interval,
                                    minimum_detectable_effect, monotone_seeds, paired_difference,
                                    per_seed_slopes, read_runs_csv, trend_of, validity_gate,
                                    hill_shape,
                                    write_runs_csv)
-from bea_lib.norms import perturbed_one_norm
-from bea_lib.vocab import TrendVerdict
+from bea_lib.core.norms import perturbed_one_norm
+from bea_lib.base.vocab import TrendVerdict
 
 
 # --- the validity gate -----------------------------------------------------------------------

@@ -7,7 +7,7 @@ import scipy.linalg
 import torch
 
 import bea_lib as bl
-from bea_lib.minibatch import minibatch_adam_flow
+from bea_lib.core.minibatch import minibatch_adam_flow
 from losses import bilinear_loss, random_smooth_loss
 
 
@@ -178,13 +178,13 @@ def test_numpy_and_torch_integers_are_step_counts():
                                shifted_start=True)], ids=["full", "minibatch", "heavy-ball"])
 def test_theta0_is_checked_once_per_call(call, monkeypatch):
     """One check at the public entry point (the mini-batch flow used to check θ per interval)."""
-    import bea_lib.flows, bea_lib.integrate, bea_lib.minibatch, bea_lib.validation  # noqa: E401
+    from bea_lib.core import flows, integrate, minibatch, validation
     calls = []
 
     def counting(theta0):
         calls.append(1)
-        return bea_lib.validation.check_theta0(theta0)
-    for module in (bea_lib.flows, bea_lib.integrate, bea_lib.minibatch):
+        return validation.check_theta0(theta0)
+    for module in (flows, integrate, minibatch):
         monkeypatch.setattr(module, "check_theta0", counting)
     call()
     assert len(calls) == 1

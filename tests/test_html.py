@@ -417,7 +417,7 @@ def figure_text_px(figures: list[dict]) -> list[tuple[str, float | None]]:
     when the PNG does not record its text size (it was not saved by bea_lib.plotting)."""
     from PIL import Image
 
-    from bea_lib.plotting import METADATA_KEY
+    from bea_lib.figures.plotting import METADATA_KEY
 
     found = []
     for fig in figures:
@@ -431,7 +431,7 @@ def figure_text_px(figures: list[dict]) -> list[tuple[str, float | None]]:
 
 def reading_problems(state: dict) -> list[str]:
     """The page against the limits of a page a reader reads at 1280 px (see the constants)."""
-    from bea_lib.plotting import MIN_TEXT_PX
+    from bea_lib.figures.plotting import MIN_TEXT_PX
 
     problems = []
     if state["height"] > MAX_HEIGHT_PX:

@@ -69,7 +69,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycles():
     graph = import_graph()
-    assert "bea_lib.flows" in graph and "bea_lib.nets.train" in graph  # the package was read
+    assert "bea_lib.core.flows" in graph and "bea_lib.nets.train" in graph  # the package was read
     assert cycles(graph) == []
 
 
@@ -78,8 +78,8 @@ def test_the_cycle_finder_finds_a_cycle():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c"]]
     real = import_graph()
-    real["bea_lib.expansion"].add("bea_lib.flows")
-    assert any({"bea_lib.expansion", "bea_lib.flows"} <= set(c) for c in cycles(real))
+    real["bea_lib.core.expansion"].add("bea_lib.core.flows")
+    assert any({"bea_lib.core.expansion", "bea_lib.core.flows"} <= set(c) for c in cycles(real))
 
 
 def test_the_runner_and_the_file_helpers_load_no_torch():
@@ -88,7 +88,7 @@ def test_the_runner_and_the_file_helpers_load_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys, bea_lib.fileio, bea_lib.provenance, bea_book.store, bea_book.execute; "
+    code = ("import sys, bea_lib.base.fileio, bea_lib.base.provenance, bea_book.store, bea_book.execute; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=PACKAGE.parent)

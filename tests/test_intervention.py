@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import bea_lib as bl
-from bea_lib.autodiff import gradient_and_hvp_fn
-from bea_lib.flows import bias_direction
-from bea_lib.intervention import kappa_adam, kappa_order_study, kappa_rhs
+from bea_lib.core.autodiff import gradient_and_hvp_fn
+from bea_lib.core.flows import bias_direction
+from bea_lib.studies.intervention import kappa_adam, kappa_order_study, kappa_rhs
 
 HYPER = dict(beta=0.8, rho=0.9, eps=1e-2)  # the independent check
 THETA0 = torch.tensor([0.5, -0.3, 0.8, 0.1], dtype=torch.float64)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import bea_lib as bl
-from bea_lib.losses import tanh_network_init, tanh_network_regression, tanh_network_size
+from bea_lib.studies.losses import tanh_network_init, tanh_network_regression, tanh_network_size
 
 
 def test_tanh_network_matches_torch_nn_module():

@@ -5,7 +5,7 @@ import torch
 from torch.autograd.functional import hessian
 
 import bea_lib as bl
-from bea_lib.minibatch import average_weights, minibatch_adam_flow, minibatch_adam_rhs
+from bea_lib.core.minibatch import average_weights, minibatch_adam_flow, minibatch_adam_rhs
 
 HYPER = dict(beta=0.5, rho=0.8, eps=1e-2)
 # For the order studies: short averaging windows (1/(1-β), 1/(1-ρ) ≤ 2.5 steps) so that the slopes
@@ -160,7 +160,7 @@ def test_the_right_hand_side_keeps_nothing_stale_between_points_and_intervals():
     torch.testing.assert_close(rhs(0.0, before), first, rtol=0, atol=0)  # same θ: same numbers
     # one shared point for intervals 7 and 8 at the same θ (as at an interval's end): the
     # gradients are reused, the weights are interval 8's own
-    from bea_lib.minibatch import _LastPoint, _minibatch_rhs, batch_weights
+    from bea_lib.core.minibatch import _LastPoint, _minibatch_rhs, batch_weights
     for order in (0, 1):
         point = _LastPoint(losses, order)
         weights = (batch_weights(HYPER["beta"], 8, 3), batch_weights(HYPER["rho"], 8, 3))
@@ -184,7 +184,7 @@ def test_one_evaluation_costs_three_reverse_passes_and_an_interval_seven(monkeyp
     minibatch_adam_rhs(losses, 5, h=1e-3, **ORDER_HYPER)(0.0, theta0)
     assert len(passes) == 3
     evals = []
-    from bea_lib import integrate
+    from bea_lib.core import integrate
     guarded = integrate._GuardedRHS.__call__
     monkeypatch.setattr(integrate._GuardedRHS, "__call__",
                         lambda self, t, y: evals.append(1) or guarded(self, t, y))

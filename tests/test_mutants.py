@@ -15,9 +15,9 @@ import pytest
 import torch
 
 import bea_lib as bl
-import bea_lib.flows as flows
-from bea_lib import registry
-from bea_lib.order import local_slopes
+import bea_lib.core.flows as flows
+from bea_lib.evidence import registry
+from bea_lib.studies.order import local_slopes
 
 THETA = torch.tensor([2.8, 3.5], dtype=torch.float64)  # the start of the paper's Section 5
 
@@ -231,7 +231,7 @@ def test_modified_losses_fail_with_the_bias_sign_flipped(monkeypatch):
 
 # Figures 2 and 3: every comparison inside the first-order range goes the predicted way
 def _trend_holds(adam, runs, towards):
-    from bea_lib import bilinear as bil
+    from bea_lib.studies import bilinear as bil
 
     loss, levels = bl.losses.bilinear(), [1.0, 0.1]
     excess = []

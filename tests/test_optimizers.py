@@ -6,7 +6,7 @@ import torch
 from torch.func import functional_call
 
 import bea_lib as bl
-from bea_lib.optimizers import adam_init, adam_update, torch_optimizer_iterates, torch_optimizer_steps
+from bea_lib.core.optimizers import adam_init, adam_update, torch_optimizer_iterates, torch_optimizer_steps
 from losses import bilinear_loss, random_smooth_loss
 
 P = 12

@@ -5,7 +5,7 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from bea_lib.plotting import markdown_table, savefig
+from bea_lib.figures.plotting import markdown_table, savefig
 
 
 def test_savefig_writes_png_and_pdf(tmp_path):
@@ -26,7 +26,7 @@ def test_markdown_table_escapes_pipes_and_formats_floats():
 
 
 def test_panel_grid_puts_at_most_three_panels_a_row():
-    from bea_lib.plotting import MAX_COLUMNS, panel_grid
+    from bea_lib.figures.plotting import MAX_COLUMNS, panel_grid
 
     for n, shape in ((1, (1, 1)), (2, (1, 2)), (3, (1, 3)), (4, (2, 2)), (6, (2, 3)),
                      (10, (4, 3))):
@@ -56,7 +56,7 @@ def _four_panels(fig, axes):
 def test_panel_grid_figures_keep_text_readable_in_the_column_and_a_wide_row_does_not():
     """Ticks and legends of a panel_grid figure are >= 8 CSS px in the 672 px text column; the
     same four panels in one 16-inch row (the layout it replaces) come out near 5 px."""
-    from bea_lib.plotting import MIN_TEXT_PX, panel_grid, text_px_in_column
+    from bea_lib.figures.plotting import MIN_TEXT_PX, panel_grid, text_px_in_column
 
     fig = _four_panels(*panel_grid(4))
     assert text_px_in_column(fig) >= MIN_TEXT_PX
@@ -70,7 +70,7 @@ def test_panel_grid_figures_keep_text_readable_in_the_column_and_a_wide_row_does
 def test_savefig_records_the_smallest_text_in_image_pixels(tmp_path):
     from PIL import Image
 
-    from bea_lib.plotting import DPI, METADATA_KEY, min_text_points
+    from bea_lib.figures.plotting import DPI, METADATA_KEY, min_text_points
 
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 1], label="x")

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bea_lib as bl
-from bea_lib.minibatch import minibatch_adam_flow, minibatch_adam_rhs
+from bea_lib.core.minibatch import minibatch_adam_flow, minibatch_adam_rhs
 
 FEW = settings(derandomize=True, max_examples=12, deadline=None, database=None)
 SOME = settings(derandomize=True, max_examples=20, deadline=None, database=None)

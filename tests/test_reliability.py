@@ -316,7 +316,7 @@ def test_a_folder_where_the_runner_keeps_a_link_is_refused_then_moved_with_force
 
 
 def test_a_killed_writer_leaves_no_temporary_file_after_the_next_write(tmp_path):
-    from bea_lib import fileio
+    from bea_lib.base import fileio
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     stale = tmp_path / f".book.zip.{dead.pid}.tmp"
@@ -515,7 +515,7 @@ def test_perturbed_one_norm_of_float16_zeros_is_3e_minus_4_and_complex_bool_are_
 # -- rows 16, 17: solve_flow's budget and its rhs ----------------------------------------------
 
 def test_a_stiff_flow_stops_at_the_default_wall_budget_which_can_be_raised(monkeypatch):
-    from bea_lib import integrate
+    from bea_lib.core import integrate
 
     assert integrate.DEFAULT_MAX_SECONDS <= 30
     monkeypatch.setattr(integrate, "DEFAULT_MAX_SECONDS", 0.5)  # the default, made quick
@@ -563,7 +563,7 @@ def test_a_run_folder_has_one_writer(tmp_path, capsys):
     from bea_lib.nets.train import main
 
     out = tmp_path / "run"
-    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(ROOT / "bea_lib" / "fileio.py"),
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(ROOT / "bea_lib" / "base" / "fileio.py"),
                                str(out)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -596,7 +596,7 @@ def test_max_time_is_a_budget_per_invocation_so_reruns_make_progress(tmp_path):
 
 def test_a_resume_under_changed_code_is_named_and_recorded_per_segment(tmp_path, capsys,
                                                                        monkeypatch):
-    from bea_lib import provenance
+    from bea_lib.base import provenance
     from bea_lib.nets.train import TrainConfig, train
 
     config = TrainConfig(dataset="digits", model="mlp", width=16, h=1e-2, epochs=4,

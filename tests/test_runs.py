@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import bea_lib as bl
-from bea_lib.convergence import classify_run
-from bea_lib.vocab import Convergence
+from bea_lib.core.convergence import classify_run
+from bea_lib.base.vocab import Convergence
 
 CONVERGED, OSCILLATING, DIVERGED = Convergence.CONVERGED, Convergence.OSCILLATING, Convergence.DIVERGED
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from bea_lib.nets.history import COLUMNS, History
-from bea_lib.nets.sweeps import (at_or_before, bootstrap_mean, first_below, interval_verdict,
+from bea_lib.evidence.readings import (at_or_before, bootstrap_mean, first_below, interval_verdict,
                                  largest_rise, run_metrics, spike_ratio, stability, stored_runs)
 from bea_lib.nets.train import TrainConfig, train
-from bea_lib.vocab import Stability, TrendVerdict
+from bea_lib.base.vocab import Stability, TrendVerdict
 
 
 def _history(loss, stop_reason="epochs"):

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from ..fileio import atomic_write
-from ..validation import check_int
+from ..base.fileio import atomic_write
+from ..core.validation import check_int
 from .history import RunFileError
 
 _NAME = re.compile(r"^checkpoint-(\d{8})\.pt$")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..validation import adam_hyper, check_bool, check_int, check_one_of, check_positive
+from ..core.validation import adam_hyper, check_bool, check_int, check_one_of, check_positive
 from .data import DATASETS
 from .models import ACTIVATIONS, MODELS, NORMS, make_model
 

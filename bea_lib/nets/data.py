@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..fileio import atomic_write
-from ..validation import check_int, check_one_of
+from ..base.fileio import atomic_write
+from ..core.validation import check_int, check_one_of
 
 DATASETS = ("mnist1d", "digits", "cifar10", "cifar100")
 

@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from ..autodiff import top_eigenvalue
-from ..flows import bias_direction
-from ..norms import table1_cells
-from ..validation import check_positive, check_unit_interval
-from ..vocab import BiasRegime
+from ..core.autodiff import top_eigenvalue
+from ..core.flows import bias_direction
+from ..core.norms import table1_cells
+from ..core.validation import check_positive, check_unit_interval
+from ..base.vocab import BiasRegime
 
 
 def flat_forward(model: torch.nn.Module) -> tuple[Callable, torch.Tensor]:

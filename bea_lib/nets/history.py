@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fileio import atomic_write_json, atomic_write_text
-from ..validation import check_int
+from ..base.fileio import atomic_write_json, atomic_write_text
+from ..core.validation import check_int
 
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc",
            "grad_norm_1_eps", "grad_norm_1", "grad_norm_2")  # measured at θ⁽ⁿ⁾, in this order

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..validation import check_int, check_one_of
+from ..core.validation import check_int, check_one_of
 
 MODELS = ("mlp", "cnn", "resnet50", "resnet101")
 NORMS = ("group", "batch", "none")

@@ -12,14 +12,14 @@ import math
 
 import torch
 
-from ..autodiff import top_eigenvalue
-from ..expansion import heavy_ball_expansion_ratio
-from ..optimizers import heavy_ball_init, heavy_ball_update
-from ..validation import check_positive, check_unit_interval
-from ..vocab import paper_verdict
+from ..core.autodiff import top_eigenvalue
+from ..core.expansion import heavy_ball_expansion_ratio
+from ..core.optimizers import heavy_ball_init, heavy_ball_update
+from ..core.validation import check_positive, check_unit_interval
+from ..base.vocab import paper_verdict
 from .config import TrainConfig
 from .diagnostics import flat_loss
-from .evidence import kappa_prediction, paired_difference, trend_of
+from ..evidence.statistics import kappa_prediction, paired_difference, trend_of
 from .history import DIAGNOSTIC_COLUMNS, METRICS, History
 from .train import Comm, gradient_norms, local_device, open_net
 

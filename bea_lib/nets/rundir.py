@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..validation import check_bool
-from ..vocab import StopReason
+from ..core.validation import check_bool
+from ..base.vocab import StopReason
 from . import checkpoint
 from .config import TRAJECTORY_FIELDS, TrainConfig
 from .distributed import Comm

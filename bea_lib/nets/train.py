@@ -57,13 +57,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .. import fileio, provenance
-from ..autodiff import gradient_and_hvp_fn
-from ..intervention import kappa_update
-from ..norms import perturbed_one_norm
-from ..optimizers import AdamState, adam_init, step_denominator
-from ..validation import check_bool, check_int
-from ..vocab import StopReason
+from ..base import fileio, provenance
+from ..core.autodiff import gradient_and_hvp_fn
+from ..studies.intervention import kappa_update
+from ..core.norms import perturbed_one_norm
+from ..core.optimizers import AdamState, adam_init, step_denominator
+from ..core.validation import check_bool, check_int
+from ..base.vocab import StopReason
 from . import checkpoint
 from .batched import StackedNet, common_config
 from .config import TRAJECTORY_FIELDS, TrainConfig, build_model

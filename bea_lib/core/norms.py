@@ -24,7 +24,7 @@ import torch
 from torch.func import grad, vmap
 
 from .validation import adam_hyper, check_positive, check_unit_interval
-from .vocab import BiasRegime
+from ..base.vocab import BiasRegime
 
 
 def _as_float64(v) -> torch.Tensor:

@@ -38,10 +38,10 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
-from ..fileio import atomic_write_text
-from ..validation import VALIDITY_LIMIT, check_unit_interval
-from ..vocab import TrendVerdict
-from .sweeps import interval_verdict
+from ..base.fileio import atomic_write_text
+from ..core.validation import VALIDITY_LIMIT, check_unit_interval
+from ..base.vocab import TrendVerdict
+from .readings import interval_verdict
 
 __all__ = ["EXPERIMENTS", "F0_AGREEMENT_LIMIT", "RUN_COLUMNS", "VALIDITY_LIMIT", "Gate",
            "PairedInterval", "f0_disagreement", "kappa_prediction", "mean_interval",

@@ -26,7 +26,7 @@ from pathlib import Path
 from . import registry
 from .claims import Claim, claim_counts, read_claims
 from .registry import Statement
-from .vocab import CheckRole, ClaimStatus, Verdict
+from ..base.vocab import CheckRole, ClaimStatus, Verdict
 
 SUMMARY_FILE = "findings_summary.md"  # written by the Findings chapter, included by the intro
 _MARK = {ClaimStatus.PASSED: "✓", ClaimStatus.FAILED: "⚠", ClaimStatus.NOT_CHECKED: "○",

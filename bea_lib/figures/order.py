@@ -8,7 +8,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .order import local_slopes
+from ..studies.order import local_slopes
 from .plotting import panel_grid
 
 

@@ -26,9 +26,9 @@ from typing import NamedTuple
 import numpy as np
 from scipy.stats import spearmanr
 
-from ..validation import check_int, check_one_of, check_positive
-from ..vocab import Stability, StopReason, TrendVerdict
-from .history import History, read_run_info
+from ..core.validation import check_int, check_one_of, check_positive
+from ..base.vocab import Stability, StopReason, TrendVerdict
+from ..nets.history import History, read_run_info
 
 
 def first_below(values, threshold: float) -> int | None:

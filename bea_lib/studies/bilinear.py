@@ -28,9 +28,9 @@ import torch
 from scipy.optimize import minimize_scalar
 from torch.func import vmap
 
-from .convergence import classify_run
-from .validation import check_one_of, check_positive, check_unit_interval
-from .vocab import Convergence, TrendVerdict
+from ..core.convergence import classify_run
+from ..core.validation import check_one_of, check_positive, check_unit_interval
+from ..base.vocab import Convergence, TrendVerdict
 
 X, Y = 2.0, 1.5              # the paper's data point
 START = (2.8, 3.5)           # every trajectory of Figures 2 and 3 starts here
@@ -257,10 +257,10 @@ def run_specs(loss, theta0, specs: list[dict], n_steps: int, *, cross, tol: floa
     ``large_share`` (shares of the path length travelled with ε small / large against the
     squared gradient), ``end_regime`` (the cell of Table 1 at the last iterate) and
     ``excess`` (the one-norm excess at each of ``loss_levels``). Returns ``specs``."""
-    from .autodiff import gradient
-    from .norms import implicit_bias_regime, path_share_by_regime
-    from .runs import adam_runs
-    from .vocab import BiasRegime
+    from ..core.autodiff import gradient
+    from ..core.norms import implicit_bias_regime, path_share_by_regime
+    from ..core.runs import adam_runs
+    from ..base.vocab import BiasRegime
 
     iterates = adam_runs(loss, theta0, n_steps,
                          **{k: [s[k] for s in specs] for k in ("h", "beta", "rho", "eps")})

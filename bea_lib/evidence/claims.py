@@ -27,9 +27,9 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .fileio import atomic_write_json
+from ..base.fileio import atomic_write_json
 from . import registry
-from .vocab import CheckRole, ClaimStatus, Verdict
+from ..base.vocab import CheckRole, ClaimStatus, Verdict
 
 PROFILES = ("smoke", "default", "paper")  # in increasing size; other names rank as "default"
 

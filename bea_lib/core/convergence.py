@@ -15,7 +15,7 @@ from typing import NamedTuple
 import torch
 
 from .validation import check_positive
-from .vocab import Convergence
+from ..base.vocab import Convergence
 
 
 class RunStatus(NamedTuple):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .bilinear import START, X, Y, bilinear_cross, bilinear_gradient
+from ..studies.bilinear import START, X, Y, bilinear_cross, bilinear_gradient
 from .plotting import panel_grid
 
 FULL = (-1.6, 3.3, -1.6, 3.8)    # (θ₁ from, to, θ₂ from, to): the whole plane of the runs

@@ -32,12 +32,12 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from .autodiff import gradient, gradient_and_hvp_fn
-from .flows import adam_rhs, bias_direction
-from .integrate import solve_flow
-from .optimizers import AdamState, adam_init, adam_update
+from ..core.autodiff import gradient, gradient_and_hvp_fn
+from ..core.flows import adam_rhs, bias_direction
+from ..core.integrate import solve_flow
+from ..core.optimizers import AdamState, adam_init, adam_update
 from .order import fitted_slopes, max_distance
-from .validation import adam_hyper, check_finite, check_n_steps, check_positive, check_theta0
+from ..core.validation import adam_hyper, check_finite, check_n_steps, check_positive, check_theta0
 
 
 def _rows(x, rows):

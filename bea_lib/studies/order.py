@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from scipy.stats import linregress
 
-from . import flows, minibatch, optimizers
-from .validation import check_positive
+from ..core import flows, minibatch, optimizers
+from ..core.validation import check_positive
 
 # method name -> (iterates, flow, hyperparameters the iterates do not take)
 _METHODS = {

@@ -69,7 +69,7 @@ def code_state() -> dict[str, str | bool | None]:
     """The code a process runs: the commit of the checkout holding this ``bea_lib``, whether
     it has uncommitted changes, the hash of the package's files (:func:`tree_hash`) and
     where they are."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     found = commit(package.parent)
     return {"commit": found["commit"], "dirty": found["dirty"],
             "bea_lib_sha256": tree_hash(package), "bea_lib_path": str(package)}
