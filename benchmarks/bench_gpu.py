@@ -1,7 +1,7 @@
 """One epoch of full-batch training of ResNet-50 on CIFAR-10-shaped data: time, memory, TFLOP/s.
 
 An epoch is what one Adam step of the paper's Section 6 costs: the gradient of the loss over
-all N training images, accumulated over chunks by ``bea_lib.nets.train.full_batch_gradient``,
+all N training images, accumulated over chunks by ``bea_lib.nets.module_net.full_batch_gradient``,
 then the step of ``bea_lib.optimizers.Adam``. The data are fabricated (standard normal images,
 uniform labels; N × 3 × 32 × 32 with N = 50,000 by default): the cost does not depend on them.
 
@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from bea_lib.nets.models import MODELS, make_model
-from bea_lib.nets.train import full_batch_gradient
+from bea_lib.nets.module_net import full_batch_gradient
 from bea_lib.core.optimizers import Adam
 from bea_lib.base.provenance import commit_label
 

@@ -28,7 +28,8 @@ import torch.nn.functional as F
 
 from bea_lib.nets.data import load_dataset
 from bea_lib.core.optimizers import Adam
-from bea_lib.nets.train import TrainConfig, build_model, train
+from bea_lib.nets.config import TrainConfig, build_model
+from bea_lib.nets.train import train
 
 
 def plain_loop_seconds(config: TrainConfig, epochs: int) -> float:

@@ -20,7 +20,7 @@ from bea_lib.studies.intervention import kappa_update
 from bea_lib.nets.batched import _Windows, stacked_forward, stacked_forward_supported
 from bea_lib.nets.models import make_model, mlp
 from bea_lib.evidence.readings import bootstrap_trend
-from bea_lib.nets.train import TrainConfig, train, train_batched
+from bea_lib.nets.train import TrainConfig, train
 from bea_lib.core.optimizers import AdamState, adam_update
 
 BASE = TrainConfig(dataset="mnist1d", model="mlp", width=6, epochs=5, n_train=96, n_test=32,
@@ -42,14 +42,14 @@ def test_each_run_of_a_batch_equals_its_sequential_run(model, norm):
     # mlp and cnn take the stacked layers; the CNN with GroupNorm takes vmap
     configs = [dataclasses.replace(BASE, model=model, norm=norm, h=h, beta=b, rho=r, eps=e,
                                    seed=s) for h, b, r, e, s in SETTINGS]
-    for config, batched in zip(configs, train_batched(configs)):
+    for config, batched in zip(configs, train(configs)):
         _assert_same(train(config), batched)
 
 
 def test_runs_stop_on_their_own_rules_and_the_others_go_on():
     configs = [dataclasses.replace(BASE, epochs=3), dataclasses.replace(BASE, seed=1),
                dataclasses.replace(BASE, seed=2, loss_threshold=2.36)]
-    histories = train_batched(configs)
+    histories = train(configs)
     assert [len(h) for h in histories][:2] == [4, 6]
     assert histories[2].stop_reason == "loss_threshold"
     for config, batched in zip(configs, histories):
@@ -116,7 +116,7 @@ def test_batched_update_is_adam_update_run_by_run():
         asked.append(rows)
         return lambda u: u @ H
 
-    d, new = kappa_update(g, hvp_at, AdamState(m, v, 4),
+    d, new = kappa_update(g, AdamState(m, v, 4), hvp_at,
                           **{k: torch.tensor(x, dtype=torch.float64)[:, None]
                              for k, x in hyper.items()})
     assert asked == [[1]]  # no Hessian-vector product for the κ = 0 rows
@@ -138,7 +138,7 @@ def test_a_batch_of_kappa_runs_equals_the_runs_one_at_a_time():
     # module's flat loss): float64 rounding over a few steps, rtol 1e-10 as above
     configs = [dataclasses.replace(BASE, kappa=k, seed=s, h=2e-2)
                for k, s in ((-1.0, 0), (0.0, 0), (1.0, 1))]
-    for config, batched in zip(configs, train_batched(configs)):
+    for config, batched in zip(configs, train(configs)):
         _assert_same(train(config), batched)
 
 
@@ -146,8 +146,8 @@ def test_kappa_zero_in_a_batch_is_adam_bit_for_bit():
     # the κ = 0 run of a batch whose other run has κ = 1 against the same κ = 0 run in a batch
     # of the same shape with κ = 0 twice: the κ term touches only its own row
     plain = dataclasses.replace(BASE, seed=0)
-    mixed = train_batched([plain, dataclasses.replace(plain, seed=1, kappa=1.0)])[0]
-    adam = train_batched([plain, dataclasses.replace(plain, seed=1)])[0]
+    mixed = train([plain, dataclasses.replace(plain, seed=1, kappa=1.0)])[0]
+    adam = train([plain, dataclasses.replace(plain, seed=1)])[0]
     for column in mixed.columns:
         if column != "wall_time":
             np.testing.assert_array_equal(mixed[column], adam[column], err_msg=column)
@@ -155,13 +155,13 @@ def test_kappa_zero_in_a_batch_is_adam_bit_for_bit():
 
 def test_bad_batches_are_refused():
     with pytest.raises(ValueError, match="empty"):
-        train_batched([])
+        train([])
     with pytest.raises(ValueError, match="width"):
-        train_batched([BASE, dataclasses.replace(BASE, width=7)])
+        train([BASE, dataclasses.replace(BASE, width=7)])
     with pytest.raises(ValueError, match="batch normalisation"):
-        train_batched([dataclasses.replace(BASE, model="cnn", norm="batch")])
+        train([dataclasses.replace(BASE, model="cnn", norm="batch")])
     with pytest.raises(ValueError, match="checkpoint_every"):
-        train_batched([dataclasses.replace(BASE, checkpoint_every=2)])
+        train([dataclasses.replace(BASE, checkpoint_every=2)])
     with pytest.raises(ValueError, match="out_dir"):
         train([BASE, BASE], "somewhere")
 

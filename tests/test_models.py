@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from bea_lib.nets.models import has_batch_norm, make_model
-from bea_lib.nets.train import full_batch_gradient
+from bea_lib.nets.module_net import full_batch_gradient
 
 
 def _reference_gradient(model, x, y):

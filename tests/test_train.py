@@ -18,7 +18,8 @@ from bea_lib.nets import checkpoint
 from bea_lib.nets.data import load_dataset
 from bea_lib.nets.history import COLUMNS, History
 from bea_lib.nets.history import RunFileError
-from bea_lib.nets.train import ExitCode, TrainConfig, build_model, main, train
+from bea_lib.nets.config import build_model
+from bea_lib.nets.train import ExitCode, TrainConfig, main, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = TrainConfig(dataset="digits", model="mlp", width=16, h=1e-2, epochs=12, chunk_size=64,
@@ -34,6 +35,7 @@ def _same_history(a: History, b: History):
 
 @pytest.mark.parametrize("field, value, match", [
     ("dataset", "mnist", "dataset must be one of"),
+    ("optimizer", "sgd", "optimizer must be one of 'adam', 'rmsprop', 'gd', 'heavy_ball'"),
     ("model", "vgg", "model must be one of"),
     ("h", 0.0, "h must be a finite number > 0"),
     ("h", -1e-3, "h must be a finite number > 0"),
@@ -118,12 +120,27 @@ def test_files_record_the_history_and_the_run(tmp_path):
     assert not list(tmp_path.glob("checkpoint-*")) and not list(tmp_path.glob(".*tmp"))
 
 
-def test_resume_continues_exactly(tmp_path):
-    short = train(replace(TINY, epochs=7, checkpoint_every=3), tmp_path)
+@pytest.mark.parametrize("optimizer", ["adam", "heavy_ball"])
+def test_resume_continues_exactly(tmp_path, optimizer):
+    run = replace(TINY, optimizer=optimizer, h=1e-2 if optimizer == "adam" else 0.1)
+    short = train(replace(run, epochs=7, checkpoint_every=3), tmp_path)
     assert [p.name for p in checkpoint.checkpoints(tmp_path)] == ["checkpoint-00000006.pt", "checkpoint-00000007.pt"]
-    assert len(short) == 8
-    resumed = train(replace(TINY, checkpoint_every=3), tmp_path)  # on to 12 epochs
-    _same_history(resumed, train(TINY))
+    assert checkpoint.epochs_saved(tmp_path) == [6, 7] and len(short) == 8
+    resumed = train(replace(run, checkpoint_every=3), tmp_path)  # on to 12 epochs
+    _same_history(resumed, train(run))
+
+
+def test_a_record_older_than_the_optimizer_field_resumes_as_adam(tmp_path):
+    train(replace(TINY, epochs=3, checkpoint_every=3), tmp_path)
+    info = json.loads((tmp_path / "run.json").read_text())
+    del info["config"]["optimizer"]
+    (tmp_path / "run.json").write_text(json.dumps(info))
+    saved = torch.load(tmp_path / "checkpoint-00000003.pt", weights_only=True)
+    del saved["config"]["optimizer"]
+    torch.save(saved, tmp_path / "checkpoint-00000003.pt")
+    _same_history(train(replace(TINY, checkpoint_every=3), tmp_path), train(TINY))
+    with pytest.raises(checkpoint.CheckpointError, match="another run: optimizer, h, beta differ"):
+        train(replace(TINY, optimizer="gd", h=0.1, checkpoint_every=3), tmp_path)
 
 
 def test_resume_refuses_another_run(tmp_path):
@@ -135,7 +152,7 @@ def test_resume_refuses_another_run(tmp_path):
 def test_the_resume_check_covers_every_trajectory_field():
     # derived from the field metadata: a new field that shapes the run cannot be forgotten
     from bea_lib.nets.config import TRAJECTORY_FIELDS
-    assert {"dataset", "model", "h", "beta", "rho", "eps", "eps_inside", "kappa", "seed", "dtype",
+    assert {"dataset", "model", "optimizer", "h", "beta", "rho", "eps", "eps_inside", "kappa", "seed", "dtype",
             "width", "activation", "norm", "n_train", "n_test", "test_every"} == set(TRAJECTORY_FIELDS)
 
 

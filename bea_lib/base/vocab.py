@@ -91,6 +91,15 @@ class StopReason(StrEnum):
     INTERRUPTED = "interrupted"        # stopped by Ctrl-C or SIGTERM; resumable from a checkpoint
 
 
+class Optimizer(StrEnum):
+    """The update rule of a network run (:class:`bea_lib.nets.config.TrainConfig`)."""
+
+    ADAM = "adam"              # Definition 2.1, or its κ-variant
+    RMSPROP = "rmsprop"        # Adam with β = 0
+    GD = "gd"                  # heavy-ball with β = 0
+    HEAVY_BALL = "heavy_ball"  # (1.1)'s iteration
+
+
 class TrendVerdict(StrEnum):
     """A verdict on a claimed monotone trend; shared by the sweep analysis of the networks
     (:func:`bea_lib.nets.sweeps.bootstrap_trend`, over seeds) and the bilinear grids

@@ -70,7 +70,11 @@ def adam_expansion_ratio(E, theta, *, h, beta, rho, eps, eps_inside=True) -> flo
 
 def heavy_ball_expansion_ratio(E, theta, *, h, beta) -> float:
     """Heavy-ball's O(h) term ((1.1)) over its leading term, at θ: h(1+β)/(2(1-β)²)‖Hg‖/‖g‖."""
-    g, hvp_fn = gradient_and_hvp_fn(E, theta)
+    return heavy_ball_ratio(*gradient_and_hvp_fn(E, theta), h=h, beta=beta)
+
+
+def heavy_ball_ratio(g: torch.Tensor, hvp_fn, *, h, beta) -> float:
+    """h(1+β)/(2(1-β)²)‖Hg‖/‖g‖ where ``g`` = ∇E and ``hvp_fn`` = v ↦ Hv were taken."""
     return h * (1 + beta) / (2 * (1 - beta) ** 2) * _ratio(hvp_fn(g), g)
 
 

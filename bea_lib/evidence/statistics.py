@@ -40,13 +40,8 @@ from scipy import stats
 
 from ..base.fileio import atomic_write_text
 from ..core.validation import VALIDITY_LIMIT, check_unit_interval
-from ..base.vocab import TrendVerdict
+from ..base.vocab import TrendVerdict, Verdict, paper_verdict
 from .readings import interval_verdict
-
-__all__ = ["EXPERIMENTS", "F0_AGREEMENT_LIMIT", "RUN_COLUMNS", "VALIDITY_LIMIT", "Gate",
-           "PairedInterval", "f0_disagreement", "kappa_prediction", "mean_interval",
-           "minimum_detectable_effect", "monotone_seeds", "paired_difference",
-           "per_seed_slopes", "read_runs_csv", "HillShape", "hill_shape", "trend_of", "validity_gate", "write_runs_csv"]
 
 # The κ = −1 runs of two (β, ρ) pairs may differ by at most this fraction of the smaller κ effect
 # |N(κ=+1) − N(κ=−1)| of the two pairs: their difference is the O(h²) remainder of the flow f₀
@@ -116,6 +111,14 @@ def kappa_prediction(*, beta: float, rho: float) -> int:
     (1+ρ)/(1−ρ)·ε/(g²+ε) > 0, penalises: −1, with a much smaller effect in the one-norm cell."""
     beta, rho = check_unit_interval("beta", beta), check_unit_interval("rho", rho)
     return -1 if beta >= rho else 1
+
+
+def optimizer_prediction(*, beta: float, rho: float) -> int:
+    """The sign of Adam's final sharpness (or generalisation gap) minus GD's or heavy-ball's that
+    the Discussion's first conclusion predicts for Adam at (β, ρ): +1 (sharper, generalises
+    worse) when ρ > β, where Adam's bias term hinders the decrease of ‖∇E‖₁,ε, −1 when β ≥ ρ,
+    where it penalises it: the sign of :func:`kappa_prediction`."""
+    return kappa_prediction(beta=beta, rho=rho)
 
 
 def monotone_seeds(values, *, direction: int) -> int:
@@ -287,6 +290,17 @@ def trend_of(interval: PairedInterval, *, expected: int) -> TrendVerdict:
     interval excludes zero on the expected side, OPPOSITE on the other, NOT_SEEN when it holds
     zero, NOT_TESTABLE without an interval (fewer than two seeds)."""
     return interval_verdict(interval.low, interval.high, expected=expected)
+
+
+def optimizer_verdict(adam, other, *, beta: float, rho: float, gated: bool,
+                      n_resamples: int = 9999) -> tuple[PairedInterval, Verdict]:
+    """(paired interval of ``adam`` − ``other`` over seeds, verdict): ``adam[i]`` and
+    ``other[i]`` one per seed, from the same initial weights; the verdict is
+    :func:`bea_lib.base.vocab.paper_verdict` of the interval against :func:`optimizer_prediction`,
+    *outside the theory's range* unless every run passed its gate (``gated``)."""
+    interval = paired_difference(adam, other, n_resamples=n_resamples)
+    trend = trend_of(interval, expected=optimizer_prediction(beta=beta, rho=rho))
+    return interval, paper_verdict(trend, gated=gated)
 
 
 # --- runs.csv ---------------------------------------------------------------------------------

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 import torch
 
+from ..base.vocab import Optimizer
 from ..core.validation import adam_hyper, check_bool, check_int, check_one_of, check_positive
 from .data import DATASETS
 from .models import ACTIVATIONS, MODELS, NORMS, make_model
+from .rules import RULES
 
 DTYPES = ("float32", "float64")
 HYPER = "adam_hyper"  # the check of h, β, ρ, ε, eps_inside, κ: validation.adam_hyper, all at once
@@ -47,6 +49,9 @@ class TrainConfig:
 
     dataset: str = _option("mnist1d", "data set", choices=DATASETS, trajectory=True)
     model: str = _option("mlp", "network", choices=MODELS, trajectory=True)
+    optimizer: str = _option("adam", "update rule (rmsprop: adam with beta 0; gd: heavy_ball "
+                             "with beta 0)", choices=tuple(map(str, Optimizer)),
+                             trajectory=True)
     h: float = _option(1e-3, "step size h (learning rate)", check=HYPER, trajectory=True)
     beta: float = _option(0.9, "first-moment parameter β in [0, 1)", check=HYPER,
                           trajectory=True)
@@ -59,7 +64,7 @@ class TrainConfig:
     kappa: float = _option(0.0, "κ of the κ-variant: each step adds κh²f₁ (0: Adam itself, "
                            "-1: the bias term cancelled, +1: doubled)", check=HYPER,
                            trajectory=True)
-    epochs: int = _option(1000, "maximum number of Adam steps (= epochs)", check=_int(0))
+    epochs: int = _option(1000, "maximum number of steps (= epochs)", check=_int(0))
     seed: int = _option(0, "seeds the initialisation, the only randomness of a run",
                         check=_int(0), trajectory=True)
     chunk_size: int = _option(1000, "examples per forward/backward pass (does not change E)",
@@ -110,9 +115,16 @@ class TrainConfig:
                 continue
             # plain Python numbers: comparable and JSON-ready
             object.__setattr__(self, f.name, check(f.name, value))
+        rule = RULES[self.optimizer]
+        for name, value in rule.fixed.items():  # RMSProp and GD: β = 0
+            object.__setattr__(self, name, value)
+        if self.kappa and "kappa" not in rule.hyper:
+            raise ValueError(f"kappa must be 0 for optimizer {self.optimizer} (the κ-variant "
+                             f"scales Adam's bias term), got {self.kappa!r}")
 
 
 TRAJECTORY_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["trajectory"])
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}  # of records older than a field
 
 
 def build_model(config: TrainConfig, input_shape, n_classes: int):

@@ -45,7 +45,7 @@ def _rows(x, rows):
     return x[rows] if torch.is_tensor(x) and x.dim() else x
 
 
-def kappa_update(g: torch.Tensor, hvp_at, state: AdamState, *, h, beta, rho, eps, kappa,
+def kappa_update(g: torch.Tensor, state: AdamState, hvp_at, *, h, beta, rho, eps, kappa,
                  eps_inside: bool = True) -> tuple[torch.Tensor, AdamState]:
     """One step of the κ-variant for k runs, the rows of ``g`` (k, p): Adam's displacement
     (:func:`bea_lib.optimizers.adam_update`) plus κh²f₁(θ⁽ⁿ⁾) (:func:`bea_lib.flows.bias_direction`)
@@ -82,7 +82,7 @@ def kappa_adam(loss, theta0, n_steps: int, *, h: float, beta: float, rho: float,
             g, hvp_fn = gradient(loss, theta), None
         else:
             g, hvp_fn = gradient_and_hvp_fn(loss, theta)
-        d, state = kappa_update(g[None], lambda rows: lambda v: hvp_fn(v[0])[None], state,
+        d, state = kappa_update(g[None], state, lambda rows: lambda v: hvp_fn(v[0])[None],
                                 **hyper)
         theta = theta + d[0]
         out[n + 1] = theta
