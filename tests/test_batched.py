@@ -19,7 +19,6 @@ from torch.func import stack_module_state
 from bea_lib.studies.intervention import kappa_update
 from bea_lib.nets.batched import _Windows, stacked_forward, stacked_forward_supported
 from bea_lib.nets.models import make_model, mlp
-from bea_lib.evidence.readings import bootstrap_trend
 from bea_lib.nets.train import TrainConfig, train
 from bea_lib.core.optimizers import AdamState, adam_update
 
@@ -164,21 +163,3 @@ def test_bad_batches_are_refused():
         train([dataclasses.replace(BASE, checkpoint_every=2)])
     with pytest.raises(ValueError, match="out_dir"):
         train([BASE, BASE], "somewhere")
-
-
-def test_bootstrap_trend_verdicts():
-    grid = [0.9, 0.99, 0.999]
-    up = [[1.0, 1.1, 0.9], [2.0, 2.1], [3.0, 3.2, 2.9]]  # means 1, 2.05, 3.03: clearly rising
-    t = bootstrap_trend(grid, up, expected=+1)
-    assert t.verdict == "appears" and t.spearman == 1.0
-    assert t.difference == pytest.approx(np.mean(up[2]) - np.mean(up[0]))
-    assert 0 < t.low <= t.difference <= t.high
-    assert bootstrap_trend(grid, up, expected=-1).verdict == "opposite"
-    flat = [[1.0, 3.0], [2.0, 2.0], [3.0, 1.0]]  # ends with the same mean and a wide spread
-    assert bootstrap_trend(grid, flat, expected=+1).verdict == "not seen"
-    one_seed_end = [[1.0], [2.0, 2.0], [3.0, 3.1]]
-    assert bootstrap_trend(grid, one_seed_end, expected=+1).verdict == "not testable"
-    nan_dropped = [[1.0, np.nan, 1.1], [2.0, 2.1], [3.0, 3.2]]
-    assert bootstrap_trend(grid, nan_dropped, expected=+1).verdict == "appears"
-    with pytest.raises(ValueError, match="expected"):
-        bootstrap_trend(grid, up, expected=0)

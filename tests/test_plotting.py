@@ -53,10 +53,21 @@ def _four_panels(fig, axes):
     return fig
 
 
+def text_px_in_column(fig) -> float:
+    """The smallest text of ``fig`` in CSS px when its PNG is shown in the text column: a PNG
+    narrower than the column at its natural size (1 image px = 1 CSS px at the book's DPI), a
+    wider one scaled to fit; bbox_inches="tight" pads 0.1 in on each side."""
+    from bea_lib.figures.plotting import DPI, TEXT_COLUMN_PX, min_text_points
+
+    fig.canvas.draw()
+    width_px = (fig.get_tightbbox(fig.canvas.get_renderer()).width + 0.2) * DPI
+    return min_text_points(fig) * DPI / 72 * min(1.0, TEXT_COLUMN_PX / width_px)
+
+
 def test_panel_grid_figures_keep_text_readable_in_the_column_and_a_wide_row_does_not():
     """Ticks and legends of a panel_grid figure are >= 8 CSS px in the 672 px text column; the
     same four panels in one 16-inch row (the layout it replaces) come out near 5 px."""
-    from bea_lib.figures.plotting import MIN_TEXT_PX, panel_grid, text_px_in_column
+    from bea_lib.figures.plotting import MIN_TEXT_PX, panel_grid
 
     fig = _four_panels(*panel_grid(4))
     assert text_px_in_column(fig) >= MIN_TEXT_PX

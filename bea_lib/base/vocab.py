@@ -73,7 +73,7 @@ class Convergence(StrEnum):
 
 class Stability(StrEnum):
     """The training regimes of Ma et al. (2022), read from a network's training-loss curve
-    (:func:`bea_lib.nets.sweeps.stability`)."""
+    (:func:`bea_lib.evidence.readings.stability`)."""
 
     STABLE = "stable"      # small oscillations at most: the paper's trends are claimed here
     SPIKE = "spike"        # the loss climbs far above its running minimum
@@ -101,9 +101,9 @@ class Optimizer(StrEnum):
 
 
 class TrendVerdict(StrEnum):
-    """A verdict on a claimed monotone trend; shared by the sweep analysis of the networks
-    (:func:`bea_lib.nets.sweeps.bootstrap_trend`, over seeds) and the bilinear grids
-    (:func:`bea_lib.bilinear.monotone_trend`, one pair of grid values at a time)."""
+    """A verdict on a claimed monotone trend; shared by the networks' paired statistics
+    (:func:`bea_lib.evidence.statistics.interval_verdict`, over seeds) and the bilinear grids
+    (:func:`bea_lib.studies.bilinear.monotone_trend`, one pair of grid values at a time)."""
 
     APPEARS = "appears"            # the claimed direction, beyond the spread over seeds
     NOT_SEEN = "not seen"          # no clear direction

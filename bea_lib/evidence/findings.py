@@ -200,12 +200,6 @@ def evidence_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") ->
     return "\n\n".join(blocks)
 
 
-def beyond_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") -> str:
-    """The checks beyond the paper, each group with its own wording; a group with a declared
-    primary test gets its verdict like a statement of the paper."""
-    return evidence_markdown(rows, doc_prefix=doc_prefix)
-
-
 def verdict_counts(rows: list[FindingsRow]) -> dict[Verdict, int]:
     """How many rows got each verdict, in the vocabulary's order."""
     return {v: sum(r.verdict == v for r in rows) for v in Verdict}

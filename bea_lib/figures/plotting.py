@@ -59,23 +59,6 @@ def min_text_points(fig) -> float:
     return min(sizes) if sizes else math.inf
 
 
-def text_px_in_column(fig, *, column_px: float = TEXT_COLUMN_PX) -> float:
-    """The smallest text of ``fig`` in CSS px when its PNG is shown in the text column.
-
-    A PNG narrower than the column is shown at its natural size (1 image px = 1 CSS px at the
-    book's 150 dpi, text of ``s`` points is ``s * 150 / 72`` px); a wider one is scaled to fit.
-    """
-    width_px = _saved_width_px(fig)
-    scale = min(1.0, column_px / width_px)
-    return min_text_points(fig) * DPI / 72 * scale
-
-
-def _saved_width_px(fig) -> float:
-    fig.canvas.draw()
-    bbox = fig.get_tightbbox(fig.canvas.get_renderer())
-    return (bbox.width + 0.2) * DPI  # bbox_inches="tight" pads 0.1 in on each side
-
-
 def savefig(fig, name: str, fig_dir: str | Path = "figures") -> list[Path]:
     """Save ``fig`` as ``fig_dir/name.png`` and ``fig_dir/name.pdf``; returns the two paths.
 

@@ -136,3 +136,26 @@ def read_run_info(out_dir: str | Path) -> dict:
 def write_run_info(out_dir: str | Path, info: dict) -> None:
     """Write ``run.json`` to ``out_dir``, atomically."""
     atomic_write_json(Path(out_dir) / INFO_FILE, info)
+
+
+def stored_runs(folder: str | Path) -> list[dict]:
+    """Every run under ``folder`` saved by ``train(config, out_dir)``: a ``run.json`` with a
+    ``history.csv`` beside it, sorted by path.
+
+    Each entry holds ``path``, ``info`` (the parsed run.json: config, commit, stop reason, ...),
+    ``history`` (a :class:`History`) and ``command`` (the text of a ``command.txt`` beside
+    them, or ``info["command"]``, or None when the command was not recorded).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    runs = []
+    for info_file in sorted(folder.rglob("run.json")):
+        run_dir = info_file.parent
+        if not (run_dir / "history.csv").is_file():
+            continue
+        info = read_run_info(run_dir)
+        command_file = run_dir / "command.txt"
+        command = command_file.read_text().strip() if command_file.is_file() else info.get("command")
+        runs.append({"path": run_dir, "info": info, "history": History.read(run_dir), "command": command})
+    return runs

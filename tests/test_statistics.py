@@ -1,5 +1,5 @@
 """The validity gate, the κ prediction, paired statistics over seeds and runs.csv
-(bea_lib.nets.evidence)."""
+(bea_lib.evidence.statistics)."""
 import math
 
 import numpy as np
@@ -11,11 +11,12 @@ import bea_lib as bl
 from bea_lib.core.autodiff import gradient
 from bea_lib.studies.intervention import kappa_adam
 from bea_lib.evidence.statistics import (F0_AGREEMENT_LIMIT, RUN_COLUMNS, VALIDITY_LIMIT,
-                                   f0_disagreement, kappa_prediction, mean_interval,
-                                   minimum_detectable_effect, monotone_seeds, paired_difference,
-                                   per_seed_slopes, read_runs_csv, trend_of, validity_gate,
-                                   hill_shape,
-                                   write_runs_csv)
+                                         f0_disagreement, hill_shape, interval_verdict,
+                                         kappa_prediction, mean_interval,
+                                         minimum_detectable_effect, monotone_seeds,
+                                         optimizer_prediction, optimizer_verdict,
+                                         paired_difference, per_seed_slopes, read_runs_csv,
+                                         trend_of, validity_gate, write_runs_csv)
 from bea_lib.core.norms import perturbed_one_norm
 from bea_lib.base.vocab import TrendVerdict
 
@@ -198,3 +199,28 @@ def test_hill_shape_reads_fall_rise_fall_flat():
     assert not rising.falls_after and not rising.matches
     # oscillations below tol are not a hill
     assert hill_shape(10 - 6 * t + 0.01 * np.sin(200 * t)).height == 0.0
+
+
+def test_the_verdict_of_an_interval():
+    assert interval_verdict(1.0, 3.0, expected=+1) == TrendVerdict.APPEARS
+    assert interval_verdict(1.0, 3.0, expected=-1) == TrendVerdict.OPPOSITE
+    assert interval_verdict(-3.0, -1.0, expected=-1) == TrendVerdict.APPEARS
+    assert interval_verdict(-1.0, 3.0, expected=+1) == TrendVerdict.NOT_SEEN
+    assert interval_verdict(math.nan, math.nan, expected=+1) == TrendVerdict.NOT_TESTABLE
+    with pytest.raises(ValueError, match="expected must be"):
+        interval_verdict(1.0, 2.0, expected=2)
+
+
+def test_the_optimizer_verdict_follows_the_prediction_and_a_swap_reverses_it():
+    rng = np.random.default_rng(0)
+    other = rng.normal(10.0, 1.0, 12)
+    adam = other + 2.0 + rng.normal(0.0, 0.3, 12)  # Adam sharper on every seed
+    assert optimizer_prediction(beta=0.9, rho=0.999) == 1
+    assert optimizer_prediction(beta=0.999, rho=0.9) == -1
+    interval, verdict = optimizer_verdict(adam, other, beta=0.9, rho=0.999, gated=True,
+                                          n_resamples=999)
+    assert interval.low > 0 and verdict == bl.Verdict.REPRODUCED
+    _, swapped = optimizer_verdict(adam, other, beta=0.999, rho=0.9, gated=True, n_resamples=999)
+    assert swapped == bl.Verdict.CONTRADICTED  # the mutant: β and ρ swapped
+    _, outside = optimizer_verdict(adam, other, beta=0.9, rho=0.999, gated=False, n_resamples=999)
+    assert outside == bl.Verdict.OUTSIDE_RANGE
