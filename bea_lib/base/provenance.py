@@ -77,13 +77,9 @@ def code_state() -> dict[str, str | bool | None]:
 
 def add_segment(segments: list | None, *, from_epoch: int, **more) -> tuple[list, str]:
     """The segments of a run that resumes at ``from_epoch`` under this process's code, and a
-    line saying what changed since the previous segment ("" if nothing did).
-
-    A run that stops and resumes is made of segments, one per invocation; each records the
-    code that ran it (:func:`code_state`) and the epochs it computed, so that a resume under
-    other code is visible in the run's record instead of being silently attributed to the
-    last commit. ``more`` (the device, say) is stored with the segment.
-    """
+    line saying what changed since the previous segment ("" if nothing did). Each invocation is
+    a segment recording its code (:func:`code_state`), its first epoch and ``more`` (the device,
+    say), so that a resume under other code shows in the run's record."""
     segments = [dict(s) for s in segments or [] if isinstance(s, dict)]
     now = {**code_state(), "from_epoch": from_epoch, **more}
     note = ""

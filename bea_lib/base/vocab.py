@@ -8,14 +8,10 @@ from enum import StrEnum
 
 
 class Verdict(StrEnum):
-    """What the book's primary test says about one statement of the paper (the Findings chapter).
-
-    One vocabulary, in the words a referee would sign: "contradicted" is kept for an effect
-    measured against the paper with an interval that excludes zero, and "we could not tell" is
-    *inconclusive* (shown with the smallest effect the test could have detected), never a
-    failure of the paper. A caveat the paper states itself is shown beside the verdict
-    (:attr:`bea_lib.registry.Statement.caveat`), not folded into it.
-    """
+    """What the book's primary test says about one statement of the paper (the Findings chapter),
+    in a referee's words: *contradicted* only for an effect against the paper with an interval
+    that excludes zero; "we could not tell" is *inconclusive* (with the smallest effect the test
+    could detect), never a failure of the paper. The paper's own caveats stand beside it."""
 
     REPRODUCED = "reproduced"      # the pre-declared primary test passes
     CONTRADICTED = "contradicted"  # measured in the opposite direction, interval excluding zero
@@ -112,14 +108,10 @@ class TrendVerdict(StrEnum):
 
 
 def paper_verdict(trend: TrendVerdict | str, *, gated: bool = True) -> Verdict:
-    """The verdict on the paper's statement from the verdict on a predicted trend.
-
-    The one mapping from :class:`TrendVerdict` to :class:`Verdict` (the networks and mechanism
-    chapters use it): a run set outside the validity gate (``gated=False``: e.g. a bias ratio
-    above :data:`bea_lib.validation.VALIDITY_LIMIT`) is *outside the theory's range* whatever it
-    shows; inside it, APPEARS is *reproduced*, OPPOSITE (the interval excludes zero on the
-    other side) *contradicted*, NOT_SEEN (the interval includes zero) *inconclusive*, NOT_TESTABLE (too few runs with a value) *not tested here*.
-    """
+    """The verdict on the paper's statement from the verdict on a predicted trend, the one
+    mapping from :class:`TrendVerdict` to :class:`Verdict`: NOT_TESTABLE is *not tested here*; a
+    run set outside the validity gate (``gated=False``) is *outside the theory's range*; inside,
+    APPEARS is *reproduced*, OPPOSITE *contradicted*, NOT_SEEN *inconclusive*."""
     trend = TrendVerdict(trend)
     if trend == TrendVerdict.NOT_TESTABLE:
         return Verdict.NOT_TESTED

@@ -38,18 +38,14 @@ the source of the sign-flow limit; the ε-inside form is the paper's, not theirs
 **When the expansion holds.** It is a series in h over the memory of the averages, 1/(1-β)
 and 1/(1-ρ) steps, and in the curvature met along the path: the O(h) term of (2.3) carries
 h(1+γ)/(2(1-γ)), γ = β, ρ, that of (1.1) h(1+β)/(2(1-β)²) relative to the leading term, times a
-Hessian-vector product; the neglected O(h²) term is of the size of its square. So the flows
-measure, at θ⁽⁰⁾, the O(h) term against the leading term, each momentum's part separately (so
-that β ≈ ρ, where the two parts cancel, is not mistaken for safety), and warn
-(:class:`ExpansionValidityWarning`) when the larger part exceeds ``VALIDITY_LIMIT`` = 0.5: the
-first correction is then half the leading term and the series has no reason to converge. This
-is a check at the start only, and catches gross violations: the order tests have ratios of at
-most a few percent, and the ε-sign flow's curvature grows like 1/√ε as it nears a minimum.
+Hessian-vector product. So the flows measure at θ⁽⁰⁾ each momentum's part of the O(h) term
+against the leading term (β ≈ ρ, where the parts cancel, is no safety) and warn
+(:class:`ExpansionValidityWarning`) when the larger exceeds ``VALIDITY_LIMIT`` = 0.5: a check at
+the start only, which catches gross violations (the order tests' ratios are a few percent).
 
-**Solving.** The flows solve with :func:`bea_lib.integrate.solve_flow`'s guards: non-finite θ
-or θ̇ and an exhausted evaluation budget raise :class:`bea_lib.integrate.FlowError` (a
-``RuntimeError``), and ``method="auto"`` goes on with an implicit method where the explicit one
-stalls (the ε-sign flow near a minimum is stiff: its Jacobian is about -H/√ε).
+**Solving** is :func:`bea_lib.core.integrate.solve_flow`, with its guards (a
+:class:`~bea_lib.core.integrate.FlowError` on non-finite values or a spent budget, a stiff
+method where the explicit one stalls: the ε-sign flow near a minimum).
 
 Every right-hand side costs one gradient and, for ``order=1``, one Hessian-vector product
 (:func:`bea_lib.autodiff.gradient_and_hvp_fn`); the Hessian is never formed.

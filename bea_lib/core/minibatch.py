@@ -32,8 +32,7 @@ built once per interval, not at each of the solver's evaluations. The m gradient
 products take three reverse passes whatever m: one for all g_b, one for the m products H_b(2y_b +
 …), one for the m products H_b(2x_b + …) (:func:`bea_lib.autodiff.stacked_gradient_and_hvp_fn`).
 Consecutive intervals share the gradients at the point where one ends and the next starts
-(:class:`_LastPoint`); ``benchmarks/bench_minibatch.py`` times all this against the per-batch loop
-it replaced.
+(:class:`_LastPoint`).
 """
 from __future__ import annotations
 

@@ -1,14 +1,10 @@
-r"""Many Adam runs at once (what became of each: :mod:`bea_lib.convergence`).
+r"""Many Adam runs at once (what became of each: :mod:`bea_lib.core.convergence`).
 
-Symbols and names as in :mod:`bea_lib.optimizers`: h ``h``, β ``beta``, ρ ``rho``, ε ``eps``.
-
-:func:`adam_runs` runs R copies of Adam side by side, each with its own hyperparameters, through
-the same iteration as :func:`bea_lib.adam` (:func:`bea_lib.optimizers.adam_update`, which is
-elementwise, so per-run hyperparameters broadcast over a (R, 1) column). The gradients of the R
-points come from one vectorised forward pass (``torch.func.vmap``) and one reverse pass
-(:func:`bea_lib.autodiff.batch_gradient`). On a problem in two dimensions this is what makes a
-grid of runs cost about as much as one run.
-
+:func:`adam_runs` runs R copies of Adam side by side, each with its own h, β, ρ, ε, through the
+iteration of :func:`bea_lib.adam` (:func:`bea_lib.core.optimizers.adam_update` is elementwise:
+per-run hyperparameters broadcast over a (R, 1) column), the R gradients from one vectorised
+pass (:func:`bea_lib.core.autodiff.batch_gradient`): on a 2-D problem a grid of runs costs about
+as much as one run.
 """
 from __future__ import annotations
 

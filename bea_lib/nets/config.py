@@ -1,10 +1,7 @@
-"""The configuration of a training run, described once.
-
-Each field of :class:`TrainConfig` carries in its metadata its help text, its check, its
-choices, its command-line type (for fields whose default is None) and whether it shapes the
-trajectory. The command line (:func:`bea_lib.nets.train.parser`) and the resume check
-(:data:`TRAJECTORY_FIELDS`, used by :mod:`bea_lib.nets.rundir`) are derived from them, so a
-field added here is offered by the CLI and guarded on resume without another list to update.
+"""The configuration of a training run, described once: each field of :class:`TrainConfig`
+carries its help, check, choices, command-line type and whether it shapes the trajectory; the
+command line (:func:`bea_lib.nets.train.parser`) and the resume check (:data:`TRAJECTORY_FIELDS`)
+are derived from them, so a new field needs no other list.
 """
 from __future__ import annotations
 
@@ -28,13 +25,9 @@ def _int(minimum: int):
 
 
 def _option(default, help: str, *, check=None, choices=None, type=None, trajectory: bool = False):
-    """A TrainConfig field: its default and, in the metadata, everything derived from it.
-
-    ``help`` for the command line; ``choices`` the allowed values (checked, and offered by the
-    CLI); ``type`` the CLI type of a field whose default is None; ``trajectory`` whether the
-    field shapes the trajectory (a checkpoint resumes only a run with the same values);
-    ``check(name, value)`` the validation of a value that is not None.
-    """
+    """A TrainConfig field: its default; in the metadata its ``help``, its ``choices`` (checked,
+    offered by the CLI), its CLI ``type`` (default None), whether it shapes the ``trajectory`` (a
+    checkpoint resumes only the same values), its ``check(name, value)`` (of a value not None)."""
     if check is None and choices is not None:
         check = lambda name, value: check_one_of(name, value, choices)  # noqa: E731
     return dataclasses.field(default=default, metadata=dict(

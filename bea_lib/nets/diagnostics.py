@@ -9,14 +9,11 @@ terms of Adam's modified flow (2.2)–(2.3); D the denominator of Adam's step, �
   the bias term, where it acts now, lowers the perturbed one-norm (the paper's "penalises").
 - :func:`bea_lib.norms.table1_cells`: the fractions of coordinates with g_j² ≫ ε, g_j² ≪ ε
   and in between, the cells of the paper's Table 1 (≫ means at least 100 times).
-- :func:`bea_lib.autodiff.top_eigenvalue`: the largest eigenvalue of H, or of the
-  preconditioned Hessian diag(1/D)·H that Adam's step sees, by Lanczos on Hessian-vector
-  products (with D^{-1/2} H D^{-1/2}, similar to diag(1/D)·H). Cohen et al. (2022) find the
-  preconditioned sharpness of full-batch Adam rising to, and hovering at, (2 + 2β)/((1 − β)h),
-  the edge of stability of adaptive methods.
+- :func:`bea_lib.core.autodiff.top_eigenvalue`: the largest eigenvalue of H, or of the
+  preconditioned Hessian diag(1/D)·H (Lanczos on D^{-1/2} H D^{-1/2}), which Cohen et al. (2022)
+  see rise to (2 + 2β)/((1 − β)h), the edge of stability of adaptive methods, under Adam.
 
-:func:`flat_loss` turns a network and its data into a loss E(θ) of the flat parameter vector,
-so the same functions serve the small problems of the theory chapters and the networks;
+:func:`flat_loss` makes a network and its data a loss E(θ) of the flat parameter vector.
 :func:`diagnostics_at` takes them all at once, :func:`heavy_ball_diagnostics_at` heavy-ball's
 (the loop of :mod:`bea_lib.nets.loop` calls them every ``diagnostics_every`` epochs).
 """

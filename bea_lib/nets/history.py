@@ -1,15 +1,13 @@
 """The per-epoch record of a training run, and the files that hold it.
 
-Row n of a history describes θ⁽ⁿ⁾, the parameters after n Adam steps: the training loss
-E(θ⁽ⁿ⁾) and accuracy, the test loss and accuracy, and the norms of the full-batch gradient
-∇E(θ⁽ⁿ⁾), the gradient that the step from θ⁽ⁿ⁾ to θ⁽ⁿ⁺¹⁾ uses (Definition 2.1):
-‖∇E‖_{1,ε} = Σ_i √((∂_iE)² + ε) with the optimizer's ε, ‖∇E‖₁ and ‖∇E‖₂. ``wall_time`` is the
-seconds of training from the start of the run (across resumes) to the end of the row.
+Row n of a history describes θ⁽ⁿ⁾, the parameters after n steps: the training loss E(θ⁽ⁿ⁾)
+and accuracy, the test loss and accuracy, and the norms of ∇E(θ⁽ⁿ⁾), the gradient of the step
+from θ⁽ⁿ⁾: ‖∇E‖_{1,ε} = Σ_i √((∂_iE)² + ε) with the optimizer's ε (0 for one without), ‖∇E‖₁,
+‖∇E‖₂; ``wall_time``, seconds of training from the start of the run (across resumes).
 
-A run folder holds ``history.csv`` and ``run.json`` (the run's configuration, provenance, why it
-stopped and how many rows the history has), written atomically (:mod:`bea_lib.fileio`), so a
-reader never sees half a file. A file that cannot be read, or that disagrees with the other,
-raises :class:`RunFileError` naming the file.
+A run folder holds ``history.csv`` and ``run.json`` (configuration, provenance, why it stopped,
+how many rows), written atomically (:mod:`bea_lib.base.fileio`); a file that cannot be read, or
+that disagrees with the other, raises :class:`RunFileError` naming it.
 """
 from __future__ import annotations
 
@@ -64,11 +62,6 @@ class History:
             raise ValueError(f"row must have the keys {', '.join(COLUMNS)}, got {', '.join(row)}")
         for c in COLUMNS:
             self.columns[c].append(float(row[c]))
-
-    @property
-    def steps_seconds(self) -> float:
-        """Seconds of training without the diagnostics (0 for an empty history)."""
-        return (self.columns["wall_time"][-1] if len(self) else 0.0) - self.diagnostics_seconds
 
     def diagnostics(self) -> dict[str, np.ndarray]:
         """``epoch`` and the :data:`DIAGNOSTIC_COLUMNS` on the rows where they were taken."""
@@ -139,13 +132,9 @@ def write_run_info(out_dir: str | Path, info: dict) -> None:
 
 
 def stored_runs(folder: str | Path) -> list[dict]:
-    """Every run under ``folder`` saved by ``train(config, out_dir)``: a ``run.json`` with a
-    ``history.csv`` beside it, sorted by path.
-
-    Each entry holds ``path``, ``info`` (the parsed run.json: config, commit, stop reason, ...),
-    ``history`` (a :class:`History`) and ``command`` (the text of a ``command.txt`` beside
-    them, or ``info["command"]``, or None when the command was not recorded).
-    """
+    """Every run saved under ``folder`` (a ``run.json`` with a ``history.csv``), by path: its
+    ``path``, ``info`` (run.json), ``history`` and ``command`` (a ``command.txt`` beside them,
+    else ``info["command"]``, else None)."""
     folder = Path(folder)
     if not folder.is_dir():
         return []

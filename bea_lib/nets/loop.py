@@ -1,15 +1,11 @@
 r"""The training loop of the networks (Section 6 of the paper): one epoch is one full-batch step.
 
-:func:`fit` trains k runs as the rows of one (k, P) tensor θ, one run as its ``nn.Module``
+:func:`fit` trains k runs as the rows of one (k, P) tensor θ: one run as its ``nn.Module``
 (:class:`~bea_lib.nets.module_net.ModuleNet`), a batch as one stacked model
-(:class:`~bea_lib.nets.batched.StackedNet`). The step is an optimizer's (init, update) pair
-(:mod:`bea_lib.nets.rules`: Adam, its κ-variant, RMSProp, GD, heavy-ball), each run with its
-own hyperparameters; each run gets a :class:`~bea_lib.nets.history.History` and a
-:class:`~bea_lib.base.vocab.StopReason`.
-
-Row n of a history (see :mod:`bea_lib.nets.history`) is computed at θ⁽ⁿ⁾ in the same chunked
-pass that produces the gradient for the step θ⁽ⁿ⁾ → θ⁽ⁿ⁺¹⁾, so the logged norms are those of
-the gradient the step uses. A run of ``epochs`` steps has ``epochs + 1`` rows.
+(:class:`~bea_lib.nets.batched.StackedNet`), with any optimizer of :mod:`bea_lib.nets.rules`.
+Row n of a history is taken at θ⁽ⁿ⁾ in the pass that gives the gradient of the step from θ⁽ⁿ⁾,
+so the logged norms are those of the gradient the step uses; ``epochs`` steps, ``epochs + 1``
+rows.
 """
 from __future__ import annotations
 
@@ -69,22 +65,18 @@ def _diagnostics(net, theta, g, state, rule: Rule, configs: list[TrainConfig], r
 def fit(net, configs: list[TrainConfig], rule: Rule, *, theta=None, state=None,
         histories: list[History] | None = None, n: int = 0, elapsed0: float = 0.0,
         comm: Comm = Comm(), on_step=None, bar=None) -> list[History]:
-    """The training loop: k runs of ``configs`` on ``net`` (θ a (k, P) tensor, the batch a
-    dimension), stepped by the optimizer ``rule`` (its (init, update) pair), until each stops;
-    one :class:`History` per run.
-
-    Row n of a history is taken at θ⁽ⁿ⁾ with the gradient its step uses. A run that stops
-    (:class:`~bea_lib.base.vocab.StopReason`) leaves the batch. ``on_step(n, theta, state,
-    elapsed, histories)`` is called after each step (checkpoints). Resuming passes θ, the
-    state, the histories so far and n.
-    """
+    """The training loop: the k runs of ``configs`` on ``net``, stepped by the optimizer
+    ``rule`` (its (init, update) pair), each with its own hyperparameters, until each stops
+    (:class:`~bea_lib.base.vocab.StopReason`; a stopped run leaves the batch); one
+    :class:`History` per run. ``on_step(n, theta, state, elapsed, histories)`` is called after
+    each step (checkpoints); resuming passes θ, the state, the histories so far and n."""
     k, base = len(configs), configs[0]
     theta = net.theta() if theta is None else theta
     dtype, device = theta.dtype, theta.device
 
     def column(name, dtype=dtype):
-        """A per-run (k, 1) column; for one run the number itself, so that its step's
-        arithmetic (the bias corrections 1 − β^n in Python's float64) is the same as before."""
+        """A per-run (k, 1) column; for one run the number itself (its bias corrections
+        1 − β^n then in Python's float64, as ``bl.adam``'s)."""
         if k == 1:
             return getattr(base, name)
         return torch.tensor([[getattr(c, name)] for c in configs], dtype=dtype, device=device)

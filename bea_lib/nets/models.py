@@ -1,17 +1,15 @@
 """Networks for full-batch training: a small MLP and CNN, and ResNet-50/101 in the CIFAR form.
 
-Section 6 of the paper trains ResNet-50 and ResNet-101 on CIFAR-10/100 with full-batch Adam.
-Full-batch means the loss E(θ) = (1/N) Σ_i ℓ(f_θ(x_i), y_i), whose gradient is accumulated over
-chunks of the training set. That is only the gradient of one fixed E if the output for example i
-depends on x_i alone. Normalisation layers decide this:
+Section 6 of the paper trains ResNet-50 and ResNet-101 on CIFAR-10/100 with full-batch Adam:
+the gradient of E(θ) = (1/N) Σ_i ℓ(f_θ(x_i), y_i), accumulated over chunks of the training set,
+is the gradient of one fixed E only if the output for example i depends on x_i alone:
 
 - ``norm="group"`` (GroupNorm, Wu & He 2018; the default for ResNets) normalises each example
   over groups of its own channels: outputs, loss and gradient do not depend on the chunking.
 - ``norm="batch"`` (BatchNorm in training mode, as torchvision's ResNets and the authors' code,
-  which used chunks of 500 images) normalises with the statistics of the chunk. It breaks the
-  full-batch loss: example i's output depends on the other examples in its chunk, so E and
-  its "gradient" change with the chunk size and order, and the accumulated gradient is not the
-  gradient of any loss of θ alone. Kept as an option to compare with the authors' set-up.
+  which used chunks of 500 images) normalises with the statistics of the chunk: E and its
+  "gradient" change with the chunk size and order, and are no loss of θ alone. Kept as an option
+  to compare with the authors' set-up.
 - ``norm="none"``: no normalisation (the default for the MLP and CNN).
 """
 from __future__ import annotations

@@ -1,11 +1,9 @@
-"""One run as an ``nn.Module`` (:class:`ModuleNet`): full-batch gradients over chunks, batch
-normalisation, one data slice per process under torchrun; and :func:`open_net`, which readies
-the runs of a training call as a ModuleNet or as a :class:`~bea_lib.nets.batched.StackedNet`.
+"""One run as an ``nn.Module`` (:class:`ModuleNet`: chunks, batch normalisation, a data slice
+per process under torchrun), and :func:`open_net`, which readies the runs of a training call.
 
-E(θ) = (1/N) Σ_{i<N} ℓ_i(θ), ℓ_i the cross-entropy of example i. Its gradient is accumulated
-over chunks of ``chunk_size`` examples, as *sums* of per-example losses, and divided by N once,
-so that (for models whose output for x_i depends on x_i alone, see :mod:`bea_lib.nets.models`) the
-result is the same for every chunk size, up to float rounding.
+E(θ) = (1/N) Σ_{i<N} ℓ_i(θ), ℓ_i the cross-entropy of example i, its gradient accumulated over
+chunks as sums and divided by N once: the same for every chunk size, up to rounding, for models
+whose output for x_i depends on x_i alone (:mod:`bea_lib.nets.models`).
 """
 from __future__ import annotations
 

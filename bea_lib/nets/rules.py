@@ -1,12 +1,10 @@
 """The optimizers of the network loop (:func:`bea_lib.nets.loop.fit`), one :class:`Rule` each.
 
-A rule is the (init, update) pair of :mod:`bea_lib.core.optimizers` (``update(g, state,
-hvp_at, **hyper)``; ``hvp_at(rows)`` gives v ↦ ∇²E v for those runs, used by the κ-variant
-alone), the :class:`~bea_lib.nets.config.TrainConfig` fields its update reads (per run, or
-shared by a batch), the fields it fixes (RMSProp is Adam with β = 0, GD heavy-ball with
-β = 0), whether the one-norm it logs carries its ε (Section 6: ‖∇E‖_{1,ε}; ε = 0 for the rules
-without one), and its diagnostics: each rule's own expansion ratio and the sharpness. A new
-optimizer is a new entry of :data:`RULES` and a name of :class:`bea_lib.base.vocab.Optimizer`.
+A rule is an (init, update) pair of :mod:`bea_lib.core.optimizers` (``update(g, state, hvp_at,
+**hyper)``, ``hvp_at(rows)`` giving v ↦ ∇²E v for the κ-variant), the TrainConfig fields the
+update reads (per run, or shared by a batch) and those it fixes (RMSProp is Adam with β = 0, GD
+heavy-ball with β = 0), whether its logged one-norm has its ε (else ε = 0), and its diagnostics,
+with its own expansion ratio. A new optimizer: a :data:`RULES` entry, an ``Optimizer`` name.
 """
 from __future__ import annotations
 

@@ -102,8 +102,8 @@ FINISHED = (StopReason.EPOCHS, StopReason.LOSS_THRESHOLD, StopReason.DIVERGED)
 
 
 def finished_run(out_dir: Path, config: TrainConfig) -> History | None:
-    """The stored history when ``out_dir`` holds this very run, finished (the same trajectory,
-    epochs and loss threshold): a job started again returns it at once, checkpoints or not."""
+    """The stored history when ``out_dir`` holds this very run finished (the same trajectory,
+    epochs and loss threshold), so that a job started again returns at once."""
     if not (out_dir / INFO_FILE).is_file() or not (out_dir / HISTORY_FILE).is_file():
         return None
     try:
@@ -133,9 +133,8 @@ def run_folder_lock(folder: Path | None, comm: Comm):
 
 
 def run_info(config: TrainConfig, device, comm: Comm, segments: list | None = None) -> dict:
-    """Parameters, seed, commit and versions (:mod:`bea_lib.base.provenance`), for run.json;
-    with ``segments``, the code of every invocation that computed part of the run
-    (:func:`bea_lib.base.provenance.add_segment`)."""
+    """run.json's parameters, seed, commit, versions and ``segments`` (the code of every
+    invocation that computed part of the run: :func:`bea_lib.base.provenance.add_segment`)."""
     source = provenance.commit(Path(__file__).resolve().parents[2])
     return {"config": dataclasses.asdict(config), "seed": config.seed, "commit": source["commit"],
             "uncommitted_changes": source["dirty"], "device": str(device),

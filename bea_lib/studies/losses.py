@@ -79,15 +79,10 @@ def tanh_network_init(n_in: int = 3, width: int = 12, seed: int = 0, dtype=torch
 
 
 class BatchLosses(tuple):
-    """m mini-batch losses E_0, …, E_{m-1}: a tuple of callables (step n uses ``[n % m]``) that
-    can also be evaluated all at once.
-
-    ``stacked(thetas)`` maps an (m, p) tensor to the m values E_b(thetas[b]), computed together
-    by vectorised operations. Where it is given, the mini-batch flow takes the m gradients and
-    the 2m Hessian-vector products of one evaluation through one graph of a few operations
-    instead of m graphs (:func:`bea_lib.autodiff.stacked_gradient_and_hvp_fn`); the numbers are
-    the same up to rounding.
-    """
+    """m mini-batch losses E_0, …, E_{m-1}: a tuple of callables (step n uses ``[n % m]``) and
+    ``stacked(thetas)``, the m values E_b(thetas[b]) of an (m, p) tensor at once, through which
+    the mini-batch flow takes its m gradients and 2m Hessian-vector products in one graph
+    (:func:`bea_lib.core.autodiff.stacked_gradient_and_hvp_fn`), the same up to rounding."""
 
     def __new__(cls, losses, stacked):
         self = super().__new__(cls, losses)

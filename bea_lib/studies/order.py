@@ -107,14 +107,9 @@ def order_study(method: str, loss, theta0, hs, T: float, orders=(0, 1), *, t_min
 
 def _shared_order0_flow(method, loss, theta0, hs, T, orders, flow, hyper):
     """(h, n, θ̃ on the grid nh) for the smallest h, where the order-0 flow is the same ODE for
-    every h, else None.
-
-    The order-0 flows of full-batch Adam, RMSProp, GD and heavy-ball started at θ⁽⁰⁾ do not
-    depend on h (only their grids do), so one solve on the finest grid serves every h whose grid
-    it contains: the solver takes the same steps towards the same end nh = T and reads the rows
-    of a coarser grid from the same interpolants. Only where the order-1 flows are solved too,
-    so that the check of the expansion's validity still runs for every h.
-    """
+    every h (full-batch Adam, RMSProp, GD, heavy-ball: only the grids depend on h), so that one
+    solve on the finest grid serves every coarser one; else None. Only where the order-1 flows
+    are solved too, so that the expansion's validity is still checked for every h."""
     full_batch = callable(loss) or len(loss) == 1
     if 0 not in orders or 1 not in orders or not full_batch or method == "adam_minibatch" \
             or hyper.get("shifted_start", False):
