@@ -184,7 +184,7 @@ def chapter_parameters(root: Path, chapter: str, profile: str = "default") -> di
     """The values a chapter runs with at ``profile``: its parameters cell, read as papermill
     reads it, with the profile's overrides of ``book/profiles.yml`` checked and applied, the
     same reading as the runner's (``1e-8`` is a float in both). For tools that launch a
-    chapter's work outside the book (``python -m bea_lib.nets.executor``)."""
+    chapter's work outside the book (``python -m bea_book sweep``)."""
     import tempfile
 
     import nbformat
