@@ -11,12 +11,13 @@ import bea_lib as bl
 from bea_lib.core.autodiff import gradient
 from bea_lib.studies.intervention import kappa_adam
 from bea_lib.evidence.statistics import (F0_AGREEMENT_LIMIT, RUN_COLUMNS, VALIDITY_LIMIT,
-                                         f0_disagreement, hill_shape, interval_verdict,
+                                         VERDICT_ORDER, combined_trend, f0_disagreement,
+                                         hill_shape, interval_text, interval_verdict,
                                          kappa_prediction, mean_interval,
                                          minimum_detectable_effect, monotone_seeds,
-                                         optimizer_prediction, optimizer_verdict,
-                                         paired_difference, per_seed_slopes, read_runs_csv,
-                                         trend_of, validity_gate, write_runs_csv)
+                                         optimizer_verdict, paired_difference, per_seed,
+                                         per_seed_slopes, read_runs_csv, trend_of, validity_gate,
+                                         weakest_verdict, write_runs_csv)
 from bea_lib.core.norms import perturbed_one_norm
 from bea_lib.base.vocab import TrendVerdict
 
@@ -212,11 +213,10 @@ def test_the_verdict_of_an_interval():
 
 
 def test_the_optimizer_verdict_follows_the_prediction_and_a_swap_reverses_it():
+    # Adam (ρ > β) predicted sharper than GD: the sign of kappa_prediction at Adam's (β, ρ)
     rng = np.random.default_rng(0)
     other = rng.normal(10.0, 1.0, 12)
     adam = other + 2.0 + rng.normal(0.0, 0.3, 12)  # Adam sharper on every seed
-    assert optimizer_prediction(beta=0.9, rho=0.999) == 1
-    assert optimizer_prediction(beta=0.999, rho=0.9) == -1
     interval, verdict = optimizer_verdict(adam, other, beta=0.9, rho=0.999, gated=True,
                                           n_resamples=999)
     assert interval.low > 0 and verdict == bl.Verdict.REPRODUCED
@@ -224,3 +224,38 @@ def test_the_optimizer_verdict_follows_the_prediction_and_a_swap_reverses_it():
     assert swapped == bl.Verdict.CONTRADICTED  # the mutant: β and ρ swapped
     _, outside = optimizer_verdict(adam, other, beta=0.9, rho=0.999, gated=False, n_resamples=999)
     assert outside == bl.Verdict.OUTSIDE_RANGE
+
+
+def test_combined_trend_needs_every_setting():
+    A, N, O, T = (TrendVerdict.APPEARS, TrendVerdict.NOT_SEEN, TrendVerdict.OPPOSITE,
+                  TrendVerdict.NOT_TESTABLE)
+    assert combined_trend([A, A]) == A
+    assert combined_trend([A, N]) == N
+    assert combined_trend([A, T, N]) == T
+    assert combined_trend([T, O, A]) == O  # one opposite outweighs what could not be tested
+    assert combined_trend(iter(["appears", "appears"])) == A
+
+
+def test_the_weakest_verdict_of_comparisons_a_statement_needs_together():
+    V = bl.Verdict
+    assert weakest_verdict([V.REPRODUCED, V.INCONCLUSIVE]) == V.INCONCLUSIVE
+    assert weakest_verdict([V.REPRODUCED, V.CONTRADICTED, V.INCONCLUSIVE]) == V.CONTRADICTED
+    assert weakest_verdict(v for v in [V.REPRODUCED, V.OUTSIDE_RANGE]) == V.OUTSIDE_RANGE
+    assert weakest_verdict(["reproduced", "not tested here"]) == V.NOT_TESTED
+    assert [v for v in VERDICT_ORDER] == sorted(V, key=VERDICT_ORDER.index)  # every verdict ranked
+
+
+def test_per_seed_reads_a_column_in_the_order_of_the_seeds():
+    table = [{"seed": s, "arm": a, "x": 10 * s + (a == "b")} for s in (2, 0, 1) for a in "ab"]
+    np.testing.assert_array_equal(per_seed(table, "x", [0, 1, 2], arm="b"), [1, 11, 21])
+    np.testing.assert_array_equal(per_seed(table, "x", [2, 0], arm="a"), [20, 0])
+    with pytest.raises(KeyError):
+        per_seed(table, "x", [3], arm="a")  # a seed without a row is an error, not a NaN
+
+
+def test_interval_text():
+    q = mean_interval([1.0, 2.0, 4.0], n_resamples=999)
+    assert interval_text(q) == f"{q.mean:.3g} [{q.low:.3g}, {q.high:.3g}]"
+    assert interval_text(q, digits=2).startswith(f"{q.mean:.2g} [")
+    assert interval_text(mean_interval([5.0])) == "5"  # one seed: the mean, no interval
+    assert interval_text(mean_interval([math.nan])) == "—"

@@ -7,6 +7,8 @@ r"""What the network chapters read from a run's history (Section 6 of the paper,
   :class:`bea_lib.base.vocab.Stability`. A run whose loss climbs far above its running minimum
   is a *spike* run; a non-finite loss is *divergence*; otherwise the run is counted as *stable*
   (small oscillations at most).
+- :func:`run_gate`, :func:`figure_readings`: a run's validity gate, and what the networks
+  chapter reads for Figures 4–6.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import numpy as np
 from ..base.vocab import Stability, StopReason
 from ..core.validation import check_int, check_positive
 from ..nets.history import History
+from .statistics import Gate, hill_shape, validity_gate
 
 
 def first_below(values, threshold: float) -> int | None:
@@ -56,3 +59,32 @@ def stability(history: History, *, max_ratio: float) -> Stability:
     if history.stop_reason == StopReason.DIVERGED or not np.isfinite(history["train_loss"]).all():
         return Stability.DIVERGED
     return Stability.SPIKE if spike_ratio(history["train_loss"]) > max_ratio else Stability.STABLE
+
+
+def run_gate(history: History, start_ratio: float | None = None) -> Gate:
+    """A run's validity gate (:func:`~bea_lib.evidence.statistics.validity_gate`, κ = 0): the
+    bias ratios it recorded, else ``start_ratio`` measured at θ⁽⁰⁾, else never measured."""
+    d, e = history["bias_ratio"], history["epoch"]
+    ok = np.isfinite(d)
+    if ok.any():
+        return validity_gate(e[ok], d[ok])
+    return validity_gate([0], [start_ratio]) if start_ratio is not None else validity_gate([], [])
+
+
+def figure_readings(history: History, *, epochs: int, read_below: float, norm_at: float,
+                    hill_after: float, shape_tol: float, max_spike_ratio: float) -> dict:
+    """What Figures 4–6 read from a run of ``epochs`` (NaN, or epoch −1, where it does not
+    reach them): its regime, ‖∇E‖₁,ε at the fraction ``norm_at`` of the epochs and when the loss
+    first falls below ``read_below`` (and the test accuracy then), the best test accuracy, the
+    end, and the hill of ‖∇E‖₁,ε after the fraction ``hill_after``."""
+    norm, loss = history["grad_norm_1_eps"], history["train_loss"]
+    n_thr, n_norm = first_below(loss, read_below), round(norm_at * epochs)
+    shape = hill_shape(norm, skip=round(hill_after * epochs), tol=shape_tol)
+    return {"regime": str(stability(history, max_ratio=max_spike_ratio)),
+            "norm_at": norm[n_norm] if n_norm < len(norm) else math.nan,
+            "epoch_thr": -1 if n_thr is None else n_thr,
+            "norm_thr": norm[n_thr] if n_thr is not None else math.nan,
+            "acc_thr": at_or_before(history["test_acc"], n_thr) if n_thr is not None else math.nan,
+            "acc_max": float(np.nanmax(history["test_acc"])),
+            "train_loss_end": float(loss[-1]), "train_acc_end": float(history["train_acc"][-1]),
+            "hill": shape.height, "hill_shape": shape.matches}

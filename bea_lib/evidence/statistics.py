@@ -1,30 +1,21 @@
-r"""When a network run is evidence about the paper, and what a set of paired runs says.
+r"""The one statistics module of the networks: gates, predictions, paired statistics, runs.csv.
 
-Symbols as in :mod:`bea_lib.intervention`: f₀ and f₁ the O(1) and O(h) terms of Adam's modified
-flow (2.2)–(2.3), κ the scale of the κ-variant, whose modified flow is f₀ + (1 + κ) h f₁.
+Symbols as in :mod:`bea_lib.studies.intervention`: f₀ and f₁ the O(1) and O(h) terms of Adam's
+modified flow (2.2)–(2.3), κ the scale of the κ-variant, whose flow is f₀ + (1 + κ) h f₁.
 
-- **The validity gate** (:func:`validity_gate`). The first-order modified flow describes a run
-  only while its O(h) term is small against the flow it corrects. A run's *bias ratio*
-  h‖f₁‖₂/‖f₀‖₂ (:func:`bea_lib.nets.diagnostics.bias_ratio`) is measured at fixed epochs along
-  the run; the run's own O(h) term is |1 + κ| times it (κ = 0 for Adam). A run whose term exceeds
-  :data:`bea_lib.validation.VALIDITY_LIMIT` at any measured epoch, or that was never measured, is
-  *outside the theory's range*: it is shown, never used as evidence for or against the paper.
-- **The f₀ gate** of the κ experiment (:func:`f0_disagreement`). At κ = −1 the modified flow is
-  f₀, which depends on ε alone; the κ = −1 runs of two (β, ρ) pairs from the same seed therefore
-  follow the same flow to O(h²) and must agree. Their difference is compared with the O(h)
-  effect the experiment reads (the change of the norm from κ = −1 to κ = +1):
-  :data:`F0_AGREEMENT_LIMIT`.
-- **The prediction** of (2.5) for the κ-variant (:func:`kappa_prediction`): where ε ≪ g²
-  (the one-norm cell of Table 1) the bias term penalises ‖∇E‖₁,ε when β > ρ and hinders its
-  decrease when ρ > β; at β = ρ only the ε-part of the coefficient is left, which penalises.
-- **Paired statistics over seeds.** A seed fixes the initial weights in every cell of an
-  experiment, so cells are compared seed by seed: per-seed differences
-  (:func:`paired_difference`) or per-seed slopes against a grid (:func:`per_seed_slopes`), then
-  the mean over seeds with a BCa bootstrap interval (``scipy.stats.bootstrap``), the number of
-  seeds on each side, and the minimum detectable effect (:func:`minimum_detectable_effect`).
-- **The per-run table** ``runs.csv`` (:func:`write_runs_csv`, :func:`read_runs_csv`): one row per
-  trained run with :data:`RUN_COLUMNS` (and any further columns a chapter reads); the chapters
-  compute their verdicts from it, so anyone can recompute them.
+- **The validity gate** (:func:`validity_gate`): a run's own O(h) term, |1 + κ| times its bias
+  ratio h‖f₁‖₂/‖f₀‖₂ (:func:`bea_lib.nets.diagnostics.bias_ratio`), at every measured epoch
+  against :data:`bea_lib.core.validation.VALIDITY_LIMIT`; above it, or never measured, the run
+  is *outside the theory's range*: shown, never evidence for or against the paper.
+- **The f₀ gate** (:func:`f0_disagreement`): at κ = −1 the flow is f₀, which depends on ε alone,
+  so the κ = −1 runs of two (β, ρ) pairs of one seed must agree to O(h²), against the O(h)
+  effect read (:data:`F0_AGREEMENT_LIMIT`).
+- **The prediction** of (2.5) (:func:`kappa_prediction`).
+- **Paired statistics over seeds** (a seed fixes the initial weights in every cell): per-seed
+  differences or slopes, their mean with a BCa interval (``scipy.stats.bootstrap``), the seeds
+  on each side, the minimum detectable effect, and the verdict against a predicted sign.
+- **The per-run table** ``runs.csv`` (:func:`write_runs_csv`, :func:`read_runs_csv`), from which
+  the chapters compute their verdicts, so that anyone can recompute them.
 """
 from __future__ import annotations
 
@@ -66,13 +57,9 @@ class Gate(NamedTuple):
 
 def validity_gate(epochs: Sequence[int], ratios: Sequence[float], *, kappa: float = 0.0,
                   limit: float = VALIDITY_LIMIT) -> Gate:
-    """The gate of a run whose bias ratio h‖f₁‖/‖f₀‖ was ``ratios[i]`` at ``epochs[i]``.
-
-    The run's own O(h) term is (1 + κ) h f₁ (κ = 0: Adam), so the ratios are scaled by |1 + κ|;
-    κ = −1 has no O(h) term and passes whenever it was measured. A non-finite ratio (a diverged
-    run, a failed measurement) or no measurement at all fails the gate: a run is evidence only if
-    it was shown to be inside the range.
-    """
+    """The gate of a run whose bias ratio h‖f₁‖/‖f₀‖ was ``ratios[i]`` at ``epochs[i]``, scaled
+    by |1 + κ| (its own O(h) term is (1 + κ) h f₁; κ = −1 passes whenever measured). A non-finite
+    ratio or no measurement fails: a run is evidence only if shown to be inside the range."""
     e = np.asarray(epochs, dtype=float).reshape(-1)
     r = np.asarray(ratios, dtype=float).reshape(-1)
     if e.shape != r.shape:
@@ -110,14 +97,6 @@ def kappa_prediction(*, beta: float, rho: float) -> int:
     (1+ρ)/(1−ρ)·ε/(g²+ε) > 0, penalises: −1, with a much smaller effect in the one-norm cell."""
     beta, rho = check_unit_interval("beta", beta), check_unit_interval("rho", rho)
     return -1 if beta >= rho else 1
-
-
-def optimizer_prediction(*, beta: float, rho: float) -> int:
-    """The sign of Adam's final sharpness (or generalisation gap) minus GD's or heavy-ball's that
-    the Discussion's first conclusion predicts for Adam at (β, ρ): +1 (sharper, generalises
-    worse) when ρ > β, where Adam's bias term hinders the decrease of ‖∇E‖₁,ε, −1 when β ≥ ρ,
-    where it penalises it: the sign of :func:`kappa_prediction`."""
-    return kappa_prediction(beta=beta, rho=rho)
 
 
 def monotone_seeds(values, *, direction: int) -> int:
@@ -192,14 +171,21 @@ def _summary(v: np.ndarray, interval, *, level: float) -> PairedInterval:
     return PairedInterval(mean, *interval(), n, pos, neg, mde)
 
 
+def interval_text(q, digits: int = 3) -> str:
+    """``mean [low, high]`` of a :class:`PairedInterval` (``digits`` significant): the mean
+    alone without an interval, "—" without values."""
+    if q.n == 0:
+        return "—"
+    if not math.isfinite(q.low):
+        return f"{q.mean:.{digits}g}"
+    return f"{q.mean:.{digits}g} [{q.low:.{digits}g}, {q.high:.{digits}g}]"
+
+
 def mean_interval(values, *, level: float = 0.95, n_resamples: int = 9999,
                   seed: int = 0) -> PairedInterval:
-    """The mean of the finite per-seed ``values`` (e.g. per-seed slopes) with its BCa bootstrap
-    interval (``scipy.stats.bootstrap``, resampling seeds; fixed ``seed``).
-
-    Identical values have no spread to resample: their interval is the value itself. Fewer than
-    two finite values give a NaN interval (nothing to resample).
-    """
+    """The mean of the finite per-seed ``values`` (e.g. slopes) with its BCa bootstrap interval
+    (``scipy.stats.bootstrap``, resampling seeds; fixed ``seed``): the value itself for identical
+    values, NaN for fewer than two."""
     _check_probability("level", level)
     v = np.asarray(values, dtype=float).reshape(-1)
     v = v[np.isfinite(v)]
@@ -305,14 +291,37 @@ def trend_of(interval: PairedInterval, *, expected: int) -> TrendVerdict:
     return interval_verdict(interval.low, interval.high, expected=expected)
 
 
+def combined_trend(trends) -> TrendVerdict:
+    """One trend from several that must all appear: APPEARS when all do, else OPPOSITE when
+    any is, else NOT_TESTABLE when any is, else NOT_SEEN."""
+    trends = [TrendVerdict(t) for t in trends]
+    if all(t == TrendVerdict.APPEARS for t in trends):
+        return TrendVerdict.APPEARS
+    for t in (TrendVerdict.OPPOSITE, TrendVerdict.NOT_TESTABLE):
+        if t in trends:
+            return t
+    return TrendVerdict.NOT_SEEN
+
+
+VERDICT_ORDER = (Verdict.OUTSIDE_RANGE, Verdict.NOT_TESTED, Verdict.CONTRADICTED,
+                 Verdict.INCONCLUSIVE, Verdict.REPRODUCED)  # weakest first
+
+
+def weakest_verdict(verdicts) -> Verdict:
+    """The weakest (:data:`VERDICT_ORDER`) of the verdicts one statement needs together."""
+    return min((Verdict(v) for v in verdicts), key=VERDICT_ORDER.index)
+
+
 def optimizer_verdict(adam, other, *, beta: float, rho: float, gated: bool,
                       n_resamples: int = 9999) -> tuple[PairedInterval, Verdict]:
     """(paired interval of ``adam`` − ``other`` over seeds, verdict): ``adam[i]`` and
     ``other[i]`` one per seed, from the same initial weights; the verdict is
-    :func:`bea_lib.base.vocab.paper_verdict` of the interval against :func:`optimizer_prediction`,
-    *outside the theory's range* unless every run passed its gate (``gated``)."""
+    :func:`bea_lib.base.vocab.paper_verdict` of the interval against the sign the Discussion's
+    first conclusion predicts: Adam sharper and generalising worse (+1) where its bias term
+    hinders the decrease of ‖∇E‖₁,ε (ρ > β), the reverse where it penalises it: the sign of
+    :func:`kappa_prediction`; *outside the theory's range* unless every run passed its gate."""
     interval = paired_difference(adam, other, n_resamples=n_resamples)
-    trend = trend_of(interval, expected=optimizer_prediction(beta=beta, rho=rho))
+    trend = trend_of(interval, expected=kappa_prediction(beta=beta, rho=rho))
     return interval, paper_verdict(trend, gated=gated)
 
 
@@ -374,6 +383,13 @@ def read_runs_csv(path: str | Path) -> list[dict]:
         if missing:
             raise ValueError(f"{path} is not a runs table: it lacks the columns {missing}")
         return [{k: _parse(v) for k, v in row.items()} for row in reader]
+
+
+def per_seed(table: list[dict], column: str, seeds, **where) -> np.ndarray:
+    """``column`` of the rows of ``table`` that match ``where``, one value per seed of
+    ``seeds`` in that order (a float array)."""
+    by_seed = {r["seed"]: r[column] for r in table if all(r[k] == v for k, v in where.items())}
+    return np.array([by_seed[s] for s in seeds], dtype=float)
 
 
 def _check_probability(name: str, value) -> None:
