@@ -24,7 +24,7 @@ from bea_lib.base import provenance
 
 from . import inputs as inp
 from . import store
-from .execute import _claims_summary, print_claims, write_notebook
+from .execute import claims_summary, print_claims, write_notebook
 from .params import check_overrides, declared_parameters, literal
 from .sources import BookError, book_version, chapters
 
@@ -173,7 +173,7 @@ def _adopt(notebook_path: Path, root: Path, build_dir: Path) -> str:
             shutil.copy2(beside / f"{chapter}.claims.json", tmp)
         if (beside / "figures").is_dir():
             shutil.copytree(beside / "figures", tmp / "figures")
-        counts, bad = _claims_summary(tmp, chapter)
+        counts, bad = claims_summary(tmp, chapter)
         inputs = inp.chapter_inputs(root, build_dir, chapter, pages[chapter], label=label,
                                     parameters=parameters, others=list(pages),
                                     library=inp.library_hash())

@@ -145,7 +145,7 @@ def _kernel_manager(ipc: bool):
 _launched: list[int] = []  # kernels started by this process's papermill calls
 
 
-def _claims_summary(folder: Path, chapter: str) -> tuple[dict, list]:
+def claims_summary(folder: Path, chapter: str) -> tuple[dict, list]:
     """Counts of the chapter's claims by status, and the failed ones, as recorded in its run."""
     if not (folder / f"{chapter}.claims.json").is_file():
         from bea_lib.evidence.claims import COUNT_KEYS
@@ -244,7 +244,7 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
             raise BookError(f"chapter {p.chapter!r} could not be executed: "
                             f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
                             f" ({kept})") from err
-        counts, bad = _claims_summary(tmp, p.chapter)
+        counts, bad = claims_summary(tmp, p.chapter)
         executed = tmp / f"{p.chapter}.ipynb"
         library_dir = inp.library_folder()
         record = {
@@ -283,7 +283,7 @@ def commit_outcome(outcome: Outcome, build_dir: Path) -> Outcome:
     """Make an executed run current (in the runner, which holds the build folder's lock)."""
     if outcome.pending is not None:
         if not processes.runner_alive():  # a worker whose runner is gone commits nothing
-            processes._die(143)
+            processes.die(143)
         try:
             store.commit_run(build_dir, outcome.chapter, outcome.pending)
         finally:

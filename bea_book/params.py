@@ -15,14 +15,14 @@ from pathlib import Path
 
 import yaml
 
-from .sources import BookError, _Loader, read_yaml
+from .sources import BookError, YamlLoader, read_yaml
 
 
 def parse_value(text: str):
     """A ``-p`` value read as YAML: ``0.99`` and ``1e-8`` are floats, ``true`` is a bool,
     ``[1, 2]`` a list, anything else that is not YAML syntax a string."""
     try:
-        return yaml.load(text, _Loader)
+        return yaml.load(text, YamlLoader)
     except yaml.YAMLError:
         return text
 

@@ -175,21 +175,11 @@ def verify_run(name: str, folder: Path, fix: str | None = None) -> dict:
     return record
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale(build_dir: Path, chapter: str) -> None:
     """Remove the temporary folders of runs of ``chapter`` whose process has died."""
     for old in (Path(build_dir) / "runs").glob(f".tmp-{chapter}-*"):
         pid = old.name[len(f".tmp-{chapter}-"):].split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not fileio.pid_alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
 
 

@@ -43,7 +43,7 @@ import bea_lib as bl
 from timing import interleaved, median_ratio
 import bea_lib.core.minibatch as mb
 from bea_lib.core.autodiff import gradient, gradient_and_hvp_fn
-from bea_lib.core.integrate import _solve
+from bea_lib.core.integrate import solve
 
 HYPER = dict(beta=0.3, rho=0.6, eps=0.1)  # the chapter's order-study setting
 
@@ -100,7 +100,7 @@ def reference_flow(losses, theta, n_steps, *, h, beta, rho, eps, order):
     for n in range(n_steps):
         rhs = reference_rhs(losses, n, h=h, beta=beta, rho=rho, eps=eps, order=order,
                             weights=weights)
-        theta = _solve(rhs, theta, 1, h, rtol=1e-10, atol=1e-12, explicit="RK45")[-1]
+        theta = solve(rhs, theta, 1, h=h, rtol=1e-10, atol=1e-12, explicit="RK45")[-1]
         out.append(theta)
     return torch.stack(out)
 

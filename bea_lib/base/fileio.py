@@ -18,7 +18,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -34,7 +35,7 @@ def remove_stale_temporaries(path: str | Path) -> list[Path]:
     removed = []
     for tmp in path.parent.glob(f".{glob_escape(path.name)}.*.tmp"):
         pid = tmp.name[len(path.name) + 2:-len(".tmp")]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not pid_alive(int(pid)):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed

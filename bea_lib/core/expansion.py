@@ -24,7 +24,7 @@ from .autodiff import gradient_and_hvp_fn
 from .validation import warn_if_expansion_invalid
 
 
-def denominator(g: torch.Tensor, eps, eps_inside: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def denominator(g: torch.Tensor, *, eps, eps_inside: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """D(g²) and g² D'(g²) / D(g²)² for ε inside (D(x) = √(x+ε)) or outside (D(x) = √x + ε)."""
     if eps_inside:
         D = torch.sqrt(g**2 + eps)
@@ -33,7 +33,7 @@ def denominator(g: torch.Tensor, eps, eps_inside: bool = True) -> tuple[torch.Te
     return D, g.abs() / (2 * D**2)  # needs |g_j| away from 0: |g| is not smooth there
 
 
-def bracket(D: torch.Tensor, k: torch.Tensor, beta, rho) -> torch.Tensor:
+def bracket(D: torch.Tensor, k: torch.Tensor, *, beta, rho) -> torch.Tensor:
     """The bracket of f₁ = −(H u) ∘ bracket (module docstring), from :func:`denominator`."""
     return (1 + beta) / (2 * (1 - beta) * D) - (1 + rho) / (1 - rho) * k
 
@@ -47,8 +47,8 @@ def bias_direction(g: torch.Tensor, hvp_fn: Callable[[torch.Tensor], torch.Tenso
     callers check their hyperparameters once); β, ρ, ε may be tensors that broadcast against
     ``g`` (one row per run of a batch).
     """
-    D, k = denominator(g, eps, eps_inside)
-    return -hvp_fn(g / D) * bracket(D, k, beta, rho)
+    D, k = denominator(g, eps=eps, eps_inside=eps_inside)
+    return -hvp_fn(g / D) * bracket(D, k, beta=beta, rho=rho)
 
 
 def _ratio(term: torch.Tensor, leading: torch.Tensor) -> float:
@@ -60,7 +60,7 @@ def _ratio(term: torch.Tensor, leading: torch.Tensor) -> float:
 def adam_expansion_ratio(E, theta, *, h, beta, rho, eps, eps_inside=True) -> float:
     """The larger of the β- and ρ-parts of Adam's O(h) term ((2.3)) over the leading term, at θ."""
     g, hvp_fn = gradient_and_hvp_fn(E, theta)
-    D, k = denominator(g, eps, eps_inside)
+    D, k = denominator(g, eps=eps, eps_inside=eps_inside)
     u = g / D
     Hu = hvp_fn(u)
     beta_part = h * (1 + beta) / (2 * (1 - beta)) * Hu / D

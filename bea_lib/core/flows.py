@@ -61,7 +61,7 @@ import torch
 from .autodiff import gradient, gradient_and_hvp_fn
 from .expansion import (adam_expansion_ratio, bias_direction, bracket, denominator,
                         heavy_ball_expansion_ratio, warn_if_invalid)
-from .integrate import FlowError, _solve, check_solver_options
+from .integrate import FlowError, check_solver_options, solve
 from .minibatch import minibatch_adam_flow
 from .validation import (VALIDITY_LIMIT, ExpansionValidityWarning, adam_hyper, as_losses,
                          check_bool, check_n_steps, check_order, check_positive,
@@ -81,7 +81,7 @@ def _full_batch(loss) -> Callable:
     return losses[0]
 
 
-def _adam_hyper(h, beta, rho, eps, order, eps_inside) -> dict:
+def _adam_hyper(*, h, beta, rho, eps, order, eps_inside) -> dict:
     """Adam's hyperparameters (:func:`bea_lib.validation.adam_hyper`) and the order, checked once."""
     hyper = adam_hyper(h=h, beta=beta, rho=rho, eps=eps, eps_inside=eps_inside)._asdict()
     del hyper["kappa"]
@@ -91,7 +91,8 @@ def _adam_hyper(h, beta, rho, eps, order, eps_inside) -> dict:
 def adam_rhs(loss, *, h: float, beta: float, rho: float, eps: float, order: int = 1,
              eps_inside: bool = True) -> Callable[[float, torch.Tensor], torch.Tensor]:
     """The right-hand side θ ↦ f + h f₁ of full-batch Adam's modified flow (module docstring)."""
-    return _adam_rhs(_full_batch(loss), **_adam_hyper(h, beta, rho, eps, order, eps_inside))
+    return _adam_rhs(_full_batch(loss), **_adam_hyper(h=h, beta=beta, rho=rho, eps=eps, order=order,
+                                                      eps_inside=eps_inside))
 
 
 def _adam_rhs(E, *, h, beta, rho, eps, order, eps_inside):
@@ -100,12 +101,12 @@ def _adam_rhs(E, *, h, beta, rho, eps, order, eps_inside):
     def rhs(t: float, theta: torch.Tensor) -> torch.Tensor:
         if order == 0:
             g = gradient(E, theta)
-            return -g / denominator(g, eps, eps_inside)[0]  # ε-perturbed sign flow
+            return -g / denominator(g, eps=eps, eps_inside=eps_inside)[0]  # ε-perturbed sign flow
         g, hvp_fn = gradient_and_hvp_fn(E, theta)
-        D, k = denominator(g, eps, eps_inside)
+        D, k = denominator(g, eps=eps, eps_inside=eps_inside)
         u = g / D
         Hu = hvp_fn(u)  # = ∇‖∇E‖_{1,ε} for ε inside
-        return -u - h * Hu * bracket(D, k, beta, rho)  # (2.2)-(2.3): -u + h f₁
+        return -u - h * Hu * bracket(D, k, beta=beta, rho=rho)  # (2.2)-(2.3): -u + h f₁
 
     return rhs
 
@@ -155,12 +156,12 @@ def adam_flow(loss, theta0, n_steps: int, *, h: float, beta: float, rho: float, 
                                    order=order, rtol=rtol, atol=atol, method=method,
                                    max_evals=max_evals, max_seconds=max_seconds)
     theta0, n_steps = check_theta0(theta0), check_n_steps(n_steps)
-    hyper = _adam_hyper(h, beta, rho, eps, order, eps_inside)
+    hyper = _adam_hyper(h=h, beta=beta, rho=rho, eps=eps, order=order, eps_inside=eps_inside)
     options = check_solver_options(rtol=rtol, atol=atol, method=method, max_evals=max_evals,
                                    max_seconds=max_seconds)
     warn_if_invalid(adam_expansion_ratio, losses[0], theta0,
                     **{k: hyper[k] for k in ("h", "beta", "rho", "eps", "eps_inside")})
-    return _solve(_adam_rhs(losses[0], **hyper), theta0, n_steps, hyper["h"], **options)
+    return solve(_adam_rhs(losses[0], **hyper), theta0, n_steps, h=hyper["h"], **options)
 
 
 def rmsprop_flow(loss, theta0, n_steps: int, *, h: float, rho: float, eps: float, order: int = 1,
@@ -199,7 +200,7 @@ def heavy_ball_flow(loss, theta0, n_steps: int, *, h: float, beta: float, order:
             raise FlowError(f"the gradient at theta0 is not finite (component {j} is "
                             f"{g[j].item()!r}), so the shifted start is undefined")
         theta0 = theta0 + h * beta * g / (1 - beta) ** 2
-    return _solve(_heavy_ball_rhs(E, h=h, beta=beta, order=order), theta0, n_steps, h, **options)
+    return solve(_heavy_ball_rhs(E, h=h, beta=beta, order=order), theta0, n_steps, h=h, **options)
 
 
 def gd_flow(loss, theta0, n_steps: int, *, h: float, order: int = 1, rtol: float = 1e-10,

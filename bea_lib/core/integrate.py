@@ -97,10 +97,10 @@ def solve_flow(rhs: RHS, theta0, n_steps: int, *, h: float, rtol: float = 1e-10,
     n_steps, h = check_n_steps(n_steps), check_positive("h", h)
     options = check_solver_options(rtol=rtol, atol=atol, method=method, max_evals=max_evals,
                                    max_seconds=max_seconds)
-    return _solve(rhs, theta0, n_steps, h, **options)
+    return solve(rhs, theta0, n_steps, h=h, **options)
 
 
-def _solve(rhs: RHS, theta0: torch.Tensor, n_steps: int, h: float, *, rtol: float, atol: float,
+def solve(rhs: RHS, theta0: torch.Tensor, n_steps: int, *, h: float, rtol: float, atol: float,
            method: str = "auto", explicit: str = "DOP853", max_evals: int | None = None,
            max_seconds: float | None = None, first_step: float | None = None) -> torch.Tensor:
     """:func:`solve_flow` on checked input; "auto" starts with ``explicit``.

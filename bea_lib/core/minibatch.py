@@ -41,7 +41,7 @@ from collections.abc import Callable
 import torch
 from .autodiff import stacked_gradient, stacked_gradient_and_hvp_fn
 from .expansion import adam_expansion_ratio, warn_if_invalid
-from .integrate import _solve, check_solver_options
+from .integrate import check_solver_options, solve
 from .validation import adam_hyper, as_losses, check_n_steps, check_order, check_theta0
 
 INNER_SUMS = ("k", "1")
@@ -67,7 +67,7 @@ def batch_weights(gamma: float, n_max: int, m: int) -> torch.Tensor:
     return c
 
 
-def _check_rhs_hyper(h, beta, rho, eps, order, inner_sum) -> dict:
+def _check_rhs_hyper(*, h, beta, rho, eps, order, inner_sum) -> dict:
     """The hyperparameters of (3.2), checked once at a public entry point."""
     if inner_sum not in INNER_SUMS:
         raise ValueError(f"inner_sum must be one of {INNER_SUMS}, got {inner_sum!r}")
@@ -99,7 +99,7 @@ def minibatch_adam_rhs(losses, n: int, *, h: float, beta: float, rho: float, eps
     call this directly); the flow checks once and builds its intervals unchecked.
     """
     losses, n = as_losses(losses), check_n_steps(n, name="n")
-    hyper = _check_rhs_hyper(h, beta, rho, eps, order, inner_sum)
+    hyper = _check_rhs_hyper(h=h, beta=beta, rho=rho, eps=eps, order=order, inner_sum=inner_sum)
     m = len(losses)
     if weights is None:
         weights = (batch_weights(hyper["beta"], n, m), batch_weights(hyper["rho"], n, m))
@@ -199,7 +199,7 @@ def minibatch_adam_flow(losses, theta0, n_steps: int, *, h: float, beta: float, 
     """
     losses = as_losses(losses)
     theta0, n_steps = check_theta0(theta0), check_n_steps(n_steps)
-    hyper = _check_rhs_hyper(h, beta, rho, eps, order, inner_sum)
+    hyper = _check_rhs_hyper(h=h, beta=beta, rho=rho, eps=eps, order=order, inner_sum=inner_sum)
     options = check_solver_options(rtol=rtol, atol=atol, method=method, max_evals=max_evals,
                                    max_seconds=max_seconds)
     # at θ⁽⁰⁾ the first interval's flow is the full-batch flow of losses[0]
@@ -219,7 +219,7 @@ def _minibatch_flow(losses, theta, n_steps, *, h, beta, rho, eps, order, inner_s
         # rhs ignores t; on a span this short RK45 meets the tolerances in fewer evaluations,
         # mostly in one step: trying the whole interval first saves scipy's initial-step probe
         # (one evaluation of eight), and a step the error control rejects is retried shorter
-        theta = _solve(rhs, theta, 1, h, rtol=rtol, atol=atol, method=method, explicit="RK45",
+        theta = solve(rhs, theta, 1, h=h, rtol=rtol, atol=atol, method=method, explicit="RK45",
                        max_evals=max_evals, max_seconds=max_seconds, first_step=h)[-1]
         out.append(theta)
     return torch.stack(out)

@@ -34,12 +34,12 @@ def _as_float64(v) -> torch.Tensor:
     return torch.as_tensor(v, dtype=torch.float64)
 
 
-def _one_norm_eps(v: torch.Tensor, eps: float) -> torch.Tensor:
+def _one_norm_eps(v: torch.Tensor, *, eps: float) -> torch.Tensor:
     """Σ_i √(v_i² + ε), unchecked."""
     return torch.sqrt(v**2 + eps).sum()
 
 
-def _norm_dtype(v: torch.Tensor, eps: float) -> torch.dtype:
+def _norm_dtype(v: torch.Tensor, *, eps: float) -> torch.dtype:
     """The dtype in which Σ √(v_i² + ε) is computed for a tensor ``v``: float16 and bfloat16
     become float32 (float16 rounds ε = 1e-8 to 0 and v² to inf above 256; bfloat16 keeps 8
     bits of v² + ε), float32 becomes float64 when ε is below its normal range; complex and bool
@@ -68,17 +68,17 @@ def perturbed_one_norm(v, *, eps: float) -> torch.Tensor:
     if not (eps >= 0 and math.isfinite(eps)):
         raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
     if not isinstance(v, torch.Tensor):
-        return _one_norm_eps(_as_float64(v), eps)
-    return _one_norm_eps(v.to(_norm_dtype(v, eps)), eps)
+        return _one_norm_eps(_as_float64(v), eps=eps)
+    return _one_norm_eps(v.to(_norm_dtype(v, eps=eps)), eps=eps)
 
 
-def _coefficients(beta: float, rho: float) -> tuple[float, float]:
+def _coefficients(*, beta: float, rho: float) -> tuple[float, float]:
     """a = (1+β)/(1-β) - (1+ρ)/(1-ρ) and b = (1+ρ)/(1-ρ), the two constants of (2.3)."""
     b = (1 + rho) / (1 - rho)
     return (1 + beta) / (1 - beta) - b, b
 
 
-def _check_hyper(beta, rho, eps) -> tuple[float, float, float]:
+def _check_hyper(*, beta, rho, eps) -> tuple[float, float, float]:
     """β, ρ and ε checked by the one record (:func:`bea_lib.validation.adam_hyper`)."""
     hyper = adam_hyper(h=1.0, beta=beta, rho=rho, eps=eps)
     return hyper.beta, hyper.rho, hyper.eps
@@ -89,8 +89,8 @@ def bias_coefficient(g, *, beta: float, rho: float, eps: float):
 
     The bias of (2.3) is h·c·∇‖∇E‖_{1,ε}. ``g`` may be a float, a numpy array or a torch tensor.
     """
-    beta, rho, eps = _check_hyper(beta, rho, eps)
-    a, b = _coefficients(beta, rho)
+    beta, rho, eps = _check_hyper(beta=beta, rho=rho, eps=eps)
+    a, b = _coefficients(beta=beta, rho=rho)
     return 0.5 * (a + b * eps / (g**2 + eps))
 
 
@@ -98,7 +98,7 @@ def implicit_bias_strength(*, h: float, beta: float, rho: float) -> float:
     """h·½{(1+β)/(1-β) - (1+ρ)/(1-ρ)}: the bias of (2.3) is this times ∇‖∇E‖_{1,ε} when ε ≪ g²."""
     h = check_positive("h", h)
     beta, rho = check_unit_interval("beta", beta), check_unit_interval("rho", rho)
-    return h * 0.5 * _coefficients(beta, rho)[0]
+    return h * 0.5 * _coefficients(beta=beta, rho=rho)[0]
 
 
 def bias_potential_1d(x, *, beta: float, rho: float, eps: float):
@@ -114,28 +114,28 @@ def bias_potential_1d(x, *, beta: float, rho: float, eps: float):
     since ∫₀ˣ y/√(ε+y²) dy = √(ε+x²) - √ε and ∫₀ˣ ε y/(ε+y²)^{3/2} dy = ε(1/√ε - 1/√(ε+x²)).
     F is even; ``x`` may be a float, a numpy array or a torch tensor.
     """
-    beta, rho, eps = _check_hyper(beta, rho, eps)
-    a, b = _coefficients(beta, rho)
+    beta, rho, eps = _check_hyper(beta=beta, rho=rho, eps=eps)
+    a, b = _coefficients(beta=beta, rho=rho)
     s = (eps + x**2) ** 0.5
     return a * (s - eps**0.5) + b * eps**0.5 * (1 - eps**0.5 / s)
 
 
-def _eps_side(g2: torch.Tensor, eps: float, ratio: float) -> torch.Tensor:
+def _eps_side(g2: torch.Tensor, *, eps: float, ratio: float) -> torch.Tensor:
     """The rule of Table 1, per component: +1 where ε is small (ratio·ε ≤ g²), −1 where it is
     large (ε ≥ ratio·g²), 0 in between (unchecked)."""
     return (ratio * eps <= g2).to(torch.int8) - (eps >= ratio * g2).to(torch.int8)
 
 
-def _one_norm_cell(beta: float, rho: float) -> BiasRegime:
+def _one_norm_cell(*, beta: float, rho: float) -> BiasRegime:
     """The cell where ε is small: the sign of the one-norm's coefficient decides."""
     return BiasRegime.ONE_NORM_PENALISED if beta >= rho else BiasRegime.ONE_NORM_ANTI_PENALISED
 
 
-def _regime(g2: torch.Tensor, beta: float, rho: float, eps: float, ratio: float) -> BiasRegime:
+def _regime(g2: torch.Tensor, *, beta: float, rho: float, eps: float, ratio: float) -> BiasRegime:
     """The Table 1 cell for squared gradient components ``g2`` (unchecked)."""
-    side = _eps_side(g2, eps, ratio)
+    side = _eps_side(g2, eps=eps, ratio=ratio)
     if bool((side == 1).all()):
-        return _one_norm_cell(beta, rho)
+        return _one_norm_cell(beta=beta, rho=rho)
     if bool((side == -1).all()):
         return BiasRegime.TWO_NORM_SQUARED_PENALISED
     return BiasRegime.INTERMEDIATE
@@ -145,13 +145,13 @@ def table1_cells(grad, *, beta: float, rho: float, eps: float,
                  ratio: float = 100.0) -> dict[BiasRegime, float]:
     """The fraction of the components of ``grad`` in each cell of Table 1, by the rule of
     :func:`implicit_bias_regime` applied to each component alone; the fractions sum to 1."""
-    beta, rho, eps = _check_hyper(beta, rho, eps)
+    beta, rho, eps = _check_hyper(beta=beta, rho=rho, eps=eps)
     ratio = check_positive("ratio", ratio)
     g2 = torch.as_tensor(grad).detach().to(torch.float64).reshape(-1) ** 2
     if g2.numel() == 0:
         raise ValueError("grad must have at least one component")
-    side = _eps_side(g2, eps, ratio)
-    return {_one_norm_cell(beta, rho): float((side == 1).double().mean()),
+    side = _eps_side(g2, eps=eps, ratio=ratio)
+    return {_one_norm_cell(beta=beta, rho=rho): float((side == 1).double().mean()),
             BiasRegime.TWO_NORM_SQUARED_PENALISED: float((side == -1).double().mean()),
             BiasRegime.INTERMEDIATE: float((side == 0).double().mean())}
 
@@ -165,12 +165,12 @@ def implicit_bias_regime(grad, *, beta: float, rho: float, eps: float,
     Returns ``ONE_NORM_PENALISED`` (ε small, β ≥ ρ), ``ONE_NORM_ANTI_PENALISED`` (ε small,
     ρ > β) or ``TWO_NORM_SQUARED_PENALISED`` (ε large, any β and ρ).
     """
-    beta, rho, eps = _check_hyper(beta, rho, eps)
+    beta, rho, eps = _check_hyper(beta=beta, rho=rho, eps=eps)
     ratio = check_positive("ratio", ratio)
     g2 = torch.as_tensor(grad, dtype=torch.float64).reshape(-1) ** 2
     if g2.numel() == 0:
         raise ValueError("grad must have at least one component")
-    return _regime(g2, beta, rho, eps, ratio)
+    return _regime(g2, beta=beta, rho=rho, eps=eps, ratio=ratio)
 
 
 def path_share_by_regime(loss, iterates, *, beta: float, rho: float, eps: float,
@@ -182,7 +182,7 @@ def path_share_by_regime(loss, iterates, *, beta: float, rho: float, eps: float,
     """
     if not callable(loss):
         raise ValueError("loss must be a callable E(θ)")
-    beta, rho, eps = _check_hyper(beta, rho, eps)
+    beta, rho, eps = _check_hyper(beta=beta, rho=rho, eps=eps)
     ratio = check_positive("ratio", ratio)
     iterates = torch.as_tensor(iterates, dtype=torch.float64)
     if iterates.ndim != 2 or iterates.shape[0] < 1:
@@ -194,7 +194,7 @@ def path_share_by_regime(loss, iterates, *, beta: float, rho: float, eps: float,
     total = float(steps.sum())
     share: dict[BiasRegime, float] = {}
     for g, s in zip(grads, steps.tolist()):
-        key = _regime(g.reshape(-1) ** 2, beta, rho, eps, ratio)
+        key = _regime(g.reshape(-1) ** 2, beta=beta, rho=rho, eps=eps, ratio=ratio)
         share[key] = share.get(key, 0.0) + s / total if total > 0 else 0.0
     return share
 
@@ -222,7 +222,7 @@ def explicit_bias_family(loss, *, eps: float):
     grad_E = grad(loss)
 
     def regularised(theta: torch.Tensor, strength) -> torch.Tensor:
-        return loss(theta) + strength * _one_norm_eps(grad_E(theta), eps)
+        return loss(theta) + strength * _one_norm_eps(grad_E(theta), eps=eps)
 
     return regularised
 

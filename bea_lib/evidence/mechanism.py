@@ -69,15 +69,15 @@ def kappa_test(table: list[dict], *, pairs, kappas, seeds, read_epochs,
     readings = {PRIMARY: "at matched loss", **{f"norm_epoch_{e}": f"at epoch {e}"
                                               for e in read_epochs}}
 
-    def column(beta, rho, kappa, key):
-        return st.per_seed(table, key, seeds, beta=beta, rho=rho, kappa=kappa)
+    def column(key, pair, *, kappa):  # per seed, of the runs of ``pair`` = (β, ρ) at ``kappa``
+        return st.per_seed(table, key, seeds, beta=pair[0], rho=pair[1], kappa=kappa)
 
     result = {}
     for beta, rho in pairs:
-        ok = np.all([column(beta, rho, k, "gated").astype(bool) for k in kappas], axis=0)
+        ok = np.all([column("gated", (beta, rho), kappa=k).astype(bool) for k in kappas], axis=0)
         pred = st.kappa_prediction(beta=beta, rho=rho)
         for key in readings:
-            values = np.stack([column(beta, rho, k, key) for k in kappas], axis=1)[ok]
+            values = np.stack([column(key, (beta, rho), kappa=k) for k in kappas], axis=1)[ok]
             diff = st.paired_difference(values[:, -1], values[:, 0], n_resamples=n_resamples)
             result[beta, rho, key] = dict(
                 diff=diff, trend=st.trend_of(diff, expected=pred), prediction=pred,
@@ -89,8 +89,8 @@ def kappa_test(table: list[dict], *, pairs, kappas, seeds, read_epochs,
         pa, pb = sign_pairs
         for key in readings:
             at = f"norm_epoch_{read_epochs[-1]}" if key == PRIMARY else key
-            a, b = column(*pa, -1.0, at), column(*pb, -1.0, at)
-            effects = column(*pa, 1.0, at) - a, column(*pb, 1.0, at) - b
+            a, b = column(at, pa, kappa=-1.0), column(at, pb, kappa=-1.0)
+            effects = column(at, pa, kappa=1.0) - a, column(at, pb, kappa=1.0) - b
             f0[key] = np.array([st.f0_disagreement(*v) for v in zip(a, b, *effects)])
     f0_ok = {key: bool(np.all(v <= st.F0_AGREEMENT_LIMIT)) for key, v in f0.items()}
     gated = f0_ok.get(PRIMARY, False) and all(result[b, r, PRIMARY]["n_gated"] >= 2

@@ -65,14 +65,14 @@ def kappa_update(g: torch.Tensor, state: AdamState, hvp_at, *, h, beta, rho, eps
     return d, state
 
 
-def _check_hyper(h, beta, rho, eps, kappa) -> dict:
+def _check_hyper(*, h, beta, rho, eps, kappa) -> dict:
     return adam_hyper(h=h, beta=beta, rho=rho, eps=eps, kappa=kappa)._asdict()
 
 
 def kappa_adam(loss, theta0, n_steps: int, *, h: float, beta: float, rho: float, eps: float,
                kappa: float) -> torch.Tensor:
     """Iterates θ⁽⁰⁾, …, θ⁽ⁿ_steps⁾ of the κ-variant of full-batch Adam: shape (n_steps + 1, p)."""
-    hyper = _check_hyper(h, beta, rho, eps, kappa)
+    hyper = _check_hyper(h=h, beta=beta, rho=rho, eps=eps, kappa=kappa)
     theta, n_steps = check_theta0(theta0), check_n_steps(n_steps)
     out = torch.empty((n_steps + 1, theta.numel()), dtype=theta.dtype)
     out[0] = theta
@@ -95,7 +95,7 @@ def kappa_rhs(loss, *, h: float, beta: float, rho: float, eps: float, kappa: flo
 
     f₀ is the order-0 right-hand side and h f₁ = rhs₁ − rhs₀; κ = −1 is f₀ alone, κ = 0 rhs₁.
     """
-    hyper = _check_hyper(h, beta, rho, eps, kappa)
+    hyper = _check_hyper(h=h, beta=beta, rho=rho, eps=eps, kappa=kappa)
     kappa = hyper.pop("kappa")
     rhs0, rhs1 = adam_rhs(loss, order=0, **hyper), adam_rhs(loss, order=1, **hyper)
     if kappa in (-1.0, 0.0):  # the order-0 and order-1 flows themselves

@@ -98,7 +98,7 @@ def order_study(method: str, loss, theta0, hs, T: float, orders=(0, 1), *, t_min
         n = round(T / h)
         theta = iterate(loss, theta0, n, h=h, **algo_hyper)
         for i, k in enumerate(orders):
-            flow_k = _on_grid(shared, h, n) if k == 0 else None
+            flow_k = _on_grid(shared, n, h=h) if k == 0 else None
             if flow_k is None:
                 flow_k = flow(loss, theta0, n, h=h, order=k, **hyper)
             errors[i, j] = max_distance(theta, flow_k, first=math.ceil(t_min / h - 1e-9))
@@ -119,7 +119,7 @@ def _shared_order0_flow(method, loss, theta0, hs, T, orders, flow, hyper):
     return h, n, flow(loss, theta0, n, h=h, order=0, **hyper)
 
 
-def _on_grid(shared, h: float, n: int) -> torch.Tensor | None:
+def _on_grid(shared, n: int, *, h: float) -> torch.Tensor | None:
     """The rows of the shared flow at t = 0, h, …, nh, or None if its grid does not hold them."""
     if shared is None:
         return None
