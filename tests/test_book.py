@@ -10,9 +10,12 @@ import subprocess
 import sys
 import time
 import zipfile
+from pathlib import Path
 
 import nbformat
 import pytest
+
+import bea_lib as bl
 
 import bea_book as book
 from bea_lib.base import provenance
@@ -547,3 +550,24 @@ def test_jobs_run_chapters_side_by_side_with_a_share_of_the_threads_and_findings
 def test_jobs_must_be_a_positive_integer(root, tmp_path):
     with pytest.raises(book.BookError, match="jobs must be a positive integer, got 0"):
         book.run_chapters(["tiny"], root=root, build_dir=tmp_path / "b", jobs=0)
+
+
+WHERE_FROM = HEADER + """
+# Where
+
+```{code-cell} ipython3
+import importlib.util
+
+print(importlib.util.find_spec("bea_lib").submodule_search_locations[0])
+```
+"""
+
+
+def test_the_kernel_imports_the_bea_lib_the_runner_hashed_and_records(tmp_path):
+    root = write_book(tmp_path / "src", {"where": WHERE_FROM}, profiles="")
+    build = tmp_path / "build"
+    book.run_chapters(["where"], root=root, build_dir=build)
+    record = store.read_run(store.current_run(build, "where"))
+    here = str(Path(bl.__file__).resolve().parent)
+    assert record["bea_lib_path"] == here
+    assert outputs(store.current_run(build, "where") / "where.ipynb").strip() == here

@@ -8,6 +8,7 @@ except ``wall_time``.
 """
 import dataclasses
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +90,19 @@ def test_train_runs_batches_each_model_in_memory_or_runs_jobs_in_a_folder(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(run_name(c) for c in configs)
     for c in configs:
         _same(jobs[run_key(c)], train(c))
+
+
+def test_a_finished_job_run_again_returns_at_once_without_checkpoints(tmp_path):
+    from bea_lib.nets.executor import Job, run_job
+    from bea_lib.nets.train import TrainConfig
+
+    config = TrainConfig(dataset="digits", model="mlp", width=16, h=1e-2, epochs=3,
+                         chunk_size=64, n_train=200, n_test=50, device="cpu", dtype="float64")
+    job = Job(config, tmp_path / "job")
+    first = run_job(job)
+    stamp = (tmp_path / "job" / "history.csv").stat().st_mtime_ns
+    start = time.monotonic()
+    again = run_job(job)  # before: RunFileError (a history without a checkpoint)
+    assert time.monotonic() - start < 5.0  # no data loaded, nothing trained
+    assert again == first
+    assert (tmp_path / "job" / "history.csv").stat().st_mtime_ns == stamp

@@ -4,6 +4,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.integrate import quad
 
 import bea_lib as bl
@@ -137,3 +139,26 @@ def test_path_share_adds_up_to_one_and_names_the_cells():
     assert set(share) <= set(bl.BiasRegime) and sum(share.values()) == pytest.approx(1.0, rel=1e-12)
     with pytest.raises(ValueError, match="rho"):
         bl.path_share_by_regime(loss, path, beta=0.9, rho=1.0, eps=1e-8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-100, 100, allow_nan=False), min_size=1, max_size=8),
+       st.sampled_from([torch.float16, torch.bfloat16, torch.float32, torch.float64]),
+       st.sampled_from([1e-12, 1e-8, 1e-4, 1.0]))
+def test_perturbed_one_norm_keeps_eps_in_every_float_dtype(values, dtype, eps):
+    v = torch.tensor(values, dtype=dtype)
+    exact = torch.sqrt(v.double() ** 2 + eps).sum().item()  # the same (rounded) inputs
+    got = bl.perturbed_one_norm(v, eps=eps)
+    assert got.dtype == (torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype)
+    # float32 arithmetic on <= 8 terms: a relative error of a few 1e-7 (1e-6 allows for it)
+    assert got.item() == pytest.approx(exact, rel=1e-6 if dtype != torch.float64 else 1e-14)
+
+
+def test_perturbed_one_norm_of_float16_zeros_is_3e_minus_4_and_complex_bool_are_refused():
+    got = bl.perturbed_one_norm(torch.zeros(3, dtype=torch.float16), eps=1e-8)
+    assert got.item() == pytest.approx(3e-4, rel=1e-6)  # float32 rounding of √1e-8
+    assert bl.perturbed_one_norm(torch.zeros(3), eps=1e-50).item() == pytest.approx(3e-25)
+    with pytest.raises(TypeError, match="real tensor, got torch.complex64"):
+        bl.perturbed_one_norm(torch.zeros(3, dtype=torch.complex64), eps=1e-8)
+    with pytest.raises(TypeError, match="bool tensor"):
+        bl.perturbed_one_norm(torch.zeros(3, dtype=torch.bool), eps=1e-8)

@@ -20,6 +20,7 @@ from bea_lib.nets.history import COLUMNS, History
 from bea_lib.nets.history import RunFileError
 from bea_lib.nets.config import build_model
 from bea_lib.nets.train import ExitCode, TrainConfig, main, train
+from test_processes import ENV, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = TrainConfig(dataset="digits", model="mlp", width=16, h=1e-2, epochs=12, chunk_size=64,
@@ -287,3 +288,119 @@ def test_cli_exit_codes_tell_the_outcomes_apart(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("bea_lib.nets.train.train", crash)
     assert main(_cli(tmp_path / "d")[3:]) == ExitCode.CRASH == 1
     assert "RuntimeError: boom" in capsys.readouterr().err  # with its traceback
+
+
+def train_args(out, *args, epochs=30):
+    return ["--dataset", "digits", "--model", "mlp", "--width", "16", "--h", "1e-2", "--epochs",
+            str(epochs), "--n-train", "200", "--n-test", "50", "--chunk-size", "64", "--dtype",
+            "float64", "--device", "cpu", "--out", str(out), *args]
+
+
+HOLD = """
+import importlib.util, sys, time
+spec = importlib.util.spec_from_file_location("fileio", sys.argv[1])
+fileio = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(fileio)
+with fileio.folder_lock(sys.argv[2], "python -m bea_lib.nets.train --out run (the first)"):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_run_folder_has_one_writer(tmp_path, capsys):
+    from bea_lib.nets.train import main
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(REPO / "bea_lib" / "base" / "fileio.py"),
+                               str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(train_args(out, epochs=3)) == 2
+        err = capsys.readouterr().err
+        assert "the run folder" in err and "(the first)" in err and f"pid {holder.pid}" in err
+        assert not (out / "history.csv").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(train_args(out, epochs=3)) == 0  # the lock ended with its holder
+    assert (out / "history.csv").is_file() and not (out / ".bea.lock.holder").exists()
+
+
+def test_max_time_is_a_budget_per_invocation_so_reruns_make_progress(tmp_path):
+    from bea_lib.nets.history import History
+    from bea_lib.nets.train import main
+
+    out = tmp_path / "run"
+    epochs = []
+    for _ in range(3):  # a budget of 1e-9 s: each invocation takes one step, then stops
+        assert main(train_args(out, "--max-time", "1e-9", "--checkpoint-every", "1",
+                               epochs=5)) == 4
+        epochs.append(int(History.read(out)["epoch"][-1]))
+    assert epochs == [1, 2, 3]  # before: every rerun stopped where the first had
+    info = json.loads((out / "run.json").read_text())
+    assert [s["from_epoch"] for s in info["segments"]] == [0, 1, 2]
+    assert [s["to_epoch"] for s in info["segments"]] == [1, 2, 3]
+
+
+def test_a_resume_under_changed_code_is_named_and_recorded_per_segment(tmp_path, capsys,
+                                                                       monkeypatch):
+    from bea_lib.base import provenance
+    from bea_lib.nets.train import TrainConfig, train
+
+    config = TrainConfig(dataset="digits", model="mlp", width=16, h=1e-2, epochs=4,
+                         chunk_size=64, n_train=200, n_test=50, device="cpu", dtype="float64",
+                         checkpoint_every=1)
+    out = tmp_path / "run"
+    train(dataclasses_replace(config, epochs=2), out)
+    real = provenance.code_state
+    monkeypatch.setattr(provenance, "code_state",
+                        lambda: {**real(), "bea_lib_sha256": "0" * 64, "commit": "abc123"})
+    train(config, out)
+    assert "resuming at epoch 2 under other code" in capsys.readouterr().err
+    segments = json.loads((out / "run.json").read_text())["segments"]
+    assert [(s["from_epoch"], s["to_epoch"]) for s in segments] == [(0, 2), (2, 4)]
+    assert segments[0]["bea_lib_sha256"] == real()["bea_lib_sha256"]
+    assert segments[1]["bea_lib_sha256"] == "0" * 64 and segments[1]["commit"] == "abc123"
+
+
+def dataclasses_replace(config, **changes):
+    import dataclasses
+
+    return dataclasses.replace(config, **changes)
+
+
+
+
+@pytest.mark.parametrize("device, message", [
+    ("foo", "device must be 'cpu', 'cuda', 'cuda:N'"),
+    pytest.param("cuda", "torch sees no CUDA GPU here",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
+])
+def test_a_bad_device_is_a_usage_error_and_leaves_no_folder(tmp_path, capsys, device, message):
+    from bea_lib.nets.train import main
+
+    out = tmp_path / "run"
+    assert main([*train_args(out, epochs=3), "--device", device]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_exits_130_and_marks_the_run_interrupted(tmp_path, sig):
+    from bea_lib.nets.train import main
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "bea_lib.nets.train",
+                             *train_args(out, "--checkpoint-every", "1", epochs=10**6)],
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: list(out.glob("checkpoint-*.pt")), 120, "the first checkpoint")
+    proc.send_signal(sig)
+    assert proc.wait(timeout=30) == 130
+    assert "interrupted" in proc.stderr.read()
+    info = json.loads((out / "run.json").read_text())
+    assert info["stop_reason"] == "interrupted"
+    assert "rerun the same command to resume" in info["message"]
+    last = info["segments"][-1]["to_epoch"]
+    assert main(train_args(out, "--checkpoint-every", "1", epochs=last + 2)) == 0  # resumed
+    assert json.loads((out / "run.json").read_text())["segments"][-1]["from_epoch"] == last
