@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import ast
 import shutil
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import nbformat
@@ -35,8 +35,8 @@ def _utc(stamp: str) -> str:
     """papermill's time stamp (ISO format, UTC, often without a zone) as the runner writes it."""
     moment = datetime.fromisoformat(stamp)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _read_notebook(path: Path):

@@ -7,7 +7,7 @@ chapter writes land beside its notebook), reads the claims it recorded, writes i
 makes the run current in one step (see :mod:`bea_book.store`); or, when its inputs are those of
 the current run (:mod:`bea_book.inputs`), reuses that run.
 
-The kernel gets ``BEA_CHAPTER`` and ``BEA_PROFILE`` (read by ``bea_lib.claims``) and
+The kernel gets ``BEA_CHAPTER`` and ``BEA_PROFILE`` (read by ``bea_lib.evidence.claims``) and
 ``TQDM_DISABLE=1`` (no progress bars in the pages). ``execute_in_process`` runs one chapter in a
 worker process of its own (the runner executes independent chapters side by side that way) and
 gives its kernel a share of the CPU's threads. It is started over IPC sockets rather than
@@ -21,7 +21,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import nbformat
@@ -228,7 +228,7 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
         if p.chapter == FINDINGS:  # it reads the others' claims from its working directory
             for path in inp.claims_files(build_dir, [n for n in names if n != FINDINGS]).values():
                 shutil.copy2(path, tmp / path.name)
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         try:
             wall = _papermill(p, tmp / f"{p.chapter}.ipynb", tmp, root)
         except Exception as err:
@@ -254,7 +254,7 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
             "wall_time_s": round(wall, 2),
             "jobs": jobs, "threads": os.environ.get("OMP_NUM_THREADS"),
             "started": started.isoformat(timespec="seconds"),
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             "commit": provenance.commit_label(root), "book_version": book_version(root),
             # the bea_lib the kernel imported (its PYTHONPATH puts this copy first)
             "bea_lib_path": str(library_dir),

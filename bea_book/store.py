@@ -55,7 +55,7 @@ def sha256(path: Path) -> str:
 
 
 def write_json(path: Path, obj) -> None:
-    """``obj`` as indented JSON at ``path``, atomically (``bea_lib.fileio``, the project's one
+    """``obj`` as indented JSON at ``path``, atomically (``bea_lib.base.fileio``, the project's one
     atomic writer)."""
     fileio.atomic_write_json(path, obj)
 
@@ -284,7 +284,7 @@ def update_report(build_dir: Path, names, actions: dict[str, str]) -> dict:
 
 @contextlib.contextmanager
 def build_lock(build_dir: Path, command: str | None = None, *, wait: float = 0.0):
-    """Hold the build folder's lock (``bea_lib.fileio.folder_lock``): run, render, adopt,
+    """Hold the build folder's lock (``bea_lib.base.fileio.folder_lock``): run, render, adopt,
     archive and notebooks do; a second writer is refused with a BookError naming the holder."""
     with contextlib.ExitStack() as stack:
         try:

@@ -1,4 +1,4 @@
-"""A sweep's runs trained together (``bea_lib.nets.train.train`` of a list of configs) against one run alone.
+"""A sweep's runs trained together (``bea_lib.nets.train.train`` of a list) against one alone.
 
 For k runs of the networks chapter's models on MNIST-1D (the MLP of width 32, and the CNN of
 width 8; different seeds and (β, ρ)), the wall time of the batch is compared with the wall time

@@ -3,11 +3,11 @@ to the earlier implementation (the reference) in the same run.
 
 Theorem 3.1's terms L, L̄, P, P̄ average over all steps k ≤ n, and L, P contain inner sums over
 l = k, …, n-1: evaluated from the definitions that is O(n²) vector work and n Hessian-vector
-products. ``bea_lib.minibatch`` groups the terms by batch, so one evaluation needs m gradients,
+products. ``bea_lib.core.minibatch`` groups the terms by batch, so one evaluation needs m gradients,
 2m Hessian-vector products and O(n·m·p) vector work. The reference (the implementation before
 the batch losses were stacked, kept here) takes them with one reverse pass per batch plus one per
 product, 3m passes, and recomputes its suffix sums and weights at every evaluation; the library
-takes them in three passes whatever m (``bea_lib.autodiff.stacked_gradient_and_hvp_fn``) and
+takes them in three passes whatever m (``bea_lib.core.autodiff.stacked_gradient_and_hvp_fn``) and
 computes what depends on the interval alone once per interval. For a tiny loss a reverse pass
 costs mostly its fixed overhead, which is what the stacking saves; and the cost of the graph,
 growing with m, is saved too where the losses can be evaluated together

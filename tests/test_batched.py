@@ -125,8 +125,8 @@ def test_batched_update_is_adam_update_run_by_run():
         if hyper["kappa"][r] == 0:
             assert torch.equal(d[r], d_r)
         else:
-            f1 = bl.flows.bias_direction(g[r], lambda u: H @ u, beta=one["beta"], rho=one["rho"],
-                                         eps=one["eps"])
+            f1 = bl.expansion.bias_direction(g[r], lambda u: H @ u, beta=one["beta"],
+                                             rho=one["rho"], eps=one["eps"])
             torch.testing.assert_close(d[r], d_r + one["h"] ** 2 * f1, rtol=1e-13, atol=0)
         assert torch.equal(new.m[r], new_r.m) and torch.equal(new.v[r], new_r.v)
     assert new.n == 5

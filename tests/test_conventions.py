@@ -3,8 +3,8 @@ eps) takes it by keyword only, rejects an out-of-range value with a ValueError n
 cannot be called with β and ρ swapped by position (a TypeError, before any work is done).
 
 The functions are discovered, not listed by hand: ``bea_lib.__all__``, ``bea_lib.nets`` and the
-modules the chapters import by name (bilinear, nets.config, nets.train, nets.sweeps). A new public function
-with a hyperparameter fails ``test_every_function_is_covered`` until it has a call below.
+modules the chapters import by name (bilinear, nets.config, nets.train, nets.sweeps). A new public
+function with a hyperparameter fails ``test_every_function_is_covered`` until it has a call below.
 """
 import ast
 import inspect
@@ -63,7 +63,8 @@ def _public():
     """(name, callable) of every public function or class with a hyperparameter argument."""
     found = {}
     spaces = [(bl, bl.__all__), (bl.nets, bl.nets.__all__)]
-    spaces += [(m, [n for n in dir(m) if not n.startswith("_")]) for m in (bilinear, config, loop, train, sweeps)]
+    spaces += [(m, [n for n in dir(m) if not n.startswith("_")])
+               for m in (bilinear, config, loop, train, sweeps)]
     for module, names in spaces:
         for name in names:
             obj = getattr(module, name)
@@ -172,7 +173,8 @@ def private_uses(root: Path = ROOT, packages=("bea_lib", "bea_book")) -> list[st
         ours = {"bea_lib", "bea_book"}
         modules = set()  # local names of our modules
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and (node.level or node.module.split(".")[0] in ours):
+            if isinstance(node, ast.ImportFrom) and (
+                    node.level or node.module.split(".")[0] in ours):
                 for a in node.names:
                     if a.name.startswith("_") and not a.name.startswith("__"):
                         found.append(f"{where}:{node.lineno} {a.name}")
@@ -180,7 +182,8 @@ def private_uses(root: Path = ROOT, packages=("bea_lib", "bea_book")) -> list[st
                     if node.level or (root / stem.replace(".", "/")).with_suffix(".py").exists():
                         modules.add(a.asname or a.name)
             elif isinstance(node, ast.Import):
-                modules |= {a.asname for a in node.names if a.asname and a.name.split(".")[0] in ours}
+                modules |= {a.asname for a in node.names
+                            if a.asname and a.name.split(".")[0] in ours}
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
                     and node.value.id in modules and node.attr.startswith("_")

@@ -1,5 +1,5 @@
 """Diagnostics of the h-expansion along training (bea_lib.nets.diagnostics), checked against full
-Hessians on tiny problems, the modified flows of bea_lib.flows and the paper's Table 1 rule."""
+Hessians on tiny problems, the modified flows of bea_lib.core.flows and the paper's Table 1 rule."""
 import math
 
 import numpy as np
@@ -75,7 +75,7 @@ def test_bias_alignment_sign_is_the_norms_change():
         for beta, rho in ((0.9, 0.99), (0.99, 0.9)):
             hyper = dict(beta=beta, rho=rho, eps=1e-3)
             g, hvp_fn = gradient_and_hvp_fn(loss, theta)
-            f1 = bl.flows.bias_direction(g, hvp_fn, **hyper)
+            f1 = bl.expansion.bias_direction(g, hvp_fn, **hyper)
             N = lambda th: bl.perturbed_one_norm(bl.gradient(loss, th), eps=1e-3)  # noqa: E731
             cos = bias_alignment(g, hvp_fn, **hyper)
             assert -1.0 <= cos <= 1.0

@@ -3,8 +3,8 @@ import pytest
 
 from bea_lib.evidence import registry
 from bea_lib.evidence.claims import claim
-from bea_lib.evidence.findings import (MissingClaims, chapter_counts, evidence_markdown, findings_rows,
-                              load_claims, summary_markdown)
+from bea_lib.evidence.findings import (MissingClaims, chapter_counts, evidence_markdown,
+                                       findings_rows, load_claims, summary_markdown)
 from bea_lib.base.vocab import Verdict, paper_verdict, TrendVerdict
 
 

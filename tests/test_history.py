@@ -7,10 +7,11 @@ from bea_lib.nets.train import TrainConfig, train
 
 def test_stored_runs_reads_what_train_writes(tmp_path):
     assert stored_runs(tmp_path / "missing") == []
-    config = TrainConfig(dataset="digits", model="mlp", width=8, h=1e-2, epochs=3, n_train=40, n_test=10,
-                         device="cpu")
+    config = TrainConfig(dataset="digits", model="mlp", width=8, h=1e-2, epochs=3, n_train=40,
+                         n_test=10, device="cpu")
     history = train(config, tmp_path / "networks" / "run-a")
-    (tmp_path / "networks" / "run-a" / "command.txt").write_text("python -m bea_lib.nets.train ...\n")
+    command = "python -m bea_lib.nets.train ...\n"
+    (tmp_path / "networks" / "run-a" / "command.txt").write_text(command)
     (tmp_path / "networks" / "notes").mkdir()  # a folder without run.json is skipped
     runs = stored_runs(tmp_path / "networks")
     assert len(runs) == 1

@@ -1,5 +1,5 @@
-"""One record of Adam's hyperparameters (bea_lib.validation.adam_hyper), checked the same way at
-every entry point: a bool or a string is refused, not coerced, and an out-of-range value is
+"""One record of Adam's hyperparameters (bea_lib.core.validation.adam_hyper), checked the same way
+at every entry point: a bool or a string is refused, not coerced, and an out-of-range value is
 refused, each with a message naming the argument and its allowed range."""
 import pytest
 import torch

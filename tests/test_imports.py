@@ -88,13 +88,14 @@ def test_the_runner_and_the_file_helpers_load_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys, bea_lib.base.fileio, bea_lib.base.provenance, bea_book.store, bea_book.execute; "
+    code = ("import sys, bea_lib.base.fileio, bea_lib.base.provenance, bea_book.store, "
+            "bea_book.execute; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=PACKAGE.parent)
     assert out.stdout.strip() == "False"
     import bea_lib as bl
-    assert all(hasattr(bl, name) for name in bl.__all__) and bl.flows.bias_direction
+    assert all(hasattr(bl, name) for name in bl.__all__) and bl.expansion.bias_direction
 
 
 def runner_imports(package: Path = PACKAGE) -> list[tuple[str, int]]:

@@ -15,7 +15,8 @@ ONE = torch.ones(1, dtype=torch.float64)
 def test_non_finite_rhs_names_t_and_component():
     def rhs(t, th):
         return torch.stack([-th[0], th[1] * (math.nan if t > 0.5 else 1.0)])
-    with pytest.raises(bl.FlowError, match=r"not finite at t = 0\.5\d* \(of 1\): component 1 is nan"):
+    with pytest.raises(bl.FlowError,
+                       match=r"not finite at t = 0\.5\d* \(of 1\): component 1 is nan"):
         bl.solve_flow(rhs, torch.ones(2), 10, h=0.1)
 
 
@@ -91,7 +92,8 @@ def sign_flow_exact(t, x0, eps):
     F(u) = √(u² + ε) - √ε ln((√ε + √(u² + ε))/u).
     """
     def F(u):
-        return math.sqrt(u * u + eps) - math.sqrt(eps) * math.log((math.sqrt(eps) + math.sqrt(u * u + eps)) / u)
+        root = math.sqrt(u * u + eps)
+        return root - math.sqrt(eps) * math.log((math.sqrt(eps) + root) / u)
     u0 = 2 * x0
     out = []
     for tk in t:

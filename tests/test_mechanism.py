@@ -19,7 +19,8 @@ SEEDS = list(range(6))
 def _history(loss, norm, ratio):
     n = len(loss)
     cols = {c: [math.nan] * n for c in COLUMNS}
-    cols.update(epoch=[float(i) for i in range(n)], train_loss=list(loss), grad_norm_1_eps=list(norm),
+    cols.update(epoch=[float(i) for i in range(n)], train_loss=list(loss),
+                grad_norm_1_eps=list(norm),
                 test_acc=[0.5] * n, bias_ratio=[ratio] + [math.nan] * (n - 1),
                 g2_above=[0.7] + [math.nan] * (n - 1))
     return History(cols, "epochs", "")
@@ -27,7 +28,8 @@ def _history(loss, norm, ratio):
 
 def test_rows_read_the_norm_at_matched_loss_and_at_fixed_epochs():
     runs = {(0.95, 0.8, k, 0): _history(loss, [9, 8, 7, 6, 5], 0.2)
-            for k, loss in zip(KAPPAS, ([4, 3, 2, 1, 0.9], [4, 3, 2, 1.5, 1.2], [4, 3.5, 3, 2, 1.0]))}
+            for k, loss in zip(KAPPAS,
+                               ([4, 3, 2, 1, 0.9], [4, 3, 2, 1.5, 1.2], [4, 3.5, 3, 2, 1.0]))}
     rows = mech.kappa_rows(runs, pairs=[(0.95, 0.8)], seeds=[0], kappas=KAPPAS, read_epochs=[2, 9],
                            model="mlp", h=1e-3, eps=1e-8, epochs=4)
     # the slowest run's best loss is 1.2: matched at the first loss below 1.2012

@@ -51,8 +51,10 @@ def test_figure_rows_hold_every_figures_cells_and_the_norm_each_reads(tmp_path):
                     "hill": 0.0, "hill_shape": False} for k in keys}
     rows = nw.figure_rows(SWEEPS, configs, gates, dict.fromkeys(keys, False), readings)
     assert [r["experiment"] for r in rows] == ["fig4"] * 6 + ["fig5"] * 6
-    assert [(r["beta"], r["rho"], r["seed"]) for r in rows[:3]] == [(0.9, 0.99, s) for s in range(3)]
-    assert {r["norm_read"] for r in rows[:6]} == {2.0} and {r["norm_read"] for r in rows[6:]} == {5.0}
+    assert [(r["beta"], r["rho"], r["seed"]) for r in rows[:3]] == [(0.9, 0.99, 0), (0.9, 0.99, 1),
+                                                                     (0.9, 0.99, 2)]
+    assert {r["norm_read"] for r in rows[:6]} == {2.0}  # fig4 reads the norm at a fixed epoch
+    assert {r["norm_read"] for r in rows[6:]} == {5.0}  # fig5 at the reading loss
     assert rows[0]["max_bias_ratio"] == gates["mlp", 0.9, 0.99, 0].max_ratio
     assert list(rows[0])[:len(RUN_COLUMNS)] == list(RUN_COLUMNS)
     write_runs_csv(rows, tmp_path / "runs.csv")  # a valid runs table

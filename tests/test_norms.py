@@ -13,7 +13,8 @@ import bea_lib as bl
 
 def test_perturbed_one_norm():
     v = torch.tensor([3.0, -4.0, 0.0], dtype=torch.float64)
-    torch.testing.assert_close(bl.perturbed_one_norm(v, eps=0.0), torch.tensor(7.0, dtype=torch.float64))
+    torch.testing.assert_close(bl.perturbed_one_norm(v, eps=0.0),
+                               torch.tensor(7.0, dtype=torch.float64))
     want = math.sqrt(9.5) + math.sqrt(16.5) + math.sqrt(0.5)
     assert bl.perturbed_one_norm(v, eps=0.5).item() == pytest.approx(want, rel=1e-15)  # same sum
     with pytest.raises(ValueError, match="eps"):
@@ -34,7 +35,8 @@ def test_gradient_of_perturbed_one_norm_of_gradient_is_hessian_times_u():
 def test_bias_coefficient_limits():
     beta, rho = 0.9, 0.999
     a = (1 + beta) / (1 - beta) - (1 + rho) / (1 - rho)
-    assert bl.bias_coefficient(1.0, beta=beta, rho=rho, eps=1e-12) == pytest.approx(a / 2, rel=1e-9)  # ε ≪ g²
+    # ε ≪ g²
+    assert bl.bias_coefficient(1.0, beta=beta, rho=rho, eps=1e-12) == pytest.approx(a / 2, rel=1e-9)
     # ε ≫ g²: the ρ terms cancel, leaving (1+β)/(2(1-β)) (the heavy-ball regime (2.7))
     assert bl.bias_coefficient(1.0, beta=beta, rho=rho, eps=1e12) == pytest.approx(9.5, rel=1e-9)
     g = torch.tensor([0.0, 1.0, 10.0], dtype=torch.float64)
@@ -45,7 +47,8 @@ def test_bias_coefficient_limits():
                                             (0.0, 0.99, 0.5), (0.95, 0.95, 1.0)])
 def test_figure_1_closed_form_against_quadrature(beta, rho, eps):
     def integrand(y):  # the braces of Figure 1 times d√(ε+y²)/dy
-        braces = (1 + beta) / (1 - beta) - (1 + rho) / (1 - rho) + (1 + rho) / (1 - rho) * eps / (y**2 + eps)
+        braces = ((1 + beta) / (1 - beta) - (1 + rho) / (1 - rho)
+                  + (1 + rho) / (1 - rho) * eps / (y**2 + eps))
         return braces * y / math.sqrt(eps + y**2)
 
     xs = np.array([-3.0, -0.05, 0.0, 0.01, 0.3, 2.0, 5.0])
@@ -79,7 +82,8 @@ def test_table_1_regimes(beta, rho, eps, grad, regime):
 
 def test_regime_threshold_is_a_keyword():
     g = torch.tensor([0.1, -0.5])  # min g² = 0.01
-    assert bl.implicit_bias_regime(g, beta=0.9, rho=0.999, eps=1e-3, ratio=10) == "one-norm anti-penalised"
+    assert bl.implicit_bias_regime(g, beta=0.9, rho=0.999, eps=1e-3,
+                                   ratio=10) == "one-norm anti-penalised"
     assert bl.implicit_bias_regime(g, beta=0.9, rho=0.999, eps=1e-3, ratio=100) == "intermediate"
     with pytest.raises(ValueError, match="ratio"):
         bl.implicit_bias_regime(g, beta=0.9, rho=0.999, eps=1e-3, ratio=0)

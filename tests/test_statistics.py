@@ -11,8 +11,8 @@ import bea_lib as bl
 from bea_lib.core.autodiff import gradient
 from bea_lib.studies.intervention import kappa_adam
 from bea_lib.evidence.statistics import (F0_AGREEMENT_LIMIT, RUN_COLUMNS, VALIDITY_LIMIT,
-                                         VERDICT_ORDER, combined_trend, f0_disagreement,
-                                         hill_shape, interval_text, interval_verdict,
+                                         VERDICT_ORDER, PairedInterval, combined_trend,
+                                         f0_disagreement, hill_shape, interval_text,
                                          kappa_prediction, mean_interval,
                                          minimum_detectable_effect, monotone_seeds,
                                          optimizer_verdict, paired_difference, per_seed,
@@ -203,13 +203,16 @@ def test_hill_shape_reads_fall_rise_fall_flat():
 
 
 def test_the_verdict_of_an_interval():
-    assert interval_verdict(1.0, 3.0, expected=+1) == TrendVerdict.APPEARS
-    assert interval_verdict(1.0, 3.0, expected=-1) == TrendVerdict.OPPOSITE
-    assert interval_verdict(-3.0, -1.0, expected=-1) == TrendVerdict.APPEARS
-    assert interval_verdict(-1.0, 3.0, expected=+1) == TrendVerdict.NOT_SEEN
-    assert interval_verdict(math.nan, math.nan, expected=+1) == TrendVerdict.NOT_TESTABLE
+    def trend(low, high, expected):
+        return trend_of(PairedInterval(0.0, low, high, 3, 0, 0, 0.0), expected=expected)
+
+    assert trend(1.0, 3.0, +1) == TrendVerdict.APPEARS
+    assert trend(1.0, 3.0, -1) == TrendVerdict.OPPOSITE
+    assert trend(-3.0, -1.0, -1) == TrendVerdict.APPEARS
+    assert trend(-1.0, 3.0, +1) == TrendVerdict.NOT_SEEN
+    assert trend(math.nan, math.nan, +1) == TrendVerdict.NOT_TESTABLE
     with pytest.raises(ValueError, match="expected must be"):
-        interval_verdict(1.0, 2.0, expected=2)
+        trend(1.0, 2.0, 2)
 
 
 def test_the_optimizer_verdict_follows_the_prediction_and_a_swap_reverses_it():

@@ -14,7 +14,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 
@@ -124,7 +124,7 @@ def folder_lock(folder: str | Path, command: str | None = None, *, wait: float =
         atomic_write_json(folder / f"{LOCK_NAME}.holder", {
             "pid": os.getpid(), "host": socket.gethostname(),
             "command": command or " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-            "since": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+            "since": datetime.now(UTC).isoformat(timespec="seconds")})
         yield
     finally:
         if _held[lock_file][1] <= 1:

@@ -16,16 +16,16 @@ class Verdict(StrEnum):
     REPRODUCED = "reproduced"      # the pre-declared primary test passes
     CONTRADICTED = "contradicted"  # measured in the opposite direction, interval excluding zero
     INCONCLUSIVE = "inconclusive"  # the interval includes zero: no effect told at this size
-    OUTSIDE_RANGE = "outside the theory's range"  # the validity gate failed: the expansion is silent
+    OUTSIDE_RANGE = "outside the theory's range"  # the validity gate failed
     NOT_TESTED = "not tested here"  # no primary test ran (or none can at this scale)
 
 
 class CheckRole(StrEnum):
     """What one checked claim is for, with respect to the statement it bears on."""
 
-    PRIMARY = "primary"        # the statement's pre-declared primary test: it alone sets the verdict
+    PRIMARY = "primary"        # the statement's declared primary test: it alone sets the verdict
     SUPPORTING = "supporting"  # another check of the statement: shown, never folded in
-    CONSISTENCY = "consistency"  # cannot fail on a wrong model of the paper: shown in a fold, not counted
+    CONSISTENCY = "consistency"  # cannot fail on a wrong model: shown in a fold, not counted
 
 
 class ClaimStatus(StrEnum):
@@ -56,7 +56,7 @@ class BiasRegime(StrEnum):
 
 
 class Convergence(StrEnum):
-    """What became of a trajectory of iterates θ⁽ⁿ⁾ (:func:`bea_lib.convergence.classify_run`).
+    """What became of a trajectory of iterates θ⁽ⁿ⁾ (:func:`bea_lib.core.convergence.classify_run`).
 
     Read from where the iterates go, not from the loss: a different question from
     :class:`Stability`, which reads a network's loss curve, so a separate vocabulary.
@@ -98,7 +98,7 @@ class Optimizer(StrEnum):
 
 class TrendVerdict(StrEnum):
     """A verdict on a claimed monotone trend; shared by the networks' paired statistics
-    (:func:`bea_lib.evidence.statistics.interval_verdict`, over seeds) and the bilinear grids
+    (:func:`bea_lib.evidence.statistics.trend_of`, over seeds) and the bilinear grids
     (:func:`bea_lib.studies.bilinear.monotone_trend`, one pair of grid values at a time)."""
 
     APPEARS = "appears"            # the claimed direction, beyond the spread over seeds

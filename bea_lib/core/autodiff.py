@@ -73,7 +73,7 @@ def batch_gradient(loss: Callable, thetas: torch.Tensor, *args) -> torch.Tensor:
         thetas = thetas.detach().requires_grad_(True)
         values = vmap(loss)(thetas, *args)
         if values.shape != thetas.shape[:1]:
-            raise ValueError(f"loss must return a scalar tensor, got shape {tuple(values.shape[1:])}")
+            raise ValueError(f"loss must return a scalar, got shape {tuple(values.shape[1:])}")
         # the runs are independent, so the gradient of the sum is the gradient of each run
         return _reverse(values.sum(), thetas, create_graph=False)
 
@@ -83,8 +83,9 @@ def hvp(loss: Loss, theta: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return gradient_and_hvp(loss, theta, v)[1]
 
 
-def gradient_and_hvp(loss: Loss, theta: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(∇E(θ), ∇²E(θ) v): reverse-over-reverse, or forward-over-reverse inside a torch.func transform."""
+def gradient_and_hvp(loss: Loss, theta: torch.Tensor, v: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(∇E(θ), ∇²E(θ) v): reverse-over-reverse; forward-over-reverse inside torch.func."""
     if _inside_transform(theta) or _inside_transform(v):
         from torch.func import grad, jvp
         return jvp(grad(loss), (theta,), (v,))
@@ -138,7 +139,7 @@ def stacked_gradient_and_hvp_fn(losses, theta: torch.Tensor
     Each loss gets its own leaf copy x_b of θ, so that one reverse pass of Σ_b E_b(x_b) gives
     every ∇E_b as its own gradient, and one reverse pass of Σ_b V_b·∇E_b(x_b) every H_b V_b
     (reverse-over-reverse, as :func:`gradient_and_hvp_fn`, whose numbers these are). Losses
-    that can be evaluated together (:class:`bea_lib.losses.BatchLosses`) share one leaf X of
+    that can be evaluated together (:class:`bea_lib.studies.losses.BatchLosses`) share one leaf X of
     shape (m, p), row b for E_b, and one graph: its size, and so the cost of the passes, then
     does not grow with m.
     """

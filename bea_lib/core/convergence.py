@@ -1,5 +1,5 @@
 r"""What became of a run of iterates: converged, oscillating or diverged (a
-:class:`bea_lib.vocab.Convergence`).
+:class:`bea_lib.base.vocab.Convergence`).
 
 :func:`classify_run` looks at the last part (the *tail*) of a trajectory θ⁽⁰⁾, …, θ⁽ⁿ⁾:
 
@@ -14,8 +14,8 @@ from typing import NamedTuple
 
 import torch
 
-from .validation import check_positive
 from ..base.vocab import Convergence
+from .validation import check_positive
 
 
 class RunStatus(NamedTuple):
@@ -26,7 +26,8 @@ class RunStatus(NamedTuple):
     max_norm: float       # largest ‖θ‖ along the whole run (inf if not finite)
 
 
-def classify_run(iterates, *, tail: float = 0.1, tol: float = 1e-6, bound: float = 1e6) -> RunStatus:
+def classify_run(iterates, *, tail: float = 0.1, tol: float = 1e-6, bound: float = 1e6
+                 ) -> RunStatus:
     """Converged, oscillating or diverged: the rule of the module docstring.
 
     ``iterates`` has shape (n + 1, p), as returned by ``bl.adam``. ``tail`` is the fraction of
@@ -36,7 +37,7 @@ def classify_run(iterates, *, tail: float = 0.1, tol: float = 1e-6, bound: float
     """
     iterates = torch.as_tensor(iterates, dtype=torch.float64)
     if iterates.ndim != 2 or iterates.shape[0] < 2:
-        raise ValueError(f"iterates must have shape (n + 1, p) with n >= 1, got {tuple(iterates.shape)}")
+        raise ValueError(f"iterates must be (n + 1, p), n >= 1, got shape {tuple(iterates.shape)}")
     if not 0.0 < float(tail) <= 1.0:
         raise ValueError(f"tail must be in (0, 1], got {tail!r}")
     tol, bound = check_positive("tol", tol), check_positive("bound", bound)

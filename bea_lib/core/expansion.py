@@ -1,18 +1,19 @@
 r"""The O(h) term of Adam's and heavy-ball's modified flows at a point, and whether it is small.
 
-What :mod:`bea_lib.flows` and :mod:`bea_lib.minibatch` share, below both (neither imports the
+What :mod:`bea_lib.core.flows` and :mod:`bea_lib.core.minibatch` share, below both (neither uses the
 other's internals): the denominator D of Adam's step as a function of g², the bias direction f₁
 of (2.2)–(2.3), and the ratio of the O(h) term to the leading term with its warning (the module
-docstring of :mod:`bea_lib.flows` says why and when it warns).
+docstring of :mod:`bea_lib.core.flows` says why and when it warns).
 
-Symbols as in :mod:`bea_lib.flows`: g = ∇E(θ), H = ∇²E(θ), u = g/D(g²),
+Symbols as in :mod:`bea_lib.core.flows`: g = ∇E(θ), H = ∇²E(θ), u = g/D(g²),
 
 .. math::
 
-    f_1 = -(H u) \circ \Big[\frac{1+β}{2(1-β) D(g^2)} - \frac{1+ρ}{1-ρ}\,\frac{g^2 D'(g^2)}{D(g^2)^2}\Big],
+    f_1 = -(H u) \circ \Big[\frac{1+β}{2(1-β) D(g^2)}
+          - \frac{1+ρ}{1-ρ}\,\frac{g^2 D'(g^2)}{D(g^2)^2}\Big],
 
 with ε inside (D(x) = √(x + ε)) H u = ∇‖∇E‖_{1,ε} and f₁ = −c(β, ρ, ε, g) ∘ ∇‖∇E‖_{1,ε}/√(g²+ε),
-c of :func:`bea_lib.norms.bias_coefficient`: h f₁ is the paper's bias term over √(g² + ε).
+c of :func:`bea_lib.core.norms.bias_coefficient`: h f₁ is the paper's bias term over √(g² + ε).
 """
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from .autodiff import gradient_and_hvp_fn
 from .validation import warn_if_expansion_invalid
 
 
-def denominator(g: torch.Tensor, *, eps, eps_inside: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+def denominator(g: torch.Tensor, *, eps, eps_inside: bool = True
+                ) -> tuple[torch.Tensor, torch.Tensor]:
     """D(g²) and g² D'(g²) / D(g²)² for ε inside (D(x) = √(x+ε)) or outside (D(x) = √x + ε)."""
     if eps_inside:
         D = torch.sqrt(g**2 + eps)
@@ -43,7 +45,7 @@ def bias_direction(g: torch.Tensor, hvp_fn: Callable[[torch.Tensor], torch.Tenso
     """f₁(θ), the O(h) coefficient of Adam's modified flow (2.2)–(2.3): θ̇ = f₀ + h f₁.
 
     ``g`` is ∇E(θ) and ``hvp_fn`` is v ↦ ∇²E(θ)v at the same θ
-    (:func:`bea_lib.autodiff.gradient_and_hvp_fn`); one Hessian-vector product. Unchecked (the
+    (:func:`bea_lib.core.autodiff.gradient_and_hvp_fn`); one Hessian-vector product. Unchecked (the
     callers check their hyperparameters once); β, ρ, ε may be tensors that broadcast against
     ``g`` (one row per run of a batch).
     """
@@ -83,4 +85,4 @@ def warn_if_invalid(ratio_fn, E, theta0, **hyper) -> None:
     with torch.no_grad():
         ratio = ratio_fn(E, theta0, **hyper)
     keys = ("h", "beta", "rho")
-    warn_if_expansion_invalid(ratio, **{k: hyper[k] for k in keys if k in hyper})  # NaN > 0.5 is False
+    warn_if_expansion_invalid(ratio, **{k: hyper[k] for k in keys if k in hyper})  # NaN: no warning

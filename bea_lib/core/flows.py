@@ -1,6 +1,6 @@
 r"""Modified flows: ODEs whose solution stays O(h²) close to the iterates of an algorithm.
 
-Symbols and names (as in :mod:`bea_lib.optimizers`): h ``h``, β ``beta``, ρ ``rho``, ε ``eps``;
+Symbols and names (as in :mod:`bea_lib.core.optimizers`): h ``h``, β ``beta``, ρ ``rho``, ε ``eps``;
 g = ∇E(θ), H = ∇²E(θ); products, squares and quotients of vectors are componentwise.
 
 **Adam and RMSProp (full batch).** Write one step as θ⁽ⁿ⁺¹⁾ - θ⁽ⁿ⁾ = -h m̂⁽ⁿ⁺¹⁾ / D(ν̂⁽ⁿ⁺¹⁾)
@@ -11,12 +11,12 @@ Expanding g(θ⁽ⁿ⁻ᵏ⁾) ≈ g - k h H f in the averages and matching one 
 .. math::
 
     f = -\frac{g}{D(g^2)}, \qquad
-    f_1 = -(H u) \circ \Big[\frac{1+β}{2(1-β) D(g^2)} - \frac{1+ρ}{1-ρ}\,\frac{g^2 D'(g^2)}{D(g^2)^2}\Big],
-    \qquad u = \frac{g}{D(g^2)}.
+    f_1 = -(H u) \circ \Big[\frac{1+β}{2(1-β) D(g^2)}
+          - \frac{1+ρ}{1-ρ}\,\frac{g^2 D'(g^2)}{D(g^2)^2}\Big], \qquad u = \frac{g}{D(g^2)}.
 
 With ε inside, H u = ∇‖∇E‖_{1,ε} and this is the paper's (2.2)–(2.3):
 θ̇_j = -(g_j + bias_j)/√(g_j² + ε), bias_j = h c(β, ρ, ε, g_j) ∇_j‖∇E‖_{1,ε} with c of
-:func:`bea_lib.norms.bias_coefficient`. With ε outside, g² D'/D² = |g| / (2(|g| + ε)²): that flow
+:func:`bea_lib.core.norms.bias_coefficient`. With ε outside, g² D'/D² = |g|/(2(|g| + ε)²): that flow
 is only valid while no gradient component comes near 0, where |g| is not smooth (the paper's
 Theorems SA-2.4 and SA-4.4 make the same assumption). RMSProp is β = 0.
 
@@ -48,7 +48,7 @@ the start only, which catches gross violations (the order tests' ratios are a fe
 method where the explicit one stalls: the ε-sign flow near a minimum).
 
 Every right-hand side costs one gradient and, for ``order=1``, one Hessian-vector product
-(:func:`bea_lib.autodiff.gradient_and_hvp_fn`); the Hessian is never formed.
+(:func:`bea_lib.core.autodiff.gradient_and_hvp_fn`); the Hessian is never formed.
 A right-hand side is a function ``rhs(t, theta)``; the full-batch ones ignore t, which leaves
 room for the piecewise mini-batch ODE (3.2) of Theorem 3.1.
 """
@@ -59,30 +59,25 @@ from collections.abc import Callable
 import torch
 
 from .autodiff import gradient, gradient_and_hvp_fn
-from .expansion import (adam_expansion_ratio, bias_direction, bracket, denominator,
-                        heavy_ball_expansion_ratio, warn_if_invalid)
+from .expansion import (adam_expansion_ratio, bracket, denominator, heavy_ball_expansion_ratio,
+                        warn_if_invalid)
 from .integrate import FlowError, check_solver_options, solve
 from .minibatch import minibatch_adam_flow
-from .validation import (VALIDITY_LIMIT, ExpansionValidityWarning, adam_hyper, as_losses,
-                         check_bool, check_n_steps, check_order, check_positive,
-                         check_theta0, check_unit_interval)
-
-__all__ = ["VALIDITY_LIMIT", "ExpansionValidityWarning", "FlowError", "adam_expansion_ratio",
-           "bias_direction", "adam_flow", "adam_rhs", "gd_flow", "heavy_ball_expansion_ratio", "heavy_ball_flow",
-           "heavy_ball_rhs", "rmsprop_flow"]
+from .validation import (adam_hyper, as_losses, check_bool, check_n_steps, check_order,
+                         check_positive, check_theta0, check_unit_interval)
 
 
 def _full_batch(loss) -> Callable:
     """The single loss of a full-batch flow (a callable or a one-element sequence)."""
     losses = as_losses(loss)
     if len(losses) > 1:
-        raise ValueError(f"this flow is full-batch only, got {len(losses)} mini-batch losses; "
-                         "for mini-batch Adam and RMSProp use adam_flow / rmsprop_flow (Theorem 3.1)")
+        raise ValueError(f"this flow is full-batch only, got {len(losses)} mini-batch losses; for "
+                         "mini-batch Adam and RMSProp use adam_flow / rmsprop_flow (Theorem 3.1)")
     return losses[0]
 
 
 def _adam_hyper(*, h, beta, rho, eps, order, eps_inside) -> dict:
-    """Adam's hyperparameters (:func:`bea_lib.validation.adam_hyper`) and the order, checked once."""
+    """Adam's hyperparameters (:func:`~bea_lib.core.validation.adam_hyper`) and the order."""
     hyper = adam_hyper(h=h, beta=beta, rho=rho, eps=eps, eps_inside=eps_inside)._asdict()
     del hyper["kappa"]
     return dict(hyper, order=check_order(order))
@@ -139,13 +134,13 @@ def adam_flow(loss, theta0, n_steps: int, *, h: float, beta: float, rho: float, 
 
     A callable ``loss`` (or a one-element sequence) gives the full-batch flow (2.2)–(2.3); a
     sequence of m > 1 mini-batch losses, step n using ``loss[n % m]``, gives the piecewise ODE
-    (3.2) of Theorem 3.1 (:func:`bea_lib.minibatch.minibatch_adam_flow`), which is derived for ε
+    (3.2) of Theorem 3.1 (:func:`bea_lib.core.minibatch.minibatch_adam_flow`), derived for ε
     inside the square root only. With ``eps_inside=False`` the full-batch flow of Adam with ε
     outside the square root; it is valid only while every gradient component stays away from 0.
     ``rtol``, ``atol``, ``method``, ``max_evals``, ``max_seconds`` go to the solver
     (:func:`bea_lib.solve_flow`; for the piecewise ODE they apply to each interval). Warns
     (:class:`ExpansionValidityWarning`) when h is not small against 1 - β and 1 - ρ; raises
-    :class:`bea_lib.integrate.FlowError` (a ``RuntimeError``) when the solve fails.
+    :class:`bea_lib.core.integrate.FlowError` (a ``RuntimeError``) when the solve fails.
     """
     losses = as_losses(loss)
     if len(losses) > 1:  # the one door into the mini-batch flow

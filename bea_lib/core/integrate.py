@@ -1,6 +1,6 @@
 r"""Solving a modified flow θ̇ = F(t, θ) accurately on the grid t = 0, h, …, n_steps·h.
 
-The flows of :mod:`bea_lib.flows` are compared with iterates whose distance from them is O(h²),
+The flows of :mod:`bea_lib.core.flows` are compared with iterates whose distance from them is O(h²),
 so the solver must be far more accurate than that: scipy's 8th-order Dormand–Prince (DOP853)
 with a relative tolerance of 1e-10 by default. Right-hand sides are torch functions of a float64
 tensor; the conversion to and from numpy happens here and nowhere else.
@@ -17,8 +17,8 @@ Solving never hangs:
   the same tolerances). Stalling means more than ``STALL_EVALS_BASE + STALL_EVALS_PER_STEP`` ·
   n_steps evaluations, one DOP853 step per grid interval: a modified flow changes little over
   one step h of its algorithm (otherwise its expansion is void), and the order-test and chapter
-  flows measured took 0.09-0.47 evaluations per interval, so an explicit method that needs more is held
-  back by stability or by a near-singular layer, not by accuracy. Both happen to the ε-sign
+  flows measured took 0.09-0.47 evaluations per interval, so an explicit method that needs more
+  is held back by stability or by a near-singular layer, not by accuracy. Both happen to the ε-sign
   flow near a minimum: at order 0 its Jacobian is about -2H/√ε there; at order 1 with h large
   against |g|(1-β)/H the O(h) term grows like 1/|g| and the flow crosses a layer of width √ε
   at speeds of thousands.
@@ -40,7 +40,7 @@ RHS = Callable[[float, torch.Tensor], torch.Tensor]  # F(t, θ) -> θ̇, argumen
 SOLVERS = {"DOP853": DOP853, "RK45": RK45, "RK23": RK23, "Radau": Radau, "BDF": BDF,
            "LSODA": LSODA}
 METHODS = ("auto", *SOLVERS)
-STIFF_METHOD = "LSODA"  # ODEPACK: BDF where stiff, Adams where not; measured 6x fewer evaluations than Radau
+STIFF_METHOD = "LSODA"  # ODEPACK: BDF where stiff, Adams where not; 6x fewer evaluations than Radau
 STALL_EVALS_BASE = 500  # evaluations the explicit method may always spend ...
 STALL_EVALS_PER_STEP = 12  # ... plus one DOP853 step per grid interval h before "auto" switches
 BUDGET_EVALS_BASE = 10_000  # default max_evals: this many ...
@@ -122,7 +122,7 @@ def solve(rhs: RHS, theta0: torch.Tensor, n_steps: int, *, h: float, rtol: float
 
 
 class _GuardedRHS:
-    """The right-hand side as scipy calls it, counting evaluations and refusing non-finite values."""
+    """The right-hand side as scipy calls it: evaluations counted, non-finite values refused."""
 
     def __init__(self, rhs: RHS, *, t_end: float, n_steps: int, max_evals: int,
                  max_seconds: float | None):
@@ -136,9 +136,9 @@ class _GuardedRHS:
         size = float(np.abs(y).max())  # NaN if any component is NaN
         if not np.isfinite(size):
             j = int(np.flatnonzero(~np.isfinite(y))[0])
-            raise FlowError(f"the flow's θ stopped being finite at t = {t:.6g} (of {self.t_end:.6g}):"
-                            f" θ[{j}] = {float(y[j])!r}; the flow blows up (the iterates probably diverge"
-                            " too): shorten n_steps·h or reduce h")
+            raise FlowError(f"the flow's θ stopped being finite at t = {t:.6g} (of "
+                            f"{self.t_end:.6g}): θ[{j}] = {float(y[j])!r}; the flow blows up (the "
+                            "iterates probably diverge too): shorten n_steps·h or reduce h")
         self.largest = max(self.largest, size)
         with torch.no_grad():  # torch.func transforms inside rhs need no outer graph
             dy = self.rhs(t, torch.from_numpy(np.ascontiguousarray(y)))
@@ -152,9 +152,9 @@ class _GuardedRHS:
         if not np.isfinite(dy).all():
             j = int(np.flatnonzero(~np.isfinite(dy))[0])
             raise FlowError(f"the flow's right-hand side is not finite at t = {t:.6g} "
-                            f"(of {self.t_end:.6g}): component {j} is {float(dy[j])!r} at θ[{j}] = "
-                            f"{float(y[j])!r}; the loss's gradient or Hessian-vector product is NaN or "
-                            "infinite there (a non-smooth loss, or a point outside its domain)")
+                            f"(of {self.t_end:.6g}): component {j} is {float(dy[j])!r} at θ[{j}] "
+                            f"= {float(y[j])!r}; the loss's gradient or Hessian-vector product is "
+                            "NaN or infinite there (a non-smooth loss, or a point off its domain)")
         return dy
 
     def _check_budget(self, t: float) -> None:
@@ -171,9 +171,9 @@ class _GuardedRHS:
                             "θ̇ ≈ -H(θ-θ*)/√ε): pass method='Radau' (or 'auto', 'BDF', 'LSODA'), "
                             "a larger eps, a looser rtol, or a larger max_evals")
         if elapsed > self.max_seconds:
-            raise FlowError(f"the flow used its budget of max_seconds = {self.max_seconds:g} {where}"
-                            f" after {self.n_evals} evaluations: pass method='Radau' if it is "
-                            "stiff, a looser rtol, a shorter horizon, or a larger max_seconds "
+            raise FlowError(f"the flow used its budget of max_seconds = {self.max_seconds:g} "
+                            f"{where} after {self.n_evals} evaluations: pass method='Radau' if it "
+                            "is stiff, a looser rtol, a shorter horizon, or a larger max_seconds "
                             "(math.inf: no limit)")
 
 

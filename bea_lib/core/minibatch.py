@@ -13,7 +13,7 @@ steps k = 0, …, n and everything evaluated at the current θ,
 
 * M⁽ⁿ⁾ = AV_β^n[∇E_k], R⁽ⁿ⁾ = √(AV_ρ^n[(∇E_k)²] + ε), u⁽ⁿ⁾ = M⁽ⁿ⁾/R⁽ⁿ⁾,
 * S_k = Σ_{l=k}^{n-1} u⁽ˡ⁾, the displacement θ⁽ⁿ⁾ - θ⁽ᵏ⁾ divided by h, to leading order,
-* L = AV_β^n[H_k S_k], L̄ = AV_β^n[H_k u⁽ⁿ⁾], P = AV_ρ^n[∇E_k ∘ H_k S_k], P̄ = AV_ρ^n[∇E_k ∘ H_k u⁽ⁿ⁾],
+* L = AV_β^n[H_k S_k], L̄ = AV_β^n[H_k u⁽ⁿ⁾], P = AV_ρ^n[∇E_k∘H_k S_k], P̄ = AV_ρ^n[∇E_k∘H_k u⁽ⁿ⁾],
 
 H_k the Hessian of E_k. The inner sum starts at l = k: it comes from the Taylor expansion
 ∇E_k(θ⁽ᵏ⁾) = ∇E_k(θ⁽ⁿ⁾) - H_k(θ⁽ⁿ⁾ - θ⁽ᵏ⁾) + O(h²) with θ⁽ⁿ⁾ - θ⁽ᵏ⁾ = -h Σ_{l=k}^{n-1} u⁽ˡ⁾ + O(h²).
@@ -30,7 +30,7 @@ with y_b, x_b the β- and ρ-weighted sums of S_k over the steps k ≡ b. Both a
 (2m, n+1) matrix K of weights that depends on the interval n alone (:func:`interval_weights`),
 built once per interval, not at each of the solver's evaluations. The m gradients and the 2m
 products take three reverse passes whatever m: one for all g_b, one for the m products H_b(2y_b +
-…), one for the m products H_b(2x_b + …) (:func:`bea_lib.autodiff.stacked_gradient_and_hvp_fn`).
+…), one for the m H_b(2x_b + …) (:func:`bea_lib.core.autodiff.stacked_gradient_and_hvp_fn`).
 Consecutive intervals share the gradients at the point where one ends and the next starts
 (:class:`_LastPoint`).
 """
@@ -81,7 +81,7 @@ def _check_weights(weights, n: int, m: int) -> tuple[torch.Tensor, torch.Tensor]
     try:
         cb, cr = (torch.as_tensor(w, dtype=torch.float64) for w in weights)
     except (TypeError, ValueError) as err:
-        raise ValueError(f"weights must be a pair (c_beta, c_rho) from batch_weights ({err})") from None
+        raise ValueError(f"weights must be batch_weights' pair (c_beta, c_rho) ({err})") from None
     for name, c in (("c_beta", cb), ("c_rho", cr)):
         if c.ndim != 2 or c.shape[0] < n + 1 or c.shape[1] != m:
             raise ValueError(f"weights: {name} must have shape (>= {n + 1}, {m}) for n = {n} and "
@@ -161,7 +161,7 @@ def _minibatch_rhs(losses, n, *, h, beta, rho, eps, order, inner_sum, weights, p
     What depends on n alone (the averaging weights of steps 0..n and the matrix K of
     :func:`interval_weights`) is computed here, once per interval; ``rhs`` does only the work
     that depends on θ: m gradients and 2m Hessian-vector products in three reverse passes
-    (:func:`bea_lib.autodiff.stacked_gradient_and_hvp_fn`) and O(n·m·p) vector work. ``point``
+    (:func:`bea_lib.core.autodiff.stacked_gradient_and_hvp_fn`) and O(n·m·p) vector work. ``point``
     (a :class:`_LastPoint`) may be shared with the flow's other intervals.
     """
     m = len(losses)

@@ -11,7 +11,7 @@ rho=…, eps=…)``, so that β and ρ, whose swap flips the sign of the bias, c
 - In one dimension the bias is (h/2) d/dθ F(E'(θ)) with F the curve of Figure 1
   (:func:`bias_potential_1d`): F is the quantity that Adam implicitly penalises (F increasing
   in |x|) or anti-penalises (F decreasing).
-- Table 1 (:func:`implicit_bias_regime`, a :class:`bea_lib.vocab.BiasRegime`), and the share
+- Table 1 (:func:`implicit_bias_regime`, a :class:`bea_lib.base.vocab.BiasRegime`), and the share
   of a run's path spent in each cell (:func:`path_share_by_regime`).
 - The bias written into the loss, E + λ‖∇E‖_{1,ε} (:func:`explicit_bias_family`,
   :func:`explicit_bias_loss`).
@@ -23,8 +23,8 @@ import math
 import torch
 from torch.func import grad, vmap
 
-from .validation import adam_hyper, check_positive, check_unit_interval
 from ..base.vocab import BiasRegime
+from .validation import adam_hyper, check_positive, check_unit_interval
 
 
 def _as_float64(v) -> torch.Tensor:
@@ -79,7 +79,7 @@ def _coefficients(*, beta: float, rho: float) -> tuple[float, float]:
 
 
 def _check_hyper(*, beta, rho, eps) -> tuple[float, float, float]:
-    """β, ρ and ε checked by the one record (:func:`bea_lib.validation.adam_hyper`)."""
+    """β, ρ and ε checked by the one record (:func:`bea_lib.core.validation.adam_hyper`)."""
     hyper = adam_hyper(h=1.0, beta=beta, rho=rho, eps=eps)
     return hyper.beta, hyper.rho, hyper.eps
 
@@ -109,7 +109,8 @@ def bias_potential_1d(x, *, beta: float, rho: float, eps: float):
 
     .. math::
 
-        F(x) = a\,(\sqrt{ε + x^2} - \sqrt{ε}) + b\,\sqrt{ε}\,\Big(1 - \frac{1}{\sqrt{1 + x^2/ε}}\Big),
+        F(x) = a\,(\sqrt{ε + x^2} - \sqrt{ε})
+             + b\,\sqrt{ε}\,\Big(1 - \frac{1}{\sqrt{1 + x^2/ε}}\Big),
 
     since ∫₀ˣ y/√(ε+y²) dy = √(ε+x²) - √ε and ∫₀ˣ ε y/(ε+y²)^{3/2} dy = ε(1/√ε - 1/√(ε+x²)).
     F is even; ``x`` may be a float, a numpy array or a torch tensor.
@@ -158,7 +159,7 @@ def table1_cells(grad, *, beta: float, rho: float, eps: float,
 
 def implicit_bias_regime(grad, *, beta: float, rho: float, eps: float,
                          ratio: float = 100.0) -> BiasRegime:
-    """Which cell of Table 1 (a :class:`~bea_lib.vocab.BiasRegime`) applies where the gradient is ``grad``.
+    """The cell of Table 1 (:class:`~bea_lib.base.vocab.BiasRegime`) where the gradient is ``grad``.
 
     ε is "small" if ratio·ε ≤ min_i g_i² and "large" if ε ≥ ratio·max_i g_i²; otherwise the
     answer is ``INTERMEDIATE`` (the bias is in between the two extreme forms (2.4) and (2.7)).
@@ -206,7 +207,8 @@ def heavy_ball_limit(*, h: float, beta: float, eps: float) -> tuple[float, float
     -h m/√ε = -(h(1-β)/√ε) Σ_k β^k g⁽ⁿ⁻ᵏ⁾, which is the heavy-ball displacement. Returns
     (h_hb, beta_hb).
     """
-    h, beta, eps = check_positive("h", h), check_unit_interval("beta", beta), check_positive("eps", eps)
+    h, beta = check_positive("h", h), check_unit_interval("beta", beta)
+    eps = check_positive("eps", eps)
     return h * (1 - beta) / math.sqrt(eps), beta
 
 

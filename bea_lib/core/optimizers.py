@@ -32,8 +32,8 @@ paper's RMSProp (ε outside) run with a step h_n = lr/√(1-ρ^{n+1}) and ε_n =
 change with n (tested in ``tests/test_optimizers.py``): early on, when ν is still far below its
 average, it takes steps up to 1/√(1-ρ) times longer.
 
-Heavy-ball momentum: θ^{(n+1)} = θ^{(n)} - h∇E(θ^{(n)}) + β(θ^{(n)} - θ^{(n-1)}), θ^{(-1)} = θ^{(0)};
-gradient descent is heavy-ball with β = 0.
+Heavy-ball momentum: θ^{(n+1)} = θ^{(n)} - h∇E(θ^{(n)}) + β(θ^{(n)} - θ^{(n-1)}),
+θ^{(-1)} = θ^{(0)}; gradient descent is heavy-ball with β = 0.
 """
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def adam_init(theta: torch.Tensor) -> AdamState:
 
 def adam_update(g: torch.Tensor, state: AdamState, *, h: float, beta: float, rho: float, eps: float,
                 eps_inside: bool = True) -> tuple[torch.Tensor, AdamState]:
-    """One Adam step from the gradient ``g``: returns the displacement θ⁽ⁿ⁺¹⁾ - θ⁽ⁿ⁾ and the new state.
+    """One Adam step from the gradient ``g``: the displacement θ⁽ⁿ⁺¹⁾ - θ⁽ⁿ⁾ and the new state.
 
     Elementwise, so ``g`` may have any shape (a vector θ or one parameter tensor of a network),
     and each hyperparameter may be a number or a tensor that broadcasts against ``g`` (one value
@@ -112,13 +112,14 @@ def heavy_ball_update(g: torch.Tensor, state: HeavyBallState, *, h: float, beta:
 
 
 def check_on_nonfinite(on_nonfinite: str) -> str:
-    """``"raise"``: a non-finite iterate raises (default); ``"keep"``: the rows are returned as they are."""
+    """``"raise"``: a non-finite iterate raises (default); ``"keep"``: the rows are returned."""
     if on_nonfinite not in ON_NONFINITE:
         raise ValueError(f"on_nonfinite must be one of {ON_NONFINITE}, got {on_nonfinite!r}")
     return on_nonfinite
 
 
-def _first_nonfinite(out: torch.Tensor, start: int, stop: int) -> tuple[int, tuple[int, ...]] | None:
+def _first_nonfinite(out: torch.Tensor, start: int, stop: int
+                     ) -> tuple[int, tuple[int, ...]] | None:
     """(row n, index of a component) of the first non-finite entry of out[start:stop], or None."""
     bad = ~torch.isfinite(out[start:stop])
     if not bool(bad.any()):
@@ -135,7 +136,8 @@ def _nonfinite_error(name: str, out: torch.Tensor, n: int, index: tuple[int, ...
 
 
 def iterate(gradient_at: Callable[[int, torch.Tensor], torch.Tensor], theta: torch.Tensor,
-            n_steps: int, init, update, hyper: dict, *, name: str, on_nonfinite: str) -> torch.Tensor:
+            n_steps: int, init, update, hyper: dict, *, name: str, on_nonfinite: str
+            ) -> torch.Tensor:
     """Rows θ⁽⁰⁾, …, θ⁽ⁿ_steps⁾ of θ ← θ + d, (d, state) = update(∇E_n(θ), state): the one loop
     behind :func:`adam`, :func:`heavy_ball` and :func:`bea_lib.adam_runs`.
 
@@ -213,7 +215,7 @@ def gd(loss, theta0, n_steps: int, *, h: float, on_nonfinite: str = "raise") -> 
 
 
 def torch_optimizer_iterates(make_optimizer, loss, theta0, n_steps: int) -> torch.Tensor:
-    """Iterates of a ``torch.optim`` optimizer on θ, in the layout of ``bl.adam`` (a reference to compare with).
+    """Iterates of a ``torch.optim`` optimizer on θ in the layout of ``bl.adam`` (a reference).
 
     ``make_optimizer`` takes a list holding the parameter tensor and returns the optimizer, e.g.
     ``lambda params: torch.optim.Adam(params, lr=1e-3)``.
@@ -249,7 +251,7 @@ def torch_optimizer_steps(make_optimizer, grads: torch.Tensor) -> torch.Tensor:
 
 
 class Adam(torch.optim.Optimizer):
-    """Adam of Definition 2.1 for network parameters, through the same ``adam_update`` as ``bl.adam``.
+    """Adam of Definition 2.1 for network parameters, through ``bl.adam``'s ``adam_update``.
 
     ``lr`` is h. ``eps_inside=True`` (default) is the paper's form; ``eps_inside=False`` is the form
     of ``torch.optim.Adam``. RMSProp is ``beta=0``. A parameter group may set its own ``lr``,
@@ -259,7 +261,7 @@ class Adam(torch.optim.Optimizer):
     """
 
     HYPERPARAMETERS = ("lr", "beta", "rho", "eps", "eps_inside")
-    OTHER_KEYS = ("params", "param_names", "initial_lr")  # torch's own (named parameters, schedulers)
+    OTHER_KEYS = ("params", "param_names", "initial_lr")  # torch's (named parameters, schedulers)
 
     def __init__(self, params, *, lr: float, beta: float = 0.9, rho: float = 0.999,
                  eps: float = 1e-8, eps_inside: bool = True):
@@ -274,14 +276,15 @@ class Adam(torch.optim.Optimizer):
                     eps_inside=checked.eps_inside)
 
     def add_param_group(self, param_group: dict) -> None:
-        """Add a group of parameters; its hyperparameters (given or the defaults) are checked first."""
+        """Add a group of parameters, its hyperparameters (given or the defaults) checked first."""
         if not isinstance(param_group, dict):
             raise ValueError(f"param_group must be a dict, got {type(param_group).__name__}")
         unknown = sorted(set(param_group) - {*self.OTHER_KEYS, *self.HYPERPARAMETERS})
         if unknown:
             raise ValueError(f"param_group has unknown keys {unknown}; bl.Adam's hyperparameters "
                              f"are {list(self.HYPERPARAMETERS)} (β is beta, ρ is rho)")
-        hyper = self._checked({k: param_group.get(k, self.defaults[k]) for k in self.HYPERPARAMETERS})
+        hyper = self._checked({k: param_group.get(k, self.defaults[k])
+                               for k in self.HYPERPARAMETERS})
         super().add_param_group({**param_group, **hyper})
 
     @torch.no_grad()

@@ -27,7 +27,7 @@ def _values(values) -> list:
 
 def _columns(n_runs: int, **given) -> dict[str, torch.Tensor]:
     """h, β, ρ, ε (each a number or one per run), every run's checked by
-    :func:`bea_lib.validation.adam_hyper`, as float64 columns of shape (R, 1)."""
+    :func:`bea_lib.core.validation.adam_hyper`, as float64 columns of shape (R, 1)."""
     values = {name: _values(v) for name, v in given.items()}
     for name, v in values.items():
         if len(v) not in (1, n_runs):
@@ -69,9 +69,11 @@ def adam_runs(loss, theta0, n_steps: int, *, h, beta, rho, eps, loss_params=None
         lengths.append(loss_params.shape[0])
     n_runs = max(lengths)
     if loss_params is not None and loss_params.shape[0] != n_runs:
-        raise ValueError(f"loss_params must have one entry per run ({n_runs}), got {loss_params.shape[0]}")
+        raise ValueError(f"loss_params must have one entry per run ({n_runs}), got "
+                         f"{loss_params.shape[0]}")
     if starts.shape[0] not in (1, n_runs):
-        raise ValueError(f"theta0 must have one start or one per run ({n_runs}), got {starts.shape[0]}")
+        raise ValueError(f"theta0 must have one start or one per run ({n_runs}), got "
+                         f"{starts.shape[0]}")
     hyper = _columns(n_runs, h=h, beta=beta, rho=rho, eps=eps)
     theta = starts.expand(n_runs, -1).clone()
     extra = () if loss_params is None else (loss_params,)

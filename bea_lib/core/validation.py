@@ -71,7 +71,7 @@ def adam_hyper(*, h, beta, rho, eps, eps_inside=True, kappa=0.0, h_name: str = "
 
 
 def check_int(name: str, value, *, minimum: int, optional: bool = False) -> int | None:
-    """An integer (numpy's too, not a bool) >= ``minimum``, as a Python int; None too if ``optional``."""
+    """An integer (numpy's too, not a bool) >= ``minimum`` as a Python int; None if ``optional``."""
     if optional and value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
@@ -128,8 +128,8 @@ def check_theta0(theta0) -> torch.Tensor:
         theta0 = theta0 if torch.is_tensor(theta0) else torch.as_tensor(
             theta0, dtype=None if isinstance(theta0, np.ndarray) else torch.float64)
     except (TypeError, ValueError, RuntimeError) as err:
-        raise ValueError(f"theta0 must be a 1-D sequence of real numbers, got {type(theta0).__name__}"
-                         f" ({err})") from None
+        raise ValueError(f"theta0 must be a 1-D sequence of real numbers, got "
+                         f"{type(theta0).__name__} ({err})") from None
     if theta0.is_complex() or theta0.dtype == torch.bool:
         raise ValueError(f"theta0 must hold real numbers, got dtype {theta0.dtype}")
     if theta0.ndim != 1:
@@ -172,7 +172,7 @@ VALIDITY_LIMIT = 0.5  # largest start ratio of the O(h) term accepted without a 
 def warn_if_expansion_invalid(ratio: float, *, h: float, beta: float,
                               rho: float | None = None) -> None:
     """Warn (:class:`ExpansionValidityWarning`) when a flow's O(h) term, relative to its
-    leading term at θ⁽⁰⁾ (``ratio``, :mod:`bea_lib.flows`), exceeds VALIDITY_LIMIT."""
+    leading term at θ⁽⁰⁾ (``ratio``, :mod:`bea_lib.core.flows`), exceeds VALIDITY_LIMIT."""
     if ratio > VALIDITY_LIMIT:
         given = f"beta = {beta:g}" + ("" if rho is None else f", rho = {rho:g}")
         warnings.warn(f"h = {h:g} is too large for the modified flow's expansion ({given}): at "

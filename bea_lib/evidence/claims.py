@@ -15,7 +15,7 @@ chapter is the part of the id before ``/`` and the profile is ``default``. The r
 claims after a run: a failed claim fails ``make test`` (smoke profile) and ``make book``
 (default profile); other profiles and a reader's own parameters show the ⚠ without failing.
 The Findings chapter is generated from these files (:func:`read_claims`), one row per statement
-of :mod:`bea_lib.registry`, whose verdict is that of the statement's primary test alone.
+of :mod:`bea_lib.evidence.registry`, whose verdict is that of the statement's primary test alone.
 
 Profiles are ordered by size, :data:`PROFILES`; a claim that only a larger run can test says
 which profile it needs (``needs="default"``) and below it counts neither way.
@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..base.fileio import atomic_write_json
-from . import registry
 from ..base.vocab import CheckRole, ClaimStatus, Verdict
+from . import registry
 
 PROFILES = ("smoke", "default", "paper")  # in increasing size; other names rank as "default"
 
@@ -41,7 +41,7 @@ class Claim:
     id: str              # "chapter/short-name", unique in the book
     chapter: str
     statement: str       # the sentence of the book being checked, in our words
-    paper: str           # the key of the registered statement it bears on (bea_lib.registry)
+    paper: str           # the key of the statement it bears on (bea_lib.evidence.registry)
     measured: str        # the figures behind it, e.g. "slope 1.98 over h = 2e-3 ... 1.25e-4"
     status: ClaimStatus
     verdict: Verdict     # what it says of the statement (only a primary test's sets the row's)
@@ -67,14 +67,14 @@ def claim(id: str, *, statement: str, paper: str, passed: bool | None, measured:
           needs: str = "smoke", section: str | None = None, folder: str | Path = ".") -> None:
     """Record one checked claim and display its line (see the module docstring).
 
-    ``paper`` is the key of a statement of :mod:`bea_lib.registry`. The claim's role follows
-    from the registry: the statement's declared primary test is *primary*; any other claim is
+    ``paper`` is the key of a statement of :mod:`~bea_lib.evidence.registry`, which sets the
+    claim's role: the statement's declared primary test is *primary*; any other claim is
     *supporting*, or a *consistency check* with ``consistency=True`` (a check that cannot fail
     on a wrong model of the paper: shown in a fold, not counted as evidence).
 
     ``passed`` is the check computed from the numbers just shown: a passed check is
     *reproduced*, a failed one *contradicted*. ``passed=None`` records a *measurement*: a
-    result the chapter reports with its ``verdict`` (from :func:`bea_lib.vocab.paper_verdict`
+    result the chapter reports with its ``verdict`` (from :func:`bea_lib.base.vocab.paper_verdict`
     for a trend), asserting nothing; ``detectable`` then says the smallest effect the reading
     could have detected. Below the ``needs`` profile the claim is not checked and its verdict is
     *not tested here*. Displays Markdown; returns nothing, so a cell may end with the call.
@@ -115,7 +115,8 @@ def claim(id: str, *, statement: str, paper: str, passed: bool | None, measured:
 
 def claim_markdown(record: Claim) -> str:
     """The line a reader sees under the finding: ✓, a ⚠ admonition, or a not-checked note."""
-    label = registry.statement(record.paper).label if record.paper in registry.BY_KEY else record.paper
+    paper = record.paper
+    label = registry.statement(paper).label if paper in registry.BY_KEY else paper
     role = {CheckRole.PRIMARY: "primary test of ", CheckRole.SUPPORTING: "",
             CheckRole.CONSISTENCY: "consistency check, "}[CheckRole(record.role)]
     where = f"{role}{label}"

@@ -1,9 +1,9 @@
 r"""The Findings table: one row per registered statement, built from the recorded claims.
 
-Every chapter records its checked claims (:func:`bea_lib.claims.claim`) in
+Every chapter records its checked claims (:func:`bea_lib.evidence.claims.claim`) in
 ``<chapter>.claims.json`` beside its executed notebook. The Findings chapter, executed last,
 reads them all (:func:`load_claims`, which fails naming any chapter whose record is missing)
-and turns them into one row per statement of :mod:`bea_lib.registry` (:func:`findings_rows`).
+and makes them one row per statement of :mod:`bea_lib.evidence.registry` (:func:`findings_rows`).
 
 **The verdict of a row** (:func:`row_verdict`) is the verdict of the statement's primary test,
 declared in the registry before any chapter runs, and of nothing else: *reproduced* when it
@@ -23,10 +23,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..base.vocab import CheckRole, ClaimStatus, Verdict
 from . import registry
 from .claims import Claim, claim_counts, read_claims
 from .registry import Statement
-from ..base.vocab import CheckRole, ClaimStatus, Verdict
 
 SUMMARY_FILE = "findings_summary.md"  # written by the Findings chapter, included by the intro
 _MARK = {ClaimStatus.PASSED: "✓", ClaimStatus.FAILED: "⚠", ClaimStatus.NOT_CHECKED: "○",
@@ -206,6 +206,6 @@ def verdict_counts(rows: list[FindingsRow]) -> dict[Verdict, int]:
 
 
 def chapter_counts(claims: dict[str, Claim]) -> dict[str, dict[str, int]]:
-    """Per chapter, :func:`bea_lib.claims.claim_counts` of its claims."""
+    """Per chapter, :func:`bea_lib.evidence.claims.claim_counts` of its claims."""
     chapters = dict.fromkeys(c.chapter for c in claims.values())
     return {ch: claim_counts(c for c in claims.values() if c.chapter == ch) for ch in chapters}

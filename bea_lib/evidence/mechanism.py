@@ -11,8 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import statistics as st
 from ..base.vocab import StopReason
+from . import statistics as st
 from .readings import first_below
 
 PRIMARY = "norm_matched"  # declared before the runs: the paper reads Figure 5 at matched loss

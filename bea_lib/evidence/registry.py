@@ -5,7 +5,7 @@ Each :class:`Statement` has the paper's exact label (checked against the paper's
 statement in our words and, declared before any chapter runs, its **primary test**
 (:class:`PrimaryTest`): the claim id that decides it, the quantity, the predicted direction,
 the validity gate, the statistic and its threshold, each with a one-line reason. The primary
-test alone sets the verdict (:class:`bea_lib.vocab.Verdict`); every other claim on the same
+test alone sets the verdict (:class:`bea_lib.base.vocab.Verdict`); every other claim on the same
 statement is *supporting* (shown, never folded in) or a *consistency check* (it cannot fail on
 a wrong model of the paper: shown in a fold, not counted). A caveat the paper states itself is
 shown beside the verdict (:attr:`Statement.caveat`), and so is a correction of the printed text

@@ -30,8 +30,8 @@ import numpy as np
 from scipy import stats
 
 from ..base.fileio import atomic_write_text
-from ..core.validation import VALIDITY_LIMIT, check_one_of, check_unit_interval
 from ..base.vocab import TrendVerdict, Verdict, paper_verdict
+from ..core.validation import VALIDITY_LIMIT, check_one_of, check_unit_interval
 
 # The κ = −1 runs of two (β, ρ) pairs may differ by at most this fraction of the smaller κ effect
 # |N(κ=+1) − N(κ=−1)| of the two pairs: their difference is the O(h²) remainder of the flow f₀
@@ -270,25 +270,17 @@ def hill_shape(values, *, skip: int = 0, tol: float = 0.05, tail: float = 0.1) -
     return HillShape(falls_first, height, falls_after, flat_end)
 
 
-def interval_verdict(low: float, high: float, *, expected: int) -> TrendVerdict:
-    """The verdict on "the quantity moves in the direction ``expected``" (+1 or −1) from the
-    interval [low, high] of its change: APPEARS when the interval lies on the expected side of
-    0, OPPOSITE on the other side, NOT_SEEN when it contains 0, NOT_TESTABLE when it is not
-    finite (nothing to resample)."""
+def trend_of(interval: PairedInterval, *, expected: int) -> TrendVerdict:
+    """The verdict on a predicted direction (+1 or −1) from the interval [low, high] of a change:
+    APPEARS when it excludes zero on the expected side, OPPOSITE on the other, NOT_SEEN when it
+    holds zero, NOT_TESTABLE without an interval (fewer than two seeds)."""
     check_one_of("expected", expected, (1, -1))
+    low, high = interval.low, interval.high
     if not (math.isfinite(low) and math.isfinite(high)):
         return TrendVerdict.NOT_TESTABLE
     if low > 0 or high < 0:
-        side = 1 if low > 0 else -1
-        return TrendVerdict.APPEARS if side == expected else TrendVerdict.OPPOSITE
+        return TrendVerdict.APPEARS if (1 if low > 0 else -1) == expected else TrendVerdict.OPPOSITE
     return TrendVerdict.NOT_SEEN
-
-
-def trend_of(interval: PairedInterval, *, expected: int) -> TrendVerdict:
-    """The verdict on a predicted direction (+1 or −1) from a paired interval: APPEARS when the
-    interval excludes zero on the expected side, OPPOSITE on the other, NOT_SEEN when it holds
-    zero, NOT_TESTABLE without an interval (fewer than two seeds)."""
-    return interval_verdict(interval.low, interval.high, expected=expected)
 
 
 def combined_trend(trends) -> TrendVerdict:

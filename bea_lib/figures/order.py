@@ -1,6 +1,6 @@
 """Figures of the order chapters (error_order, order_limits): drawing only, no science.
 
-Each function takes results computed in the chapter (:class:`bea_lib.order.OrderStudy` objects
+Each function takes results computed in the chapter (:class:`~bea_lib.studies.order.OrderStudy`s
 and arrays) and returns a matplotlib figure; the chapter saves and shows it.
 """
 from __future__ import annotations

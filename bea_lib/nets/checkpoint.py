@@ -2,7 +2,7 @@
 
 A checkpoint of epoch n holds θ⁽ⁿ⁾ (the model's state), the optimizer's state after n steps, and the
 history rows 0, …, n-1; resuming computes row n and goes on exactly as an uninterrupted run
-would. A file is written atomically (:func:`bea_lib.fileio.atomic_write`), so a run killed
+would. A file is written atomically (:func:`bea_lib.base.fileio.atomic_write`), so a run killed
 while writing leaves the previous checkpoints intact; the two newest are kept, so a file damaged
 later (a full disk, a bad copy) still leaves a good one to fall back to. A file that loads but
 is not one of our checkpoints (another program's, or a bare state dict) is refused by name.
@@ -85,7 +85,7 @@ def load_latest(directory: Path, map_location=None) -> dict | None:
     except Exception as err:  # torch raises several types for truncated or foreign files
         raise CheckpointError(f"checkpoint {path} is damaged and cannot be loaded "
                               f"({type(err).__name__}: {err}). {remedy}") from err
-    if not isinstance(state, dict) or not KEYS <= set(state) or not isinstance(state["config"], dict):
+    if not (isinstance(state, dict) and KEYS <= set(state) and isinstance(state["config"], dict)):
         raise CheckpointError(f"checkpoint {path} is not a checkpoint of a training run (one holds "
                               f"a dict with {', '.join(sorted(KEYS))}). {remedy}")
     return state

@@ -116,12 +116,13 @@ class TrainConfig:
                              f"scales Adam's bias term), got {self.kappa!r}")
 
 
-TRAJECTORY_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["trajectory"])
-DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}  # of records older than a field
+FIELDS = dataclasses.fields(TrainConfig)
+TRAJECTORY_FIELDS = tuple(f.name for f in FIELDS if f.metadata["trajectory"])
+DEFAULTS = {f.name: f.default for f in FIELDS}  # of a field a record predates
 
 
 def build_model(config: TrainConfig, input_shape, n_classes: int):
-    """The initial network θ⁽⁰⁾: seeded with ``config.seed``, drawn in float32, then cast to ``config.dtype``.
+    """The initial network θ⁽⁰⁾: seeded with ``config.seed``, drawn in float32, cast to its dtype.
 
     Drawing in float32 whatever the default dtype makes θ⁽⁰⁾ depend on the seed alone, and gives
     float32 and float64 runs the same start.

@@ -1,13 +1,13 @@
 r"""Is the h-expansion in force along a network's training? Diagnostics at a point θ.
 
-Symbols as in :mod:`bea_lib.intervention`: g = ∇E(θ), H = ∇²E(θ), f₀ and f₁ the O(1) and O(h)
+Symbols as in :mod:`bea_lib.studies.intervention`: g = ∇E(θ), H = ∇²E(θ), f₀, f₁ the O(1) and O(h)
 terms of Adam's modified flow (2.2)–(2.3); D the denominator of Adam's step, √(ν̂ + ε).
 
 - :func:`bias_ratio`: h‖f₁‖₂/‖f₀‖₂, the size of the bias term against the flow it corrects
   (one Hessian-vector product). The expansion is only a good description while it is small.
 - :func:`bias_alignment`: the cosine between f₁ and ∇‖∇E‖_{1,ε}, whose sign says whether
   the bias term, where it acts now, lowers the perturbed one-norm (the paper's "penalises").
-- :func:`bea_lib.norms.table1_cells`: the fractions of coordinates with g_j² ≫ ε, g_j² ≪ ε
+- :func:`bea_lib.core.norms.table1_cells`: the fractions of coordinates with g_j² ≫ ε, g_j² ≪ ε
   and in between, the cells of the paper's Table 1 (≫ means at least 100 times).
 - :func:`bea_lib.core.autodiff.top_eigenvalue`: the largest eigenvalue of H, or of the
   preconditioned Hessian diag(1/D)·H (Lanczos on D^{-1/2} H D^{-1/2}), which Cohen et al. (2022)
@@ -25,12 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from ..base.vocab import BiasRegime
 from ..core.autodiff import top_eigenvalue
-from ..core.expansion import heavy_ball_ratio
-from ..core.flows import bias_direction
+from ..core.expansion import bias_direction, heavy_ball_ratio
 from ..core.norms import table1_cells
 from ..core.validation import check_positive
-from ..base.vocab import BiasRegime
 
 
 def flat_forward(model: torch.nn.Module) -> tuple[Callable, torch.Tensor]:
@@ -90,8 +89,8 @@ def diagnostics_at(g: torch.Tensor, hvp_fn, *, h: float, beta: float, rho: float
                    denominator: torch.Tensor, sharpness: bool = True) -> dict[str, float]:
     """All diagnostics at one point, keyed by :data:`DIAGNOSTIC_COLUMNS`.
 
-    ``denominator`` is the D of Adam's next step (:func:`bea_lib.optimizers.step_denominator`); without
-    ``sharpness`` the two eigenvalues are NaN and the cost is one gradient and three
+    ``denominator`` is D of Adam's next step (:func:`~bea_lib.core.optimizers.step_denominator`);
+    without ``sharpness`` the two eigenvalues are NaN and the cost is one gradient and three
     Hessian-vector products.
     """
     D = denominator

@@ -62,7 +62,7 @@ def _check_jobs(jobs) -> list[Job]:
             raise ValueError(f"jobs[{i}] must be a Job, got {type(job).__name__}")
     folders = [j.out_dir.resolve() for j in jobs]
     if len(set(folders)) != len(folders):
-        raise ValueError("jobs must have distinct out_dir folders: two runs would share checkpoints")
+        raise ValueError("jobs must have distinct out_dir folders: two would share checkpoints")
     return jobs
 
 
@@ -71,7 +71,8 @@ def run_local(jobs, *, workers: int | None = None, threads: int = 1) -> list[Out
     process, one after another); outcomes in the order of ``jobs``."""
     jobs = _check_jobs(jobs)
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        workers = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else os.cpu_count())
     if not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers must be an integer >= 0 or None, got {workers!r}")
     if workers == 0 or len(jobs) <= 1:
@@ -83,8 +84,8 @@ def run_local(jobs, *, workers: int | None = None, threads: int = 1) -> list[Out
         return list(pool.map(run_job, jobs, [threads] * len(jobs)))
 
 
-def run_submitit(jobs, *, folder: str | Path, cluster: str | None = None, threads: int | None = None,
-                 **parameters) -> list[Outcome]:
+def run_submitit(jobs, *, folder: str | Path, cluster: str | None = None,
+                 threads: int | None = None, **parameters) -> list[Outcome]:
     """Run ``jobs`` as one submitit job array and wait for them; outcomes in order. ``cluster``
     is submitit's (None: Slurm if ``sbatch`` is found, else local), ``parameters`` go to
     ``AutoExecutor.update_parameters`` (``timeout_min``, ``slurm_partition``, ...), its logs to

@@ -40,9 +40,9 @@ class RunFileError(RuntimeError):
 
 @dataclass
 class History:
-    """Columns of per-epoch values (``history["train_loss"]`` is a numpy array) and why the run stopped.
+    """Columns of per-epoch values (``history["train_loss"]``, a numpy array), why the run stopped.
 
-    ``stop_reason`` is a :class:`bea_lib.vocab.StopReason`; ``message`` says more.
+    ``stop_reason`` is a :class:`bea_lib.base.vocab.StopReason`; ``message`` says more.
     """
 
     columns: dict[str, list[float]] = field(default_factory=lambda: {c: [] for c in COLUMNS})
@@ -68,7 +68,7 @@ class History:
         taken = ~np.isnan(self["bias_ratio"])
         return {c: self[c][taken] for c in ("epoch", *DIAGNOSTIC_COLUMNS)}
 
-    def head(self, n_rows: int) -> "History":
+    def head(self, n_rows: int) -> History:
         """A new history of the first ``n_rows`` rows (this one is left as it is)."""
         n_rows = check_int("n_rows", n_rows, minimum=0)
         return History({c: v[:n_rows] for c, v in self.columns.items()}, self.stop_reason,
@@ -83,7 +83,7 @@ class History:
         atomic_write_text(path, buf.getvalue())
 
     @classmethod
-    def read(cls, out_dir: str | Path) -> "History":
+    def read(cls, out_dir: str | Path) -> History:
         """The history a run wrote to ``out_dir``, checked against the row count of ``run.json``."""
         out_dir = Path(out_dir)
         info = read_run_info(out_dir)
@@ -145,6 +145,8 @@ def stored_runs(folder: str | Path) -> list[dict]:
             continue
         info = read_run_info(run_dir)
         command_file = run_dir / "command.txt"
-        command = command_file.read_text().strip() if command_file.is_file() else info.get("command")
-        runs.append({"path": run_dir, "info": info, "history": History.read(run_dir), "command": command})
+        command = (command_file.read_text().strip() if command_file.is_file()
+                   else info.get("command"))
+        runs.append({"path": run_dir, "info": info, "history": History.read(run_dir),
+                     "command": command})
     return runs

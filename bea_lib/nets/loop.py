@@ -52,8 +52,7 @@ def stop_reason(config: TrainConfig, history: History, n: int,
 
 
 def _diagnostics(net, theta, g, state, rule: Rule, configs: list[TrainConfig], rows: list[int]):
-    """The :data:`DIAGNOSTIC_COLUMNS` at θ⁽ⁿ⁾ of the runs ``rows`` (rows of θ; ``configs`` in
-    θ's order), each with its own hyperparameters and optimizer state."""
+    """The :data:`DIAGNOSTIC_COLUMNS` at θ⁽ⁿ⁾ of the runs ``rows`` of θ (``configs``, its order)."""
     out = {}
     for r in rows:
         fn = net.hvp_fn(theta, [r])
@@ -94,7 +93,8 @@ def fit(net, configs: list[TrainConfig], rule: Rule, *, theta=None, state=None,
             test_stats = net.evaluate(theta)
         else:
             test_stats = torch.full_like(train_stats, math.nan)
-        rows = torch.cat([train_stats[:, :2], test_stats, gradient_norms(g, eps=eps_of)], 1).tolist()
+        norms = gradient_norms(g, eps=eps_of)
+        rows = torch.cat([train_stats[:, :2], test_stats, norms], 1).tolist()
         every = [configs[r].diagnostics_every for r in live]
         t1 = time.perf_counter()
         diag = _diagnostics(net, theta, g, state, rule, [configs[r] for r in live],

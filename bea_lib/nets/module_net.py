@@ -42,13 +42,15 @@ def full_batch_gradient(model, x, y, *, chunk_size: int, comm: Comm = Comm()) ->
         losses.append(loss.detach())
         correct.append((out.argmax(1) == y[i:i + chunk_size]).sum())
     grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-    stats = torch.stack([torch.stack(losses).double().sum() if losses else torch.zeros((), device=x.device),
-                         torch.stack(correct).sum() if correct else torch.zeros((), device=x.device),
+    zero = torch.zeros((), device=x.device)
+    stats = torch.stack([torch.stack(losses).double().sum() if losses else zero,
+                         torch.stack(correct).sum() if correct else zero,
                          torch.tensor(len(x), device=x.device)]).double()  # Σℓ_i, #correct, N
     n = len(x)
     if comm.world_size > 1:  # one all-reduce for all gradient sums, one for the statistics
         flat = comm.sum_(torch.cat([g.reshape(-1) for g in grads]))
-        torch._foreach_copy_(grads, [f.view_as(g) for f, g in zip(flat.split([g.numel() for g in grads]), grads)])
+        parts = flat.split([g.numel() for g in grads])
+        torch._foreach_copy_(grads, [f.view_as(g) for f, g in zip(parts, grads)])
         n = int(comm.sum_(stats)[2].item())
     torch._foreach_div_(grads, n)  # the one division by N
     for p, g in zip(params, grads):

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 
 from ..base import fileio, provenance
-from ..core.validation import check_bool
 from ..base.vocab import StopReason
+from ..core.validation import check_bool
 from . import checkpoint
 from .config import DEFAULTS, TRAJECTORY_FIELDS, TrainConfig
 from .distributed import Comm
@@ -47,8 +47,8 @@ def usable_folder(out_dir: Path) -> Path:
 
 def _results(out_dir: Path) -> list[Path]:
     """The files of a run in ``out_dir`` that a new run would overwrite."""
-    return [p for p in (out_dir / HISTORY_FILE, out_dir / INFO_FILE, *checkpoint.checkpoints(out_dir))
-            if p.exists()]
+    files = (out_dir / HISTORY_FILE, out_dir / INFO_FILE, *checkpoint.checkpoints(out_dir))
+    return [p for p in files if p.exists()]
 
 
 def open_run_folder(out_dir: str | Path, config: TrainConfig, *, overwrite: bool = False,

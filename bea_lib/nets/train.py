@@ -10,7 +10,7 @@ A run never destroys data: a run folder that holds another run's results (``hist
 (``--overwrite``); a folder with a checkpoint of the same run resumes from it
 (:mod:`bea_lib.nets.rundir`, :mod:`bea_lib.nets.checkpoint`).
 
-Python: ``history = bea_lib.nets.train.train(TrainConfig(dataset="mnist1d", model="mlp"), out_dir)``.
+Python: ``history = train(TrainConfig(dataset="mnist1d", model="mlp"), out_dir)``.
 Command line (the same under ``torchrun --nproc_per_node=K``, one data slice per process)::
 
     python -m bea_lib.nets.train --dataset mnist1d --model cnn --h 1e-3 --beta 0.9 --rho 0.999 \
@@ -58,23 +58,17 @@ from .rundir import finished_run, open_run_folder, run_folder_lock, run_info
 
 def train(config: TrainConfig | list[TrainConfig], out_dir: str | Path | None = None, *,
           overwrite: bool = False, data=None) -> History | list[History]:
-    """Train with full-batch steps of ``config.optimizer`` until a stopping rule fires; the history.
+    """Train with full-batch steps of ``config.optimizer`` until a stopping rule fires: one
+    :class:`TrainConfig` gives its :class:`History`, a list (a batch, one stacked model) one
+    History per config; ``data``, a loaded data set, replaces ``config.dataset``'s.
 
-    ``config`` is one :class:`TrainConfig` (one run, returns its :class:`History`) or a list of
-    them (a batch trained together as one stacked model, :mod:`bea_lib.nets.batched`; returns
-    one History per config, in order). ``data`` is a loaded data set to use instead of loading
-    ``config.dataset`` (the same data for every run).
-
-    With ``out_dir`` (one run), write ``history.csv`` and ``run.json`` there, and checkpoints
-    every ``config.checkpoint_every`` epochs; if ``out_dir`` already holds a checkpoint of the
-    same run, resume from it (bitwise the same history on CPU as an uninterrupted run), and if it
-    holds this run finished, return its history at once. A folder holding another run's results
-    is refused (:class:`~bea_lib.nets.history.RunFileError`) unless ``overwrite``, and so is a
-    folder another process is writing (its lock, naming the holder). A non-finite train loss
-    stops the run (``StopReason.DIVERGED``) and keeps the history so far. ``max_time`` is the
-    budget of this call: a resumed run gets it afresh. run.json's ``segments`` record the code
-    of each call that computed part of the run. Ctrl-C (KeyboardInterrupt) marks the run
-    ``interrupted`` in run.json (resumable from its last checkpoint) and is raised again.
+    With ``out_dir`` (one run): ``history.csv``, ``run.json`` and checkpoints every
+    ``checkpoint_every`` epochs there; a checkpoint of the same run is resumed (on CPU bitwise as
+    an uninterrupted run), the same run finished returned at once, another run's results refused
+    (:class:`~bea_lib.nets.history.RunFileError`) unless ``overwrite``, and so is a folder
+    another process writes. A non-finite loss stops the run (``DIVERGED``); ``max_time`` is this
+    call's budget; ``segments`` in run.json record the code of each call; Ctrl-C marks the run
+    ``interrupted`` (resumable) and is raised again.
     """
     overwrite = check_bool("overwrite", overwrite)
     if isinstance(config, (list, tuple)):
@@ -181,7 +175,7 @@ _EXIT = {StopReason.EPOCHS: ExitCode.FINISHED, StopReason.LOSS_THRESHOLD: ExitCo
 
 
 def parser() -> argparse.ArgumentParser:
-    """The command line: one option per TrainConfig field (from its metadata), --out, --overwrite."""
+    """The command line: an option per TrainConfig field (from its metadata), --out, --overwrite."""
     p = argparse.ArgumentParser(
         prog="python -m bea_lib.nets.train", description=__doc__.split("\n")[0],
         epilog="exit codes: 0 finished, 1 crashed, 2 usage or setup error, 3 diverged, "
@@ -194,7 +188,8 @@ def parser() -> argparse.ArgumentParser:
         else:
             p.add_argument(flag, type=meta["type"] or type(f.default), default=f.default,
                            choices=meta["choices"],
-                           help=meta["help"] + ("" if f.default is None else f" (default: {f.default})"))
+                           help=meta["help"] + ("" if f.default is None
+                                                else f" (default: {f.default})"))
     p.add_argument("--out", required=True, help="run folder: history.csv, run.json, checkpoints")
     p.add_argument("--overwrite", action="store_true",
                    help="replace another run's results in --out instead of refusing")

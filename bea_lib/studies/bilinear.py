@@ -1,6 +1,6 @@
 r"""The bilinear model of Section 5: its geometry, the point the bias pushes towards, run summaries.
 
-E(θ) = ½(y - xθ₁θ₂)² (:func:`bea_lib.losses.bilinear`), x = 2, y = 3/2, started at (2.8, 3.5).
+E(θ) = ½(y - xθ₁θ₂)² (:func:`bea_lib.studies.losses.bilinear`), x = 2, y = 3/2, from (2.8, 3.5).
 With the residual r = y - xθ₁θ₂ and c = y/x:
 
 - ∇E = -r x (θ₂, θ₁), so ‖∇E‖₁ = |r| x (|θ₁| + |θ₂|) and ‖∇E‖² = r² x² (θ₁² + θ₂²);
@@ -15,7 +15,7 @@ which is also where the valley is flattest (the Hessian there, x²(θ₂, θ₁)
 x²(θ₁² + θ₂²)). A bias that penalises ‖∇E‖₁ or ‖∇E‖² pushes towards it.
 
 The general pieces the chapter also uses (the explicit counterpart E + λ‖∇E‖_{1,ε}, the
-bias strength, the share of a path in each cell of Table 1) live in :mod:`bea_lib.norms`.
+bias strength, the share of a path in each cell of Table 1) live in :mod:`bea_lib.core.norms`.
 Hyperparameters are keyword-only, data arguments first.
 """
 from __future__ import annotations
@@ -28,9 +28,9 @@ import torch
 from scipy.optimize import minimize_scalar
 from torch.func import vmap
 
+from ..base.vocab import Convergence, TrendVerdict
 from ..core.convergence import classify_run
 from ..core.validation import check_one_of, check_positive, check_unit_interval
-from ..base.vocab import Convergence, TrendVerdict
 
 X, Y = 2.0, 1.5              # the paper's data point
 START = (2.8, 3.5)           # every trajectory of Figures 2 and 3 starts here
@@ -39,12 +39,12 @@ START = (2.8, 3.5)           # every trajectory of Figures 2 and 3 starts here
 def _check_data(x: float, y: float) -> tuple[float, float]:
     x, y = check_positive("x", x), float(y)
     if not (y > 0 and math.isfinite(y)):
-        raise ValueError(f"y must be a finite number > 0 (minima on the branch θ₁, θ₂ > 0), got {y!r}")
+        raise ValueError(f"y must be a finite number > 0 (minima where θ₁, θ₂ > 0), got {y!r}")
     return x, y
 
 
 def bilinear_cross(x: float = X, y: float = Y) -> torch.Tensor:
-    """(√(y/x), √(y/x)): the point of the positive branch of the hyperbola that the bias pushes to."""
+    """(√(y/x), √(y/x)): the point of the hyperbola's positive branch that the bias pushes to."""
     x, y = _check_data(x, y)
     s = math.sqrt(y / x)
     return torch.tensor([s, s], dtype=torch.float64)
@@ -58,7 +58,8 @@ def bilinear_gradient(theta1, theta2, x: float = X, y: float = Y) -> tuple[np.nd
     return -r * x * theta2, -r * x * theta1
 
 
-def min_gradient_norm_on_level_set(level: float, *, p: int = 1, x: float = X, y: float = Y) -> np.ndarray:
+def min_gradient_norm_on_level_set(level: float, *, p: int = 1, x: float = X, y: float = Y
+                                   ) -> np.ndarray:
     """The point θ (θ₁θ₂ < y/x side) minimising ‖∇E(θ)‖_p on the level set E(θ) = ``level``.
 
     Found numerically, as a check of the derivation in the module docstring (it should be
@@ -105,11 +106,11 @@ class RunSummary(NamedTuple):
     """Where a run ended and what it did (one row of the chapter's tables)."""
 
     limit: tuple[float, float]   # the last iterate
-    branch: int                  # +1 or -1: the branch of the hyperbola (sign of θ₁ + θ₂) it ended near
+    branch: int                  # +1 or -1: the hyperbola's branch (sign of θ₁ + θ₂) it ended near
     distance_to_cross: float     # ‖θ⁽ᴺ⁾ - branch·cross‖: to the cross of that branch
     one_norm: float              # ‖θ⁽ᴺ⁾‖₁
     loss: float                  # E(θ⁽ᴺ⁾)
-    status: Convergence          # what became of the run (bea_lib.convergence.classify_run)
+    status: Convergence          # what became of the run (bea_lib.core.convergence.classify_run)
     tail_spread: float           # how far the last 10% of the run strays from its last iterate
 
 
@@ -145,8 +146,8 @@ class TrendCheck(NamedTuple):
     value_to: float
     distance_from: float
     distance_to: float
-    verdict: TrendVerdict  # APPEARS, OPPOSITE, or NOT_TESTABLE when a run of the pair did not converge
-    note: str = ""         # why: "branch changed", or the statuses of the runs that did not converge
+    verdict: TrendVerdict  # APPEARS, OPPOSITE, or NOT_TESTABLE where a run did not converge
+    note: str = ""         # why: "branch changed", or the statuses of runs that did not converge
 
     @property
     def mark(self) -> str:
@@ -156,7 +157,7 @@ class TrendCheck(NamedTuple):
 
 
 def monotone_trend(values, summaries, *, towards_cross: bool) -> list[TrendCheck]:
-    """Check a claimed trend along a grid: as the parameter grows, does the limit move towards the cross?
+    """A claimed trend along a grid: as the parameter grows, does the limit move to the cross?
 
     ``values`` increasing; ``summaries`` their :class:`RunSummary`. ``towards_cross=True`` claims
     that the distance to the cross decreases along the grid, False that it increases. Pairs in
@@ -178,7 +179,8 @@ def monotone_trend(values, summaries, *, towards_cross: bool) -> list[TrendCheck
             verdict, note = TrendVerdict.OPPOSITE, "branch changed"
         else:
             closer = sb.distance_to_cross < sa.distance_to_cross
-            verdict, note = (TrendVerdict.APPEARS if closer == towards_cross else TrendVerdict.OPPOSITE), ""
+            verdict = TrendVerdict.APPEARS if closer == towards_cross else TrendVerdict.OPPOSITE
+            note = ""
         checks.append(TrendCheck(a, b, sa.distance_to_cross, sb.distance_to_cross, verdict, note))
     return checks
 

@@ -1,6 +1,6 @@
 r"""A causal test of the bias term: Adam with its O(h) flow term scaled by 1 + κ.
 
-Symbols and names as in :mod:`bea_lib.optimizers`: h ``h``, β ``beta``, ρ ``rho``, ε ``eps``
+Symbols and names as in :mod:`bea_lib.core.optimizers`: h ``h``, β ``beta``, ρ ``rho``, ε ``eps``
 (inside the square root, the paper's Definition 2.1), κ ``kappa``; g = ∇E(θ), H = ∇²E(θ).
 
 Full-batch Adam follows, to O(h²), the flow θ̇ = f₀ + h f₁ of (2.2)–(2.3) with
@@ -11,7 +11,7 @@ Full-batch Adam follows, to O(h²), the flow θ̇ = f₀ + h f₁ of (2.2)–(2.
     f_1 = -\frac{c(β, ρ, ε, g)}{\sqrt{g^2 + ε}} \circ ∇\lVert∇E\rVert_{1,ε}, \qquad
     ∇\lVert∇E\rVert_{1,ε} = H \frac{g}{\sqrt{g^2+ε}},
 
-c the coefficient of :func:`bea_lib.norms.bias_coefficient` (h f₁ is the paper's bias term
+c the coefficient of :func:`bea_lib.core.norms.bias_coefficient` (h f₁ is the paper's bias term
 divided by √(g² + ε)). The κ-variant adds κh²f₁(θ⁽ⁿ⁾) to every Adam step,
 
 .. math::
@@ -21,7 +21,7 @@ divided by √(g² + ε)). The κ-variant adds κh²f₁(θ⁽ⁿ⁾) to every A
 so one step moves the flow's time by h with the extra displacement κh·(h f₁): its modified flow
 is θ̇ = f₀ + (1 + κ) h f₁. κ = 0 is Adam, κ = −1 cancels the implicit bias (the iterates follow
 the ε-sign flow f₀ to O(h²)), κ = +1 doubles it. The Adam part is
-:func:`bea_lib.optimizers.adam_update`, the one implementation of the rule; the extra term costs
+:func:`bea_lib.core.optimizers.adam_update`, the one implementation of the rule; the extra term has
 one Hessian-vector product per step, taken from the same reverse pass as the gradient.
 """
 from __future__ import annotations
@@ -33,11 +33,12 @@ import numpy as np
 import torch
 
 from ..core.autodiff import gradient, gradient_and_hvp_fn
-from ..core.flows import adam_rhs, bias_direction
+from ..core.expansion import bias_direction
+from ..core.flows import adam_rhs
 from ..core.integrate import solve_flow
 from ..core.optimizers import AdamState, adam_init, adam_update
-from .order import fitted_slopes, max_distance
 from ..core.validation import adam_hyper, check_finite, check_n_steps, check_positive, check_theta0
+from .order import fitted_slopes, max_distance
 
 
 def _rows(x, rows):
@@ -48,7 +49,8 @@ def _rows(x, rows):
 def kappa_update(g: torch.Tensor, state: AdamState, hvp_at, *, h, beta, rho, eps, kappa,
                  eps_inside: bool = True) -> tuple[torch.Tensor, AdamState]:
     """One step of the κ-variant for k runs, the rows of ``g`` (k, p): Adam's displacement
-    (:func:`bea_lib.optimizers.adam_update`) plus κh²f₁(θ⁽ⁿ⁾) (:func:`bea_lib.flows.bias_direction`)
+    (:func:`~bea_lib.core.optimizers.adam_update`) plus κh²f₁(θ⁽ⁿ⁾) (:func:`~bea_lib.core.expansion.
+    bias_direction`)
     on the rows whose κ is not 0. Each hyperparameter is a number or a (k, 1) column;
     ``hvp_at(rows)`` is v ↦ ∇²E v for those rows, v of shape (len(rows), p).
 

@@ -21,7 +21,7 @@ def bilinear(x: float = 2.0, y: float = 1.5):
 
 
 def logcosh_regression(p: int, seed: int = 0, dtype=torch.float64):
-    """E(θ) = Σ_k log cosh((Aθ - b)_k) + 0.05‖θ‖⁴/p with A (2p × p) and b Gaussian, fixed by ``seed``."""
+    """E(θ) = Σ_k log cosh((Aθ - b)_k) + 0.05‖θ‖⁴/p, A (2p × p), b Gaussian, fixed by ``seed``."""
     if p < 1:
         raise ValueError(f"p must be an integer >= 1, got {p!r}")
     gen = torch.Generator().manual_seed(seed)
@@ -69,13 +69,15 @@ def tanh_network_regression(n_in: int = 3, width: int = 12, n_data: int = 40, se
     return loss
 
 
-def tanh_network_init(n_in: int = 3, width: int = 12, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
+def tanh_network_init(n_in: int = 3, width: int = 12, seed: int = 0, dtype=torch.float64
+                      ) -> torch.Tensor:
     """A flat θ⁽⁰⁾ for :func:`tanh_network_regression`: Gaussian weights with variance 1/fan-in
     (LeCun initialisation), zero biases, fixed by ``seed``."""
     gen = torch.Generator().manual_seed(seed)
     W1 = torch.randn(width, n_in, generator=gen, dtype=dtype) / n_in**0.5
     w2 = torch.randn(width, generator=gen, dtype=dtype) / width**0.5
-    return torch.cat([W1.reshape(-1), torch.zeros(width, dtype=dtype), w2, torch.zeros(1, dtype=dtype)])
+    zeros = torch.zeros(width + 1, dtype=dtype)  # the biases b₁ and b₂
+    return torch.cat([W1.reshape(-1), zeros[:width], w2, zeros[width:]])
 
 
 class BatchLosses(tuple):

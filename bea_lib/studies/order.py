@@ -25,14 +25,14 @@ _METHODS = {
     "rmsprop": (optimizers.rmsprop, flows.rmsprop_flow, ()),
     "gd": (optimizers.gd, flows.gd_flow, ()),
     "heavy_ball": (optimizers.heavy_ball, flows.heavy_ball_flow, ("shifted_start",)),
-    # Theorem 3.1 with a choice of the inner sum's range (``inner_sum="k"`` derived, "1" transcribed)
+    # Theorem 3.1, the inner sum's range chosen (``inner_sum="k"`` derived, "1" transcribed)
     "adam_minibatch": (optimizers.adam, minibatch.minibatch_adam_flow, ("inner_sum",)),
 }
 
 
 @dataclass(frozen=True)
 class OrderStudy:
-    """Errors (len(orders), len(hs)) and the fitted slope of log error vs log h with its std. error."""
+    """Errors (len(orders), len(hs)), the fitted slope of log error vs log h, its std. error."""
 
     method: str
     hs: np.ndarray
@@ -67,12 +67,13 @@ def local_slopes(hs, errors) -> np.ndarray:
 
 def max_distance(iterates: torch.Tensor, flow: torch.Tensor, first: int = 0) -> float:
     """max_n ‖θ⁽ⁿ⁾ - θ̃(nh)‖₂ over rows n >= ``first`` of two (n_steps + 1, p) tensors."""
-    return float(torch.linalg.vector_norm(iterates[first:].to(flow.dtype) - flow[first:], dim=1).max())
+    gap = iterates[first:].to(flow.dtype) - flow[first:]
+    return float(torch.linalg.vector_norm(gap, dim=1).max())
 
 
 def order_study(method: str, loss, theta0, hs, T: float, orders=(0, 1), *, t_min: float = 0.0,
                 **hyper) -> OrderStudy:
-    """Errors and slopes for ``method`` in {"adam", "rmsprop", "gd", "heavy_ball", "adam_minibatch"}.
+    """Errors and slopes for ``method``: "adam", "rmsprop", "gd", "heavy_ball", "adam_minibatch".
 
     ``hyper`` are the method's keyword arguments other than h (e.g. beta, rho, eps, eps_inside;
     ``shifted_start`` for heavy-ball and ``inner_sum`` for adam_minibatch go to the flow only). A
