@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import ast
 import shutil
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import nbformat
 
-from bea_lib import provenance
+from bea_lib.base import provenance
 
 from . import inputs as inp
 from . import store
-from .execute import _claims_summary, print_claims, write_notebook
+from .execute import claims_summary, print_claims, write_notebook
 from .params import check_overrides, declared_parameters, literal
 from .sources import BookError, book_version, chapters
 
@@ -35,8 +35,8 @@ def _utc(stamp: str) -> str:
     """papermill's time stamp (ISO format, UTC, often without a zone) as the runner writes it."""
     moment = datetime.fromisoformat(stamp)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _read_notebook(path: Path):
@@ -173,7 +173,7 @@ def _adopt(notebook_path: Path, root: Path, build_dir: Path) -> str:
             shutil.copy2(beside / f"{chapter}.claims.json", tmp)
         if (beside / "figures").is_dir():
             shutil.copytree(beside / "figures", tmp / "figures")
-        counts, bad = _claims_summary(tmp, chapter)
+        counts, bad = claims_summary(tmp, chapter)
         inputs = inp.chapter_inputs(root, build_dir, chapter, pages[chapter], label=label,
                                     parameters=parameters, others=list(pages),
                                     library=inp.library_hash())

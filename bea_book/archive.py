@@ -17,7 +17,7 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from bea_lib import fileio
+from bea_lib.base import fileio
 
 from . import store
 from .render import check_run, html_hashes
@@ -86,8 +86,8 @@ def make_archive(*, root: Path = Path("."), build_dir: Path | None = None,
 
 def _make_archive(root: Path, build_dir: Path, output: Path | None) -> Path:
     files = archive_files(root, build_dir)
-    profiles = sorted({store.read_run(folder).get("profile", "default")
-                       for folder in map(lambda n: store.current_run(build_dir, n), chapters(root))})
+    profiles = sorted({store.read_run(store.current_run(build_dir, name)).get("profile", "default")
+                       for name in chapters(root)})
     # a build at another profile than the default says so in its name, so that a smoke
     # archive cannot pass for the book
     top = f"{NAME}-{book_version(root)}" + "".join(f"-{p}" for p in profiles if p != "default")

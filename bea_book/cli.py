@@ -1,4 +1,4 @@
-"""The command line: ``python -m bea_book {run,render,all,notebooks,adopt,archive}``."""
+"""The command line: ``python -m bea_book {run,render,all,notebooks,adopt,archive,sweep}``."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +18,7 @@ from .inputs import library_hash
 from .params import load_params_file, parse_value
 from .render import render
 from .sources import DEFAULT_PROFILE, FINDINGS, BookError, chapters
+from .sweep import add_arguments, sweep
 
 USAGE = """\
 examples:
@@ -26,6 +27,7 @@ examples:
   python -m bea_book run adam -p rho 0.99    run one chapter with a parameter changed
   python -m bea_book render                  render what has run
   python -m bea_book archive                 zip a complete build for deposit
+  python -m bea_book sweep --profile paper --out DIR   the networks runs as resumable jobs
 """
 
 
@@ -192,6 +194,8 @@ def _parser() -> argparse.ArgumentParser:
     archive = commands.add_parser("archive", parents=[common],
                                   help="zip the complete rendered build with a SHA-256 manifest")
     archive.add_argument("--output", type=Path, help="the zip (default: BUILD/<name>.zip)")
+    add_arguments(commands.add_parser("sweep", help="run the networks chapter's runs at a "
+                                      "profile as resumable jobs (local or Slurm)"))
     return parser
 
 
@@ -200,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     claim that failed at the smoke or default profile with no parameters given; 2: a usage
     error; 130 after Ctrl-C, 128 + n after signal n)."""
     args = _parser().parse_args(argv)
+    if args.command == "sweep":  # writes run folders, not the build
+        return sweep(args)
     root = args.root.resolve()
     build_dir = (args.build_dir or root / "_build").resolve()
     where = {"root": root, "build_dir": build_dir}

@@ -7,7 +7,7 @@ chapter writes land beside its notebook), reads the claims it recorded, writes i
 makes the run current in one step (see :mod:`bea_book.store`); or, when its inputs are those of
 the current run (:mod:`bea_book.inputs`), reuses that run.
 
-The kernel gets ``BEA_CHAPTER`` and ``BEA_PROFILE`` (read by ``bea_lib.claims``) and
+The kernel gets ``BEA_CHAPTER`` and ``BEA_PROFILE`` (read by ``bea_lib.evidence.claims``) and
 ``TQDM_DISABLE=1`` (no progress bars in the pages). ``execute_in_process`` runs one chapter in a
 worker process of its own (the runner executes independent chapters side by side that way) and
 gives its kernel a share of the CPU's threads. It is started over IPC sockets rather than
@@ -21,12 +21,12 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import nbformat
 
-from bea_lib import provenance
+from bea_lib.base import provenance
 
 from . import inputs as inp
 from . import processes, store
@@ -145,12 +145,12 @@ def _kernel_manager(ipc: bool):
 _launched: list[int] = []  # kernels started by this process's papermill calls
 
 
-def _claims_summary(folder: Path, chapter: str) -> tuple[dict, list]:
+def claims_summary(folder: Path, chapter: str) -> tuple[dict, list]:
     """Counts of the chapter's claims by status, and the failed ones, as recorded in its run."""
     if not (folder / f"{chapter}.claims.json").is_file():
-        from bea_lib.claims import COUNT_KEYS
+        from bea_lib.evidence.claims import COUNT_KEYS
         return dict.fromkeys(COUNT_KEYS, 0), []
-    from bea_lib.claims import claim_counts, failed, read_claims
+    from bea_lib.evidence.claims import claim_counts, failed, read_claims
 
     own = {k: c for k, c in read_claims(folder).items() if c.chapter == chapter}
     counts = claim_counts(own.values())
@@ -228,7 +228,7 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
         if p.chapter == FINDINGS:  # it reads the others' claims from its working directory
             for path in inp.claims_files(build_dir, [n for n in names if n != FINDINGS]).values():
                 shutil.copy2(path, tmp / path.name)
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         try:
             wall = _papermill(p, tmp / f"{p.chapter}.ipynb", tmp, root)
         except Exception as err:
@@ -244,7 +244,7 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
             raise BookError(f"chapter {p.chapter!r} could not be executed: "
                             f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
                             f" ({kept})") from err
-        counts, bad = _claims_summary(tmp, p.chapter)
+        counts, bad = claims_summary(tmp, p.chapter)
         executed = tmp / f"{p.chapter}.ipynb"
         library_dir = inp.library_folder()
         record = {
@@ -254,7 +254,7 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
             "wall_time_s": round(wall, 2),
             "jobs": jobs, "threads": os.environ.get("OMP_NUM_THREADS"),
             "started": started.isoformat(timespec="seconds"),
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             "commit": provenance.commit_label(root), "book_version": book_version(root),
             # the bea_lib the kernel imported (its PYTHONPATH puts this copy first)
             "bea_lib_path": str(library_dir),
@@ -283,7 +283,7 @@ def commit_outcome(outcome: Outcome, build_dir: Path) -> Outcome:
     """Make an executed run current (in the runner, which holds the build folder's lock)."""
     if outcome.pending is not None:
         if not processes.runner_alive():  # a worker whose runner is gone commits nothing
-            processes._die(143)
+            processes.die(143)
         try:
             store.commit_run(build_dir, outcome.chapter, outcome.pending)
         finally:

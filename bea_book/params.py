@@ -15,14 +15,14 @@ from pathlib import Path
 
 import yaml
 
-from .sources import BookError, _Loader, read_yaml
+from .sources import BookError, YamlLoader, read_yaml
 
 
 def parse_value(text: str):
     """A ``-p`` value read as YAML: ``0.99`` and ``1e-8`` are floats, ``true`` is a bool,
     ``[1, 2]`` a list, anything else that is not YAML syntax a string."""
     try:
-        return yaml.load(text, _Loader)
+        return yaml.load(text, YamlLoader)
     except yaml.YAMLError:
         return text
 
@@ -184,7 +184,7 @@ def chapter_parameters(root: Path, chapter: str, profile: str = "default") -> di
     """The values a chapter runs with at ``profile``: its parameters cell, read as papermill
     reads it, with the profile's overrides of ``book/profiles.yml`` checked and applied, the
     same reading as the runner's (``1e-8`` is a float in both). For tools that launch a
-    chapter's work outside the book (``python -m bea_lib.nets.executor``)."""
+    chapter's work outside the book (``python -m bea_book sweep``)."""
     import tempfile
 
     import nbformat

@@ -118,7 +118,7 @@ def stage(root: Path, build_dir: Path, staged_runs: dict | None = None
 
 def _summary_placeholder(staged: Path, pages: dict) -> None:
     """The Findings summary the introduction includes, when the Findings chapter has not run."""
-    from bea_lib.findings import SUMMARY_FILE
+    from bea_lib.evidence.findings import SUMMARY_FILE
 
     if FINDINGS not in pages:
         return

@@ -102,7 +102,7 @@ def book_version(root: Path) -> str:
 MAX_YAML_BYTES = 1 << 20  # a parameters or profiles file is a few hundred bytes; 1 MiB is plenty
 
 
-class _Loader(yaml.SafeLoader):
+class YamlLoader(yaml.SafeLoader):
     """PyYAML's safe loader with YAML 1.2's numbers: ``1e-8`` is a float, ``010`` and ``1:30``
     are not numbers (YAML 1.1 reads them as the octal 8 and the sexagesimal 90), and aliases
     (``*name``) are refused before anything is expanded (nested aliases make a few hundred
@@ -118,14 +118,14 @@ class _Loader(yaml.SafeLoader):
 
 
 # YAML 1.1's int and float resolvers (octal 010, sexagesimal 1:30, 1_000) replaced by YAML 1.2's
-_Loader.yaml_implicit_resolvers = {
+YamlLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers
             if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-_Loader.add_implicit_resolver(
+YamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:int", re.compile(r"^(?:[-+]?(?:0|[1-9][0-9]*)|0o[0-7]+|0x[0-9a-fA-F]+)$"),
     list("-+0123456789"))
-_Loader.add_implicit_resolver(
+YamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)(?:[eE][-+]?[0-9]+)?"
                r"|[-+]?[0-9]+[eE][-+]?[0-9]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
@@ -137,7 +137,7 @@ def _construct_int(loader, node):
     return int(text, 0) if text.lower().startswith(("0o", "0x")) else int(text)
 
 
-_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+YamlLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def read_yaml(path: Path, what: str):
@@ -158,7 +158,7 @@ def read_yaml(path: Path, what: str):
         raise BookError(f"{what} {path} is {len(text)} bytes; more than {MAX_YAML_BYTES} is "
                         "not a parameters file")
     try:
-        return yaml.load(text, _Loader)
+        return yaml.load(text, YamlLoader)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

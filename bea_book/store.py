@@ -38,7 +38,7 @@ from pathlib import Path
 
 import nbformat
 
-from bea_lib import fileio  # imports no torch (bea_lib loads its modules on first use)
+from bea_lib.base import fileio  # imports no torch (bea_lib loads its modules on first use)
 
 from .sources import BookError
 
@@ -55,7 +55,7 @@ def sha256(path: Path) -> str:
 
 
 def write_json(path: Path, obj) -> None:
-    """``obj`` as indented JSON at ``path``, atomically (``bea_lib.fileio``, the project's one
+    """``obj`` as indented JSON at ``path``, atomically (``bea_lib.base.fileio``, the project's one
     atomic writer)."""
     fileio.atomic_write_json(path, obj)
 
@@ -175,21 +175,11 @@ def verify_run(name: str, folder: Path, fix: str | None = None) -> dict:
     return record
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale(build_dir: Path, chapter: str) -> None:
     """Remove the temporary folders of runs of ``chapter`` whose process has died."""
     for old in (Path(build_dir) / "runs").glob(f".tmp-{chapter}-*"):
         pid = old.name[len(f".tmp-{chapter}-"):].split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not fileio.pid_alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
 
 
@@ -294,7 +284,7 @@ def update_report(build_dir: Path, names, actions: dict[str, str]) -> dict:
 
 @contextlib.contextmanager
 def build_lock(build_dir: Path, command: str | None = None, *, wait: float = 0.0):
-    """Hold the build folder's lock (``bea_lib.fileio.folder_lock``): run, render, adopt,
+    """Hold the build folder's lock (``bea_lib.base.fileio.folder_lock``): run, render, adopt,
     archive and notebooks do; a second writer is refused with a BookError naming the holder."""
     with contextlib.ExitStack() as stack:
         try:

@@ -10,12 +10,15 @@ import subprocess
 import sys
 import time
 import zipfile
+from pathlib import Path
 
 import nbformat
 import pytest
 
+import bea_lib as bl
+
 import bea_book as book
-from bea_lib import provenance
+from bea_lib.base import provenance
 from bea_book import store
 
 HEADER = """\
@@ -65,8 +68,8 @@ divisor = 1
 ```
 """
 
-# A chapter that records one checked claim as bea_lib.claims.claim does (plain JSON here: the
-# kernel then need not import torch), under the chapter and profile the runner passes it.
+# A chapter that records one checked claim as bea_lib.evidence.claims.claim does (plain JSON here:
+# the kernel then need not import torch), under the chapter and profile the runner passes it.
 CLAIMY = HEADER + """
 # Claimy
 
@@ -173,7 +176,8 @@ def test_profiles_resolve_to_overrides(root, capsys):
     assert book.resolve_profile("tiny", "fast", profiles) == ("fast", {"n": 2, "rho": 0.5})
     assert book.resolve_profile("tiny", "paper", profiles) == ("paper (= default)", {})
     assert "no 'paper' profile" in capsys.readouterr().out
-    with pytest.raises(book.BookError, match="'tiny' has no profile 'huge'; it has: default, smoke, fast"):
+    with pytest.raises(book.BookError,
+                       match="'tiny' has no profile 'huge'; it has: default, smoke, fast"):
         book.resolve_profile("tiny", "huge", profiles)
 
 
@@ -233,9 +237,11 @@ def test_a_second_run_reuses_unchanged_inputs_and_a_prose_edit_reexecutes(tmp_pa
 def test_every_parameter_of_every_chapter_is_checked_before_any_kernel(tmp_path):
     root = write_book(tmp_path / "src", {"tiny": TINY, "failing": FAILING})
     build = tmp_path / "build"
-    with pytest.raises(book.BookError, match="'failing' has no parameter 'n'; its parameters are: divisor"):
+    with pytest.raises(book.BookError,
+                       match="'failing' has no parameter 'n'; its parameters are: divisor"):
         book.run_chapters(["tiny", "failing"], root=root, build_dir=build, params={"n": 5})
-    with pytest.raises(book.BookError, match=r"'tiny': parameter n must be an int like its default 3, "
+    with pytest.raises(book.BookError,
+                       match=r"'tiny': parameter n must be an int like its default 3, "
                                              r"got 'abc' \(a string\)"):
         book.run_chapters(["tiny"], root=root, build_dir=build, params={"n": "abc"})
     assert not (build / "runs").exists()  # no kernel started, nothing executed
@@ -266,7 +272,8 @@ def test_float_and_list_parameters_accept_ints_and_expressions_are_unchecked():
 
 @pytest.mark.parametrize("content, message", [
     (None, "the parameters file {} does not exist"),
-    (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "the parameters file {} is not a text file; it must be YAML"),
+    (b"\x89PNG\r\n\x1a\n\x00\xff\xfe",
+     "the parameters file {} is not a text file; it must be YAML"),
     (b"rho: [0.9\n", "the parameters file {} is not valid YAML at line 2, column 1"),
     (b"- 1\n- 2\n", "the parameters file {} must hold a mapping"),
 ])
@@ -298,7 +305,8 @@ def test_an_unwritable_build_folder_is_one_line(root, tmp_path, capsys):
 def test_parameter_line_papermill_cannot_read_is_named(tmp_path, line):
     text = TINY.replace("n = 3\n", f"n = 3\n{line}\n")
     root = write_book(tmp_path / "src", {"tiny": text})
-    with pytest.raises(book.BookError, match=r"line 3 of its parameters cell is not read as a parameter"):
+    with pytest.raises(book.BookError,
+                       match=r"line 3 of its parameters cell is not read as a parameter"):
         book.run_chapter("tiny", root=root, build_dir=tmp_path / "build")
 
 
@@ -307,7 +315,8 @@ def test_a_failing_cell_names_the_chapter_and_keeps_the_last_good_run(tmp_path, 
     build = tmp_path / "build"
     assert run_main("run", "failing", "--root", root, "--build-dir", build) == 0
     good = store.current_run(build, "failing")
-    assert run_main("run", "failing", "--root", root, "--build-dir", build, "-p", "divisor", "0") == 1
+    assert run_main("run", "failing", "--root", root, "--build-dir", build,
+                    "-p", "divisor", "0") == 1
     assert "chapter 'failing' failed in cell" in capsys.readouterr().err
     assert "ZeroDivisionError" in outputs(build / "runs" / "failed-failing" / "failing.ipynb")
     assert store.current_run(build, "failing") == good
@@ -351,21 +360,25 @@ def test_render_refuses_a_notebook_that_did_not_finish(tmp_path):
     record = json.loads((notebook.parent / "run.json").read_text())
     record["notebook_sha256"] = record["files"]["tiny.ipynb"] = store.sha256(notebook)
     (notebook.parent / "run.json").write_text(json.dumps(record))
-    with pytest.raises(book.BookError, match="last run of chapter 'tiny' .* failed or did not finish"):
+    with pytest.raises(book.BookError,
+                       match="last run of chapter 'tiny' .* failed or did not finish"):
         book.stage(root, build)
 
 
 def test_unknown_chapter(root, tmp_path):
-    with pytest.raises(book.BookError, match="no chapter 'adamw' in _toc.yml; chapters: tiny, failing"):
+    with pytest.raises(book.BookError,
+                       match="no chapter 'adamw' in _toc.yml; chapters: tiny, failing"):
         book.run_chapter("adamw", root=root, build_dir=tmp_path)
 
 
 def test_report_page_marks_overrides_claims_and_escapes_pipes():
-    record = {"profile": "smoke", "parameters": {"rho": 0.9, "label": "a|b"}, "overrides": {"rho": 0.9},
+    record = {"profile": "smoke", "parameters": {"rho": 0.9, "label": "a|b"},
+              "overrides": {"rho": 0.9},
               "wall_time_s": 1.234, "finished": "2024-01-01T00:00:00+00:00", "action": "executed",
               "commit": "0123456789abcdef-dirty", "versions": {"python": "3.11"},
               "claims": {"passed": 2, "failed": 1, "not_checked": 0}, "lock_sha256": "ab" * 32,
-              "failed_claims": [{"id": "tiny/x", "statement": "s", "paper": "Figure 1", "measured": "m"}]}
+              "failed_claims": [{"id": "tiny/x", "statement": "s", "paper": "Figure 1",
+                                 "measured": "m"}]}
     page = book.report_markdown({"tiny": record}, {"tiny": "book/tiny", "other": "book/other"},
                                 version="1.2.3")
     assert "**`rho = 0.9`**, `label = 'a|b'`" in page  # in a fold, not a table cell
@@ -386,7 +399,8 @@ def test_commit_marks_a_dirty_tree(tmp_path):
     (tmp_path / "a").write_text("a")
     subprocess.run([*git, "add", "a"], check=True)
     subprocess.run([*git, "commit", "-qm", "a"], check=True)
-    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
     assert commit_label(tmp_path) == head
     (tmp_path / "a").write_text("b")
     assert commit_label(tmp_path) == head + "-dirty"
@@ -537,7 +551,8 @@ def test_jobs_run_chapters_side_by_side_with_a_share_of_the_threads_and_findings
     assert "met right" in outputs(executed(build, "left"))
     assert "met left" in outputs(executed(build, "right"))
     assert (shared / "left.started").read_text() == "2"  # 4 CPUs / 2 jobs
-    records = {n: store.read_run(store.current_run(build, n)) for n in ("left", "right", "findings")}
+    records = {n: store.read_run(store.current_run(build, n))
+               for n in ("left", "right", "findings")}
     assert records["left"]["jobs"] == 2 and records["findings"]["jobs"] == 1
     assert records["findings"]["started"] >= max(records[n]["finished"] for n in ("left", "right"))
     page = book.report_markdown(book.read_report(build), book.chapters(root))
@@ -547,3 +562,24 @@ def test_jobs_run_chapters_side_by_side_with_a_share_of_the_threads_and_findings
 def test_jobs_must_be_a_positive_integer(root, tmp_path):
     with pytest.raises(book.BookError, match="jobs must be a positive integer, got 0"):
         book.run_chapters(["tiny"], root=root, build_dir=tmp_path / "b", jobs=0)
+
+
+WHERE_FROM = HEADER + """
+# Where
+
+```{code-cell} ipython3
+import importlib.util
+
+print(importlib.util.find_spec("bea_lib").submodule_search_locations[0])
+```
+"""
+
+
+def test_the_kernel_imports_the_bea_lib_the_runner_hashed_and_records(tmp_path):
+    root = write_book(tmp_path / "src", {"where": WHERE_FROM}, profiles="")
+    build = tmp_path / "build"
+    book.run_chapters(["where"], root=root, build_dir=build)
+    record = store.read_run(store.current_run(build, "where"))
+    here = str(Path(bl.__file__).resolve().parent)
+    assert record["bea_lib_path"] == here
+    assert outputs(store.current_run(build, "where") / "where.ipynb").strip() == here

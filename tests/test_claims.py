@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from bea_lib.claims import claim, claim_counts, claim_markdown, failed, read_claims
-from bea_lib.vocab import CheckRole, ClaimStatus, Verdict
+from bea_lib.evidence.claims import claim, claim_counts, claim_markdown, failed, read_claims
+from bea_lib.base.vocab import CheckRole, ClaimStatus, Verdict
 
 
 def _claim(tmp_path, **kw):

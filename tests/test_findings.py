@@ -1,11 +1,11 @@
 """The Findings table: one row per registered statement, the verdict its primary test's alone."""
 import pytest
 
-from bea_lib import registry
-from bea_lib.claims import claim
-from bea_lib.findings import (MissingClaims, chapter_counts, evidence_markdown, findings_rows,
-                              load_claims, summary_markdown)
-from bea_lib.vocab import Verdict, paper_verdict, TrendVerdict
+from bea_lib.evidence import registry
+from bea_lib.evidence.claims import claim
+from bea_lib.evidence.findings import (MissingClaims, chapter_counts, evidence_markdown,
+                                       findings_rows, load_claims, summary_markdown)
+from bea_lib.base.vocab import Verdict, paper_verdict, TrendVerdict
 
 
 def _chapter_claims(folder, monkeypatch):

@@ -8,8 +8,8 @@ for MathJax, and save a full-page screenshot of each page to ``<build>/screensho
 browser, at a 1280 px window, each page is held to the limits of a page a reader reads: at most
 ``MAX_HEIGHT_PX`` tall, code in sight at most ``MAX_CODE_SHARE`` of its height, no display
 formula wider than the text column, no TeX or MyST role left as text, and figure text of at
-least ``bea_lib.plotting.MIN_TEXT_PX`` CSS px (each PNG records its smallest text, see
-``bea_lib.plotting.savefig``); the measurements go to ``<build>/screenshots/metrics.json``.
+least ``bea_lib.figures.plotting.MIN_TEXT_PX`` CSS px (each PNG records its smallest text, see
+``bea_lib.figures.plotting.savefig``); the measurements go to ``<build>/screenshots/metrics.json``.
 
 The chapters' sources are checked too (no build needed): code cells fit the page.
 """
@@ -414,10 +414,10 @@ def browse(html: Path, shots: Path) -> dict[str, list[str]]:
 
 def figure_text_px(figures: list[dict]) -> list[tuple[str, float | None]]:
     """(image, its smallest text in CSS px as drawn) for each figure of the cell outputs; None
-    when the PNG does not record its text size (it was not saved by bea_lib.plotting)."""
+    when the PNG does not record its text size (it was not saved by bea_lib.figures.plotting)."""
     from PIL import Image
 
-    from bea_lib.plotting import METADATA_KEY
+    from bea_lib.figures.plotting import METADATA_KEY
 
     found = []
     for fig in figures:
@@ -431,7 +431,7 @@ def figure_text_px(figures: list[dict]) -> list[tuple[str, float | None]]:
 
 def reading_problems(state: dict) -> list[str]:
     """The page against the limits of a page a reader reads at 1280 px (see the constants)."""
-    from bea_lib.plotting import MIN_TEXT_PX
+    from bea_lib.figures.plotting import MIN_TEXT_PX
 
     problems = []
     if state["height"] > MAX_HEIGHT_PX:
@@ -451,7 +451,7 @@ def reading_problems(state: dict) -> list[str]:
     for name, px in figure_text_px(state["figures"]):
         if px is None:
             problems.append(f"figure {name}: no text-size record (show it with "
-                            "bea_lib.plotting.show_figure)")
+                            "bea_lib.figures.plotting.show_figure)")
         elif px < MIN_TEXT_PX:
             problems.append(f"figure {name}: smallest text {px:.1f} px (at least {MIN_TEXT_PX})")
     return problems

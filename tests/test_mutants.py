@@ -1,4 +1,4 @@
-"""Every primary test of bea_lib.registry fails on a deliberately wrong model.
+"""Every primary test of bea_lib.evidence.registry fails on a deliberately wrong model.
 
 Each test below computes, at a small size, the statistic of one statement's primary test with
 its declared threshold, as the chapter does, first on the library as it is (the test passes)
@@ -15,9 +15,9 @@ import pytest
 import torch
 
 import bea_lib as bl
-import bea_lib.flows as flows
-from bea_lib import registry
-from bea_lib.order import local_slopes
+import bea_lib.core.flows as flows
+from bea_lib.evidence import registry
+from bea_lib.studies.order import local_slopes
 
 THETA = torch.tensor([2.8, 3.5], dtype=torch.float64)  # the start of the paper's Section 5
 
@@ -53,7 +53,8 @@ def _definition_2_1(adam):
     loss, hyper = bl.losses.bilinear(), dict(h=1e-2, beta=0.9, rho=0.999, eps=1e-8)
     ours = adam(loss, THETA, 100, **hyper, eps_inside=False)
     ref = bl.torch_optimizer_iterates(
-        lambda p: torch.optim.Adam(p, lr=hyper["h"], betas=(0.9, 0.999), eps=1e-8), loss, THETA, 100)
+        lambda p: torch.optim.Adam(p, lr=hyper["h"], betas=(0.9, 0.999),
+                                   eps=1e-8), loss, THETA, 100)
     return (ours - ref).abs().max().item() <= 1e-10 * (ref[-1] - ref[0]).norm().item()
 
 
@@ -65,7 +66,7 @@ def test_definition_2_1_fails_with_beta_and_rho_swapped():
 # Remark 2.2: every |g| ≥ 10³ √ε, the same ε in both places: relative gap < 1e-3
 def _remark_2_2(adam_inside):
     scale, eps, n = 1e3, 1e-8, 200
-    loss = lambda th: scale * bl.losses.bilinear()(th)
+    loss = lambda th: scale * bl.losses.bilinear()(th)  # noqa: E731
     assert bl.gradient(loss, THETA).abs().min() > 1e3 * math.sqrt(eps)  # inside the gate
     hyper = dict(h=1e-3, beta=0.9, rho=0.999, eps=eps)
     inside = adam_inside(loss, THETA, n, **hyper, eps_inside=True)
@@ -207,7 +208,8 @@ def _modified_losses():
     g = bl.gradient(loss, THETA)
 
     def lib(eps):
-        f = lambda o: bl.adam_rhs(loss, h=h, beta=beta, rho=rho, eps=eps, order=o)(0.0, THETA)
+        def f(o):
+            return bl.adam_rhs(loss, h=h, beta=beta, rho=rho, eps=eps, order=o)(0.0, THETA)
         return f(1) - f(0)
 
     one = -bl.gradient(lambda th: h / 2 * (A - B) * bl.gradient(loss, th).abs().sum(), THETA) \
@@ -215,7 +217,8 @@ def _modified_losses():
     small = [((lib(e) - one).norm() / lib(e).norm()).item() for e in (1e2, 1.0, 1e-2)]
 
     def two(eps):
-        pen = lambda th: h / (4 * math.sqrt(eps)) * A * (bl.gradient(loss, th) ** 2).sum()
+        def pen(th):
+            return h / (4 * math.sqrt(eps)) * A * (bl.gradient(loss, th) ** 2).sum()
         return -bl.gradient(pen, THETA) / math.sqrt(eps)
 
     large = [((lib(e) - two(e)).norm() / lib(e).norm()).item() for e in (1e6, 1e8, 1e10)]
@@ -231,7 +234,7 @@ def test_modified_losses_fail_with_the_bias_sign_flipped(monkeypatch):
 
 # Figures 2 and 3: every comparison inside the first-order range goes the predicted way
 def _trend_holds(adam, runs, towards):
-    from bea_lib import bilinear as bil
+    from bea_lib.studies import bilinear as bil
 
     loss, levels = bl.losses.bilinear(), [1.0, 0.1]
     excess = []

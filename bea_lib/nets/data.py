@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..fileio import atomic_write
-from ..validation import check_int, check_one_of
+from ..base.fileio import atomic_write
+from ..core.validation import check_int, check_one_of
 
 DATASETS = ("mnist1d", "digits", "cifar10", "cifar100")
 
@@ -58,7 +58,7 @@ class Dataset:
         """Shape of one input, e.g. (1, 40) for MNIST-1D or (3, 32, 32) for CIFAR."""
         return tuple(self.x_train.shape[1:])
 
-    def to(self, device=None, dtype=None) -> "Dataset":
+    def to(self, device=None, dtype=None) -> Dataset:
         """The same data on ``device``, inputs in ``dtype`` (labels stay int64)."""
         return Dataset(self.name, self.x_train.to(device, dtype), self.y_train.to(device),
                        self.x_test.to(device, dtype), self.y_test.to(device), self.n_classes)
@@ -134,7 +134,7 @@ def digits() -> Dataset:
 
 
 def cifar(root: str | Path, n_classes: int = 10) -> Dataset:
-    """CIFAR-10 or CIFAR-100 from ``root`` (which holds ``cifar-10-batches-py`` or ``cifar-100-python``).
+    """CIFAR-10 or CIFAR-100 from ``root``, holding ``cifar-10-batches-py`` or ``cifar-100-python``.
 
     Raises ``FileNotFoundError`` if the folder is missing and :class:`DataError` if a file in it
     is missing or fails torchvision's md5 check; both name the path and say how to get the data.
@@ -155,8 +155,8 @@ def cifar(root: str | Path, n_classes: int = 10) -> Dataset:
     if bad:
         raise DataError(f"CIFAR-{n_classes} in {folder} is damaged: {', '.join(bad)} missing "
                            f"or failing the md5 check. {how}")
-    train, test = cls(str(root), train=True, download=False), cls(str(root), train=False, download=False)
-    to_chw = lambda a: a.transpose(0, 3, 1, 2).astype(np.float32) / 255  # torchvision stores HWC
+    train, test = (cls(str(root), train=part, download=False) for part in (True, False))
+    to_chw = lambda a: a.transpose(0, 3, 1, 2).astype(np.float32) / 255  # noqa: E731  HWC to CHW
     return _standardised(f"cifar{n_classes}", to_chw(train.data), train.targets, to_chw(test.data),
                          test.targets, n_classes, axes=(0, 2, 3))  # per-channel statistics
 
