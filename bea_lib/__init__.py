@@ -29,8 +29,9 @@ _HOME = {
                      "implicit_bias_strength", "path_share_by_regime", "perturbed_one_norm"),
                     "core.norms"),
     "max_distance": "studies.order", "order_study": "studies.order", "losses": "studies.losses",
-    **dict.fromkeys(("BiasRegime", "CheckRole", "ClaimStatus", "Convergence", "Stability",
-                     "TrendVerdict", "Verdict", "paper_verdict"), "base.vocab"),
+    **dict.fromkeys(("BiasRegime", "CheckRole", "ClaimStatus", "Convergence", "ExperimentVerdict",
+                     "ProxyAnswer", "Stability", "TrendVerdict", "Verdict", "experiment_verdict",
+                     "paper_verdict", "proxy_answer"), "base.vocab"),
     "claim": "evidence.claims", "registry": "evidence.registry", "nets": "nets",
 }
 __all__ = list(_HOME)

@@ -1,7 +1,7 @@
 """The vocabularies' mappings from a trend verdict to the words the book prints."""
 import pytest
 
-from bea_lib.vocab import (ExperimentVerdict, ProxyAnswer, TrendVerdict, experiment_verdict,
+from bea_lib.base.vocab import (ExperimentVerdict, ProxyAnswer, TrendVerdict, experiment_verdict,
                            proxy_answer)
 
 
@@ -26,6 +26,6 @@ def test_the_proxy_answer_ignores_the_gate(trend, expected):
 
 
 def test_the_experiments_words_are_not_the_papers():
-    from bea_lib.vocab import Verdict
+    from bea_lib.base.vocab import Verdict
     assert "reproduced" not in {v.value for v in ExperimentVerdict}
     assert {v.value for v in ProxyAnswer}.isdisjoint({Verdict.REPRODUCED, Verdict.CONTRADICTED})

@@ -129,9 +129,9 @@ class ExperimentVerdict(StrEnum):
     measurement, never "reproduced".
     """
 
-    SUPPORTED = "supported"          # the predicted sign, interval excluding zero, every run gated
-    NOT_SUPPORTED = "not supported"  # the opposite sign, interval excluding zero, every run gated
-    INCONCLUSIVE = "inconclusive"    # the interval includes zero (shown with its smallest detectable effect)
+    SUPPORTED = "supported"          # the predicted sign, interval excluding 0, all runs gated
+    NOT_SUPPORTED = "not supported"  # the opposite sign, interval excluding 0, all runs gated
+    INCONCLUSIVE = "inconclusive"    # the interval includes 0 (shown with its MDE)
     OUTSIDE_RANGE = "outside the theory's range"  # a run failed its validity gate
     NOT_RUN = "not run here"         # too few runs with a value to decide
 
@@ -143,7 +143,7 @@ class ProxyAnswer(StrEnum):
 
     SAME = "same direction"   # the paper's direction, interval excluding zero
     OPPOSITE = "opposite"     # the other direction, interval excluding zero
-    NO_TREND = "no trend"     # the interval includes zero (shown with its smallest detectable effect)
+    NO_TREND = "no trend"     # the interval includes 0 (shown with its MDE)
     NOT_READ = "not read"     # the runs never reach the point where the paper reads the figure
 
 
