@@ -73,4 +73,44 @@ def load_latest(directory: Path, map_location=None) -> dict | None:
     if not isinstance(state, dict) or not KEYS <= set(state) or not isinstance(state["config"], dict):
         raise CheckpointError(f"checkpoint {path} is not a checkpoint of a training run (one holds "
                               f"a dict with {', '.join(sorted(KEYS))}). {remedy}")
+    problem = _inconsistency(state, int(_NAME.match(path.name).group(1)))
+    if problem:
+        raise CheckpointError(f"checkpoint {path} is inconsistent: {problem}. {remedy}")
     return state
+
+
+def _inconsistency(state: dict, epoch_of_name: int) -> str:
+    """What disagrees inside a checkpoint of epoch n ("" if nothing): n must be its file's
+    number, its history the rows 0, …, n-1 (every column n long, the epoch column 0, …, n-1),
+    θ a (1, P) tensor and Adam's m and v tensors of θ's shape after n steps."""
+    n = state["epoch"]
+    if not isinstance(n, int) or isinstance(n, bool) or n != epoch_of_name:
+        return f"its epoch is {n!r}, its file name says {epoch_of_name}"
+    history = state["history"]
+    if not isinstance(history, dict) or not isinstance(history.get("epoch"), list):
+        return "its history is not a mapping of columns with an 'epoch' column"
+    wrong = {name: len(col) if isinstance(col, list) else type(col).__name__
+             for name, col in history.items() if not isinstance(col, list) or len(col) != n}
+    if wrong:
+        return f"its history must hold the {n} rows before epoch {n}, but its columns hold {wrong}"
+    if history["epoch"] != list(range(n)):
+        return f"its history's epochs are not 0, …, {n - 1}"
+    theta, adam = state["model"], state["optimizer"]
+    if not isinstance(theta, torch.Tensor) or theta.ndim != 2 or len(theta) != 1:
+        return "its parameters θ are not a (1, P) tensor"
+    if not (isinstance(adam, dict) and all(isinstance(adam.get(k), torch.Tensor)
+                                           and adam[k].shape == theta.shape for k in ("m", "v"))):
+        return f"Adam's m and v are not tensors of θ's shape {tuple(theta.shape)}"
+    if adam.get("n") != n:
+        return f"Adam's step count is {adam.get('n')!r}, not the epoch {n}"
+    return ""
+
+
+def check_fits(state: dict, theta: torch.Tensor, directory: Path) -> None:
+    """The checkpoint ``state`` resumes the run's model: its θ has the model's shape. A
+    :class:`CheckpointError` naming the folder otherwise."""
+    if state["model"].shape != theta.shape:
+        raise CheckpointError(
+            f"the checkpoint in {directory} holds {state['model'].shape[-1]} parameters, but the "
+            f"run's model has {theta.shape[-1]}: it is not this run's; use another out_dir, or "
+            "overwrite (CLI: --overwrite)")

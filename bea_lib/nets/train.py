@@ -45,6 +45,7 @@ import dataclasses
 import enum
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -67,7 +68,7 @@ from ..vocab import StopReason
 from . import checkpoint
 from .batched import StackedNet, common_config
 from .config import TRAJECTORY_FIELDS, TrainConfig, build_model
-from .data import DataError, load_dataset
+from .data import DataError, check_data, load_dataset
 from .diagnostics import diagnostics_at, flat_loss
 from .distributed import Comm, init_from_env, local_device
 from .history import (DIAGNOSTIC_COLUMNS, HISTORY_FILE, INFO_FILE, METRICS, History,
@@ -194,6 +195,7 @@ def open_net(configs: list[TrainConfig], device, comm: Comm, data=None, *, batch
     if data is None:
         data = load_dataset(base.dataset, root=base.data_root, n_train=base.n_train,
                             n_test=base.n_test)
+    check_data(data, dataset=base.dataset, n_train=base.n_train, n_test=base.n_test)
     data = data.to(device, getattr(torch, base.dtype))
     models = [build_model(c, data.input_shape, data.n_classes).to(device) for c in configs]
     if batch:
@@ -415,6 +417,8 @@ def _train_one(config: TrainConfig, folder: Path | None, overwrite: bool, device
     saved = (open_run_folder(folder, config, overwrite=overwrite, device=device, comm=comm)
              if folder else None)
     net = open_net([config], device, comm, data, batch=False)
+    if saved is not None:
+        checkpoint.check_fits(saved, net.theta(), folder)
     out_dir = folder if comm.is_main else None  # rank 0 writes the files
     history, n, elapsed0, theta, state = History(), 0, 0.0, None, None
     if saved is not None:
@@ -432,6 +436,8 @@ def _train_one(config: TrainConfig, folder: Path | None, overwrite: bool, device
     if note and comm.is_main:
         print(f"note: {out_dir}: {note}", file=sys.stderr, flush=True)
     info = _run_info(config, device, comm, segments)
+    used = comm.sum_(torch.tensor([len(net.train_xy[0]), len(net.test_xy[0])], device=device))
+    info["examples"] = dict(zip(("train", "test"), used.tolist()))  # used, over all ranks
     if out_dir:
         write_run_info(out_dir, {**info, "stop_reason": StopReason.RUNNING, "message": ""})
     last = {"saved": n, "theta": net.theta() if theta is None else theta,
@@ -526,6 +532,9 @@ def parser() -> argparse.ArgumentParser:
                            choices=meta["choices"],
                            help=meta["help"] + ("" if f.default is None else f" (default: {f.default})"))
     p.add_argument("--out", required=True, help="run folder: history.csv, run.json, checkpoints")
+    # argparse takes -1e-3 (not -0.5) for an option: any negative number is a value here
+    p._negative_number_matcher = re.compile(
+        r"^-(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$|^-\.?inf$", re.IGNORECASE)
     p.add_argument("--overwrite", action="store_true",
                    help="replace another run's results in --out instead of refusing")
     return p
