@@ -239,14 +239,15 @@ def _check_size(chapter: str, name: str, value, default, comment: str) -> None:
             raise BookError(f"chapter {chapter!r}: parameter {name} must be at least "
                             f"{at_least.group(1)} (its comment: {comment.strip()!r}), got {value}")
     elif (isinstance(default, int) and not isinstance(default, bool) and default >= 1
-          and isinstance(value, int) and value < 1 and not (value == 0 and ZERO_MEANS.search(
-              comment or ""))):
-        raise BookError(f"chapter {chapter!r}: parameter {name} counts something and must be at "
-                        f"least 1 (its default is {default}; its comment gives 0 no meaning), "
-                        f"got {value}")
+          and isinstance(value, int)):
+        zero = bool(ZERO_MEANS.search(comment or ""))
+        if value < (0 if zero else 1):
+            raise BookError(f"chapter {chapter!r}: parameter {name} counts something and must be "
+                            f"at least {0 if zero else 1} (its default is {default}"
+                            f"{'' if zero else '; its comment gives 0 no meaning'}), got {value}")
     if isinstance(default, (list, tuple, dict)) and default and not value:
         raise BookError(f"chapter {chapter!r}: parameter {name} must not be empty (its default "
-                        f"holds {len(default)} entries), got {value!r}")
+                        f"is {_type_name(default)} of {len(default)}), got {value!r}")
 
 
 def check_overrides(chapter: str, overrides: dict, declared: dict[str, str], *,

@@ -55,8 +55,8 @@ def toc_pages(root: Path) -> list[str]:
 
 def _kind(value) -> str:
     """``value`` for a message: its type and, when short, itself."""
-    text = repr(value)
-    return f"a {type(value).__name__}" + (f" ({text})" if len(text) <= 40 else "")
+    text, kind = repr(value), type(value).__name__
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}" + (f" ({text})" if len(text) <= 40 else "")
 
 
 def _front_matter(path: Path) -> dict:
