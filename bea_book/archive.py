@@ -10,7 +10,10 @@ PDF, checked claims, the run record), ``report.json``, and from the repository
 Before anything is packed, the build is checked against the hashes recorded when it was made:
 every file of every run against its ``run.json`` (claims, figures, notebook), every record and
 every file of ``html/`` against ``rendered.json``. An edited, added or missing file is named and
-the archive refused. The build folder's lock is held meanwhile.
+the archive refused, and so is a symbolic link anywhere in what is packed, and a Findings page
+that tabulates claims changed since it ran. ``--output`` is a ``.zip`` outside the build
+folder (or directly in it, where the default goes): no file of the build can be replaced. The
+build folder's lock is held meanwhile.
 """
 from __future__ import annotations
 

@@ -5,7 +5,10 @@ VALUE`` (later ones winning). Every override is checked against the parameters c
 any kernel starts: the name must be one the cell assigns, and the value must have the type of
 the cell's default (an int where it holds an int, a number where it holds a float, a list
 where it holds a list, ...), so that a typo fails in a second with the parameter's name, not
-minutes later inside a cell.
+minutes later inside a cell. Values of the right type that no cell can use are refused as well
+(a count below 1, an emptied list, an integer beyond 64 bits, a number that is not finite), and
+a parameter that names a path must point where its rule allows: inside the run's folder,
+unless :data:`PATH_RULES` says otherwise.
 """
 from __future__ import annotations
 

@@ -34,23 +34,23 @@ def toc_pages(root: Path) -> list[str]:
 
     def walk(node, where):
         if not isinstance(node, dict):
-            raise BookError(f"{toc_file}: {where} must be a mapping (`- file: book/page`), got "
-                            f"{_kind(node)}")
+            raise BookError(f"{toc_file}: the entries ({where}) must be mappings "
+                            f"(`- file: book/page`), got {_kind(node)}")
         for key in ("root", "file"):
             if key in node:
                 if not isinstance(node[key], str) or not node[key].strip():
-                    raise BookError(f"{toc_file}: {where}'s {key!r} must be a page path like "
+                    raise BookError(f"{toc_file}: {key!r} ({where}) must be a page path like "
                                     f"book/adam, got {_kind(node[key])}")
                 yield str(Path(node[key]).with_suffix(""))
         for key in ("parts", "chapters", "sections"):
             children = node.get(key, [])
             if not isinstance(children, list):
-                raise BookError(f"{toc_file}: {where}'s {key!r} must be a list of entries, got "
+                raise BookError(f"{toc_file}: {key!r} ({where}) must be a list of entries, got "
                                 f"{_kind(children)}")
             for i, child in enumerate(children):
                 yield from walk(child, f"entry {i + 1} of {key!r}")
 
-    return list(walk(toc if toc is not None else {}, "the table of contents"))
+    return list(walk(toc if toc is not None else {}, "at the top"))
 
 
 def _kind(value) -> str:

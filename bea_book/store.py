@@ -23,7 +23,9 @@ next run of the same chapter. Only the command holding the build folder's lock c
 
 A run's record lists the SHA-256 of every file of the run (``files``); :func:`verify_run`
 checks the record's form and those hashes, and every reader of a record goes through it, so a
-damaged or edited run is named, never shown or reused.
+damaged or edited run is named, never shown or reused. A symbolic link is never followed: in a
+run, in the HTML, or as ``B/chapters/<chapter>`` leading anywhere but ``B/runs`` (refused,
+naming it). The build folder lies outside the sources (:func:`check_location`).
 """
 from __future__ import annotations
 

@@ -38,11 +38,11 @@ def test_a_profiles_file_of_the_wrong_shape_is_one_line(tmp_path, capsys, profil
 
 @pytest.mark.parametrize("toc, expect", [
     ("format: jb-book\nroot: book/intro\nchapters: 5\n",
-     "'chapters' must be a list of entries, got an int (5)"),
+     "'chapters' (at the top) must be a list of entries, got an int (5)"),
     ("format: jb-book\nroot: book/intro\nchapters:\n  - book/tiny\n",
-     "entry 1 of 'chapters' must be a mapping (`- file: book/page`), got a str"),
+     "the entries (entry 1 of 'chapters') must be mappings (`- file: book/page`), got a str"),
     ("format: jb-book\nroot: book/intro\nchapters:\n  - file: [book/tiny]\n",
-     "entry 1 of 'chapters''s 'file' must be a page path like book/adam, got a list"),
+     "'file' (entry 1 of 'chapters') must be a page path like book/adam, got a list"),
     ("format: jb-book\nroot: book/intro\nchapters: [\n", "_toc.yml is not valid YAML"),
 ])
 def test_a_table_of_contents_of_the_wrong_shape_is_one_line(tmp_path, capsys, toc, expect):

@@ -5,7 +5,9 @@ history rows 0, …, n-1; resuming computes row n and goes on exactly as an unin
 would. A file is written atomically (:func:`bea_lib.fileio.atomic_write`), so a run killed
 while writing leaves the previous checkpoints intact; the two newest are kept, so a file damaged
 later (a full disk, a bad copy) still leaves a good one to fall back to. A file that loads but
-is not one of our checkpoints (another program's, or a bare state dict) is refused by name.
+is not one of our checkpoints (another program's, or a bare state dict), or one that disagrees
+with itself (its epoch, its history's rows, Adam's state) or with the run's model, is refused
+by name.
 """
 from __future__ import annotations
 
