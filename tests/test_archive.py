@@ -4,11 +4,9 @@ the zip where no file of the build can be replaced (issue 32, rows 2, 3, 7 and 1
 One small book (a chapter writing a figure and a table, a chapter with a claim, Findings) is
 built and rendered once; each test works on its own copy of it.
 """
-import os
 import shutil
 import time
 import zipfile
-from pathlib import Path
 
 import pytest
 
@@ -29,7 +27,6 @@ runs_file = "runs.csv"  # the per-run table, in the run's folder
 
 ```{code-cell} ipython3
 import json
-import os
 import pathlib
 
 pathlib.Path(fig_dir).mkdir(parents=True, exist_ok=True)
@@ -83,7 +80,7 @@ def refused(capsys, *argv, expect: str) -> float:
                                     "html/index.html", "runs/archive.zip",
                                     "chapters/writer/figures/f.zip"])
 def test_an_output_inside_the_build_is_refused_and_replaces_nothing(book_copy, capsys, inside):
-    root, build, where = book_copy
+    _, build, where = book_copy
     target = build / inside
     before = target.read_bytes() if target.is_file() else None
     refused(capsys, "archive", "--output", target, *where,
@@ -93,7 +90,7 @@ def test_an_output_inside_the_build_is_refused_and_replaces_nothing(book_copy, c
 
 
 def test_an_output_beside_the_default_or_outside_the_build_is_written(book_copy, tmp_path):
-    root, build, where = book_copy
+    _, build, where = book_copy
     assert run_main("archive", "--output", build / "mine.zip", *where) == 0
     assert run_main("archive", "--output", tmp_path / "out.zip", *where) == 0
     with zipfile.ZipFile(tmp_path / "out.zip") as zf:
@@ -102,7 +99,7 @@ def test_an_output_beside_the_default_or_outside_the_build_is_written(book_copy,
 
 def test_an_output_that_is_a_folder_or_in_no_folder_is_named_as_given(book_copy, tmp_path,
                                                                       capsys):
-    root, build, where = book_copy
+    _, _, where = book_copy
     folder = tmp_path / "somewhere"
     folder.mkdir()
     refused(capsys, "archive", "--output", folder, *where,
@@ -142,7 +139,7 @@ def test_a_symbolic_link_in_what_the_archive_reads_is_refused_naming_it(book_cop
 
 
 def test_a_build_whose_findings_are_stale_is_refused_naming_the_fix(book_copy, capsys):
-    root, build, where = book_copy
+    _, build, where = book_copy
     assert run_main("run", "claimy", "-p", "ok", "false", *where) == 0  # its claim changes
     assert run_main("render", *where) == 0
     assert "tabulates claims that changed since it ran" in capsys.readouterr().out

@@ -190,9 +190,9 @@ def load_dataset(name: str, *, root: str | Path = "data", n_train: int | None = 
 def check_data(data, *, dataset: str, n_train: int | None, n_test: int | None) -> None:
     """``data`` given to a run must be the run's data set: a :class:`Dataset` named
     ``dataset`` with ``n_train`` training and ``n_test`` test examples (when they are set).
-    A ``ValueError`` naming what differs otherwise."""
+    A ``ValueError`` naming what differs otherwise (a ``TypeError`` for another object)."""
     if not isinstance(data, Dataset):
-        raise ValueError(f"data must be a Dataset (bea_lib.nets.data.load_dataset), got "
+        raise TypeError(f"data must be a Dataset (bea_lib.nets.data.load_dataset), got "
                          f"{type(data).__name__}")
     if data.name != dataset:
         raise ValueError(f"data is the {data.name} data set, but the config trains on "
