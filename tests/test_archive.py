@@ -27,6 +27,7 @@ runs_file = "runs.csv"  # the per-run table, in the run's folder
 
 ```{code-cell} ipython3
 import json
+import os
 import pathlib
 
 pathlib.Path(fig_dir).mkdir(parents=True, exist_ok=True)
