@@ -279,7 +279,8 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
                             f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
                             f" ({kept})") from err
         executed = tmp / f"{p.chapter}.ipynb"
-        ran = kernel_provenance(store.without_local_paths(executed, p.chapter), executed)
+        ran = kernel_provenance(nbformat.read(executed, as_version=4), executed)
+        store.without_local_paths(executed, p.chapter)
         library_dir = inp.library_folder()
         if ran["bea_lib_sha256"] != inputs["bea_lib"]:
             raise BookError(f"chapter {p.chapter!r}: its kernel ran the bea_lib in "

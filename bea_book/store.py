@@ -67,17 +67,29 @@ def atomic_notebook(path: Path, notebook) -> None:
     fileio.atomic_write(path, lambda tmp: nbformat.write(notebook, tmp))
 
 
-def without_local_paths(path: Path, chapter: str):
-    """The executed notebook at ``path``, its papermill metadata rewritten so that it names no
-    folder of this machine (papermill records the absolute paths it read and wrote; an archive
-    would carry them): the paths are those in the build folder. Returns the notebook."""
+def without_local_paths(path: Path, chapter: str) -> None:
+    """Rewrite the executed notebook at ``path`` so that it names no folder of this machine (an
+    archive would carry them): papermill's record of the paths it read and wrote becomes the
+    notebook's paths in the build folder, and the folder of the ``bea_lib`` the kernel
+    imported leaves the output of the notebook's last cell (the run's record keeps it)."""
+    from .sources import PROVENANCE_TAG
+
     notebook = nbformat.read(path, as_version=4)
     meta = notebook.metadata.get("papermill")
-    if isinstance(meta, dict) and ("input_path" in meta or "output_path" in meta):
-        meta["input_path"] = f"notebooks/{chapter}.ipynb"
-        meta["output_path"] = f"chapters/{chapter}/{chapter}.ipynb"
-        atomic_notebook(path, notebook)
-    return notebook
+    if isinstance(meta, dict):
+        meta.update(input_path=f"notebooks/{chapter}.ipynb",
+                    output_path=f"chapters/{chapter}/{chapter}.ipynb")
+    for cell in notebook.cells:
+        if PROVENANCE_TAG in cell.get("metadata", {}).get("tags", []):
+            for out in cell.get("outputs", []):
+                try:
+                    found = json.loads(out.get("text", ""))
+                except ValueError:
+                    continue
+                if isinstance(found, dict):
+                    found.pop("bea_lib_path", None)
+                    out["text"] = json.dumps(found) + "\n"
+    atomic_notebook(path, notebook)
 
 
 def resolve_folder(path: Path, what: str = "the build folder",
