@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import re
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -48,8 +49,7 @@ def run_chapters(names: list[str], *, root: Path = Path("."), build_dir: Path | 
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise BookError(f"jobs must be a positive integer, got {jobs!r}")
-    root = Path(root).resolve()
-    build_dir = store.check_writable(Path(build_dir or root / "_build").resolve())
+    root, build_dir = store.build_folder(root, build_dir)
     with store.build_lock(build_dir):
         return _run_chapters(names, root=root, build_dir=build_dir, profile=profile,
                              params=params, force=force, jobs=jobs)
@@ -156,6 +156,24 @@ def failed_strict(outcomes: list) -> list:
     return [(o.chapter, c) for o in outcomes if o.strict for c in o.failed_claims]
 
 
+NEGATIVE_NUMBER = re.compile(r"^-(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$|^-\.?inf$",
+                             re.IGNORECASE)
+
+# What a stop by a signal (Ctrl-C, SIGTERM) leaves, by command.
+STOPPED = {
+    "run": "the chapters being executed were stopped with their kernels; runs already finished "
+           "are kept, and so are the earlier runs of the others",
+    "all": "the chapters being executed were stopped with their kernels, or the rendering; runs "
+           "already finished are kept, and so are the earlier runs of the others (render again "
+           "to show them)",
+    "render": "the rendering was stopped; the runs are unchanged (render again to bring the HTML "
+              "up to date)",
+    "archive": "no archive was written; the build is unchanged",
+    "adopt": "nothing was adopted; the build is unchanged",
+    "notebooks": "the notebooks written so far are kept; the runs are unchanged",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bea_book", epilog=USAGE,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -178,6 +196,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("chapters", nargs="+", metavar="CHAPTER")
     run.add_argument("-p", "--param", nargs=2, action="append", default=[],
                      metavar=("NAME", "VALUE"), help="set a parameter (VALUE is read as YAML)")
+    # argparse takes -1e-8 (but not -1 or -0.5) for an option: a negative number in any
+    # notation is a value here (no option of the runner looks like a number)
+    run._negative_number_matcher = NEGATIVE_NUMBER
     run.add_argument("--params-file", type=Path, help="YAML mapping of parameters")
 
     commands.add_parser("render", parents=[common], help="render what has run to HTML")
@@ -206,23 +227,20 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "sweep":  # writes run folders, not the build
         return sweep(args)
-    root = args.root.resolve()
-    build_dir = (args.build_dir or root / "_build").resolve()
-    where = {"root": root, "build_dir": build_dir}
     processes.handle_signals()
     try:
-        with store.build_lock(store.check_writable(build_dir)):
+        root, build_dir = store.build_folder(args.root, args.build_dir)
+        where = {"root": root, "build_dir": build_dir}
+        with store.build_lock(build_dir):
             return _main(args, root, build_dir, where)
     except BookError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except processes.Interrupted as stop:
-        print(f"\nstopped by {stop}: the chapters being executed were stopped with their "
-              "kernels; runs already finished are kept, and so are the earlier runs of the "
-              "others", file=sys.stderr)
+        print(f"\nstopped by {stop}: {STOPPED[args.command]}", file=sys.stderr)
         return stop.exit_status
     except KeyboardInterrupt:
-        print("\nstopped by Ctrl-C", file=sys.stderr)
+        print(f"\nstopped by Ctrl-C: {STOPPED[args.command]}", file=sys.stderr)
         return 130
 
 

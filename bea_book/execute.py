@@ -16,6 +16,7 @@ ipykernel has no reason to print its warning about unencrypted TCP.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -31,9 +32,9 @@ from bea_lib.base import provenance
 from . import inputs as inp
 from . import processes, store
 from .params import check_overrides, check_parameter_lines, declared_parameters, literal
-from .sources import (DEFAULT_PROFILE, FINDINGS, KERNEL, BookError, book_version,
-                      chapter_notebook, chapters, execution_order, load_profiles,
-                      resolve_profile)
+from .sources import (DEFAULT_PROFILE, FINDINGS, KERNEL, PROVENANCE_SOURCE, PROVENANCE_TAG,
+                      BookError, book_version, chapter_notebook, chapters, execution_order,
+                      load_profiles, resolve_profile)
 
 STRICT_PROFILES = ("smoke", "default")  # a failed claim fails the command at these profiles
 REUSED = "reused (inputs unchanged)"
@@ -113,7 +114,8 @@ def plan(names: list[str], *, root: Path, build_dir: Path, profile: str = DEFAUL
         notebook = write_notebook(root, build_dir, name, pages[name])
         declared = declared_parameters(notebook)
         check_parameter_lines(name, nbformat.read(notebook, as_version=4), declared)
-        overrides = check_overrides(name, {**from_profile, **(params or {})}, declared)
+        overrides = check_overrides(name, {**from_profile, **(params or {})}, declared,
+                                    root=root)
         plans.append(Plan(name, pages[name], label, overrides, declared, notebook,
                           strict=label in STRICT_PROFILES and not params))
     check_kernel()
@@ -168,6 +170,38 @@ def print_claims(chapter: str, counts: dict, bad: list) -> None:
     for c in bad:
         print(f"  ⚠ {c['id']} ({c['paper']}): {c['statement']} — measured {c['measured']}",
               flush=True)
+
+
+def kernel_provenance(notebook, path: Path) -> dict:
+    """What the notebook's last cell (``PROVENANCE_TAG``, see
+    :func:`bea_book.sources.chapter_notebook`) printed when it ran: the commit, ``dirty``, the
+    ``bea_lib`` hash and folder, and the package versions of the kernel. One line naming the
+    notebook when the cell is missing, altered or printed something else."""
+    cells = [c for c in notebook.cells if PROVENANCE_TAG in c.get("metadata", {}).get("tags", [])]
+    again = ("execute the notebook `python -m bea_book notebooks` writes for the chapter as it "
+             "is now")
+    if len(cells) != 1 or cells[0].source != PROVENANCE_SOURCE:
+        raise BookError(f"{path} does not end with the cell that records the code it ran with "
+                        f"(tagged {PROVENANCE_TAG!r}); {again}")
+    text = "".join(out.get("text", "") for out in cells[0].get("outputs", [])
+                   if out.get("output_type") == "stream" and out.get("name") == "stdout")
+    try:
+        found = json.loads(text)
+    except ValueError:
+        found = None
+    if not (isinstance(found, dict) and isinstance(found.get("bea_lib_sha256"), str)
+            and isinstance(found.get("versions"), dict)):
+        raise BookError(f"{path}: its last cell did not record the code it ran with "
+                        f"(it printed {text.strip()[:80]!r}); {again}")
+    return found
+
+
+def ran_commit(found: dict) -> str:
+    """The commit a kernel ran (:func:`kernel_provenance`) as ``<sha>``, ``<sha>-dirty`` or
+    ``unknown``: the label of :func:`bea_lib.provenance.commit_label`."""
+    if not found.get("commit"):
+        return "unknown"
+    return found["commit"] + ("-dirty" if found.get("dirty") else "")
 
 
 def _reusable(p: Plan, build_dir: Path) -> dict | None:
@@ -244,9 +278,16 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
             raise BookError(f"chapter {p.chapter!r} could not be executed: "
                             f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
                             f" ({kept})") from err
-        counts, bad = claims_summary(tmp, p.chapter)
         executed = tmp / f"{p.chapter}.ipynb"
+        ran = kernel_provenance(nbformat.read(executed, as_version=4), executed)
+        store.without_local_paths(executed, p.chapter)
         library_dir = inp.library_folder()
+        if ran["bea_lib_sha256"] != inputs["bea_lib"]:
+            raise BookError(f"chapter {p.chapter!r}: its kernel ran the bea_lib in "
+                            f"{ran.get('bea_lib_path')}, not the one the runner hashed "
+                            f"({library_dir}), or the package changed while the chapter ran; "
+                            "run it again")
+        counts, bad = claims_summary(tmp, p.chapter)
         record = {
             "chapter": p.chapter, "page": p.page, "profile": p.label,
             "parameters": p.parameters, "overrides": p.overrides,

@@ -158,9 +158,11 @@ def _jupyter_book(command: list[str]) -> subprocess.CompletedProcess:
 
 
 def html_hashes(html: Path) -> dict[str, str]:
-    """relative path -> SHA-256 of every file of the rendered HTML."""
+    """relative path -> SHA-256 of every file of the rendered HTML (a symbolic link in it is
+    refused, :func:`bea_book.store.plain_files`)."""
+    fix = "render again (python -m bea_book render)"
     return {str(path.relative_to(html)): store.sha256(path)
-            for path in sorted(Path(html).rglob("*")) if path.is_file()}
+            for path in store.plain_files(html, fix)}
 
 
 def render(*, root: Path = Path("."), build_dir: Path | None = None,
@@ -171,8 +173,7 @@ def render(*, root: Path = Path("."), build_dir: Path | None = None,
     lock, so no run is committed while the book renders; ``rendered.json`` records the runs
     that were staged, their records' and the HTML's SHA-256 (checked by ``archive``).
     """
-    root = Path(root).resolve()
-    build_dir = store.check_writable(Path(build_dir or root / "_build").resolve())
+    root, build_dir = store.build_folder(root, build_dir)
     with store.build_lock(build_dir):
         return _render(root, build_dir, complete)
 

@@ -5,6 +5,7 @@ are executed at their `smoke` profile and rendered by `make test`.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import bea_lib as bl
 import bea_book as book
 from bea_lib.base import provenance
 from bea_book import store
+from bea_book.sources import PROVENANCE_TAG
 
 HEADER = """\
 ---
@@ -60,7 +62,7 @@ FAILING = HEADER + """
 ```{code-cell} ipython3
 :tags: [parameters]
 
-divisor = 1
+divisor = 1  # 0: a division by zero, the failure these tests need
 ```
 
 ```{code-cell} ipython3
@@ -119,7 +121,10 @@ findings:
 
 
 def write_book(root, pages, profiles=PROFILES):
-    """A book at `root`: static intro and report pages around `pages` (name -> source)."""
+    """A book at `root`: static intro and report pages around `pages` (name -> source); of
+    `profiles`, the sections of its chapters (a section for another is refused)."""
+    sections = re.split(r"\n(?=\S)", profiles.strip())
+    profiles = "".join(f"{part}\n" for part in sections if part.split(":")[0] in pages)
     (root / "book").mkdir(parents=True)
     (root / "book" / "intro.md").write_text("# Intro\n\nA test book.\n")
     (root / "book" / "report.md").write_text("# Report\n\nGenerated at build time.\n")
@@ -150,10 +155,12 @@ def executed(build, chapter):
 
 
 def outputs(notebook_path):
-    """The text printed, and the names of the errors raised, by an executed notebook's cells."""
+    """The text printed, and the names of the errors raised, by an executed notebook's cells
+    (the chapter's own: not the last cell, which records the code the kernel ran with)."""
     notebook = nbformat.read(notebook_path, as_version=4)
     return "".join(out.get("text", "") + out.get("ename", "")
-                   for cell in notebook.cells for out in cell.get("outputs", []))
+                   for cell in notebook.cells for out in cell.get("outputs", [])
+                   if PROVENANCE_TAG not in cell.get("metadata", {}).get("tags", []))
 
 
 def test_chapters_are_the_toc_pages_with_a_jupytext_header(root):
@@ -368,7 +375,7 @@ def test_render_refuses_a_notebook_that_did_not_finish(tmp_path):
 def test_unknown_chapter(root, tmp_path):
     with pytest.raises(book.BookError,
                        match="no chapter 'adamw' in _toc.yml; chapters: tiny, failing"):
-        book.run_chapter("adamw", root=root, build_dir=tmp_path)
+        book.run_chapter("adamw", root=root, build_dir=tmp_path / "build")
 
 
 def test_report_page_marks_overrides_claims_and_escapes_pipes():
@@ -452,8 +459,10 @@ def test_partial_render_and_the_plain_papermill_path(tmp_path, capfd):
     notebook = build / "notebooks" / "tiny.ipynb"
     out = tmp_path / "my-run"
     out.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(Path(book.__file__).resolve().parents[1])}
     subprocess.run([sys.executable, "-m", "papermill", str(notebook), str(out / "tiny.ipynb"),
-                    "-p", "n", "5", "--cwd", str(out)], check=True, capture_output=True)
+                    "-p", "n", "5", "--cwd", str(out)], check=True, capture_output=True,
+                   env=env)  # the kernel imports this checkout's bea_lib, which adopt checks
     assert run_main("adopt", out / "tiny.ipynb", *where) == 0
     assert run_main("render", *where) == 0
     assert "not run in this build: failing" in capfd.readouterr().out
@@ -510,17 +519,11 @@ RENDEZVOUS = HEADER + """
 # {name}
 
 ```{{code-cell}} ipython3
-:tags: [parameters]
-
-folder = "."  # the shared folder
-```
-
-```{{code-cell}} ipython3
 import os
 import pathlib
 import time
 
-here = pathlib.Path(folder)
+here = pathlib.Path(os.environ["BEA_TEST_SHARED"])  # the folder the test shares with both
 (here / "{name}.started").write_text(os.environ.get("OMP_NUM_THREADS", "unset"))
 deadline = time.monotonic() + 120
 while not (here / "{other}.started").exists():
@@ -538,8 +541,8 @@ def test_jobs_run_chapters_side_by_side_with_a_share_of_the_threads_and_findings
              "right": RENDEZVOUS.format(name="right", other="left"), "findings": FINDINGS}
     shared = tmp_path / "shared"
     shared.mkdir()
-    profiles = (f"left:\n  smoke: {{folder: '{shared}'}}\nright:\n  smoke: {{folder: '{shared}'}}\n"
-                "findings:\n  smoke: {}\n")
+    monkeypatch.setenv("BEA_TEST_SHARED", str(shared))  # the kernels inherit it
+    profiles = "left:\n  smoke: {}\nright:\n  smoke: {}\nfindings:\n  smoke: {}\n"
     root = write_book(tmp_path / "src", pages, profiles)
     build = tmp_path / "build"
     for name in book.execute.THREAD_VARIABLES:

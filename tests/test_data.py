@@ -140,3 +140,29 @@ def test_cifar_damaged_file_is_named(fake_cifar10):
     path.write_bytes(path.read_bytes()[:-10])  # a truncated download
     with pytest.raises(RuntimeError, match="damaged: data_batch_3 .*md5.*cifar-10-python.tar.gz"):
         load_dataset("cifar10", root=root)
+
+
+@pytest.mark.parametrize("name, option, n, have", [("digits", "n_train", 100000, 1437),
+                                                   ("digits", "n_test", 361, 360),
+                                                   ("mnist1d", "n_train", 4001, 4000)])
+def test_more_examples_than_the_data_set_holds_is_refused_naming_its_size(name, option, n, have):
+    """Before: `--dataset digits --n-train 100000` trained on the 1,437 examples there are,
+    while run.json recorded 100000."""
+    with pytest.raises(ValueError, match=f"{option} is {n}, but {name} has {have} "):
+        load_dataset(name, **{option: n})
+    assert len(load_dataset(name, **{option: have}).x_train if option == "n_train"
+               else load_dataset(name, **{option: have}).x_test) == have
+
+
+def test_the_training_command_refuses_it_and_records_the_counts_it_used(tmp_path, capsys):
+    import json
+
+    from bea_lib.nets.train import ExitCode, main
+
+    common = ["--dataset", "digits", "--model", "mlp", "--width", "8", "--epochs", "1",
+              "--chunk-size", "512", "--device", "cpu"]
+    assert main([*common, "--n-train", "100000", "--out", str(tmp_path / "a")]) == ExitCode.USAGE
+    assert "n_train is 100000, but digits has 1437 training examples" in capsys.readouterr().err
+    assert main([*common, "--n-test", "40", "--out", str(tmp_path / "b")]) == ExitCode.FINISHED
+    info = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert info["examples"] == {"train": 1437, "test": 40}  # n_train None: all of them

@@ -334,3 +334,21 @@ def test_n_steps_is_checked_by_name(run, n_steps):
     """Every iteration checks n_steps with validation.check_n_steps, before any work."""
     with pytest.raises(ValueError, match="n_steps"):
         run(n_steps)
+
+
+@pytest.mark.parametrize("run", [
+    lambda loss: bl.adam(loss, torch.ones(3), 5, h=0.1, beta=0.9, rho=0.99, eps=1e-8),
+    lambda loss: bl.gd(loss, torch.ones(3), 5, h=0.1),
+    lambda loss: bl.adam([lambda t: (t**2).sum(), loss], torch.ones(3), 5, h=0.1, beta=0.9,
+                         rho=0.99, eps=1e-8),
+])
+def test_a_loss_that_does_not_depend_on_theta_warns(run):
+    """Before: a loss that detached θ gave zero gradients and θ never moved, silently."""
+    with pytest.warns(UserWarning, match="does not depend on θ"):
+        out = run(lambda t: (t.detach() ** 2).sum())
+    assert torch.isfinite(out).all()
+
+
+def test_a_loss_that_depends_on_theta_does_not_warn(recwarn):
+    bl.adam(lambda t: (t**2).sum(), torch.ones(3), 5, h=0.1, beta=0.9, rho=0.99, eps=1e-8)
+    assert not [w for w in recwarn if "does not depend on θ" in str(w.message)]

@@ -19,14 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 KERNEL_WAIT_S = 120  # a kernel start on a loaded machine can take a minute
 
-# A chapter that records the pids of its kernel and of the kernel's parent, then sleeps.
+# A chapter that records the pids of its kernel and of the kernel's parent in the folder the
+# test shares with it (BEA_TEST_SHARED: a parameter may not name a folder outside the run's),
+# then sleeps.
 SLEEPER = HEADER + """
 # {name}
 
 ```{{code-cell}} ipython3
 :tags: [parameters]
 
-folder = "."  # where the pids are written
 seconds = 0.0  # how long the chapter sleeps
 ```
 
@@ -35,17 +36,17 @@ import os
 import pathlib
 import time
 
-pathlib.Path(folder, "{name}.pids").write_text(f"{{os.getpid()}} {{os.getppid()}}")
+shared = os.environ["BEA_TEST_SHARED"]
+pathlib.Path(shared, "{name}.pids").write_text(f"{{os.getpid()}} {{os.getppid()}}")
 time.sleep(seconds)
 ```
 """
 
 
 def sleepers(tmp_path, names=("one", "two"), seconds=600):
-    shared = tmp_path / "shared"
+    shared = tmp_path / "shared"  # start_runner tells the chapters (BEA_TEST_SHARED)
     shared.mkdir()
-    profiles = "".join(f"{n}:\n  smoke: {{folder: '{shared}', seconds: {seconds}}}\n"
-                       for n in names)
+    profiles = "".join(f"{n}:\n  smoke: {{seconds: {seconds}}}\n" for n in names)
     root = write_book(tmp_path / "src", {n: SLEEPER.format(name=n) for n in names}, profiles)
     return root, shared
 
@@ -69,7 +70,8 @@ def wait_for(condition, timeout, what):
 def start_runner(root, build, *args):
     return subprocess.Popen([sys.executable, "-m", "bea_book", "run", *args, "--profile", "smoke",
                              "--root", str(root), "--build-dir", str(build)],
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**ENV, "BEA_TEST_SHARED": str(Path(root).parent / "shared")},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
 
 

@@ -419,3 +419,26 @@ def test_ctrl_c_exits_130_and_marks_the_run_interrupted(tmp_path, sig):
     last = info["segments"][-1]["to_epoch"]
     assert main(train_args(out, "--checkpoint-every", "1", epochs=last + 2)) == 0  # resumed
     assert json.loads((out / "run.json").read_text())["segments"][-1]["from_epoch"] == last
+
+
+@pytest.mark.parametrize("data, message", [
+    (lambda: load_dataset("mnist1d", n_train=200, n_test=50), "data is the mnist1d data set, "
+                                                              "but the config trains on digits"),
+    (lambda: load_dataset("digits", n_train=300, n_test=50), "data holds 300 train examples, but "
+                                                             "the config asks for n_train=200"),
+    (lambda: load_dataset("digits", n_train=200, n_test=60), "data holds 60 test examples"),
+    (lambda: {"x": 1}, "data must be a Dataset"),
+])
+def test_data_that_is_not_the_configs_data_set_is_refused(data, message):
+    """Before: train(config, data=...) trained on whatever data it was given."""
+    for config in (TINY, [TINY, replace(TINY, seed=1)]):
+        with pytest.raises((ValueError, TypeError), match=message):
+            train(config, data=data())
+    train(TINY, data=load_dataset("digits", n_train=200, n_test=50))  # the config's own
+
+
+def test_the_command_line_takes_negative_numbers_in_any_notation():
+    from bea_lib.nets.train import parser
+
+    args = parser().parse_args(["--kappa", "-1e-3", "--out", "run"])
+    assert args.kappa == -1e-3  # before: argparse took -1e-3 for an option

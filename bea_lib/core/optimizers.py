@@ -37,6 +37,7 @@ Heavy-ball momentum: θ^{(n+1)} = θ^{(n)} - h∇E(θ^{(n)}) + β(θ^{(n)} - θ^
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -168,11 +169,28 @@ def _single(losses) -> Callable[[int, torch.Tensor], torch.Tensor]:
     return lambda n, theta: gradient(losses[n % len(losses)], theta)
 
 
+def warn_if_constant(losses, theta: torch.Tensor, name: str) -> None:
+    """Warn when a loss's value at θ⁽⁰⁾ does not depend on θ (it detaches θ, or computes from
+    a copy): every gradient is then zero and the iterates never move."""
+    with torch.enable_grad():
+        point = theta.detach().requires_grad_(True)
+        for i, loss in enumerate(losses):
+            value = loss(point)
+            if isinstance(value, torch.Tensor) and not value.requires_grad:
+                which = "the loss" if len(losses) == 1 else f"loss {i} of {len(losses)}"
+                warnings.warn(f"{name}: {which} does not depend on θ (its value carries no "
+                              "gradient: is θ detached, or copied, inside it?); its gradient is "
+                              "zero and θ does not move", stacklevel=4)
+                return
+
+
 def _run(name: str, loss, theta0, n_steps, init, update, hyper: dict, on_nonfinite: str
          ) -> torch.Tensor:
     """Check the inputs of one run, then :func:`iterate` it."""
     losses, theta = as_losses(loss), check_theta0(theta0)
     n_steps, on_nonfinite = check_n_steps(n_steps), check_on_nonfinite(on_nonfinite)
+    if n_steps:
+        warn_if_constant(losses, theta, name)
     return iterate(_single(losses), theta, n_steps, init, update, hyper, name=name,
                    on_nonfinite=on_nonfinite)
 

@@ -165,7 +165,8 @@ def load_dataset(name: str, *, root: str | Path = "data", n_train: int | None = 
                  n_test: int | None = None) -> Dataset:
     """The data set ``name`` (one of :data:`DATASETS`), optionally cut to its first n examples.
 
-    ``root`` is read only for CIFAR. ``n_train``/``n_test`` shrink runs for tests and benchmarks.
+    ``root`` is read only for CIFAR. ``n_train``/``n_test`` shrink runs for tests and benchmarks;
+    more examples than the data set holds is a ``ValueError`` naming its size.
     """
     name = check_one_of("dataset", name, DATASETS)
     n_train = check_int("n_train", n_train, minimum=1, optional=True)
@@ -176,5 +177,28 @@ def load_dataset(name: str, *, root: str | Path = "data", n_train: int | None = 
         data = digits()
     else:
         data = cifar(root, 10 if name == "cifar10" else 100)
+    for option, n, have in (("n_train", n_train, len(data.x_train)),
+                            ("n_test", n_test, len(data.x_test))):
+        if n is not None and n > have:
+            raise ValueError(f"{option} is {n}, but {name} has {have} "
+                             f"{option[2:]}{'ing' if option == 'n_train' else ''} examples; ask "
+                             f"for at most {have} (or None: all of them)")
     return Dataset(data.name, data.x_train[:n_train], data.y_train[:n_train], data.x_test[:n_test],
                    data.y_test[:n_test], data.n_classes)
+
+
+def check_data(data, *, dataset: str, n_train: int | None, n_test: int | None) -> None:
+    """``data`` given to a run must be the run's data set: a :class:`Dataset` named
+    ``dataset`` with ``n_train`` training and ``n_test`` test examples (when they are set).
+    A ``ValueError`` naming what differs otherwise (a ``TypeError`` for another object)."""
+    if not isinstance(data, Dataset):
+        raise TypeError(f"data must be a Dataset (bea_lib.nets.data.load_dataset), got "
+                         f"{type(data).__name__}")
+    if data.name != dataset:
+        raise ValueError(f"data is the {data.name} data set, but the config trains on "
+                         f"{dataset}; pass its data, or set dataset={data.name!r}")
+    for option, n, have in (("n_train", n_train, len(data.x_train)),
+                            ("n_test", n_test, len(data.x_test))):
+        if n is not None and n != have:
+            raise ValueError(f"data holds {have} {option[2:]} examples, but the config asks for "
+                             f"{option}={n}; load it with {option}={n}, or set {option}={have}")

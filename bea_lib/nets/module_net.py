@@ -16,7 +16,7 @@ from ..core.autodiff import gradient_and_hvp_fn
 from ..core.validation import check_int
 from .batched import StackedNet
 from .config import TrainConfig, build_model
-from .data import load_dataset
+from .data import check_data, load_dataset
 from .diagnostics import flat_loss
 from .distributed import Comm
 from .models import has_batch_norm
@@ -121,6 +121,7 @@ def open_net(configs: list[TrainConfig], device, comm: Comm, data=None, *, batch
     if data is None:
         data = load_dataset(base.dataset, root=base.data_root, n_train=base.n_train,
                             n_test=base.n_test)
+    check_data(data, dataset=base.dataset, n_train=base.n_train, n_test=base.n_test)
     data = data.to(device, getattr(torch, base.dtype))
     models = [build_model(c, data.input_shape, data.n_classes).to(device) for c in configs]
     if batch:

@@ -32,6 +32,7 @@ import argparse
 import dataclasses
 import enum
 import os
+import re
 import signal
 import sys
 import threading
@@ -98,6 +99,8 @@ def _train_one(config: TrainConfig, folder: Path | None, overwrite: bool, device
     saved = (open_run_folder(folder, config, overwrite=overwrite, device=device, comm=comm)
              if folder else None)
     net = open_net([config], device, comm, data, batch=False)
+    if saved is not None:
+        checkpoint.check_fits(saved, net.theta(), folder)
     out_dir = folder if comm.is_main else None  # rank 0 writes the files
     rule = RULES[config.optimizer]
     history, n, elapsed0, theta, state = History(), 0, 0.0, None, None
@@ -116,6 +119,8 @@ def _train_one(config: TrainConfig, folder: Path | None, overwrite: bool, device
     if note and comm.is_main:
         print(f"note: {out_dir}: {note}", file=sys.stderr, flush=True)
     info = run_info(config, device, comm, segments)
+    used = comm.sum_(torch.tensor([len(net.train_xy[0]), len(net.test_xy[0])], device=device))
+    info["examples"] = dict(zip(("train", "test"), used.tolist()))  # used, over all ranks
     if out_dir:
         write_run_info(out_dir, {**info, "stop_reason": StopReason.RUNNING, "message": ""})
     last = {"saved": n, "theta": net.theta() if theta is None else theta,
@@ -191,6 +196,9 @@ def parser() -> argparse.ArgumentParser:
                            help=meta["help"] + ("" if f.default is None
                                                 else f" (default: {f.default})"))
     p.add_argument("--out", required=True, help="run folder: history.csv, run.json, checkpoints")
+    # argparse takes -1e-3 (not -0.5) for an option: any negative number is a value here
+    p._negative_number_matcher = re.compile(
+        r"^-(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$|^-\.?inf$", re.IGNORECASE)
     p.add_argument("--overwrite", action="store_true",
                    help="replace another run's results in --out instead of refusing")
     return p
