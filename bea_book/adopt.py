@@ -26,7 +26,7 @@ from . import inputs as inp
 from . import store
 from .execute import _claims_summary, print_claims, write_notebook
 from .params import check_overrides, declared_parameters, literal
-from .sources import BookError, book_version, chapters
+from .sources import PAPERMILL_LABEL, BookError, book_version, chapters
 
 ADOPTED = "executed by papermill"
 
@@ -117,6 +117,17 @@ def compare_sources(notebook, chapter_notebook, path: Path, chapter: str) -> Non
                         f"{chapter!r} has {len(ours)}")
 
 
+def _mark_claims(source: Path, folder: Path, label: str, custom: dict) -> None:
+    """Copy the claims the kernel recorded into ``folder``, each marked with the run's profile
+    and its custom parameters: the kernel ran outside the runner, which tells a kernel both."""
+    claims = store.read_json(source, "the claims file", "run the chapter again")
+    if not isinstance(claims, dict) or not all(isinstance(c, dict) for c in claims.values()):
+        raise BookError(f"{source}: not a claims file (a mapping of claim records)")
+    for record in claims.values():
+        record.update(profile=label, custom=dict(custom))
+    store.write_json(folder / source.name, claims)
+
+
 def adopt(notebook_path: Path, *, root: Path = Path("."), build_dir: Path | None = None) -> str:
     """Make a notebook executed by papermill its chapter's current run; returns the chapter."""
     root = Path(root).resolve()
@@ -164,13 +175,13 @@ def _adopt(notebook_path: Path, root: Path, build_dir: Path) -> str:
     overrides = check_overrides(chapter, injected, declared)
     parameters = {**{k: literal(v) for k, v in declared.items()}, **overrides}
 
-    label = "papermill"
+    label = PAPERMILL_LABEL
     tmp = store.new_run_folder(build_dir, chapter)
     try:
         shutil.copy2(notebook_path, tmp / f"{chapter}.ipynb")
         beside = notebook_path.parent
         if (beside / f"{chapter}.claims.json").is_file():
-            shutil.copy2(beside / f"{chapter}.claims.json", tmp)
+            _mark_claims(beside / f"{chapter}.claims.json", tmp, label, overrides)
         if (beside / "figures").is_dir():
             shutil.copytree(beside / "figures", tmp / "figures")
         counts, bad = _claims_summary(tmp, chapter)
@@ -179,7 +190,7 @@ def _adopt(notebook_path: Path, root: Path, build_dir: Path) -> str:
                                     library=inp.library_hash())
         store.write_json(tmp / store.RUN_RECORD, {
             "chapter": chapter, "page": pages[chapter], "profile": label,
-            "parameters": parameters, "overrides": overrides,
+            "parameters": parameters, "overrides": overrides, "custom": overrides,
             "parameter_order": list(parameters),
             "wall_time_s": round(float(meta.get("duration") or 0.0), 2),
             "started": meta.get("start_time"),
