@@ -13,12 +13,12 @@ import importlib.util
 # that needs no torch (``bea_lib.fileio``, ``bea_lib.provenance``) does not load torch
 _HOME = {
     **dict.fromkeys(("gradient", "gradient_and_hvp", "gradient_and_hvp_fn", "hvp"), "autodiff"),
-    "claim": "claims", "classify_run": "convergence",
+    "claim": "claims", "classify_run": "convergence", "behaviour_gap": "convergence",
     **dict.fromkeys(("adam_flow", "adam_rhs", "gd_flow", "heavy_ball_flow", "heavy_ball_rhs",
                      "rmsprop_flow"), "flows"),
     "FlowError": "integrate", "solve_flow": "integrate",
     "average_weights": "minibatch", "minibatch_adam_rhs": "minibatch",
-    **dict.fromkeys(("bias_coefficient", "bias_potential_1d", "explicit_bias_family",
+    **dict.fromkeys(("bias_coefficient", "bias_effect", "bias_potential_1d", "explicit_bias_family",
                      "explicit_bias_loss", "heavy_ball_limit", "implicit_bias_regime",
                      "implicit_bias_strength", "path_share_by_regime", "perturbed_one_norm"),
                     "norms"),
@@ -60,11 +60,12 @@ __all__ = [
     "minibatch_adam_rhs", "average_weights", "solve_flow", "FlowError",
     "ExpansionValidityWarning",
     # what the bias penalises (norms)
-    "perturbed_one_norm", "bias_coefficient", "implicit_bias_strength", "bias_potential_1d",
+    "perturbed_one_norm", "bias_coefficient", "bias_effect", "implicit_bias_strength",
+    "bias_potential_1d",
     "implicit_bias_regime", "path_share_by_regime", "heavy_ball_limit",
     "explicit_bias_family", "explicit_bias_loss",
     # error orders (order), what became of a run (convergence)
-    "order_study", "max_distance", "classify_run",
+    "order_study", "max_distance", "classify_run", "behaviour_gap",
     # vocabularies (vocab) and checked claims (claims)
     "BiasRegime", "CheckRole", "ClaimStatus", "Convergence", "Stability", "TrendVerdict", "Verdict",
     "paper_verdict", "claim",

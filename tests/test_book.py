@@ -365,7 +365,8 @@ def test_report_page_marks_overrides_claims_and_escapes_pipes():
               "wall_time_s": 1.234, "finished": "2024-01-01T00:00:00+00:00", "action": "executed",
               "commit": "0123456789abcdef-dirty", "versions": {"python": "3.11"},
               "claims": {"passed": 2, "failed": 1, "not_checked": 0}, "lock_sha256": "ab" * 32,
-              "failed_claims": [{"id": "tiny/x", "statement": "s", "paper": "Figure 1", "measured": "m"}]}
+              "failed_claims": [{"id": "tiny/x", "statement": "s", "paper": "Figure 1", "measured": "m"}],
+              "files": {"tiny.ipynb": "", "figures/f.png": "", "figures/f.pdf": "", "runs.csv": ""}}
     page = book.report_markdown({"tiny": record}, {"tiny": "book/tiny", "other": "book/other"},
                                 version="1.2.3")
     assert "**`rho = 0.9`**, `label = 'a|b'`" in page  # in a fold, not a table cell
@@ -376,6 +377,9 @@ def test_report_page_marks_overrides_claims_and_escapes_pipes():
     assert "Book version **1.2.3**" in page and "abababababababab" in page
     assert "Total execution time of the runs shown: 1.2 s" in page
     assert "| tiny | s (`tiny/x`) | Figure 1 | m |" in page
+    # the PDF figures and the per-run table, for download (not the PNGs or the notebook)
+    assert ("| {doc}`tiny </book/tiny>` | {download}`f.pdf <figures/f.pdf>`, "
+            "{download}`runs.csv <runs.csv>` |") in page
     assert "No chapter has been executed yet." in book.report_markdown({}, {"tiny": "book/tiny"})
 
 
