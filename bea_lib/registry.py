@@ -243,7 +243,7 @@ STATEMENTS: tuple[Statement, ...] = (
                                "1.5 is halfway between first and second order: the test decides "
                                "which of the two the data favour; the negated flow must land on 1"),
             mutant="the O(h) term's sign flipped"),
-        note="read with the descent signs, θ̇ = −∇E/(1 − β) − h(…)∇‖∇E‖² (the transcription "
+        note="read with the descent signs, θ̇ = −∇E/(1 − β) − h(…)∇‖∇E‖² (our transcription "
              "drops the minus signs)"),
     Statement(
         "Example 2.3", "Example 2.3",
@@ -308,7 +308,8 @@ STATEMENTS: tuple[Statement, ...] = (
         "Theorem 3.1", "Theorem 3.1",
         "the piecewise modified flow of mini-batch Adam is O(h²)-close to the iterates",
         _order2("minibatch/order-slopes", "mini-batch Adam and RMSProp, every m",
-                "the inner sum from l = 1 (the printed index range); h halved in the flow"),
+                "the inner sum from l = 1 (the range our transcription prints); h halved in the "
+                "flow"),
         caveat="C depends on ε and grows without bound as ε → 0",
         note="the inner sums of L and P read from l = k, with the batch index of E_{k−l} "
              "inside AV; our transcription prints l = 1 and drops that index, and read that way "
