@@ -22,7 +22,9 @@ below it.
 
 Links, both ways: a row's label links to its evidence (:attr:`Statement.anchor
 <bea_lib.registry.Statement.anchor>`), its primary test and each check to the claim's line in
-its chapter (:func:`bea_lib.registry.claim_anchor`), and every claim line links back to the row.
+its chapter (:func:`bea_lib.registry.claim_anchor`; to the section the claim names with
+``section=``, which a chapter whose claim lines are off the page must give), and every claim
+line links back to the row.
 A row decided by a run with parameters of the reader's own is marked with them
 (:attr:`bea_lib.claims.Claim.custom`).
 """
@@ -111,10 +113,12 @@ def _cell(text: str) -> str:
 
 
 def _link(claim: Claim | None, chapter: str, doc_prefix: str, text: str | None = None) -> str:
-    """A link to the claim's line in its chapter; to the chapter without a recorded claim."""
+    """A link to the evidence of a claim: the section its chapter named (``section=``: a chapter
+    whose claim lines are off the page must name one), else the claim's own line, right under
+    its numbers; the chapter without a recorded claim."""
     text = text or chapter.replace("_", " ")
     if claim is not None:
-        return f"{{ref}}`{text} <{claim_anchor(claim.id)}>`"
+        return f"{{ref}}`{text} <{claim.section or claim_anchor(claim.id)}>`"
     return f"{{doc}}`{text} <{doc_prefix}{chapter}>`"
 
 
@@ -147,6 +151,11 @@ def _ref(row: FindingsRow) -> str:
 def custom_mark(custom: dict) -> str:
     """The mark of a row or run decided with parameters of the reader's own."""
     return f"*custom run: {custom_text(custom)}*" if custom else ""
+
+
+def custom_mark_plain(texts: list[str]) -> str:
+    """The same mark in a sentence, for rows decided by runs with these parameters."""
+    return "decided by a custom run: " + "; ".join(texts)
 
 
 def summary_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") -> str:
@@ -244,29 +253,38 @@ def _names(rows: list[FindingsRow]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def _why_not_tested(rows: list[FindingsRow]) -> str:
-    """Why rows are *not tested here*, when their primary tests all need a larger profile."""
+def _why_not_tested(rows: list[FindingsRow], said: set[str]) -> str:
+    """Why rows are *not tested here*, when their primary tests all need a larger profile; the
+    reason given once (``said`` holds what was given already)."""
     recorded = [r.primary for r in rows]
     if recorded and all(c is not None and ClaimStatus(c.status) == ClaimStatus.NOT_CHECKED
                         for c in recorded):
         needs = sorted({c.needs for c in recorded})
         profiles = sorted({c.profile for c in recorded})
-        return (f" (their tests need the {' or '.join(f'`{n}`' for n in needs)} profile; this "
-                f"build ran at {', '.join(f'`{p}`' for p in profiles)})")
+        why = (f"their tests need the {' or '.join(f'`{n}`' for n in needs)} profile, and this "
+               f"build ran at {', '.join(f'`{p}`' for p in profiles)}")
+        if why in said:
+            return " (for the same reason)"
+        said.add(why)
+        return f": {why}"
     return ""
 
 
-def _counted(rows: list[FindingsRow], *, name_up_to: int = 3) -> list[str]:
+def _counted(rows: list[FindingsRow], *, name_up_to: int = 3,
+             said: set[str] | None = None) -> list[str]:
     """Per verdict (the vocabulary's order, *reproduced* first), "k are <verdict>", the rows
     named (and linked) where there are at most ``name_up_to`` of them."""
-    parts = []
+    parts, said = [], set() if said is None else said
     for v in Verdict:
         got = [r for r in rows if r.verdict == v]
         if not got:
             continue
         verb = "is" if len(got) == 1 else "are"
         who = _names(got) if v != Verdict.REPRODUCED and len(got) <= name_up_to else len(got)
-        why = _why_not_tested(got) if v == Verdict.NOT_TESTED else ""
+        why = _why_not_tested(got, said) if v == Verdict.NOT_TESTED else ""
+        custom = sorted({custom_text(r.custom) for r in got if r.custom})
+        if custom:
+            why += f" ({custom_mark_plain(custom)})"
         parts.append(f"{who} {verb} *{v}*{why}")
     return parts
 
@@ -282,43 +300,46 @@ def _outside_reading(rows: list[FindingsRow]) -> Claim | None:
 
 
 def summary_sentences(rows: list[FindingsRow], beyond: list[FindingsRow]) -> str:
-    """The plain sentences that open the introduction, generated from the rows' verdicts and
-    the figures recorded with them: what holds (the statements about the analysis), what could
-    not be tested and why (the statements about trained networks), and what the book adds
-    beyond the paper. Every row named links to its evidence, a recorded figure to its line."""
+    """The plain sentences that open the introduction, as a short list generated from the
+    rows' verdicts and the figures recorded with them: what holds (the statements about the
+    analysis), what could not be tested and why (the statements about trained networks), and
+    what the book adds beyond the paper. Every row named links to its evidence, a recorded
+    figure to its line."""
     analysis = [r for r in rows if not r.statement.networks]
     nets = [r for r in rows if r.statement.networks]
-    sentences = []
+    items, said = [], set()
     if analysis:
-        sentences.append(f"Of the paper's {len(analysis)} statements about its analysis (the "
-                         "update rule, the modified flows and their order, the bias terms, the "
-                         f"bilinear model), {'; '.join(_counted(analysis))}.")
+        items.append(f"**What holds.** Of the paper's {len(analysis)} statements about its "
+                     "analysis (the update rule, the modified flows and their order, the bias "
+                     f"terms, the bilinear model), {'; '.join(_counted(analysis, said=said))}.")
     if nets:
         decided = any(r.verdict in (Verdict.REPRODUCED, Verdict.CONTRADICTED,
                                     Verdict.INCONCLUSIVE) for r in nets)
-        counted = "; ".join(_counted(nets, name_up_to=3 if decided else 0))
-        sentences.append(f"Of its {len(nets)} statements about trained networks, {counted}."
-                         if decided else f"None of its {len(nets)} statements about trained "
-                         f"networks could be decided here: {counted}.")
+        counted = "; ".join(_counted(nets, name_up_to=3 if decided else 0, said=said))
+        text = (f"**What could not be tested, and why.** Of its {len(nets)} statements about "
+                f"trained networks, {counted}." if decided else
+                f"**What could not be tested, and why.** None of its {len(nets)} statements "
+                f"about trained networks could be decided here: {counted}.")
         reading = _outside_reading([r for r in nets if r.verdict == Verdict.OUTSIDE_RANGE]
                                    or nets)
         if reading is not None:
-            sentences.append(
-                "The networks, as measured, lie outside the theory's range: the bias ratio "
-                f"h‖f₁‖/‖f₀‖ of their runs is above {VALIDITY_LIMIT:g}, where the modified flow "
-                "no longer describes the iterates, so they are evidence neither for nor "
-                "against the paper (recorded: "
-                f"{' '.join(str(reading.measured).split()).split(';')[0]}; "
-                f"{_link(reading, reading.chapter, '/book/', 'the measurement')}).")
+            text += (" The networks, as measured, lie outside the theory's range: the bias "
+                     f"ratio h‖f₁‖/‖f₀‖ of their runs is above {VALIDITY_LIMIT:g}, where the "
+                     "modified flow no longer describes the iterates, so they are evidence "
+                     "neither for nor against the paper (recorded: "
+                     f"{' '.join(str(reading.measured).split()).split(';')[0]}; "
+                     f"{_link(reading, reading.chapter, '/book/', 'the measurement')}).")
+        items.append(text)
     if beyond:
         what = "; ".join(r.statement.brief for r in beyond)
-        sentences.append(f"Beyond the paper, the book adds {len(beyond)} groups of checks: "
-                         f"{what}.")
+        text = (f"**What the book adds.** Beyond the paper, {len(beyond)} groups of checks: "
+                f"{what}.")
         decided = [r for r in beyond if r.statement.primary is not None]
         if decided:
-            sentences.append(" ".join(f"{_ref(r)} has a declared primary test: *{r.verdict}*."
-                                      for r in decided))
-    return " ".join(sentences)
+            text += " " + " ".join(f"{_ref(r)} has a declared primary test: *{r.verdict}*."
+                                   for r in decided)
+        items.append(text)
+    return "\n".join(f"- {item}" for item in items)
 
 
 def build_note(claims: dict[str, Claim], not_run: Iterable[str]) -> str:

@@ -56,12 +56,14 @@ def test_the_summary_is_short_myst_with_one_link_per_row(tmp_path, monkeypatch):
     assert lines[0].startswith("| paper |") and lines[1] == "|" + "---|" * 5
     assert len(lines) == 2 + len(registry.STATEMENTS)
     fig2 = next(line for line in lines if "Figure 2 (β) <" in line)
-    # the row's name links to its evidence, its primary test to the claim's line in the chapter
+    # the row's name links to its evidence; its primary test to the section the claim names ...
     assert fig2.startswith("| {ref}`Figure 2 (β) <findings-figure-2-beta>` |")
-    assert "**reproduced**" in fig2 and "✓ {ref}`bilinear <claim-bilinear-trajectory-fig2-beta>`" in fig2
+    assert "**reproduced**" in fig2 and "✓ {ref}`bilinear <bilinear-trajectory>`" in fig2
     assert "| 1 ⚠ |" in fig2  # the supporting tally sits in its own column
     fig2r = next(line for line in lines if "Figure 2 (ρ) <" in line)
     assert "**contradicted**" in fig2r and "⚠" in fig2r
+    # ... or, without one, to the claim's own line in the chapter
+    assert "⚠ {ref}`bilinear <claim-bilinear-trajectory-fig2-rho>`" in fig2r
     order = next(line for line in lines if "(2.2)–(2.3) <" in line)
     assert "**not tested here** †" in order and "○" in order  # † the paper's own caveat
     # the verdict never contradicts the primary test's mark
@@ -118,6 +120,8 @@ def test_a_custom_run_marks_its_rows_and_the_note(tmp_path, monkeypatch):
     assert len(marked) == 1 and "Figure 2 (β) <" in marked[0] and "rho = 0.99" in marked[0]
     assert "**Custom run:** {doc}`/book/bilinear` ran with rho = 0.99" in build_note(claims, [])
     assert "(*custom run: rho = 0.99*)" in evidence_markdown([rows["Figure 2 (β)"]])
+    sentences = summary_sentences(list(rows.values()), [])
+    assert "2 are *reproduced* (decided by a custom run: rho = 0.99)" in sentences
 
 
 def test_the_opening_sentences_come_from_the_verdicts(tmp_path, monkeypatch):
@@ -125,12 +129,16 @@ def test_the_opening_sentences_come_from_the_verdicts(tmp_path, monkeypatch):
     claims = load_claims(tmp_path)
     text = summary_sentences(findings_rows(claims), findings_rows(claims, beyond=True))
     n_analysis = sum(not st.networks for st in registry.STATEMENTS)
-    assert text.startswith(f"Of the paper's {n_analysis} statements about its analysis")
+    assert text.startswith(f"- **What holds.** Of the paper's {n_analysis} statements about its "
+                           "analysis")
+    assert len(text.splitlines()) == 3  # what holds, what could not be tested, what it adds
+    sentences = text.replace(".**", "").replace("\n", " ").count(". ") + 1
+    assert 3 <= sentences <= 5
     assert "1 is *reproduced*" in text  # Figure 2 (β), the one passed primary test
     assert "{ref}`Figure 2 (ρ) <findings-figure-2-rho>` is *contradicted*" in text
     assert "None of its 5 statements about trained networks could be decided here" in text
     assert "outside the theory's range" not in text  # nothing recorded it in these claims
-    assert "Beyond the paper, the book adds 5 groups of checks" in text
+    assert "- **What the book adds.** Beyond the paper, 5 groups of checks" in text
     # a reading outside the theory's range is quoted, with a link to its line
     claim("networks/gate", statement="the runs' bias ratio", paper="Figure 4", passed=None,
           verdict=Verdict.OUTSIDE_RANGE, measured="bias ratio 7.9 to 12; 0 of 4 inside",
@@ -139,7 +147,7 @@ def test_the_opening_sentences_come_from_the_verdicts(tmp_path, monkeypatch):
     text = summary_sentences(findings_rows(claims), [])
     assert ("(recorded: bias ratio 7.9 to 12; {ref}`the measurement <claim-networks-gate>`)"
             in text)
-    assert text.count(". ") + 1 <= 5
+
 
 
 @pytest.mark.parametrize("trend, gated, expected", [
