@@ -23,7 +23,7 @@ from . import processes, store
 from .banner import mark_run_parameters
 from .citation import fill_citation
 from .inputs import claims_files
-from .report import not_run_markdown, report_markdown
+from .report import DOWNLOAD_DIR, DOWNLOADS, not_run_markdown, report_markdown
 from .sources import (FINDINGS, PAPERMILL_LABEL, REPORT_PAGE, BookError, book_version,
                       build_year, chapters, toc_pages)
 
@@ -53,7 +53,9 @@ def _title(source: Path, name: str) -> str:
 
 
 def _copy_run(name: str, folder: Path, dest: Path) -> None:
-    """The run's notebook and the files it wrote, without its record or others' claims."""
+    """The run's notebook and the files it wrote, without its record or others' claims; the
+    files a reader may download (:data:`bea_book.report.DOWNLOADS`) also under
+    ``downloads/<chapter>/``, where no other chapter's file of the same name replaces them."""
     dest.mkdir(parents=True, exist_ok=True)
     for path in folder.rglob("*"):
         relative = path.relative_to(folder)
@@ -61,8 +63,12 @@ def _copy_run(name: str, folder: Path, dest: Path) -> None:
             continue
         if relative.name.endswith(".claims.json") and relative.name != f"{name}.claims.json":
             continue
-        (dest / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, dest / relative)
+        targets = [dest / relative]
+        if relative.name.endswith(DOWNLOADS):
+            targets.append(dest / DOWNLOAD_DIR / name / relative)
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
 
 
 def stage(root: Path, build_dir: Path, staged_runs: dict | None = None

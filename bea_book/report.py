@@ -4,6 +4,7 @@ from __future__ import annotations
 import posixpath
 
 DOWNLOADS = (".pdf", ".csv")  # what a chapter wrote that a reader may want: figures, run tables
+DOWNLOAD_DIR = "downloads"  # staged beside the pages as downloads/<chapter>/<file> (render)
 
 
 def _cell(text) -> str:
@@ -119,8 +120,9 @@ def _downloads(report: dict, pages: dict[str, str], rows: list[str],
         files = sorted(f for f in report[name].get("files", {}) if f.endswith(DOWNLOADS))
         if files:
             folder = posixpath.dirname(pages[name])
-            links = [f"{{download}}`{posixpath.basename(f)} "
-                     f"<{posixpath.relpath(posixpath.join(folder, f), here)}>`" for f in files]
+            links = [f"{{download}}`{posixpath.basename(f)} <"
+                     f"{posixpath.relpath(posixpath.join(folder, DOWNLOAD_DIR, name, f), here)}>`"
+                     for f in files]
             found.append(f"| {{doc}}`{name} </{pages[name]}>` | {', '.join(links)} |")
     if not found:
         return []
