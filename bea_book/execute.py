@@ -9,11 +9,12 @@ the current run (:mod:`bea_book.inputs`), reuses that run.
 
 The kernel gets ``BEA_CHAPTER``, ``BEA_PROFILE`` and ``BEA_CUSTOM`` (the parameters given on
 the command line or in a parameters file, as JSON; read by ``bea_lib.claims``, which marks the
-claims of a custom run) and ``TQDM_DISABLE=1`` (no progress bars in the pages). ``execute_in_process`` runs one chapter in a
-worker process of its own (the runner executes independent chapters side by side that way) and
-gives its kernel a share of the CPU's threads. It is started over IPC sockets rather than
-TCP (on POSIX systems; Windows has no IPC sockets): the connection stays on this machine, and
-ipykernel has no reason to print its warning about unencrypted TCP.
+claims of a custom run) and ``TQDM_DISABLE=1`` (no progress bars in the pages).
+``execute_in_process`` runs one chapter in a worker process of its own (the runner executes
+independent chapters side by side that way) and gives its kernel a share of the CPU's threads.
+It is started over IPC sockets rather than TCP (on POSIX systems; Windows has no IPC sockets):
+the connection stays on this machine, and ipykernel has no reason to print its warning about
+unencrypted TCP.
 """
 from __future__ import annotations
 

@@ -32,7 +32,8 @@ def build_year() -> int:
         try:
             return datetime.fromtimestamp(int(epoch), timezone.utc).year
         except (ValueError, OverflowError, OSError):
-            raise BookError(f"SOURCE_DATE_EPOCH must be seconds since 1970, got {epoch!r}") from None
+            raise BookError(f"SOURCE_DATE_EPOCH must be seconds since 1970, got "
+                            f"{epoch!r}") from None
     return datetime.now(timezone.utc).year
 
 

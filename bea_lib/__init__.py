@@ -18,8 +18,8 @@ _HOME = {
                      "rmsprop_flow"), "flows"),
     "FlowError": "integrate", "solve_flow": "integrate",
     "average_weights": "minibatch", "minibatch_adam_rhs": "minibatch",
-    **dict.fromkeys(("bias_coefficient", "bias_effect", "bias_potential_1d", "explicit_bias_family",
-                     "explicit_bias_loss", "heavy_ball_limit", "implicit_bias_regime",
+    **dict.fromkeys(("bias_coefficient", "bias_effect", "bias_potential_1d",
+                     "explicit_bias_family", "explicit_bias_loss", "heavy_ball_limit", "implicit_bias_regime",
                      "implicit_bias_strength", "path_share_by_regime", "perturbed_one_norm"),
                     "norms"),
     **dict.fromkeys(("Adam", "adam", "gd", "heavy_ball", "rmsprop", "torch_optimizer_iterates",
@@ -61,8 +61,7 @@ __all__ = [
     "ExpansionValidityWarning",
     # what the bias penalises (norms)
     "perturbed_one_norm", "bias_coefficient", "bias_effect", "implicit_bias_strength",
-    "bias_potential_1d",
-    "implicit_bias_regime", "path_share_by_regime", "heavy_ball_limit",
+    "bias_potential_1d", "implicit_bias_regime", "path_share_by_regime", "heavy_ball_limit",
     "explicit_bias_family", "explicit_bias_loss",
     # error orders (order), what became of a run (convergence)
     "order_study", "max_distance", "classify_run", "behaviour_gap",

@@ -366,7 +366,8 @@ def test_report_page_marks_overrides_claims_and_escapes_pipes():
               "commit": "0123456789abcdef-dirty", "versions": {"python": "3.11"},
               "claims": {"passed": 2, "failed": 1, "not_checked": 0}, "lock_sha256": "ab" * 32,
               "failed_claims": [{"id": "tiny/x", "statement": "s", "paper": "Figure 1", "measured": "m"}],
-              "files": {"tiny.ipynb": "", "figures/f.png": "", "figures/f.pdf": "", "runs.csv": ""}}
+              "files": {"tiny.ipynb": "", "figures/f.png": "", "figures/f.pdf": "",
+                        "runs.csv": ""}}
     page = book.report_markdown({"tiny": record}, {"tiny": "book/tiny", "other": "book/other"},
                                 version="1.2.3")
     assert "**`rho = 0.9`**, `label = 'a|b'`" in page  # in a fold, not a table cell

@@ -518,4 +518,5 @@ def test_every_page_in_a_browser_offline(width):
           f"{time.perf_counter() - start:.1f} s; screenshots in {shots}")
     bad = {name: probs for name, probs in found.items() if probs}
     report = "\n".join(f"{name}:\n  " + "\n  ".join(probs[:8]) for name, probs in bad.items())
-    assert not bad, f"{len(bad)} of {len(found)} pages fail in the browser at {width} px:\n{report}"
+    assert not bad, (f"{len(bad)} of {len(found)} pages fail in the browser at {width} px:\n"
+                     f"{report}")
