@@ -33,7 +33,7 @@ from . import store
 from .execute import (claims_summary, kernel_provenance, print_claims, ran_commit,
                       write_notebook)
 from .params import PATH_RULES, check_overrides, declared_parameters, literal, path_parameters
-from .sources import BookError, book_version, chapters
+from .sources import PAPERMILL_LABEL, BookError, book_version, chapters
 
 ADOPTED = "executed by papermill"
 
@@ -124,6 +124,17 @@ def compare_sources(notebook, chapter_notebook, path: Path, chapter: str) -> Non
                         f"{chapter!r} has {len(ours)}")
 
 
+def _mark_claims(source: Path, folder: Path, label: str, custom: dict) -> None:
+    """Copy the claims the kernel recorded into ``folder``, each marked with the run's profile
+    and its custom parameters: the kernel ran outside the runner, which tells a kernel both."""
+    claims = store.read_json(source, "the claims file", "run the chapter again")
+    if not isinstance(claims, dict) or not all(isinstance(c, dict) for c in claims.values()):
+        raise BookError(f"{source}: not a claims file (a mapping of claim records)")
+    for record in claims.values():
+        record.update(profile=label, custom=dict(custom))
+    store.write_json(folder / source.name, claims)
+
+
 def adopt(notebook_path: Path, *, root: Path = Path("."), build_dir: Path | None = None) -> str:
     """Make a notebook executed by papermill its chapter's current run; returns the chapter."""
     root, build_dir = store.build_folder(root, build_dir)
@@ -184,12 +195,16 @@ def _adopt(notebook_path: Path, root: Path, build_dir: Path) -> str:
     beside = notebook_path.parent
     outputs = written_files(beside, chapter, parameters, declared, linked)
 
-    label = "papermill"
+    label = PAPERMILL_LABEL
     tmp = store.new_run_folder(build_dir, chapter)
     try:
         shutil.copy2(notebook_path, tmp / f"{chapter}.ipynb")
         store.without_local_paths(tmp / f"{chapter}.ipynb", chapter)
+        claims_name = Path(f"{chapter}.claims.json")
         for relative in outputs:
+            if relative == claims_name:  # marked with the run's profile and parameters
+                _mark_claims(beside / relative, tmp, label, overrides)
+                continue
             (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(beside / relative, tmp / relative)
         counts, bad = claims_summary(tmp, chapter)
@@ -197,7 +212,7 @@ def _adopt(notebook_path: Path, root: Path, build_dir: Path) -> str:
                                     parameters=parameters, others=list(pages), library=library)
         store.write_json(tmp / store.RUN_RECORD, {
             "chapter": chapter, "page": pages[chapter], "profile": label,
-            "parameters": parameters, "overrides": overrides,
+            "parameters": parameters, "overrides": overrides, "custom": overrides,
             "parameter_order": list(parameters),
             "wall_time_s": round(float(meta.get("duration") or 0.0), 2),
             "started": meta.get("start_time"),

@@ -7,12 +7,14 @@ chapter writes land beside its notebook), reads the claims it recorded, writes i
 makes the run current in one step (see :mod:`bea_book.store`); or, when its inputs are those of
 the current run (:mod:`bea_book.inputs`), reuses that run.
 
-The kernel gets ``BEA_CHAPTER`` and ``BEA_PROFILE`` (read by ``bea_lib.evidence.claims``) and
-``TQDM_DISABLE=1`` (no progress bars in the pages). ``execute_in_process`` runs one chapter in a
-worker process of its own (the runner executes independent chapters side by side that way) and
-gives its kernel a share of the CPU's threads. It is started over IPC sockets rather than
-TCP (on POSIX systems; Windows has no IPC sockets): the connection stays on this machine, and
-ipykernel has no reason to print its warning about unencrypted TCP.
+The kernel gets ``BEA_CHAPTER``, ``BEA_PROFILE`` and ``BEA_CUSTOM`` (the parameters given on
+the command line or in a parameters file, as JSON; read by ``bea_lib.evidence.claims``,
+which marks the claims of a custom run) and ``TQDM_DISABLE=1`` (no progress bars in the pages).
+``execute_in_process`` runs one chapter in a worker process of its own (the runner executes
+independent chapters side by side that way) and gives its kernel a share of the CPU's threads.
+It is started over IPC sockets rather than TCP (on POSIX systems; Windows has no IPC sockets):
+the connection stays on this machine, and ipykernel has no reason to print its warning about
+unencrypted TCP.
 """
 from __future__ import annotations
 
@@ -52,6 +54,7 @@ class Plan:
     declared: dict            # name -> default as written in the parameters cell
     notebook: Path            # the generated notebook papermill executes
     strict: bool              # whether a failed claim fails the command
+    custom: dict = field(default_factory=dict)  # the overrides given with -p or a file
 
     @property
     def parameters(self) -> dict:
@@ -116,8 +119,12 @@ def plan(names: list[str], *, root: Path, build_dir: Path, profile: str = DEFAUL
         check_parameter_lines(name, nbformat.read(notebook, as_version=4), declared)
         overrides = check_overrides(name, {**from_profile, **(params or {})}, declared,
                                     root=root)
+        profile_values = {**{k: literal(v) for k, v in declared.items()},
+                          **check_overrides(name, from_profile, declared, root=root)}
         plans.append(Plan(name, pages[name], label, overrides, declared, notebook,
-                          strict=label in STRICT_PROFILES and not params))
+                          strict=label in STRICT_PROFILES and not params,
+                          custom={k: overrides[k] for k in (params or {})
+                                  if overrides[k] != profile_values.get(k)}))
     check_kernel()
     return plans
 
@@ -290,7 +297,7 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
         counts, bad = claims_summary(tmp, p.chapter)
         record = {
             "chapter": p.chapter, "page": p.page, "profile": p.label,
-            "parameters": p.parameters, "overrides": p.overrides,
+            "parameters": p.parameters, "overrides": p.overrides, "custom": p.custom,
             "parameter_order": list(p.parameters),  # the cell's order (JSON keys are sorted)
             "wall_time_s": round(wall, 2),
             "jobs": jobs, "threads": os.environ.get("OMP_NUM_THREADS"),
@@ -356,7 +363,8 @@ def _papermill(p: Plan, output: Path, cwd: Path, root: Path) -> float:
     import papermill
 
     env = {"BEA_CHAPTER": p.chapter, "BEA_PROFILE": p.label, "TQDM_DISABLE": "1",
-           "BEA_ROOT": str(Path(root).resolve())}
+           "BEA_ROOT": str(Path(root).resolve()),
+           "BEA_CUSTOM": json.dumps(p.custom, default=repr)}
     library_dir = inp.library_folder()
     if library_dir is not None:  # the kernel imports the bea_lib the runner hashed and records
         env["PYTHONPATH"] = os.pathsep.join(

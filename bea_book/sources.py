@@ -7,10 +7,12 @@ the execution report) are static.
 from __future__ import annotations
 
 import ast
+import os
 import re
 from pathlib import Path
 
 import yaml
+from datetime import UTC
 
 KERNEL = "python3"
 DEFAULT_PROFILE = "default"
@@ -18,6 +20,22 @@ FALLBACK_PROFILES = ("paper",)  # a chapter without these runs its defaults, wit
 REPORT_PAGE = "report"  # the toc page generated from report.json at render time
 FINDINGS = "findings"  # the chapter that reads every other chapter's claims; executed last
 LOCK_FILE = "requirements.lock"
+PAPERMILL_LABEL = "custom parameters (papermill)"  # the profile of a run adopted from papermill
+
+
+def build_year() -> int:
+    """The year of this build: ``SOURCE_DATE_EPOCH`` (the reproducible-builds convention) when
+    set, else today's (UTC). The footer's copyright and the citation's year."""
+    from datetime import datetime
+
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch:
+        try:
+            return datetime.fromtimestamp(int(epoch), UTC).year
+        except (ValueError, OverflowError, OSError):
+            raise BookError(f"SOURCE_DATE_EPOCH must be seconds since 1970, got "
+                            f"{epoch!r}") from None
+    return datetime.now(UTC).year
 
 
 class BookError(Exception):

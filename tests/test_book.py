@@ -385,7 +385,9 @@ def test_report_page_marks_overrides_claims_and_escapes_pipes():
               "commit": "0123456789abcdef-dirty", "versions": {"python": "3.11"},
               "claims": {"passed": 2, "failed": 1, "not_checked": 0}, "lock_sha256": "ab" * 32,
               "failed_claims": [{"id": "tiny/x", "statement": "s", "paper": "Figure 1",
-                                 "measured": "m"}]}
+                                 "measured": "m"}],
+              "files": {"tiny.ipynb": "", "figures/f.png": "", "figures/f.pdf": "",
+                        "runs.csv": ""}}
     page = book.report_markdown({"tiny": record}, {"tiny": "book/tiny", "other": "book/other"},
                                 version="1.2.3")
     assert "**`rho = 0.9`**, `label = 'a|b'`" in page  # in a fold, not a table cell
@@ -396,6 +398,9 @@ def test_report_page_marks_overrides_claims_and_escapes_pipes():
     assert "Book version **1.2.3**" in page and "abababababababab" in page
     assert "Total execution time of the runs shown: 1.2 s" in page
     assert "| tiny | s (`tiny/x`) | Figure 1 | m |" in page
+    # the PDF figures and the per-run table, for download (not the PNGs or the notebook)
+    assert ("| {doc}`tiny </book/tiny>` | {download}`f.pdf <downloads/tiny/figures/f.pdf>`, "
+            "{download}`runs.csv <downloads/tiny/runs.csv>` |") in page
     assert "No chapter has been executed yet." in book.report_markdown({}, {"tiny": "book/tiny"})
 
 
@@ -451,6 +456,37 @@ def test_failed_claims_fail_smoke_and_default_but_not_other_parameters(tmp_path,
     assert book.read_report(build)["claimy"]["claims"]["failed"] == 1
 
 
+# A chapter that writes a per-run table of the same name as another chapter's
+TABLED = HEADER + """
+# Tabled
+
+```{code-cell} ipython3
+:tags: [parameters]
+
+mark = "a"
+```
+
+```{code-cell} ipython3
+with open("runs.csv", "w") as f:
+    f.write(f"chapter\\n{mark}\\n")
+```
+"""
+
+
+def test_each_chapters_downloads_are_staged_apart_and_linked(tmp_path):
+    root = write_book(tmp_path / "src", {"one": TABLED, "two": TABLED})
+    build = tmp_path / "build"
+    where = ("--root", root, "--build-dir", build)
+    assert run_main("run", "one", *where) == 0
+    assert run_main("run", "two", "-p", "mark", "b", *where) == 0
+    book.stage(root, build)
+    staged = build / "stage" / "book" / "downloads"
+    assert (staged / "one" / "runs.csv").read_text() == "chapter\na\n"
+    assert (staged / "two" / "runs.csv").read_text() == "chapter\nb\n"  # not one's
+    page = (build / "stage" / "book" / "report.md").read_text()
+    assert "{download}`runs.csv <downloads/two/runs.csv>`" in page
+
+
 def test_partial_render_and_the_plain_papermill_path(tmp_path, capfd):
     root = write_book(tmp_path / "src", {"tiny": TINY, "failing": FAILING})
     build = tmp_path / "build"
@@ -472,7 +508,8 @@ def test_partial_render_and_the_plain_papermill_path(tmp_path, capfd):
     assert "This chapter was not run in this build" in (html / "failing.html").read_text()
     page = (build / "stage" / "book" / "report.md").read_text()
     assert "| {doc}`failing </book/failing>` | not run in this build |" in page
-    assert "| {doc}`tiny </book/tiny>` | executed by papermill | papermill |" in page
+    assert ("| {doc}`tiny </book/tiny>` | executed by papermill | custom parameters (papermill) |"
+            in page)
     assert "**`n = 5`**" in page
     with pytest.raises(book.BookError, match="chapters not run in .*: failing"):
         book.render(root=root, build_dir=build, complete=True)
@@ -586,3 +623,22 @@ def test_the_kernel_imports_the_bea_lib_the_runner_hashed_and_records(tmp_path):
     here = str(Path(bl.__file__).resolve().parent)
     assert record["bea_lib_path"] == here
     assert outputs(store.current_run(build, "where") / "where.ipynb").strip() == here
+
+
+def test_an_adopted_runs_claims_carry_its_label_and_custom_parameters(tmp_path):
+    from bea_book.adopt import _mark_claims
+    from bea_book.sources import PAPERMILL_LABEL
+    from bea_lib.evidence.claims import read_claims
+
+    source = tmp_path / "kernel" / "claimy.claims.json"
+    source.parent.mkdir()
+    source.write_text(json.dumps({"claimy/holds": dict(
+        id="claimy/holds", chapter="claimy", statement="s", paper="Figure 1", measured="m",
+        status="passed", verdict="reproduced", profile="default", needs="smoke")}))
+    (tmp_path / "run").mkdir()
+    _mark_claims(source, tmp_path / "run", PAPERMILL_LABEL, {"ok": False})
+    (record,) = read_claims(tmp_path / "run").values()
+    assert record.profile == "custom parameters (papermill)" and record.custom == {"ok": False}
+    source.write_text("[1]")
+    with pytest.raises(book.BookError, match="holds a list"):
+        _mark_claims(source, tmp_path / "run", PAPERMILL_LABEL, {})

@@ -35,7 +35,8 @@ def cut_history(state, rows):
     (lambda s: s["history"].update(epoch=[0.0, 1.0, 9.0, 10.0]),
      "its history's epochs are not 0, …, 3"),
     (lambda s: s["optimizer"].update(n=7), "the optimizer's step count is 7, not the epoch 4"),
-    (lambda s: s["optimizer"].update(m=torch.zeros(3)), "the optimizer's state is not tensors of θ's"),
+    (lambda s: s["optimizer"].update(m=torch.zeros(3)),
+     "the optimizer's state is not tensors of θ's"),
     (lambda s: s.update(model=s["model"][0]), "its parameters θ are not a (1, P) tensor"),
 ])
 def test_an_inconsistent_checkpoint_is_refused_with_exit_status_2(tmp_path, capsys, change,

@@ -44,6 +44,7 @@ CALLS = {
     "solve_flow": (lambda t, th: -th, THETA0, 1),
     "perturbed_one_norm": (THETA0,),
     "bias_coefficient": (THETA0,),
+    "bias_effect": (LOSS, lambda o: bl.heavy_ball_rhs(LOSS, h=0.1, beta=0.0, order=o), THETA0),
     "implicit_bias_strength": (),
     "bias_potential_1d": (THETA0,),
     "implicit_bias_regime": (THETA0,),
@@ -56,7 +57,8 @@ CALLS = {
     "TrainConfig": (),
     "Adam": ([torch.nn.Parameter(torch.zeros(2))],),  # params
 }
-EXTRA = {"explicit_bias_loss": {"strength": 1.0}, "Adam": {"lr": 1e-3}}
+EXTRA = {"explicit_bias_loss": {"strength": 1.0}, "Adam": {"lr": 1e-3},
+         "bias_effect": {"norm": lambda v: (v**2).sum()}}
 
 
 def _public():

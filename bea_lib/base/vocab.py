@@ -18,6 +18,7 @@ class Verdict(StrEnum):
     INCONCLUSIVE = "inconclusive"  # the interval includes zero: no effect told at this size
     OUTSIDE_RANGE = "outside the theory's range"  # the validity gate failed
     NOT_TESTED = "not tested here"  # no primary test ran (or none can at this scale)
+    NOT_RUN = "not run in this build"  # the chapter holding the primary test was not executed
 
 
 class CheckRole(StrEnum):

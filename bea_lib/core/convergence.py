@@ -6,6 +6,10 @@ r"""What became of a run of iterates: converged, oscillating or diverged (a
 - ``DIVERGED``: some iterate is not finite, or leaves the ball of radius ``bound`` around 0;
 - ``CONVERGED``: every tail iterate is within ``tol`` of the last one;
 - ``OSCILLATING``: neither (bounded, but still moving at the end: spikes, cycles, slow drift).
+
+:func:`behaviour_gap` compares two runs of the same loss from the same start, as a user sees
+them: how far apart their loss curves are, against how far the loss fell, and how far apart
+they end, against how far the runs travelled (Remark 2.2's "qualitatively the same").
 """
 from __future__ import annotations
 
@@ -16,6 +20,38 @@ import torch
 
 from ..base.vocab import Convergence
 from .validation import check_positive
+
+
+class BehaviourGap(NamedTuple):
+    """Two runs of one loss from one start compared (:func:`behaviour_gap`)."""
+
+    loss_gap: float  # max_n |E(a⁽ⁿ⁾) − E(b⁽ⁿ⁾)| / (E(θ⁽⁰⁾) − min(E(a⁽ᴺ⁾), E(b⁽ᴺ⁾)))
+    end_gap: float   # ‖a⁽ᴺ⁾ − b⁽ᴺ⁾‖ / ‖b⁽ᴺ⁾ − b⁽⁰⁾‖
+
+    @property
+    def largest(self) -> float:
+        return max(self.loss_gap, self.end_gap)
+
+
+def behaviour_gap(loss, a, b) -> BehaviourGap:
+    """How differently two runs ``a`` and ``b`` (iterates of shape (n + 1, p), same start, same
+    ``loss``) behave: the largest gap between their loss curves over the decrease of the loss,
+    and the distance between their end points over the distance ``b`` travelled. Both are 0 for
+    the same run and of order 1 for runs that go different ways; inf when the loss did not fall
+    or ``b`` did not move. The loss must work under ``torch.func.vmap`` (one call per run)."""
+    a = torch.as_tensor(a, dtype=torch.float64)
+    b = torch.as_tensor(b, dtype=torch.float64)
+    if a.ndim != 2 or a.shape != b.shape or a.shape[0] < 2:
+        raise ValueError(f"a and b must be runs of the same shape (n + 1, p) with n >= 1, got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    if not torch.equal(a[0], b[0]):
+        raise ValueError("a and b must start from the same point")
+    Ea, Eb = (torch.func.vmap(loss)(run).detach() for run in (a, b))
+    fell = float(Ea[0] - torch.minimum(Ea[-1], Eb[-1]))
+    travelled = float((b[-1] - b[0]).norm())
+    loss_gap = float((Ea - Eb).abs().max()) / fell if fell > 0 else math.inf
+    end_gap = float((a[-1] - b[-1]).norm()) / travelled if travelled > 0 else math.inf
+    return BehaviourGap(loss_gap, end_gap)
 
 
 class RunStatus(NamedTuple):

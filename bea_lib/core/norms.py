@@ -15,6 +15,9 @@ rho=…, eps=…)``, so that β and ρ, whose swap flips the sign of the bias, c
   of a run's path spent in each cell (:func:`path_share_by_regime`).
 - The bias written into the loss, E + λ‖∇E‖_{1,ε} (:func:`explicit_bias_family`,
   :func:`explicit_bias_loss`).
+- What a flow's O(h) term does to a norm N(∇E) of the gradient (:func:`bias_effect`): the
+  Discussion's first conclusion (a two-norm penalty in GD and heavy-ball, absent in RMSProp and
+  in Adam with ρ > β) read along the algorithms' paths.
 """
 from __future__ import annotations
 
@@ -198,6 +201,22 @@ def path_share_by_regime(loss, iterates, *, beta: float, rho: float, eps: float,
         key = _regime(g.reshape(-1) ** 2, beta=beta, rho=rho, eps=eps, ratio=ratio)
         share[key] = share.get(key, 0.0) + s / total if total > 0 else 0.0
     return share
+
+
+def bias_effect(loss, rhs, theta, *, h: float, norm) -> float:
+    """The O(h) term's change of dN(∇E)/dt per unit h, over the rate along the order-0 flow,
+    at the point ``theta``: ∇N(∇E)·(f(1) − f(0)) / (h |∇N(∇E)·f(0)|), where ``rhs(order)`` is
+    the right-hand side (t, θ) ↦ f(order) of a modified flow at step size ``h`` (e.g.
+    ``lambda o: bl.adam_rhs(loss, h=h, …, order=o)``) and ``norm`` maps a gradient to N
+    (``lambda g: (g ** 2).sum()`` for ‖∇E‖²). Negative: the correction lowers N, a penalty on N
+    in effect; positive: it works against N's decrease. Linear in h, so the ratio does not
+    depend on the step size. NaN where the order-0 rate vanishes (a stationary point)."""
+    h = check_positive("h", h)
+    theta = _as_float64(theta).reshape(-1)
+    dN = grad(lambda th: norm(grad(loss)(th)))(theta)
+    f0, f1 = rhs(0)(0.0, theta), rhs(1)(0.0, theta)
+    rate = abs(float(dN @ f0))
+    return float(dN @ (f1 - f0)) / h / rate if rate > 0 else math.nan
 
 
 def heavy_ball_limit(*, h: float, beta: float, eps: float) -> tuple[float, float]:

@@ -10,8 +10,15 @@ with the figures it measured and whether they bear the sentence out. :func:`clai
   not ("with these parameters the claim above does not hold: measured …"), or a note when the
   profile is too small to test it.
 
-The book runner sets ``BEA_CHAPTER`` and ``BEA_PROFILE`` for the kernel; outside the runner the
-chapter is the part of the id before ``/`` and the profile is ``default``. The runner reads the
+The book runner sets ``BEA_CHAPTER``, ``BEA_PROFILE`` and, for a run with parameters of the
+reader's own (``-p``, a parameters file), ``BEA_CUSTOM`` (a JSON mapping name -> value) for the
+kernel; outside the runner the chapter is the part of the id before ``/``, the profile is
+``default`` and no parameter is custom. A claim records its custom parameters, so that the
+Findings table and the introduction mark the rows a custom run decided.
+
+The line a reader sees carries the anchor :func:`bea_lib.evidence.registry.claim_anchor` (the
+Findings row links to it) and links back to the statement's row in the Findings chapter
+(:attr:`bea_lib.evidence.registry.Statement.anchor`). The runner reads the
 claims after a run: a failed claim fails ``make test`` (smoke profile) and ``make book``
 (default profile); other profiles and a reader's own parameters show the ⚠ without failing.
 The Findings chapter is generated from these files (:func:`read_claims`), one row per statement
@@ -24,7 +31,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..base.fileio import atomic_write_json
@@ -50,6 +57,7 @@ class Claim:
     section: str | None = None  # a MyST target "(label)=" in the chapter, for the Findings link
     role: CheckRole = CheckRole.SUPPORTING
     detectable: str = ""  # for an inconclusive reading: the smallest effect it could detect
+    custom: dict = field(default_factory=dict)  # parameters of the reader's own: name -> value
 
 
 def _rank(profile: str) -> int:
@@ -60,6 +68,23 @@ def _rank(profile: str) -> int:
 def current_profile() -> str:
     """The profile the book runner is executing (``BEA_PROFILE``), ``default`` outside it."""
     return os.environ.get("BEA_PROFILE", "default")
+
+
+def custom_parameters() -> dict:
+    """The parameters of the reader's own in this run (``BEA_CUSTOM``, JSON); ``{}`` without."""
+    raw = os.environ.get("BEA_CUSTOM", "")
+    try:
+        found = json.loads(raw) if raw else {}
+    except ValueError:
+        raise ValueError(f"BEA_CUSTOM must be a JSON mapping of parameters, got {raw!r}") from None
+    if not isinstance(found, dict):
+        raise ValueError(f"BEA_CUSTOM must be a JSON mapping of parameters, got {raw!r}")
+    return found
+
+
+def custom_text(custom: dict) -> str:
+    """The custom parameters as a reader reads them: "rho = 0.99, eps = 1e-06"."""
+    return ", ".join(f"{name} = {value!r}" for name, value in custom.items())
 
 
 def claim(id: str, *, statement: str, paper: str, passed: bool | None, measured: str,
@@ -105,7 +130,7 @@ def claim(id: str, *, statement: str, paper: str, passed: bool | None, measured:
         status = ClaimStatus.PASSED if bool(passed) else ClaimStatus.FAILED
         verdict = Verdict.REPRODUCED if bool(passed) else Verdict.CONTRADICTED
     record = Claim(id, chapter, statement, paper, measured, status, verdict, profile, needs,
-                   section, role, detectable)
+                   section, role, detectable, custom_parameters())
     path = Path(folder) / f"{chapter}.claims.json"
     recorded = json.loads(path.read_text()) if path.is_file() else {}
     recorded[id] = asdict(record)
@@ -114,23 +139,32 @@ def claim(id: str, *, statement: str, paper: str, passed: bool | None, measured:
 
 
 def claim_markdown(record: Claim) -> str:
-    """The line a reader sees under the finding: ✓, a ⚠ admonition, or a not-checked note."""
-    paper = record.paper
-    label = registry.statement(paper).label if paper in registry.BY_KEY else paper
+    """The line a reader sees under the finding: ✓, a ⚠ admonition, or a not-checked note.
+
+    It opens with the claim's anchor (the Findings row links to it) and names the statement
+    with a link back to its row of the Findings chapter; a custom run says so."""
+    if record.paper in registry.BY_KEY:
+        st = registry.statement(record.paper)
+        label = f"{{ref}}`{st.label} <{st.anchor}>`"
+    else:
+        label = record.paper
     role = {CheckRole.PRIMARY: "primary test of ", CheckRole.SUPPORTING: "",
             CheckRole.CONSISTENCY: "consistency check, "}[CheckRole(record.role)]
     where = f"{role}{label}"
+    if record.custom:
+        where += f"; custom run: {custom_text(record.custom)}"
+    target = f"({registry.claim_anchor(record.id)})=\n"
     if record.status == ClaimStatus.PASSED:
-        return f"✓ *Checked ({where}):* {record.measured}."
+        return f"{target}✓ *Checked ({where}):* {record.measured}."
     if record.status == ClaimStatus.MEASURED:
         extra = f"; smallest detectable effect {record.detectable}" if record.detectable else ""
         verdict = "" if record.verdict == Verdict.NOT_TESTED else f"; {record.verdict}"
-        return f"*Measured ({where}{verdict}{extra}):* {record.measured}."
+        return f"{target}*Measured ({where}{verdict}{extra}):* {record.measured}."
     if record.status == ClaimStatus.NOT_CHECKED:
-        return (f"*Not checked at the {record.profile} profile ({where}); it needs the "
+        return (f"{target}*Not checked at the {record.profile} profile ({where}); it needs the "
                 f"`{record.needs}` profile. Measured here: {record.measured}.*")
-    return ("```{warning}\n⚠ With these parameters the claim above does not hold: measured "
-            f"{record.measured} ({where}; claim `{record.id}`).\n```")
+    return (f"{target}```{{warning}}\n⚠ With these parameters the claim above does not hold: "
+            f"measured {record.measured} ({where}; claim `{record.id}`).\n```")
 
 
 def _display(record: Claim) -> None:

@@ -295,8 +295,8 @@ def combined_trend(trends) -> TrendVerdict:
     return TrendVerdict.NOT_SEEN
 
 
-VERDICT_ORDER = (Verdict.OUTSIDE_RANGE, Verdict.NOT_TESTED, Verdict.CONTRADICTED,
-                 Verdict.INCONCLUSIVE, Verdict.REPRODUCED)  # weakest first
+VERDICT_ORDER = (Verdict.NOT_RUN, Verdict.OUTSIDE_RANGE, Verdict.NOT_TESTED,
+                 Verdict.CONTRADICTED, Verdict.INCONCLUSIVE, Verdict.REPRODUCED)  # weakest first
 
 
 def weakest_verdict(verdicts) -> Verdict:
