@@ -33,12 +33,19 @@ from ..base.fileio import atomic_write_text
 from ..base.vocab import TrendVerdict, Verdict, paper_verdict
 from ..core.validation import VALIDITY_LIMIT, check_one_of, check_unit_interval
 
+# The validity gate of every network run (both network chapters): the unscaled bias ratio
+# h‖f₁‖/‖f₀‖ of Adam (an optimizer's own expansion ratio) at every measured point. A calibration
+# of the gate on a network proxy put the limit between 0.05 and 0.095; 0.5 (VALIDITY_LIMIT, the
+# flows' expansion warning) is too loose over long windows. Declared 2026-12-07.
+NETWORK_LIMIT = 0.05
+
 # The κ = −1 runs of two (β, ρ) pairs may differ by at most this fraction of the smaller κ effect
 # |N(κ=+1) − N(κ=−1)| of the two pairs: their difference is the O(h²) remainder of the flow f₀
 # they share, and a remainder half as large as the O(h) effect read could reorder the κ runs.
 F0_AGREEMENT_LIMIT = 0.5
 
-EXPERIMENTS = ("kappa", "fig4", "fig5", "fig6", "optimizers", "paper-regime")
+EXPERIMENTS = ("kappa", "fig4", "fig5", "fig6", "optimizers", "paper-regime", "fig4-in-range",
+               "fig5-in-range", "optimizer-pilot")
 # columns every row of runs.csv has; a chapter may add its own after them
 RUN_COLUMNS = ("experiment", "model", "optimizer", "seed", "h", "beta", "rho", "eps", "kappa",
                "epochs", "max_bias_ratio", "gated", "norm_read", "test_acc_max")
