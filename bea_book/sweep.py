@@ -70,7 +70,8 @@ def sweep(args) -> int:
     try:
         _check(args)
         params = chapter_parameters(args.root.resolve(), "networks", args.profile)
-        jobs = [Job(c, args.out / run_name(c)) for c in network_configs(params)]
+        jobs = [Job(c, args.out / run_name(c)) for runs in network_configs(params).values()
+                for c in runs]
     except (BookError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -251,8 +251,9 @@ NETWORK_SETTINGS: tuple[Setting, ...] = (
             "reversals; on the pilot, the norm's share was 1–10 %, the loss's 0"),
     Setting("stage_loss", 0.1, "the trained starting point of the windows: plain Adam "
             "(h = 1e-2, β = 0.9, ρ = 0.999) to the loss at which the paper reads Figure 5"),
-    Setting("window_steps", 150, "long against the start-up 1/(1 − ρ) ≤ 20 of the grid, so "
-            "that κ = −1 cancels most of the bias term"),
+    Setting("window_steps", 150, "7.5 times the grid's longest start-up 1/(1 − ρ) = 20: "
+            "κ = −1 cancels the full-batch bias term and leaves the start-up's, whose "
+            "coefficient the page prints"),
     Setting("rho_sweep", [0.8, [0.85, 0.9, 0.95]], "(β, ρ values): the ρ sweep inside the "
             "range, ρ > β as in Figure 4; the paper's ρ ≥ 0.99 would need a window of "
             "thousands of steps at a gated h"),
@@ -264,12 +265,19 @@ NETWORK_SETTINGS: tuple[Setting, ...] = (
             "past the start-up: does cancelling the term remove the trend?"),
     Setting("opt_grids", {"adam": [5e-3, 1e-2, 2e-2, 4e-2], "rmsprop": [2.5e-3, 5e-3, 1e-2, 2e-2],
                           "gd": [0.25, 0.5, 1.0, 2.0], "heavy_ball": [0.1, 0.2, 0.4, 0.8]},
-            "each arm's step sizes, factor 2 apart, around the pilot's trainable steps"),
-    Setting("opt_rule", "largest stable", "each arm's h: the largest of its grid at which both "
-            "pilot seeds (1000, 1001) reach the matched loss within opt_epochs without a loss "
-            "spike (the loss never above 1.5 times its running minimum)"),
+            "each arm's step sizes, factor 2 apart around a pilot's trainable steps; the rule: "
+            "the largest h of its grid at which every pilot run reaches the matched loss "
+            "within opt_epochs without a loss spike (never above 1.5 times its running "
+            "minimum); the smallest h of the grid when none does, and the page says so"),
+    Setting("pilot_seeds", [1000, 1001], "the rule's runs: development seeds, not the evidence "
+            "seeds"),
+    Setting("opt_epochs", 600, "the cap of every optimizer run: a pilot's GD at h = 0.5 took "
+            "about 300 epochs to the matched loss"),
     Setting("matched_loss", 0.1, "the optimizers are compared when the training loss first "
             "falls below 0.1, Figure 5's reading loss"),
+    Setting("adam_pair", [0.9, 0.999], "Adam's (β, ρ) in the comparison and in the stage runs: "
+            "ρ > β, the conclusion's case, and the common defaults"),
+    Setting("hb_beta", 0.9, "heavy-ball's momentum, as Adam's β"),
 )
 
 

@@ -133,23 +133,53 @@ def digits() -> Dataset:
                          axes=(0, 1, 2, 3))
 
 
+# name -> (input shape, classes, training and test examples): what a cost estimate needs
+# without reading the data
+SHAPES = {"mnist1d": ((1, 40), 10, 4000, 1000), "digits": ((1, 8, 8), 10, 1437, 360),
+          "cifar10": ((3, 32, 32), 10, 50000, 10000), "cifar100": ((3, 32, 32), 100, 50000, 10000)}
+
+
+def _cifar_class(n_classes: int):
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    return CIFAR10 if check_one_of("n_classes", n_classes, (10, 100)) == 10 else CIFAR100
+
+
+def _cifar_missing(root: str | Path, n_classes: int) -> str:
+    """The one-line message naming the folder where CIFAR is expected and how to get it."""
+    cls = _cifar_class(n_classes)
+    folder = Path(root) / cls.base_folder
+    return (f"CIFAR-{n_classes} not found: no folder {folder}. Download {Path(cls.url).name} "
+            f"from {_CIFAR_URL} and extract it in {Path(root)} (it creates {folder}), or, on a "
+            f"machine with network access, run once: python -c \"import torchvision; "
+            f"torchvision.datasets.{cls.__name__}('{root}', download=True)\".")
+
+
+def check_local_data(name: str, root: str | Path) -> None:
+    """Raise ``FileNotFoundError`` (one line: the folder and the remedy) when the data set
+    ``name`` is read from ``root`` and its folder is not there; nothing for generated sets."""
+    name = check_one_of("dataset", name, DATASETS)
+    if name.startswith("cifar"):
+        n_classes = 10 if name == "cifar10" else 100
+        if not (Path(root) / _cifar_class(n_classes).base_folder).is_dir():
+            raise FileNotFoundError(_cifar_missing(root, n_classes))
+
+
 def cifar(root: str | Path, n_classes: int = 10) -> Dataset:
     """CIFAR-10 or CIFAR-100 from ``root``, holding ``cifar-10-batches-py`` or ``cifar-100-python``.
 
     Raises ``FileNotFoundError`` if the folder is missing and :class:`DataError` if a file in it
     is missing or fails torchvision's md5 check; both name the path and say how to get the data.
     """
-    from torchvision.datasets import CIFAR10, CIFAR100
     from torchvision.datasets.utils import check_integrity
 
-    n_classes = check_one_of("n_classes", n_classes, (10, 100))
-    cls = CIFAR10 if n_classes == 10 else CIFAR100
+    cls = _cifar_class(n_classes)
+    n_classes = 10 if cls.__name__ == "CIFAR10" else 100
     folder = Path(root) / cls.base_folder
-    how = (f"Download {Path(cls.url).name} from {_CIFAR_URL} and extract it in {Path(root)} "
-           f"(it creates {folder}), or, on a machine with network access, run once: python -c "
-           f"\"import torchvision; torchvision.datasets.{cls.__name__}('{root}', download=True)\".")
+    missing = _cifar_missing(root, n_classes)
+    how = missing[missing.index("Download"):]
     if not folder.is_dir():
-        raise FileNotFoundError(f"CIFAR-{n_classes} not found: no folder {folder}. {how}")
+        raise FileNotFoundError(missing)
     files = cls.train_list + cls.test_list + [[cls.meta["filename"], cls.meta["md5"]]]
     bad = [name for name, md5 in files if not check_integrity(str(folder / name), md5)]
     if bad:
