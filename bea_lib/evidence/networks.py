@@ -135,7 +135,7 @@ def cell_counts(table: list[dict], sweep: str, label: str, cells, columns) -> di
         rows = [x for x in table if x["experiment"] == sweep and x["model"] == label
                 and (x["beta"], x["rho"]) == (b, r)]
         out[b, r] = {"runs": len(rows)}
-        for c in columns:
+        for c in columns if rows else ():
             v = [x[c] for x in rows]
             out[b, r][c] = (sum(bool(x) for x in v) if all(isinstance(x, bool) for x in v)
                             else float(np.nanmedian(np.asarray(v, dtype=float))))

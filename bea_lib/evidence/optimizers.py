@@ -77,7 +77,7 @@ def optimizer_rows(arms: Mapping[str, Mapping[int, History]], *, model: str,
                          "kappa": 0.0, "epochs": int(hist["epoch"][-1]),
                          "max_bias_ratio": gate.max_ratio, "gated": gate.within,
                          "norm_read": at("grad_norm_1_eps"),
-                         "test_acc_max": float(np.nanmax(hist["test_acc"])),
+                         "test_acc_max": _best(hist["test_acc"]),
                          "matched_epoch": -1 if n is None else n,
                          "sharpness": at("sharpness"),
                          "sharpness_rel": sharp / stability_threshold(arm, h=h, beta=beta),
@@ -111,6 +111,12 @@ def optimizer_tests(table: list[dict], seeds, *, beta: float, rho: float, n_resa
 
 
 
+
+
+def _best(values) -> float:
+    """The largest finite value; NaN without one."""
+    v = np.asarray(values, dtype=float)
+    return float(np.max(v[np.isfinite(v)])) if np.isfinite(v).any() else math.nan
 
 
 class Step(NamedTuple):
@@ -172,7 +178,7 @@ def pilot_rows(pilot: Mapping, base, pairs: Mapping[str, tuple], *, model: str) 
                              "kappa": 0.0, "epochs": int(hist["epoch"][-1]),
                              "max_bias_ratio": math.nan, "gated": False,
                              "norm_read": math.nan,
-                             "test_acc_max": float(np.nanmax(hist["test_acc"])),
+                             "test_acc_max": _best(hist["test_acc"]),
                              "matched_epoch": -1 if n is None else n,
                              "spike_ratio": spike_ratio(hist["train_loss"])})
     return rows

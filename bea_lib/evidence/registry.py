@@ -201,15 +201,19 @@ _NETWORK_GATE = Declared("every run's bias ratio h‖f₁‖/‖f₀‖ (Adam's,
                          "0.05 and 0.095; 0.5 is too loose over long windows")
 
 
-def _in_range(claim: str, swept: str, fixed: str, read: str, direction: str) -> PrimaryTest:
+def _in_range(claim: str, swept: str, fixed: str, direction: str) -> PrimaryTest:
     """The theory's answer on Figures 4 and 5: its prediction inside its range, from trained
     starting points (windows of Adam restarted with fresh moments at a gated h)."""
     return PrimaryTest(
         claim=claim,
-        quantity=Declared(f"‖∇E‖₁,ε {read} of a window of Adam restarted with fresh moments "
-                          f"from a trained point, per {swept} at fixed {fixed}",
-                          "the theory's expansion holds from any starting point: a restarted "
-                          "window at a gated h is its own setting"),
+        quantity=Declared(f"‖∇E‖₁,ε averaged over the last tenth of a window of Adam restarted "
+                          f"with fresh moments from a trained point, per {swept} at fixed "
+                          f"{fixed}", "the theory's expansion holds from any starting point: a "
+                          "restarted window at a gated h is its own setting; the norm can "
+                          "oscillate from step to step where the loss does not (on a pilot, "
+                          "single-step readings of one or two seeds in twelve were 10 to 50 "
+                          "times the others', of either sign), and the mean over the last "
+                          "tenth reads its trend, not the oscillation's phase"),
         direction=Declared(direction, "the sign of the change of the window's bias coefficient "
                            "C_β(n) − C_ρ(n) (Theorem 3.1 with one loss) with the swept "
                            "parameter; it is the sign of (2.5)'s at every window length"),
@@ -263,8 +267,8 @@ NETWORK_SETTINGS: tuple[Setting, ...] = (
             "sweeps' worst cell (half the limit: the ratio grows along the window)"),
     Setting("kappas", [0.0, -1.0], "Adam and its κ = −1 variant, whose flow has no bias term "
             "past the start-up: does cancelling the term remove the trend?"),
-    Setting("opt_grids", {"adam": [5e-3, 1e-2, 2e-2, 4e-2], "rmsprop": [2.5e-3, 5e-3, 1e-2, 2e-2],
-                          "gd": [0.25, 0.5, 1.0, 2.0], "heavy_ball": [0.1, 0.2, 0.4, 0.8]},
+    Setting("opt_grids", {"adam": [1e-2, 2e-2, 4e-2, 8e-2], "rmsprop": [2.5e-3, 5e-3, 1e-2, 2e-2],
+                          "gd": [0.125, 0.25, 0.5, 1.0], "heavy_ball": [0.2, 0.4, 0.8, 1.6]},
             "each arm's step sizes, factor 2 apart around a pilot's trainable steps; the rule: "
             "the largest h of its grid at which every pilot run reaches the matched loss "
             "within opt_epochs without a loss spike (never above 1.5 times its running "
@@ -440,7 +444,7 @@ STATEMENTS: tuple[Statement, ...] = (
     Statement(
         "Figure 4", "Figure 4",
         "networks, stable regime: a larger ρ gives a larger ‖∇E‖₁,ε (and a lower test accuracy)",
-        _in_range("networks/fig4-in-range", "ρ", "β", "at the window's end",
+        _in_range("networks/fig4-in-range", "ρ", "β",
                   "falls with log10(1 − ρ): the norm rises with ρ"),
         proxy=_proxy("networks/fig4-proxy", "‖∇E‖₁,ε at a fixed epoch",
                      "rises with ρ (slope against log10(1 − ρ) negative)",
@@ -450,7 +454,7 @@ STATEMENTS: tuple[Statement, ...] = (
     Statement(
         "Figure 5", "Figure 5",
         "networks, stable regime: a larger β gives a smaller ‖∇E‖₁,ε (and a higher test accuracy)",
-        _in_range("networks/fig5-in-range", "β", "ρ", "at matched training loss, at the end",
+        _in_range("networks/fig5-in-range", "β", "ρ",
                   "rises with log10(1 − β): the norm falls with β"),
         proxy=_proxy("networks/fig5-proxy", "‖∇E‖₁,ε when the training loss first falls below "
                      "0.1", "falls with β (slope against log10(1 − β) positive)",

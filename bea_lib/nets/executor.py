@@ -164,6 +164,21 @@ def network_settings(label: str, own: dict) -> tuple[str, str | None, list[str],
     return model, dataset, runs, own
 
 
+def network_base(params: dict, label: str) -> TrainConfig:
+    """The run of the network ``label`` of the chapter's ``models`` before its cell and seed:
+    the chapter's settings (the keys :func:`network_configs` reads) with the label's own."""
+    base = TrainConfig(dataset=params["dataset"], eps=params["eps"], h=params["h"],
+                       epochs=params["epochs"], test_every=params["test_every"],
+                       n_train=params.get("n_train"), n_test=params.get("n_test"),
+                       device=params.get("device"), data_root=str(params.get("data_root", "data")),
+                       chunk_size=params.get("chunk_size") or 1000,
+                       checkpoint_every=params.get("checkpoint_every") or 0,
+                       diagnostics_every=params.get("gate_every") or 0, sharpness=False,
+                       dtype=params.get("dtype", "float64"))
+    model, dataset, _, fields = network_settings(label, params["models"][label])
+    return dataclasses.replace(base, model=model, dataset=dataset or base.dataset, **fields)
+
+
 def network_configs(params: dict) -> dict[str, list[TrainConfig]]:
     """The runs of the networks chapter's figures for its parameters ``params`` (the chapter's
     parameters cell with a profile's overrides): per network label of ``models``, the cells of
@@ -175,22 +190,13 @@ def network_configs(params: dict) -> dict[str, list[TrainConfig]]:
     (:func:`network_settings`): ``model``, ``dataset``, ``sweeps`` and any TrainConfig field
     that differs for it (``width``, ``n_train``, ``epochs``, ``norm``, ``chunk_size``, ...).
     """
-    base = TrainConfig(dataset=params["dataset"], eps=params["eps"], h=params["h"],
-                       epochs=params["epochs"], test_every=params["test_every"],
-                       n_train=params.get("n_train"), n_test=params.get("n_test"),
-                       device=params.get("device"), data_root=str(params.get("data_root", "data")),
-                       chunk_size=params.get("chunk_size") or 1000,
-                       checkpoint_every=params.get("checkpoint_every") or 0,
-                       diagnostics_every=params.get("gate_every") or 0, sharpness=False,
-                       dtype=params.get("dtype", "float64"))
     grid = sweeps(**{k: params[k] for k in ("beta_grid", "rho_grid", "beta_fig4", "rho_fig5",
                                              "beta_fig6")})
     out = {}
     for label, own in params["models"].items():
-        model, dataset, runs, fields = network_settings(label, own)
+        runs = network_settings(label, own)[2]
         cells = list(dict.fromkeys(c for name in runs for c in grid[name].cells))
-        model_base = dataclasses.replace(base, model=model, dataset=dataset or base.dataset,
-                                         **fields)
-        out[label] = [dataclasses.replace(model_base, beta=beta, rho=rho, seed=seed)
+        base = network_base(params, label)
+        out[label] = [dataclasses.replace(base, beta=beta, rho=rho, seed=seed)
                       for beta, rho in cells for seed in params["seeds"]]
     return out
