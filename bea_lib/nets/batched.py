@@ -2,23 +2,27 @@ r"""A sweep of small networks trained together: k runs of full-batch Adam as one
 
 Each run of a sweep is :func:`bea_lib.nets.train.train` with its own (h, β, ρ, ε, κ) and seed
 on the same data and network; ``train([config, ...])`` (or its name ``train_batched``) trains
-them as one :class:`StackedNet` in the same loop (:func:`bea_lib.nets.train.fit`). For tiny models a step costs little arithmetic and much Python, so k
-runs one after another pay k times the per-step overhead. Here the k parameter vectors are the
-rows of one (k, P) tensor θ. The loss of every run is computed in one forward pass, and one
-backward pass of Σ_r E_r gives every run's gradient at once: the runs share no parameters, so
-∂(Σ_r E_r)/∂θ_r = ∇E_r. The step is the same :func:`bea_lib.intervention.kappa_update` as
-for one run, one elementwise call of :func:`bea_lib.optimizers.adam_update` on the (k, P)
-tensors with per-run h, β, ρ, ε of shape (k, 1), which is (2.1) row by row, plus κh²f₁ on the
-rows with κ ≠ 0, whose Hessian-vector products come from one more backward pass of the
-stacked gradient (:meth:`StackedNet.hvp_fn`).
+them as one :class:`StackedNet` in the same loop (:func:`bea_lib.nets.train.fit`). For tiny
+models a step costs little arithmetic and much Python, so k runs one after another pay k times
+the per-step overhead. Here the k parameter vectors are the rows of one (k, P) tensor θ. The
+loss of every run is computed in one forward pass, and one backward pass of Σ_r E_r gives every
+run's gradient at once: the runs share no parameters, so ∂(Σ_r E_r)/∂θ_r = ∇E_r. The step is
+the same :func:`bea_lib.intervention.kappa_update` as for one run, one elementwise call of
+:func:`bea_lib.optimizers.adam_update` on the (k, P) tensors with per-run h, β, ρ, ε of shape
+(k, 1), which is (2.1) row by row, plus κh²f₁ on the rows with κ ≠ 0, whose Hessian-vector
+products come from the gradient's own pass (:meth:`StackedNet.hvp_fn`).
 
 The forward pass of the MLP and the 1-D CNN of :mod:`bea_lib.nets.models` is written for k runs
 (:func:`stacked_forward`): each linear layer is one batched matrix product, each convolution
 one matrix product per run over its windows (im2col), with the examples on the innermost axis.
+Their backward pass is written by hand from the forward pass's records (its tape), and so is the
+Hessian-vector product, by the R-operator (forward mode through the backward pass) on the same
+tape: a κ step pays one gradient and one tangent pass, about 1.6 gradients of arithmetic for the
+MLP (``benchmarks/bench_batched.py``), where reverse over reverse paid the gradient twice more.
 Other models go through ``torch.func.vmap`` over ``torch.func.functional_call``, which is
-general but slow on a CPU (it turns k convolutions into one grouped convolution). Passes over
-the examples are split so that one pass of k runs stays within the CPU's caches
-(:data:`PASS_VALUES`).
+general but slow on a CPU (it turns k convolutions into one grouped convolution), autograd's
+gradient and reverse over reverse. Passes over the examples are split so that one pass of k runs
+stays within the CPU's caches (:data:`PASS_VALUES`).
 
 Per run, the result is the history that ``train`` would record (the same rows, the same
 stopping rules ``epochs``, ``loss_threshold`` and ``diverged``), up to float rounding: the
