@@ -183,7 +183,7 @@ def step_table(args, threads: int) -> None:
                             rho=base.rho, eps=base.eps)
         peak = matmul_peak(getattr(torch, dtype))
 
-        def reference():
+        def reference(ref=ref):
             t0 = time.perf_counter()
             for _ in range(args.steps):
                 ref.step()
@@ -252,8 +252,8 @@ def versus_sequential(args) -> None:
             runs = sweep_configs(k, base)
             one, batch = [], []
             for _ in range(args.repeats):
-                one.append(seconds(lambda: train(base)))
-                batch.append(seconds(lambda: train_batched(runs)))
+                one.append(seconds(lambda base=base: train(base)))
+                batch.append(seconds(lambda runs=runs: train_batched(runs)))
             ratio = statistics.median(b / o for b, o in zip(batch, one))
             rate_batch = k * work / min(batch) / 1e9
             print(f"| {model} | {n} | {k} | {min(one):.2f} | {min(batch):.2f} | {ratio:.2f} | "

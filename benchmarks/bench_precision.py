@@ -4,10 +4,11 @@ Each chapter is run twice by the book's runner on a subset of its experiment (fe
 every other setting of the chosen profile), once with ``-p dtype float64`` and once with
 ``float32``, each into its own build folder. Its per-run tables (``runs*.csv``) and its claims
 are then compared by :func:`bea_lib.nets.precision.compare_runs`: every numeric column row by
-row and the κ effects (column(κ = +1) − column(κ = −1) of a seed and pair, and the steps
-κ = −1 → 0 → +1 where three κ were run) within ``--rtol`` relative to float64, every category
-(the gate, the regime, the shape) and every claim's status and verdict the same. A chapter may run in
-float32 only where this passes.
+row and the κ effects on the norm readings (the columns ``norm*``: N(κ = +1) − N(κ = −1) of a
+seed and pair, and the steps κ = −1 → 0 → +1 where three κ were run) within ``--rtol``
+relative to float64, every category
+(the gate, the regime, the shape) and every claim's status and verdict the same. A chapter
+may run in float32 only where this passes.
 
     python benchmarks/bench_precision.py [--chapters mechanism networks] [--seeds 0 1 2]
         [--profile default] [--build-dir _build/precision] [--rtol 0.01] [--reuse]
@@ -126,12 +127,13 @@ def main(argv=None) -> int:
             for table, result in results.items():
                 print(f"\n{chapter}: {table}, {name} against float64 (rtol {args.rtol:g}): "
                       f"{'passed' if result.passed else 'FAILED'}")
-                print(markdown_table(["quantity", "largest relative difference / rows that "
-                                      "differ", "where", "verdict"], result.table()).data)
+                header = ["quantity", "largest relative difference / rows that differ",
+                          "where", "verdict"]
+                print(markdown_table(header, result.table()).data)
             if name == "float32":
                 verdict[chapter] = all(r.passed for r in results.values())
-    print("\n" + "; ".join(f"{c}: float32 {'changes nothing reported' if ok else 'changes what is reported'}"
-                           for c, ok in verdict.items()))
+    said = {True: "changes nothing reported", False: "changes what is reported"}
+    print("\n" + "; ".join(f"{c}: float32 {said[ok]}" for c, ok in verdict.items()))
     return 0
 
 

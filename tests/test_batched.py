@@ -16,11 +16,16 @@ from torch import nn
 import bea_lib as bl
 from torch.func import stack_module_state
 
+from bea_lib.autodiff import gradient_and_hvp_fn
 from bea_lib.intervention import kappa_update
-from bea_lib.nets.batched import _Windows, stacked_forward, stacked_forward_supported
+from bea_lib.nets.batched import (StackedNet, _Windows, module_hvp_fn, stacked_forward,
+                                  stacked_forward_supported)
+from bea_lib.nets.data import Dataset
+from bea_lib.nets.diagnostics import flat_loss
+from bea_lib.nets.distributed import Comm
 from bea_lib.nets.models import make_model, mlp
 from bea_lib.nets.sweeps import bootstrap_trend
-from bea_lib.nets.train import TrainConfig, train, train_batched
+from bea_lib.nets.train import ModuleNet, TrainConfig, open_net, train, train_batched
 from bea_lib.optimizers import AdamState, adam_update
 
 BASE = TrainConfig(dataset="mnist1d", model="mlp", width=6, epochs=5, n_train=96, n_test=32,
@@ -194,8 +199,8 @@ BY_HAND = [
     (lambda: make_model("mlp", (1, 40), 10, width=7), (1, 40)),
     (lambda: mlp((1, 40), 10, width=5, activation="tanh"), (1, 40)),
     (lambda: mlp((1, 40), 10, width=5, activation="gelu"), (1, 40)),
-    (lambda: nn.Sequential(nn.Linear(6, 4), nn.GELU(approximate="tanh"), nn.Linear(4, 3, bias=False)),
-     (6,)),
+    (lambda: nn.Sequential(nn.Linear(6, 4), nn.GELU(approximate="tanh"),
+                           nn.Linear(4, 3, bias=False)), (6,)),
     (lambda: make_model("cnn", (1, 40), 10, width=4), (1, 40)),
     (_odd_cnn, (2, 13)),
 ]
@@ -211,20 +216,17 @@ def _tiny_data(input_shape, n_classes, n=23):
     torch.manual_seed(1)
     x = torch.randn(n, *input_shape, dtype=torch.float64)
     y = torch.randint(0, n_classes, (n,))
-    return bl.nets.data.Dataset("tiny", x, y, x[:5], y[:5], n_classes)
+    return Dataset("tiny", x, y, x[:5], y[:5], n_classes)
 
 
 def _reverse(model, data):
     """(∇E, v ↦ ∇²E v) of one run by autograd, reverse over reverse (bea_lib.autodiff)."""
-    from bea_lib.autodiff import gradient_and_hvp_fn
-    from bea_lib.nets.diagnostics import flat_loss
     E, theta = flat_loss(model, data.x_train, data.y_train)
     return gradient_and_hvp_fn(E, theta)
 
 
 @pytest.mark.parametrize("build, input_shape", BY_HAND)
 def test_stacked_gradient_and_hvp_by_hand_equal_reverse_over_reverse(build, input_shape):
-    from bea_lib.nets.batched import StackedNet
     torch.manual_seed(0)
     models = [build().double() for _ in range(3)]
     n_classes = models[0][-1].out_features
@@ -249,8 +251,6 @@ def test_stacked_gradient_and_hvp_by_hand_equal_reverse_over_reverse(build, inpu
 
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
 def test_single_run_hvp_by_hand_equals_reverse_over_reverse(model):
-    from bea_lib.nets.distributed import Comm
-    from bea_lib.nets.train import ModuleNet
     torch.manual_seed(0)
     net_module = make_model(model, (1, 40), 10, width=5).double()
     data = _tiny_data((1, 40), 10)
@@ -265,7 +265,6 @@ def test_single_run_hvp_by_hand_equals_reverse_over_reverse(model):
 
 
 def test_hvp_by_hand_is_not_claimed_for_other_models():
-    from bea_lib.nets.batched import StackedNet, module_hvp_fn
     model = make_model("cnn", (1, 40), 10, width=4, norm="group").double()
     data = _tiny_data((1, 40), 10)
     assert StackedNet([model], data, chunk_size=10).model is None  # vmap, reverse over reverse
@@ -275,8 +274,6 @@ def test_hvp_by_hand_is_not_claimed_for_other_models():
 def test_kappa_batch_reuses_the_gradients_tapes():
     # a κ batch keeps its gradient's tapes; the products they give are those of new passes
     configs = [dataclasses.replace(BASE, kappa=k, seed=s) for k, s in ((1.0, 0), (0.0, 1))]
-    from bea_lib.nets.train import open_net
-    from bea_lib.nets.distributed import Comm
     net = open_net(configs, torch.device("cpu"), Comm(), batch=True)
     assert net.keep_tapes
     theta = net.theta()

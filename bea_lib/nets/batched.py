@@ -276,8 +276,9 @@ def stacked_forward(model: nn.Sequential, params: dict[str, torch.Tensor],
                 x = x.mean(-2, keepdim=True)
             else:
                 x = x.flatten(0 if shared else 1, -2)  # (..., C, L, n) -> (..., C·L, n)
-        else:  # elementwise
-            z, x = x, m(x)
+        else:  # elementwise; ReLU in place when taping: its z is needed by nothing
+            inplace = tape is not None and isinstance(m, nn.ReLU) and not shared
+            z, x = x, (torch.relu_(x) if inplace else m(x))
             record = _Elementwise(m, z if isinstance(m, nn.GELU) else None, x)
         if tape is not None and (isinstance(record, _Affine) or not shared):
             tape.append(record)  # the layers before the first with parameters need no record
@@ -345,7 +346,8 @@ def _chunk_sums(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch
 
 
 def _weight_grad(delta, a, shared: bool):
-    """Σ over examples of δ aᵀ, (k, out, in), from δ (k, out, m) and a (in, m) shared or (k, in, m)."""
+    """Σ over examples of δ aᵀ, (k, out, in), from δ (k, out, m) and a, (in, m) shared or
+    (k, in, m)."""
     if shared:
         k, n_out, m = delta.shape
         return (delta.reshape(k * n_out, m) @ a.t()).view(k, n_out, -1)
@@ -366,10 +368,18 @@ def _reshape_back(record: _Reshape, g):
     return g.expand(shape) / shape[-2] if record.pool else g.reshape(shape)
 
 
-def _d1(record: _Elementwise, g):
-    """σ'(z) ∘ g, by the kernels of autograd's own backward of σ."""
+def _curved(record: _Elementwise) -> bool:
+    """Whether σ'' is not 0 (so that ∂L/∂out and ż are needed by the R-operator)."""
+    return isinstance(record.module, (nn.Tanh, nn.GELU))
+
+
+def _d1(record: _Elementwise, g, *, inplace: bool = False):
+    """σ'(z) ∘ g, by the kernels of autograd's own backward of σ; ReLU's written into g when
+    ``inplace`` (a fresh buffer from the OS costs more than the product here)."""
     m = record.module
     if isinstance(m, nn.ReLU):
+        if inplace:
+            return torch.ops.aten.threshold_backward.grad_input(g, record.out, 0, grad_input=g)
         return torch.ops.aten.threshold_backward(g, record.out, 0)
     if isinstance(m, nn.Tanh):
         return torch.ops.aten.tanh_backward(g, record.out)
@@ -433,8 +443,8 @@ def _backward(params, records, delta, keep: bool) -> dict[str, torch.Tensor]:
                 break
             delta = _to_input(r, torch.bmm(w.flatten(2).transpose(1, 2), d))  # Wᵀδ
         elif isinstance(r, _Elementwise):
-            r.delta = delta if keep else None
-            delta = _d1(r, delta)
+            r.delta = delta if keep and _curved(r) else None
+            delta = _d1(r, delta, inplace=r.delta is None)  # Wᵀδ of the layer above: a temporary
         else:
             delta = _reshape_back(r, delta)
     return grads
@@ -469,7 +479,7 @@ def _tangent(params, v, tape: _Tape) -> dict[str, torch.Tensor]:
                 z.baddbmm_(w, a_dot[i])  # ż = Ẇa + ḃ + Wȧ
             t = z.view(len(z), *r.z_shape[1:])
         elif isinstance(r, _Elementwise):
-            z_dot[i], t = t, _d1(r, t)  # ȧ = σ'(z) ż
+            z_dot[i], t = t, _d1(r, t, inplace=not _curved(r))  # ȧ = σ'(z) ż
         elif t is not None:
             t = t.mean(-2, keepdim=True) if r.pool else t.flatten(1, -2)
     p = tape.p
@@ -492,14 +502,15 @@ def _tangent(params, v, tape: _Tape) -> dict[str, torch.Tensor]:
             d = _to_input(r, g)
         elif isinstance(r, _Elementwise):
             d2 = _d2(r, z_dot[i])
-            d = _d1(r, d) if d2 is None else _d1(r, d).add_(d2)  # σ'δ̇ + σ''ż∂L/∂out
+            d = _d1(r, d, inplace=True) if d2 is None else _d1(r, d).add_(d2)  # σ'δ̇ + σ''ż∂L/∂out
         else:
             d = _reshape_back(r, d)
     return hv
 
 
 class _Flat:
-    """Parameter dicts of k runs (name -> (k, ...)) as the rows of a (k, P) tensor, in model order."""
+    """Parameter dicts of k runs (name -> (k, ...)) as the rows of a (k, P) tensor, in model
+    order."""
 
     def __init__(self, names, shapes):
         self.names, self.shapes = list(names), [torch.Size(s) for s in shapes]
@@ -598,7 +609,8 @@ class StackedNet:
         if self.model is not None:
             params = self._unflatten(theta)
         else:
-            params = {name: p.detach().requires_grad_() for name, p in self._unflatten(theta).items()}
+            params = {name: p.detach().requires_grad_()
+                      for name, p in self._unflatten(theta).items()}
         for chunk in self._passes(x, len(theta)):
             if self.model is not None:
                 loss, correct, g, tape = _gradient_pass(self.model, params, x[chunk], y[chunk],

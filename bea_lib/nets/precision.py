@@ -136,8 +136,8 @@ def compare_runs(rows64: Iterable[Mapping], rows32: Iterable[Mapping], *,
     ``numbers``: columns compared row by row, relative to the float64 value (missing in a row:
     skipped). ``categories``: columns that must be equal (NaN to NaN). ``differences``:
     (column, factor, a, b) compares column(factor = a) − column(factor = b) for every group of
-    rows that agree on ``key`` but the factor (``("norm_read", "kappa", 1.0, -1.0)``: the κ effect of a seed and
-    pair). ``verdicts64``/``verdicts32``: claim id -> verdict (or status) of each run; every claim
+    rows that agree on ``key`` but the factor (``("norm_read", "kappa", 1.0, -1.0)``: the κ
+    effect of a seed and pair). ``verdicts64``/``verdicts32``: claim id -> verdict (or status) of each run; every claim
     must have the same. Both tables must hold the same runs.
     """
     if not (isinstance(rtol, float) and 0 < rtol < 1):
