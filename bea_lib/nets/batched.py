@@ -257,7 +257,7 @@ def stacked_forward(model: nn.Sequential, params: dict[str, torch.Tensor],
     A convolution is one matrix product per run over its windows (im2col): vmap would turn the
     convolutions of k runs into one grouped convolution, slow on a CPU.
     """
-    x, shared = x.movedim(0, -1), True  # (C, ..., n)
+    x, shared, record = x.movedim(0, -1), True, None  # (C, ..., n)
     for name, m in model.named_children():
         if isinstance(m, (nn.Linear, nn.Conv1d)):
             w, b = params[f"{name}.weight"], params.get(f"{name}.bias")
@@ -276,8 +276,9 @@ def stacked_forward(model: nn.Sequential, params: dict[str, torch.Tensor],
                 x = x.mean(-2, keepdim=True)
             else:
                 x = x.flatten(0 if shared else 1, -2)  # (..., C, L, n) -> (..., C·L, n)
-        else:  # elementwise; ReLU in place when taping: its z is needed by nothing
-            inplace = tape is not None and isinstance(m, nn.ReLU) and not shared
+        else:  # elementwise; ReLU in place on a product's output when taping: z is kept by none
+            inplace = (tape is not None and isinstance(m, nn.ReLU)
+                       and isinstance(record, _Affine))  # record: the layer before's
             z, x = x, (torch.relu_(x) if inplace else m(x))
             record = _Elementwise(m, z if isinstance(m, nn.GELU) else None, x)
         if tape is not None and (isinstance(record, _Affine) or not shared):
