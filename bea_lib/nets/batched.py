@@ -651,7 +651,8 @@ class StackedNet:
         index = torch.tensor(rows, device=theta.device)
         th = theta[index]
         if self.model is not None:
-            if self._tapes is not None and torch.equal(self._tapes[0], theta):
+            if self._tapes is not None and (self._tapes[0] is theta
+                                            or torch.equal(self._tapes[0], theta)):
                 every = len(rows) == len(theta) and rows == list(range(len(theta)))
                 tapes = [t if every else t.rows(index) for t in self._tapes[1]]
             else:

@@ -131,9 +131,10 @@ def network_configs(params: dict) -> list[TrainConfig]:
 
     Keys read: ``dataset, models, h, eps, epochs, beta_grid, rho_grid, test_every, n_train,
     n_test, device, data_root, chunk_size, checkpoint_every``, and ``dtype`` if given.
-    ``models`` maps a model name to its own settings: ``seeds`` (a list), optionally ``read_below`` (a loss threshold at which
-    the chapter reads metrics; not a setting of the runs) and any TrainConfig field that differs
-    for it (``width``, ``n_train``, ``epochs``, ``norm``, ``chunk_size``, ...).
+    ``models`` maps a model name to its own settings: ``seeds`` (a list), optionally
+    ``read_below`` (a loss threshold at which the chapter reads metrics; not a setting of the
+    runs) and any TrainConfig field that differs for it (``width``, ``n_train``, ``epochs``,
+    ``norm``, ``chunk_size``, ...).
     """
     base = TrainConfig(dataset=params["dataset"], eps=params["eps"], h=params["h"],
                        epochs=params["epochs"], test_every=params["test_every"],
