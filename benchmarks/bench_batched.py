@@ -18,7 +18,9 @@ the time goes to extreme values rather than to the step. A run-step is one step 
 times come from the histories' ``wall_time`` (from row 0 to the last, so the set-up and the one
 test evaluation at row 0 are left out). Every timing is repeated ``--repeats`` times, the three
 alternated, and the table gives the median time and the median of the per-repeat ratios to the
-reference (load from other processes hits all three alike).
+reference (load from other processes hits all three alike). The last column is the share of
+all cores' time that other processes used while the row was timed (/proc/stat less this
+process's own CPU time): on a shared machine, read the ratios, not the times.
 
 FLOPs are counted from the layers' matrix products, per example (elementwise work, softmax and
 Adam left out, so the rates are slight underestimates): a linear layer of ``in`` × ``out``
@@ -41,6 +43,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import resource
 import statistics
 import time
 
@@ -97,6 +100,24 @@ def matmul_peak(dtype: torch.dtype, n: int = 1024, repeats: int = 5) -> float:
     a @ b  # warm-up
     best = min(seconds(lambda: a @ b) for _ in range(repeats))
     return 2 * n**3 / best / 1e9
+
+
+def others_share(since=None):
+    """The share of all cores' time that other processes used since ``since`` (the value this
+    returned earlier; None starts a measurement), from /proc/stat and this process's own CPU
+    time; NaN where /proc/stat is missing."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except OSError:
+        return float("nan") if since is not None else None
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    now = (sum(fields), fields[3] + fields[4], (usage.ru_utime + usage.ru_stime)
+           * os.sysconf("SC_CLK_TCK"))
+    if since is None:
+        return now
+    total, idle, ours = (a - b for a, b in zip(now, since))
+    return (total - idle - ours) / max(1, total)
 
 
 def seconds(fn) -> float:
@@ -175,8 +196,8 @@ def step_table(args, threads: int) -> None:
           f"{bound:.2f} plain steps at equal rates")
     print("| dtype | matmul peak (GFLOP/s) | reference step (ms) | plain Adam run-step (ms) | "
           "κ ≠ 0 run-step, one HVP (ms) | GFLOP/s reference / plain / κ | % of peak "
-          "reference / plain / κ |")
-    print("|---|---|---|---|---|---|---|")
+          "reference / plain / κ | other processes' share of the cores meanwhile |")
+    print("|---|---|---|---|---|---|---|---|")
     for dtype in DTYPES:
         configs = [dataclasses.replace(base, seed=1000 + r, dtype=dtype) for r in range(args.runs)]
         kappa = [dataclasses.replace(c, kappa=1.0) for c in configs]
@@ -193,11 +214,13 @@ def step_table(args, threads: int) -> None:
             return (time.perf_counter() - t0) / args.steps / args.runs
 
         library_run_step(configs[:2], data)  # warm-up
+        since = others_share()
         times = {"reference": [], "plain": [], "kappa": []}
         for _ in range(args.repeats):
             times["reference"].append(reference())
             times["plain"].append(library_run_step(configs, data))
             times["kappa"].append(library_run_step(kappa, data))
+        others = others_share(since) if since is not None else float("nan")
         med = {name: statistics.median(t) for name, t in times.items()}
         ratio = {name: statistics.median(a / b for a, b in zip(t, times["reference"]))
                  for name, t in times.items()}
@@ -207,7 +230,8 @@ def step_table(args, threads: int) -> None:
               f"{1e3 * med['plain']:.3f} ({ratio['plain']:.2f}×) | "
               f"{1e3 * med['kappa']:.3f} ({ratio['kappa']:.2f}×; bound {bound:.2f}×) | "
               f"{rate['reference']:.1f} / {rate['plain']:.1f} / {rate['kappa']:.1f} | "
-              + " / ".join(f"{100 * rate[n] / peak:.0f}" for n in times) + " |", flush=True)
+              + " / ".join(f"{100 * rate[n] / peak:.0f}" for n in times)
+              + f" | {100 * others:.0f} % |", flush=True)
 
 
 # --- the earlier table: a batch against one run alone --------------------------------------------
