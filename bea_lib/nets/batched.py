@@ -415,18 +415,24 @@ class _Tape(NamedTuple):
     p: torch.Tensor
 
     def rows(self, index) -> _Tape:
-        """The tape of the runs ``index`` alone."""
-        def take(t):
-            return None if t is None else t[index]
+        """The tape of the runs ``index`` (a tensor of row numbers) alone."""
+        taken = {}  # an activation is one layer's output and the next one's input: copy it once
+
+        def take(t):  # index_select: about half the time of t[index] here
+            if t is None:
+                return None
+            if id(t) not in taken:
+                taken[id(t)] = t.index_select(0, index)
+            return taken[id(t)]
 
         records = []
         for r in self.records:
             if isinstance(r, _Affine):
-                r = dataclasses.replace(r, a=r.a if r.shared else r.a[index], delta=take(r.delta))
+                r = dataclasses.replace(r, a=r.a if r.shared else take(r.a), delta=take(r.delta))
             elif isinstance(r, _Elementwise):
-                r = dataclasses.replace(r, z=take(r.z), out=r.out[index], delta=take(r.delta))
+                r = dataclasses.replace(r, z=take(r.z), out=take(r.out), delta=take(r.delta))
             records.append(r)
-        return _Tape(records, self.p[index])
+        return _Tape(records, take(self.p))
 
 
 def _backward(params, records, delta, keep: bool) -> dict[str, torch.Tensor]:
