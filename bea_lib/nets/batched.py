@@ -22,7 +22,7 @@ MLP (``benchmarks/bench_batched.py``), where reverse over reverse paid the gradi
 Other models go through ``torch.func.vmap`` over ``torch.func.functional_call``, which is
 general but slow on a CPU (it turns k convolutions into one grouped convolution), autograd's
 gradient and reverse over reverse. Passes over the examples are split so that one pass of k runs
-stays within the CPU's caches (:data:`PASS_VALUES`).
+stays within the CPU's caches (:data:`PASS_BYTES`).
 
 Per run, the result is the history that ``train`` would record (the same rows, the same
 stopping rules ``epochs``, ``loss_threshold`` and ``diverged``), up to float rounding: the
@@ -89,10 +89,12 @@ def common_config(configs: list[TrainConfig]) -> list[TrainConfig]:
 # --- the forward pass of k runs at once ------------------------------------------------------
 
 _ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.GELU, nn.Identity)
-# Values in the widest activation of one pass over k runs: passes over more examples than this
-# allows are split, so that a pass works in the CPU's caches (8 MB in float32; measured on a
-# 2-core machine, larger passes were slower: their buffers come fresh from the OS each time)
-PASS_VALUES = 2**21
+# Bytes of the widest activation of one pass over k runs: passes over more examples than this
+# allows are split, so that a pass works in the CPU's caches (measured on a 2-core machine with
+# 70 MLP runs on 2,000 examples, others' load 2-3.5: 4 MB passes took 0.6-0.7 times as long a
+# step as 16 MB passes in float64, 0.6-0.8 times 8 MB passes in float32; larger buffers come
+# fresh from the OS each time)
+PASS_BYTES = 2**22
 
 
 def stacked_forward_supported(model: nn.Module, input_shape) -> bool:
@@ -299,11 +301,12 @@ def _widest_activation(model: nn.Sequential, input_shape) -> int:
     return widest
 
 
-def _pass_size(n: int, chunk_size: int, values_per_example: int) -> int:
+def _pass_size(n: int, chunk_size: int, values_per_example: int, itemsize: int) -> int:
     """Examples per forward/backward pass: at most ``chunk_size``, and within
-    :data:`PASS_VALUES` for the batch's widest activation (``values_per_example`` values each,
-    0 for no limit), the n examples split into passes of equal size."""
-    rows = min(chunk_size, max(1, PASS_VALUES // values_per_example) if values_per_example
+    :data:`PASS_BYTES` for the batch's widest activation (``values_per_example`` values each of
+    ``itemsize`` bytes, 0 for no limit), the n examples split into passes of equal size."""
+    budget = PASS_BYTES // itemsize
+    rows = min(chunk_size, max(1, budget // values_per_example) if values_per_example
                else chunk_size)
     passes = -(-n // rows)
     return -(-n // passes)
@@ -558,7 +561,8 @@ def module_hvp_fn(model: nn.Module, x, y, theta, *, chunk_size: int):
     named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
     flat = _Flat([name for name, _ in named], [p.shape for _, p in named])
     params = flat.unflatten(theta)
-    rows = _pass_size(len(x), chunk_size, _widest_activation(model, x.shape[1:]))
+    rows = _pass_size(len(x), chunk_size, _widest_activation(model, x.shape[1:]),
+                      x.element_size())
     tapes = [_gradient_pass(model, params, x[i:i + rows], y[i:i + rows], keep=True)[3]
              for i in range(0, len(x), rows)]
     return stacked_hvp_fn(flat, theta, tapes, len(x))
@@ -600,7 +604,7 @@ class StackedNet:
 
     def _passes(self, x, k):
         """Slices of the examples, one per forward/backward pass of k runs."""
-        rows = _pass_size(len(x), self.chunk_size, k * self.per_example)
+        rows = _pass_size(len(x), self.chunk_size, k * self.per_example, x.element_size())
         return [slice(i, i + rows) for i in range(0, len(x), rows)]
 
     def _unflatten(self, flat):
