@@ -81,3 +81,13 @@ def test_the_two_answers_and_the_mutants_of_the_conclusion():
     swapped = oe.optimizer_tests(comparison_table(gated=True), seeds, beta=0.999, rho=0.9,
                                  n_resamples=999)
     assert swapped["verdict"] == bl.Verdict.CONTRADICTED  # β and ρ swapped in the prediction
+
+
+def test_the_table_has_one_row_per_pair_and_one_column_per_metric():
+    result = oe.optimizer_tests(comparison_table(gated=True), list(range(8)), beta=0.9,
+                                rho=0.999, n_resamples=999)
+    rows = oe.optimizer_table(result)
+    assert [r[0] for r in rows] == ["Adam − GD", "Adam − heavy-ball", "RMSProp − GD",
+                                    "RMSProp − heavy-ball"]
+    assert all(len(r) == 1 + len(oe.METRIC_WORDS) for r in rows)
+    assert rows[0][1].endswith("(appears)")  # Adam sharper than GD, as the table was made

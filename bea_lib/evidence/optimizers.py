@@ -185,7 +185,7 @@ def pilot_rows(pilot: Mapping, base, pairs: Mapping[str, tuple], *, model: str) 
 
 
 _NAMES = {"adam": "Adam", "rmsprop": "RMSProp", "gd": "GD", "heavy_ball": "heavy-ball"}
-_METRIC_WORDS = {"sharpness": "sharpness", "test_acc": "test accuracy",
+METRIC_WORDS = {"sharpness": "sharpness", "test_acc": "test accuracy",
                  "sharpness_rel": "sharpness / threshold", "gap": "accuracy gap"}
 
 
@@ -207,17 +207,21 @@ def arm_table(table: list[dict], steps: Mapping[str, Step]) -> list[list]:
 
 
 def optimizer_table(result: Mapping) -> list[list]:
-    """Per pair and metric of :func:`optimizer_tests`: the paired difference and its trend."""
-    return [[f"{_NAMES[a]} − {_NAMES[b]}", _METRIC_WORDS[m], st.interval_text(q),
-             f"{q.mde:.2g}", f"{q.n_positive}/{q.n}", str(t)]
-            for (a, b, m), (q, t) in result["pairs"].items()]
+    """Per pair of :func:`optimizer_tests`: each metric's paired difference, mean [95 % BCa],
+    and its trend (one row per pair, one column per metric of :data:`METRIC_WORDS`)."""
+    out = []
+    for a, b in PAIRS:
+        cells = [f"{st.interval_text(q)} ({t})" for (x, y, m), (q, t) in result["pairs"].items()
+                 if (x, y) == (a, b)]
+        out.append([f"{_NAMES[a]} − {_NAMES[b]}", *cells])
+    return out
 
 
 def record_optimizer_claims(result: Mapping, table: list[dict], *, section: str) -> None:
     """Record the two answers on the conclusion: the proxy's (``networks/optimizers-proxy``)
     and the theory's verdict through every arm's own gate (``networks/optimizers-paired``)."""
     rows = [r for r in table if r["experiment"] == "optimizers"]
-    parts = "; ".join(f"{_NAMES[a]} − {_NAMES[b]} {_METRIC_WORDS[m]} {st.interval_text(q)}"
+    parts = "; ".join(f"{_NAMES[a]} − {_NAMES[b]} {METRIC_WORDS[m]} {st.interval_text(q)}"
                       for (a, b, m), (q, _) in result["pairs"].items() if METRICS[m][1])
     mde = max(q.mde for (_, _, m), (q, _) in result["pairs"].items() if METRICS[m][1])
     reached = sum(r["matched_epoch"] >= 0 for r in rows)
