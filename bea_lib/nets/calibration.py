@@ -55,11 +55,12 @@ scipy's RK45 pair, with the error controlled per flow as scipy controls it; a fl
 is rejected is solved alone with scipy's step control (:mod:`bea_lib.integrate`'s guards).
 Past the start-up (C_γ within ``SWITCH_TOL`` of its limit) the rest is one DOP853 solve. A flow
 is *unsolved* (:class:`FlowStatus`) when it stops being finite or needs more than
-``EVALS_PER_STEP`` evaluations per step of h (it is then stiff: it has modes that change within
-h/5, and an explicit solver pays for them); its error is NaN, and the row's ``status`` says
-which and why. The budget counts evaluations, not seconds, so the table does not depend on the
-machine's load, and nothing hangs. A flow over budget is not a flow shown wrong:
-:func:`calibrated_limit` counts it as unknown, not as a failure.
+``evals_per_step`` evaluations per step of h (default ``EVALS_PER_STEP``; it is then stiff,
+with modes that change within a fraction of h, and an explicit solver pays for them); its error
+is NaN, and the row's ``status`` says which and why. The budget counts evaluations, not
+seconds, so the table does not depend on the machine's load, and nothing hangs. A flow over
+budget is not a flow shown wrong: :func:`calibrated_limit` counts it as unknown, not as a
+failure.
 
 **Sharpness.** ``h_sharpness`` is h times the largest eigenvalue of diag(1/D)·H at the start
 (D of the first step, √(g² + ε)), the preconditioned sharpness that Adam's step sees: the
@@ -110,18 +111,19 @@ __all__ = ["CALIBRATION_COLUMNS", "CALIBRATION_FILE", "ERROR_FACTOR", "Calibrati
 # standard the κ experiment's f₀ gate sets for its own remainder (F0_AGREEMENT_LIMIT = 0.5).
 ERROR_FACTOR = 2.0
 SWITCH_TOL = 1e-3  # C_γ(n) within this relative distance of (1+γ)/(1-γ): the rest in one piece
-EVALS_PER_STEP = 30  # budget of a flow per step of h: five steps of RK45 (a smooth start-up
-# interval takes one, six evaluations)
+EVALS_PER_STEP = 30  # default budget of a flow per step of h: five steps of RK45 (a smooth
+# start-up interval takes one, six evaluations); a larger budget solves stiffer rows, slowly
 RTOL, ATOL = 1e-8, 1e-10  # the distances read are 1e-5 and more; at these tolerances the
 # solver's own error is below 1e-6 (tests/test_calibration.py)
 RATIO_POINTS = 5  # points of each window (both ends included) at which the bias ratio is read
 
 # the default sweep: a β > ρ and a ρ > β pair (those of the mechanism chapter), an ε at which
-# the flows of both are solved, bias ratios at the start from 0.05 to 5, windows of 60 steps
+# the flows of both are solved, bias ratios at the start from 0.02 to 5, windows of 40 steps
+# (twice the longest memory 1/(1 - 0.95); the start-up flow is fair at any window length)
 PAIRS = ((0.95, 0.8), (0.8, 0.95))
 EPS = 1e-4
 RATIOS = (0.02, 0.05, 0.15, 0.5, 1.5, 5.0)
-N_STEPS = 60
+N_STEPS = 40
 CALIBRATION_FILE = "calibration.csv"
 
 CALIBRATION_COLUMNS = ("start", "start_loss", "beta", "rho", "eps", "h", "n_steps",
@@ -135,7 +137,7 @@ class FlowStatus(StrEnum):
     """What became of the solve of one flow of the calibration table."""
 
     SOLVED = "solved"
-    OVER_BUDGET = "over budget"  # needed more than EVALS_PER_STEP evaluations per step of h
+    OVER_BUDGET = "over budget"  # needed more than evals_per_step evaluations per step of h
     NOT_FINITE = "not finite"    # θ or θ̇ stopped being finite: the flow blows up
     FAILED = "failed"            # the solver gave up (a step size below float spacing)
 
@@ -230,6 +232,7 @@ class _BatchPoint:
 
     def __init__(self, loss):
         self.loss, self.theta, self.X, self.G = loss, None, None, None
+        self.evaluations = 0  # gradient passes taken
 
     def __call__(self, theta: torch.Tensor) -> torch.Tensor:
         from torch.func import vmap
@@ -237,6 +240,7 @@ class _BatchPoint:
         if (self.theta is None or self.theta.shape != theta.shape
                 or not torch.equal(theta, self.theta)):
             self.theta = theta.detach().clone()
+            self.evaluations += 1
             with torch.enable_grad():
                 self.X = self.theta.clone().requires_grad_(True)
                 # one row: the loss itself (vmap costs more than the pass it batches)
@@ -280,8 +284,8 @@ def _reason(err: FlowError) -> FlowStatus:
             FlowStatus.NOT_FINITE if "finite" in text else FlowStatus.FAILED)
 
 
-def _one_step(point, systems, rows, out, n: int, *, rtol: float, atol: float, **hyper
-              ) -> list[int]:
+def _one_step(point, systems, rows, out, n: int, *, rtol: float, atol: float,
+              evals_per_step: int, **hyper) -> list[int]:  # one step: six, within any budget
     """The start-up interval of step n for the flows ``rows`` (out[n] → out[n+1]) in one step
     of scipy's RK45 pair (Dormand–Prince 5(4)), its error estimate normed per flow as scipy's
     RK45 norms it; the flows whose step scipy would accept are written, the others returned."""
@@ -306,54 +310,61 @@ def _one_step(point, systems, rows, out, n: int, *, rtol: float, atol: float, **
 
 
 def _advance(point, systems, rows, out, a: int, b: int, n: int | None, *, rtol: float,
-             atol: float, **hyper) -> None:
+             atol: float, evals_per_step: int, first_step: float = 1.0, **hyper) -> None:
     """Solve the flows ``rows`` of ``systems`` from out[a] over steps a to b into out[a:b+1]
-    with scipy's step control: one start-up interval of step n (RK45), or (n None) the rest
-    in one piece (DOP853). Explicit methods only: a numerical Jacobian of a batch would cost
-    R·p evaluations."""
+    with scipy's step control: one start-up interval of step n (RK45, trying ``first_step``
+    first), or (n None) the rest in one piece (DOP853). Explicit methods only: a numerical
+    Jacobian of a batch would cost R·p evaluations."""
     rhs = _batch_rhs(point, [systems[r] for r in rows], n, **hyper)
     y = _solve(rhs, out[a, rows].reshape(-1), b - a, 1.0, rtol=rtol, atol=atol,
                method="RK45" if n is not None else "DOP853",
-               max_evals=EVALS_PER_STEP * (b - a), max_seconds=math.inf,
-               first_step=1.0 if n is not None else None)
+               max_evals=evals_per_step * (b - a), max_seconds=math.inf,
+               first_step=first_step if n is not None else None)
     out[a:b + 1, rows] = y.view(b - a + 1, len(rows), -1)
 
 
 def _solve_systems(loss, theta0: torch.Tensor, systems: Sequence[_System], n_steps: int, *,
-                   beta: float, rho: float, eps: float, rtol: float, atol: float
+                   beta: float, rho: float, eps: float, rtol: float, atol: float,
+                   evals_per_step: int = EVALS_PER_STEP
                    ) -> tuple[list[torch.Tensor | None], dict[int, FlowStatus]]:
     """The flows of ``systems`` from θ⁽⁰⁾ on the grid n = 0, …, n_steps (module docstring):
     one (n_steps + 1, p) tensor per system, None for an unsolved one, and why, by index.
 
     Each start-up interval is first tried for all flows at once in one RK45 step
     (:func:`_one_step`); past the start-up the batch is solved in one piece. A flow that the
-    batch leaves out is solved alone with scipy's step control; one that fails then is unsolved
-    and leaves the batch.
+    batch leaves out is solved alone with scipy's step control from then on, each interval
+    starting with the step its last one ended with; one that fails is unsolved and leaves.
     """
     R, p = len(systems), theta0.numel()
     out = torch.full((n_steps + 1, R, p), math.nan, dtype=torch.float64)
     out[0] = theta0
     point, active, why = _BatchPoint(loss), list(range(R)), {}
-    options = {"beta": beta, "rho": rho, "eps": eps, "rtol": rtol, "atol": atol}
+    options = {"beta": beta, "rho": rho, "eps": eps, "rtol": rtol, "atol": atol,
+               "evals_per_step": evals_per_step}
     n_switch = min(switch_step(beta=beta, rho=rho), n_steps)
     spans = [(n, n + 1, n) for n in range(n_switch)]
     if n_switch < n_steps:
         spans.append((n_switch, n_steps, None))
+    steps: dict[int, int] = {}  # the flows solved alone: RK45 steps their last interval took
     for a, b, n in spans:
+        batch = [r for r in active if r not in steps]
         if n is not None:
-            alone = _one_step(point, systems, active, out, n, **options)
+            alone = _one_step(point, systems, batch, out, n, **options) if batch else []
         else:
             try:
-                _advance(point, systems, active, out, a, b, n, **options)
+                _advance(point, systems, batch, out, a, b, n, **options)
                 alone = []
             except FlowError:  # one at a time, to tell which cannot be solved
-                alone = list(active)
-        for r in alone:
+                alone = list(batch)
+        for r in alone + [r for r in active if r in steps]:
+            spent = point.evaluations
             try:
-                _advance(point, systems, [r], out, a, b, n, **options)
+                _advance(point, systems, [r], out, a, b, n, first_step=1 / steps.get(r, 1),
+                         **options)
             except FlowError as err:
                 why[r] = _reason(err)
                 active.remove(r)
+            steps[r] = max(1, round((point.evaluations - spent) / 6))  # six per RK45 step
         if not active:
             break
     return [None if r in why else out[:, r] for r in range(R)], why
@@ -371,20 +382,23 @@ def startup_rhs(loss, n: int, *, h: float, beta: float, rho: float, eps: float,
 
 
 def startup_flow(loss, theta0, n_steps: int, *, h: float, beta: float, rho: float, eps: float,
-                 kappa: float = 0.0, rtol: float = 1e-10, atol: float = 1e-12) -> torch.Tensor:
+                 kappa: float = 0.0, rtol: float = 1e-10, atol: float = 1e-12,
+                 evals_per_step: int = EVALS_PER_STEP) -> torch.Tensor:
     """The start-up flow of Adam (κ = 0) or of its κ-variant restarted with fresh moments at
     ``theta0``: θ̃(nh) for n = 0, …, n_steps, shape (n_steps + 1, p).
 
     Interval by interval with C_γ(n) (:func:`startup_rhs`, Theorem 3.1) until the coefficients
     are within ``SWITCH_TOL`` of their limits, then the full-batch flow f₀ + (1+κ)h f₁ in one
     piece. :class:`~bea_lib.integrate.FlowError` when the flow stops being finite or needs more
-    than ``EVALS_PER_STEP`` evaluations per step of h.
+    than ``evals_per_step`` evaluations per step of h.
     """
     hyper = adam_hyper(h=h, beta=beta, rho=rho, eps=eps, kappa=kappa)
     [flow], why = _solve_systems(loss, check_theta0(theta0), [_System(hyper.h, 1, hyper.kappa)],
                                  check_n_steps(n_steps), beta=hyper.beta, rho=hyper.rho,
                                  eps=hyper.eps, rtol=check_positive("rtol", rtol),
-                                 atol=check_positive("atol", atol))
+                                 atol=check_positive("atol", atol),
+                                 evals_per_step=check_int("evals_per_step", evals_per_step,
+                                                          minimum=6))
     if flow is None:
         raise FlowError(f"the start-up flow (h = {hyper.h:g}, kappa = {hyper.kappa:g}) was not "
                         f"solved: {why[0]}")
@@ -436,7 +450,8 @@ def _distance(iterates: torch.Tensor, flow: torch.Tensor | None) -> float:
 
 
 def _sweep(loss, theta0: torch.Tensor, start: str, *, beta: float, rho: float, eps: float,
-           ratios: Sequence[float], n_steps: int, rtol: float, atol: float) -> list[dict]:
+           ratios: Sequence[float], n_steps: int, rtol: float, atol: float,
+           evals_per_step: int) -> list[dict]:
     """The rows of one start and one (β, ρ): h = r/(bias ratio per unit h at θ⁽⁰⁾) for each r."""
     per_h = _bias_ratio_at(loss, theta0, h=1.0, beta=beta, rho=rho, eps=eps)  # r is linear in h
     g, hvp_fn = gradient_and_hvp_fn(loss, theta0)
@@ -448,7 +463,8 @@ def _sweep(loss, theta0: torch.Tensor, start: str, *, beta: float, rho: float, e
                        **hyper)
     systems = [_System(h, order, kappa) for order, kappa in ((0, 0.0), (1, 0.0), (1, -1.0),
                                                              (1, 1.0)) for h in hs]
-    flows, why = _solve_systems(loss, theta0, systems, n_steps, **hyper, rtol=rtol, atol=atol)
+    flows, why = _solve_systems(loss, theta0, systems, n_steps, **hyper, rtol=rtol, atol=atol,
+                                evals_per_step=evals_per_step)
     names = ("order0", "order1", "kappa_m1", "kappa_p1")
     points = np.unique(np.linspace(0, n_steps, RATIO_POINTS).round().astype(int))
     with torch.no_grad():
@@ -481,7 +497,8 @@ def _sweep(loss, theta0: torch.Tensor, start: str, *, beta: float, rho: float, e
 def calibration_table(loss, starts: Mapping[str, torch.Tensor], *,
                       pairs: Iterable[tuple[float, float]] = PAIRS, eps: float = EPS,
                       ratios: Sequence[float] = RATIOS, n_steps: int = N_STEPS,
-                      rtol: float = RTOL, atol: float = ATOL) -> list[dict]:
+                      rtol: float = RTOL, atol: float = ATOL,
+                      evals_per_step: int = EVALS_PER_STEP) -> list[dict]:
     """The calibration table: one row (:data:`CALIBRATION_COLUMNS`) per start, (β, ρ) in
     ``pairs`` and bias ratio r in ``ratios``, h set so that the bias ratio at the start is r.
 
@@ -495,6 +512,7 @@ def calibration_table(loss, starts: Mapping[str, torch.Tensor], *,
     pairs = [(check_unit_interval("beta", b), check_unit_interval("rho", r)) for b, r in pairs]
     ratios = [check_positive("ratios", r) for r in ratios]
     n_steps, eps = check_int("n_steps", n_steps, minimum=1), check_positive("eps", eps)
+    evals_per_step = check_int("evals_per_step", evals_per_step, minimum=6)  # one RK45 step
     if not pairs or not ratios or not starts:
         raise ValueError("starts, pairs and ratios must each hold at least one value")
     rows = []
@@ -502,7 +520,7 @@ def calibration_table(loss, starts: Mapping[str, torch.Tensor], *,
         for beta, rho in pairs:
             rows += _sweep(loss, check_theta0(theta0), str(start), beta=beta, rho=rho, eps=eps,
                            ratios=ratios, n_steps=n_steps, rtol=check_positive("rtol", rtol),
-                           atol=check_positive("atol", atol))
+                           atol=check_positive("atol", atol), evals_per_step=evals_per_step)
     return rows
 
 
@@ -552,22 +570,43 @@ def sweep_limit(bias_ratios, error_ratios, *, over_budget=None,
 
 
 class Limit(NamedTuple):
-    """The calibrated limit: ``value``, the smallest over ``sweeps``; ``reached``, whether the
-    binding sweep crossed the threshold (False: ``value`` is a lower bound, the sweep ended in
-    rows over budget or never failed); the ``binding`` sweep; and every sweep's (limit,
-    reached), keyed by (quantity, start, β, ρ), quantity "adam" or "kappa"."""
+    """The calibrated limit and what it rests on.
+
+    ``value`` is the smallest of the ``sweeps``' limits, and ``binding`` the sweep that gives
+    it. Where that sweep crossed the threshold, ``reached`` is True and ``value`` is the limit;
+    otherwise (it ended in rows over budget, or never failed) ``value`` is a lower bound, and
+    ``upper``, the smallest limit that a sweep did reach (inf if none did), bounds it from
+    above. ``sweeps`` maps (quantity, start, β, ρ), quantity "adam" or "kappa", to that sweep's
+    (limit, reached) from :func:`sweep_limit`.
+    """
 
     value: float
     reached: bool
+    upper: float
     binding: tuple
     sweeps: dict
 
 
-_QUANTITIES = {  # the rule's two readings of a row: x scale, error ratio, the flows it needs
-    "adam": (1.0, "error_ratio", ("status_order0", "status_order1")),
-    # the κ = +1 run's own O(h) term is 2h f₁: its ratio is 2·bias_ratio, as validity_gate scales it
-    "kappa": (2.0, "kappa_error_ratio", ("status_kappa_m1", "status_kappa_p1")),
-}
+def _adam_reading(row: Mapping, factor: float) -> tuple[float, float, bool]:
+    """(bias ratio, error ratio, over budget) of a row for Adam's flows."""
+    flows = (row["status_order0"], row["status_order1"])
+    return (float(row["bias_ratio"]), float(row["error_ratio"]),
+            FlowStatus.OVER_BUDGET in flows)
+
+
+def _kappa_reading(row: Mapping, factor: float) -> tuple[float, float, bool]:
+    """(the κ = +1 run's own bias ratio 2·bias_ratio, as validity_gate scales it, the larger
+    κ run's distance from its own flow over the κ effect, over budget) of a row. One κ flow
+    already too far decides, even if the other spent its budget."""
+    errors = [float(row[c]) for c in ("err_kappa_m1", "err_kappa_p1")]
+    known = [e for e in errors if math.isfinite(e)]
+    ratio = max(known) / float(row["kappa_effect"]) if known else math.nan
+    over = FlowStatus.OVER_BUDGET in (row["status_kappa_m1"], row["status_kappa_p1"])
+    if over and math.isfinite(ratio) and ratio > 1 / factor:
+        over = False  # failed whatever the other flow would have given
+    elif not over and len(known) < 2:
+        ratio = math.nan  # a κ flow that blew up: a failure
+    return 2 * float(row["bias_ratio"]), ratio, over
 
 
 def calibrated_limit(rows: Iterable[Mapping], *, factor: float = ERROR_FACTOR,
@@ -590,18 +629,15 @@ def calibrated_limit(rows: Iterable[Mapping], *, factor: float = ERROR_FACTOR,
                           []).append(row)
     if not groups:
         raise ValueError("rows must hold at least one row of the calibration table")
+    readings = {"adam": _adam_reading, **({"kappa": _kappa_reading} if kappa else {})}
     sweeps = {}
-    for quantity, (scale, column, flows) in _QUANTITIES.items():
-        if quantity == "kappa" and not kappa:
-            continue
+    for quantity, reading in readings.items():
         for key, group in groups.items():
-            sweeps[(quantity, *key)] = sweep_limit(
-                [scale * float(r["bias_ratio"]) for r in group],
-                [float(r[column]) for r in group],
-                over_budget=[any(r[f] == FlowStatus.OVER_BUDGET for f in flows) for r in group],
-                factor=factor)
-    binding = min(sweeps, key=lambda key: sweeps[key][0])
-    return Limit(sweeps[binding][0], sweeps[binding][1], binding, sweeps)
+            x, y, over = zip(*(reading(row, factor) for row in group))
+            sweeps[(quantity, *key)] = sweep_limit(x, y, over_budget=over, factor=factor)
+    binding = min(sweeps, key=lambda key: (sweeps[key][0], not sweeps[key][1]))
+    upper = min((v for v, reached in sweeps.values() if reached), default=math.inf)
+    return Limit(sweeps[binding][0], sweeps[binding][1], upper, binding, sweeps)
 
 
 # --- files and the figure ----------------------------------------------------------------------
@@ -642,11 +678,12 @@ def read_calibration_csv(path: str | Path) -> list[dict]:
 
 def calibration_figure(rows: Sequence[Mapping], *, limit: float | None = None,
                        factor: float = ERROR_FACTOR):
-    """err_order1/err_order0 (filled) and the κ runs' error ratio (open, at the κ = +1 run's
-    own ratio 2·bias_ratio) against the bias ratio, log–log, one panel per (β, ρ), one colour
-    per start; rows whose order-1 flow was not solved are crosses on the top edge. Grey lines:
-    the error ratio 1/``factor``, ``VALIDITY_LIMIT`` (dashed) and the calibrated ``limit``
-    (dotted). Built with :func:`bea_lib.plotting.panel_grid`; show it with
+    """The error ratio against the bias ratio, log–log, one panel per (β, ρ), one colour per
+    start: Adam's err_order1/err_order0 (filled, solid) and the κ runs' distance from their
+    own flows over the κ effect (open, dashed, at the κ = +1 run's own ratio 2·bias_ratio);
+    a row whose flows were not solved (or, for κ, one of them) is a cross on the top edge. Grey lines: the ratio
+    1/``factor`` the rule asks for, ``VALIDITY_LIMIT`` (dashed) and the calibrated ``limit``
+    (dotted). Built with :func:`bea_lib.plotting.panel_grid`; a chapter shows it with
     :func:`bea_lib.plotting.show_figure`."""
     from ..plotting import panel_grid
 
@@ -654,33 +691,31 @@ def calibration_figure(rows: Sequence[Mapping], *, limit: float | None = None,
     starts = list(dict.fromkeys(str(r["start"]) for r in rows))
     if not pairs:
         raise ValueError("rows must hold at least one row of the calibration table")
+    readings = {"Adam": (_adam_reading, "o-", True), "κ = ±1": (_kappa_reading, "o--", False)}
+    values = [reading(r, factor)[1] for r in rows for reading, _, _ in readings.values()]
+    top = 2 * max([v for v in values if math.isfinite(v) and v > 0] + [1 / factor])
     fig, axes = panel_grid(len(pairs), sharey=True, panel=(3.4, 2.9))
-    finite = [float(r[c]) for r in rows for c in ("error_ratio", "kappa_error_ratio")
-              if np.isfinite(float(r[c])) and float(r[c]) > 0]
-    top = 2 * max(finite + [1.0])
     for ax, (beta, rho) in zip(axes, pairs):
         for j, start in enumerate(starts):
-            group = sorted((r for r in rows if str(r["start"]) == start
-                            and (float(r["beta"]), float(r["rho"])) == (beta, rho)),
-                           key=lambda r: float(r["bias_ratio"]))
-            x = np.array([float(r["bias_ratio"]) for r in group])
-            for col, scale, fill, label in (("error_ratio", 1, True, "Adam"),
-                                            ("kappa_error_ratio", 2, False, "κ = ±1")):
-                y = np.array([float(r[col]) for r in group])
-                solved = np.isfinite(y)
-                ax.loglog(scale * x[solved], y[solved], "o-" if fill else "o--", color=f"C{j}",
-                          mfc=f"C{j}" if fill else "none", lw=1, ms=4,
-                          label=f"{label}, {start}")
-                ax.plot(scale * x[~solved], np.full((~solved).sum(), top), "x", color=f"C{j}",
+            group = [r for r in rows if str(r["start"]) == start
+                     and (float(r["beta"]), float(r["rho"])) == (beta, rho)]
+            for name, (reading, style, filled) in readings.items():
+                x, y, over = (np.array(v, dtype=float) for v in
+                              zip(*sorted(reading(r, factor) for r in group)))
+                solved = np.isfinite(y) & (over == 0)  # over budget: unknown, a cross
+                ax.loglog(x[solved], y[solved], style, color=f"C{j}", lw=1, ms=4,
+                          mfc=f"C{j}" if filled else "none", label=f"{name}, {start}")
+                ax.plot(x[~solved], np.full(int((~solved).sum()), top), "x", color=f"C{j}",
                         ms=6)
-        ax.axhline(1 / factor, color="gray", lw=0.8)
-        ax.axvline(VALIDITY_LIMIT, color="gray", lw=1, ls="--")
+        ax.axhline(1 / factor, color="gray", lw=0.8, label=f"error ratio 1/{factor:g}")
+        ax.axvline(VALIDITY_LIMIT, color="gray", lw=1, ls="--",
+                   label=f"VALIDITY_LIMIT = {VALIDITY_LIMIT:g}")
         if limit is not None and limit > 0:
-            ax.axvline(limit, color="black", lw=1, ls=":")
+            ax.axvline(limit, color="black", lw=1, ls=":", label=f"calibrated: {limit:.2g}")
         ax.set_title(f"β = {beta:g}, ρ = {rho:g}", fontsize=9)
         ax.set_xlabel("bias ratio h‖f₁‖/‖f₀‖")
         ax.tick_params(axis="x", which="minor", labelbottom=False)  # minor labels overlap
-    axes[0].set_ylabel("error ratio (order 1 / order 0)")
+    axes[0].set_ylabel("error ratio, order 1 / order 0")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=8, loc="outside lower center", ncols=2)
     return fig
@@ -703,6 +738,7 @@ def run_calibration(out_dir: str | Path | None = None, *, train_losses: Sequence
                     n_train: int = 64, width: int = 8, seed: int = 1000,
                     pairs: Iterable[tuple[float, float]] = PAIRS, eps: float = EPS,
                     ratios: Sequence[float] = RATIOS, n_steps: int = N_STEPS,
+                    evals_per_step: int = EVALS_PER_STEP,
                     factor: float = ERROR_FACTOR) -> Calibration:
     """The whole study: the proxy (:func:`proxy_loss`), its starts (the initial point and one
     reached by plain Adam at each of ``train_losses``, :func:`trained_start`), the table
@@ -714,7 +750,8 @@ def run_calibration(out_dir: str | Path | None = None, *, train_losses: Sequence
     for target in train_losses:
         name = f"trained to {target:g}"
         starts[name], steps[name] = trained_start(loss, theta0, train_loss=target)
-    rows = calibration_table(loss, starts, pairs=pairs, eps=eps, ratios=ratios, n_steps=n_steps)
+    rows = calibration_table(loss, starts, pairs=pairs, eps=eps, ratios=ratios, n_steps=n_steps,
+                             evals_per_step=evals_per_step)
     path = (None if out_dir is None
             else write_calibration_csv(rows, Path(out_dir) / CALIBRATION_FILE))
     return Calibration(rows, calibrated_limit(rows, factor=factor), steps,

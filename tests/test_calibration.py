@@ -1,0 +1,329 @@
+"""The calibration of the validity gate on a network (bea_lib.nets.calibration): the start-up
+flow of Theorem 3.1 with one loss against the library's (3.2) and by its convergence order, the
+batched solve against single solves, the table on a tiny proxy, and the declared rule on tables
+whose limit is known."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import bea_lib as bl
+from bea_lib.intervention import kappa_adam, kappa_flow
+from bea_lib.minibatch import average_weights, minibatch_adam_flow, minibatch_adam_rhs
+from bea_lib.nets import calibration as cal
+from bea_lib.nets.calibration import FlowStatus
+from bea_lib.order import fitted_slopes, max_distance
+from bea_lib.validation import VALIDITY_LIMIT
+
+THETA0 = torch.tensor([0.5, -0.3, 0.8, 0.1], dtype=torch.float64)
+
+
+@pytest.fixture
+def loss():
+    return bl.losses.logcosh_regression(4, seed=0)  # smooth, 4 parameters
+
+
+@pytest.fixture(scope="module")
+def proxy():
+    return cal.proxy_loss(n_train=16, width=4)  # 234 parameters: seconds, not minutes
+
+
+# --- the start-up flow ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("gamma", [0.0, 0.8, 0.95])
+def test_startup_coefficient_is_twice_the_average_lag_plus_one(gamma):
+    # C_γ(n) = 2 AV_γ^n[n − k] + 1 against the weights of bea_lib.minibatch (an independent sum)
+    for n in (0, 1, 7, 60):
+        a = average_weights(gamma, n) if gamma else torch.eye(n + 1, dtype=torch.float64)[-1]
+        lag = float((a * (n - torch.arange(n + 1, dtype=torch.float64))).sum())
+        assert cal.startup_coefficient(gamma, n) == pytest.approx(2 * lag + 1, rel=1e-12)
+    assert cal.startup_coefficient(gamma, 0) == 1.0  # no memory at the first step
+    # the full-batch coefficient in the limit (1e-9: γ^n (n+1) at n = 2000 is below float spacing)
+    assert cal.startup_coefficient(gamma, 2000) == pytest.approx((1 + gamma) / (1 - gamma), rel=1e-9)
+
+
+@pytest.mark.parametrize("n", [0, 3, 40])
+def test_startup_rhs_is_theorem_3_1_with_one_loss(loss, n):
+    # the closed form against bea_lib.minibatch's (3.2) with one loss: the same formula coded
+    # twice, so agreement to rounding (rtol 1e-12)
+    hyper = dict(h=3e-3, beta=0.8, rho=0.95, eps=1e-2)
+    ours = cal.startup_rhs(loss, n, **hyper)(0.0, THETA0)
+    theirs = minibatch_adam_rhs([loss], n, **hyper)(0.0, THETA0)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=0)
+
+
+def test_startup_flow_is_the_minibatch_flow_with_one_loss(loss):
+    # both solved to rtol 1e-10 interval by interval: they agree far below the distances read
+    hyper = dict(h=2e-3, beta=0.8, rho=0.95, eps=1e-2)
+    ours = cal.startup_flow(loss, THETA0, 60, **hyper)
+    theirs = minibatch_adam_flow([loss], THETA0, 60, **hyper)
+    assert max_distance(ours, theirs) < 1e-9
+
+
+def test_startup_flow_past_the_switch_is_the_minibatch_flow(loss):
+    # past switch_step the start-up flow is solved in one piece with the limit coefficients;
+    # over a window well past the switch it still agrees with (3.2) solved interval by interval
+    hyper = dict(h=2e-3, beta=0.5, rho=0.6, eps=1e-2)
+    n = cal.switch_step(beta=0.5, rho=0.6) + 40
+    ours = cal.startup_flow(loss, THETA0, n, **hyper)
+    theirs = minibatch_adam_flow([loss], THETA0, n, **hyper)
+    # the switch drops at most SWITCH_TOL of the O(h) term past it: 1e-7 against distances of 1e-4
+    assert max_distance(ours, theirs) < 1e-7
+
+
+def test_startup_flow_fixes_the_short_window_puzzle(loss):
+    # Over a window short against 1/(1 − ρ) (50 steps, ρ = 0.95) the full-batch order-1 flow is
+    # farther from Adam than the order-0 flow (the pilot's puzzle: it adds the full O(h) term
+    # from the first step), and the start-up flow is far closer than either. A start-up flow
+    # with the limit coefficients (the full-batch flow) fails the second assertion.
+    hyper = dict(h=2e-3, beta=0.8, rho=0.95, eps=1e-2)
+    n = 50
+    iterates = bl.adam(loss, THETA0, n, **hyper)
+    err_full = max_distance(iterates, bl.adam_flow(loss, THETA0, n, order=1, **hyper))
+    err_0 = max_distance(iterates, bl.adam_flow(loss, THETA0, n, order=0, **hyper))
+    err_startup = max_distance(iterates, cal.startup_flow(loss, THETA0, n, **hyper))
+    assert err_full > err_0  # measured 1.8 times
+    assert err_startup < err_0 / 5  # measured 15 times closer
+
+
+def test_kappa_startup_flow_is_second_order(loss):
+    # the κ-variant's iterates (κ = ±1) against their start-up flows over a fixed horizon:
+    # slope 2 (±0.2, the tolerance of tests/test_order.py; measured 1.92, 1.93); against κ = 0
+    # the flows differ by κ h f₁ and the slope is 1 (a flow with the wrong κ fails the first)
+    hyper = dict(beta=0.8, rho=0.9, eps=1e-2)
+    hs, T = np.array([2e-3, 1e-3, 5e-4]), 0.5  # T = 0.3: 1.76, the start-up not yet left behind
+    errors = {key: [] for key in ((-1.0, "own"), (1.0, "own"), (-1.0, "adam"), (1.0, "adam"))}
+    for h in hs:
+        n = round(T / h)
+        adam_flow = cal.startup_flow(loss, THETA0, n, h=h, kappa=0.0, **hyper)
+        for kappa in (-1.0, 1.0):
+            iterates = kappa_adam(loss, THETA0, n, h=h, kappa=kappa, **hyper)
+            own = cal.startup_flow(loss, THETA0, n, h=h, kappa=kappa, **hyper)
+            errors[kappa, "own"].append(max_distance(iterates, own))
+            errors[kappa, "adam"].append(max_distance(iterates, adam_flow))
+    slopes = dict(zip(errors, fitted_slopes(hs, np.array(list(errors.values())))[0]))
+    for kappa in (-1.0, 1.0):
+        assert slopes[kappa, "own"] == pytest.approx(2.0, abs=0.2)
+        assert slopes[kappa, "adam"] == pytest.approx(1.0, abs=0.2)
+
+
+def test_kappa_startup_flow_past_the_startup_is_the_kappa_flow(loss):
+    # long after the start-up the κ start-up flow moves as f₀ + (1+κ)h f₁ (kappa_flow): the two
+    # differ only by the start-up's O(h²) displacement, far less than the κ term's own effect
+    hyper = dict(h=2e-3, beta=0.5, rho=0.6, eps=1e-2, kappa=1.0)
+    n = 300
+    ours = cal.startup_flow(loss, THETA0, n, **hyper)
+    full = kappa_flow(loss, THETA0, n, **hyper)
+    plain = kappa_flow(loss, THETA0, n, **{**hyper, "kappa": 0.0})
+    assert max_distance(ours, full) < max_distance(full, plain) / 20
+
+
+def test_batched_flows_equal_single_solves(loss):
+    # the batch's per-flow error control accepts what scipy's RK45 would accept per flow: both
+    # solutions meet rtol 1e-10, so they agree to far below the distances read (1e-8)
+    hyper = dict(beta=0.8, rho=0.95, eps=1e-2)
+    systems = [cal._System(h, order, kappa) for h in (1e-3, 4e-3)
+               for order, kappa in ((0, 0.0), (1, 0.0), (1, -1.0), (1, 1.0))]
+    flows, why = cal._solve_systems(loss, THETA0, systems, 30, rtol=1e-10, atol=1e-12, **hyper)
+    assert why == {}
+    for system, flow in zip(systems, flows):
+        if system.order == 0:
+            single = bl.adam_flow(loss, THETA0, 30, h=system.h, order=0, **hyper)
+        else:
+            single = cal.startup_flow(loss, THETA0, 30, h=system.h, kappa=system.kappa, **hyper)
+        assert max_distance(flow, single) < 1e-8
+
+
+def test_batched_kappa_runs_equal_single_runs(loss):
+    # the batched gradient and products change the rounding only (atol 1e-12 on θ of size 1)
+    hyper = dict(beta=0.8, rho=0.95, eps=1e-2)
+    runs = cal._kappa_runs(loss, THETA0, 25, hs=[1e-2, 1e-2, 3e-3], kappas=[0.0, 1.0, -1.0],
+                           **hyper)
+    torch.testing.assert_close(runs[:, 0], bl.adam(loss, THETA0, 25, h=1e-2, **hyper),
+                               rtol=0, atol=1e-12)
+    for r, (h, kappa) in enumerate([(1e-2, 1.0), (3e-3, -1.0)], start=1):
+        torch.testing.assert_close(runs[:, r], kappa_adam(loss, THETA0, 25, h=h, kappa=kappa,
+                                                          **hyper), rtol=0, atol=1e-12)
+
+
+def test_a_flow_that_blows_up_is_marked_not_a_crash():
+    # E = log(1 − θ²) drives the sign flow to θ = 1 (at t ≈ 0.5 from θ = 0.5), where ∇E is
+    # infinite: the window of h = 0.1 reaches it, that of h = 0.01 does not. The batch goes on
+    # with the second flow and says that the first was not solved, and why
+    def edge(theta):
+        return torch.log(1 - theta**2).sum()
+
+    theta0 = torch.tensor([0.5, 0.4], dtype=torch.float64)
+    systems = [cal._System(0.1, 1, 0.0), cal._System(0.01, 1, 0.0)]
+    flows, why = cal._solve_systems(edge, theta0, systems, 10, beta=0.8, rho=0.9, eps=1e-2,
+                                    rtol=1e-8, atol=1e-10)
+    assert flows[1] is not None and torch.isfinite(flows[1]).all()
+    assert flows[0] is None and why[0] in (FlowStatus.NOT_FINITE, FlowStatus.OVER_BUDGET,
+                                           FlowStatus.FAILED)
+
+
+# --- the table -----------------------------------------------------------------------------------
+
+def test_trained_start_reaches_the_loss_and_says_when_it_cannot(proxy):
+    loss, theta0 = proxy
+    theta, n = cal.trained_start(loss, theta0, train_loss=2.0)
+    assert float(loss(theta)) < 2.0 <= float(loss(theta0))
+    assert n > 0
+    with pytest.raises(ValueError, match="train_loss = 0.001 not reached by plain Adam in 5 steps"):
+        cal.trained_start(loss, theta0, train_loss=1e-3, max_steps=5)
+
+
+def test_calibration_table_on_a_tiny_proxy(proxy):
+    loss, theta0 = proxy
+    rows = cal.calibration_table(loss, {"initial": theta0}, pairs=[(0.9, 0.8)], eps=1e-3,
+                                 ratios=[0.02, 0.1, 100.0], n_steps=12)
+    assert [set(r) for r in rows] == [set(cal.CALIBRATION_COLUMNS)] * 3
+    small, middle, huge = rows
+    # the bias ratio at the start is the target (it is linear in h: rel 1e-9 for rounding)
+    assert small["bias_ratio_start"] == pytest.approx(0.02, rel=1e-9)
+    assert small["bias_ratio"] >= small["bias_ratio_start"]
+    # at a small ratio the O(h) term is most of what separates Adam from f₀
+    assert small["status"] == FlowStatus.SOLVED
+    assert small["error_ratio"] < 0.1
+    assert small["error_ratio"] < middle["error_ratio"]  # it grows with the ratio
+    # far outside the range the order-1 flow is not solved, and the row says so
+    assert huge["status_order1"] != FlowStatus.SOLVED and math.isnan(huge["err_order1"])
+    assert "order1" in huge["status"]
+
+
+def test_the_table_writes_and_reads_back(tmp_path):
+    row = {c: 1.5 for c in cal.CALIBRATION_COLUMNS}
+    row.update(start="trained to 1", status="order1 over budget", err_order1=math.nan,
+               status_order0=FlowStatus.SOLVED, status_order1=FlowStatus.OVER_BUDGET,
+               status_kappa_m1=FlowStatus.SOLVED, status_kappa_p1=FlowStatus.SOLVED,
+               h=1 / 3)
+    path = cal.write_calibration_csv([row], tmp_path / "calibration.csv")
+    [back] = cal.read_calibration_csv(path)
+    assert back["h"] == 1 / 3 and math.isnan(back["err_order1"])  # full precision, NaN kept
+    assert back["status_order1"] == FlowStatus.OVER_BUDGET and back["start"] == "trained to 1"
+    with pytest.raises(ValueError, match="lacks the columns"):
+        cal.write_calibration_csv([{"start": "x"}], tmp_path / "bad.csv")
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="is not a calibration table"):
+        cal.read_calibration_csv(tmp_path / "other.csv")
+
+
+def test_calibration_table_refuses_bad_input(proxy):
+    loss, theta0 = proxy
+    with pytest.raises(ValueError, match="beta must be in"):
+        cal.calibration_table(loss, {"a": theta0}, pairs=[(1.0, 0.9)])
+    with pytest.raises(ValueError, match="ratios must be a finite number > 0"):
+        cal.calibration_table(loss, {"a": theta0}, ratios=[0.1, -1.0])
+    with pytest.raises(ValueError, match="at least one value"):
+        cal.calibration_table(loss, {"a": theta0}, pairs=[])
+
+
+# --- the rule ------------------------------------------------------------------------------------
+
+def test_sweep_limit_interpolates_the_crossing():
+    # error ratios 0.1, 0.3, 0.8 at bias ratios 0.1, 0.3, 1: the crossing of 1/2 lies between
+    # the last two, in log-log: log r = log 0.3 + (log 0.5 - log 0.3)/(log 0.8 - log 0.3) log(1/0.3)
+    expected = math.exp(math.log(0.3) + (math.log(0.5) - math.log(0.3))
+                        / (math.log(0.8) - math.log(0.3)) * math.log(1 / 0.3))
+    limit, reached = cal.sweep_limit([0.1, 0.3, 1.0], [0.1, 0.3, 0.8])
+    assert limit == pytest.approx(expected, rel=1e-12) and reached
+    # the rows' order does not matter; the factor does (factor 1: the crossing of 1 is never met)
+    assert cal.sweep_limit([1.0, 0.1, 0.3], [0.8, 0.1, 0.3]) == (limit, True)
+    assert cal.sweep_limit([0.1, 0.3, 1.0], [0.1, 0.3, 0.8], factor=1.0) == (1.0, False)
+
+
+def test_sweep_limit_stops_at_the_first_row_that_does_not_pass():
+    # a pass after a failure does not count: the limit stays below the first failure
+    limit, reached = cal.sweep_limit([0.1, 0.3, 1.0, 3.0], [0.1, 0.9, 0.2, 0.3])
+    assert 0.1 < limit < 0.3 and reached
+    # a flow that blew up (NaN) fails: the last passing ratio, reached
+    assert cal.sweep_limit([0.1, 0.3, 1.0], [0.1, math.nan, 0.2]) == (0.1, True)
+    # a flow over budget is unknown: the last passing ratio, as a lower bound
+    assert cal.sweep_limit([0.1, 0.3, 1.0], [0.1, math.nan, 0.9],
+                           over_budget=[False, True, False]) == (0.1, False)
+    # the first row fails: 0; every row passes: the largest ratio, not reached
+    assert cal.sweep_limit([0.1, 0.3], [0.6, 0.1]) == (0.0, True)
+    assert cal.sweep_limit([0.1, 0.3], [0.1, 0.2]) == (0.3, False)
+
+
+def test_sweep_limit_refuses_bad_input():
+    with pytest.raises(ValueError, match="one length"):
+        cal.sweep_limit([0.1, 0.2], [0.1])
+    with pytest.raises(ValueError, match="finite and > 0"):
+        cal.sweep_limit([0.0, 0.2], [0.1, 0.1])
+    with pytest.raises(ValueError, match="factor must be"):
+        cal.sweep_limit([0.1], [0.1], factor=0.0)
+
+
+def _row(start, beta, rho, bias_ratio, error_ratio, kappa_error_ratio, *, effect=1.0):
+    """A calibration row with the readings the rule uses (κ errors split evenly)."""
+    row = {c: math.nan for c in cal.CALIBRATION_COLUMNS}
+    row.update(start=start, beta=beta, rho=rho, bias_ratio=bias_ratio, err_order0=1.0,
+               err_order1=error_ratio, error_ratio=error_ratio, kappa_effect=effect,
+               err_kappa_m1=kappa_error_ratio * effect, err_kappa_p1=kappa_error_ratio * effect / 2,
+               kappa_error_ratio=kappa_error_ratio, status=FlowStatus.SOLVED,
+               **{f"status_{f}": FlowStatus.SOLVED
+                  for f in ("order0", "order1", "kappa_m1", "kappa_p1")})
+    return row
+
+
+def test_calibrated_limit_is_the_smallest_over_sweeps_and_runs():
+    rows = [_row("a", 0.9, 0.8, r, e, k) for r, e, k in
+            ((0.1, 0.1, 0.1), (0.3, 0.2, 0.2), (1.0, 0.9, 0.3))]
+    rows += [_row("b", 0.9, 0.8, r, e, k) for r, e, k in
+             ((0.1, 0.1, 0.05), (0.3, 0.2, 0.9), (1.0, 0.3, 0.9))]
+    limit = cal.calibrated_limit(rows)
+    # sweep b's κ runs fail at their own ratio 2·0.3 = 0.6, after passing at 0.2: the
+    # crossing lies in (0.2, 0.6), below every Adam sweep's limit (a: in (0.3, 1); b: 1)
+    assert limit.binding == ("kappa", "b", 0.9, 0.8) and limit.reached
+    assert 0.2 < limit.value == limit.upper < 0.6
+    assert limit.value == cal.sweep_limit([0.2, 0.6, 2.0], [0.05, 0.9, 0.9])[0]
+    # Adam alone: sweep a binds, between 0.3 and 1
+    adam = cal.calibrated_limit(rows, kappa=False)
+    assert adam.binding == ("adam", "a", 0.9, 0.8) and 0.3 < adam.value < 1.0
+    assert set(limit.sweeps) == {(q, s, 0.9, 0.8) for q in ("adam", "kappa") for s in "ab"}
+
+
+def test_a_limit_over_budget_is_a_lower_bound_with_an_upper_one():
+    rows = [_row("a", 0.9, 0.8, r, e, 0.01) for r, e in ((0.1, 0.1), (0.3, 0.3), (1.0, 0.8))]
+    rows += [_row("b", 0.9, 0.8, r, 0.1, 0.01) for r in (0.1, 0.2, 0.5)]
+    rows[-2].update(error_ratio=math.nan, status_order1=FlowStatus.OVER_BUDGET)
+    limit = cal.calibrated_limit(rows)
+    # sweep b ends over budget after 0.1: the limit is at least 0.1, and sweep a's crossing
+    # (between 0.3 and 1) bounds it from above
+    assert (limit.value, limit.reached, limit.binding) == (0.1, False, ("adam", "b", 0.9, 0.8))
+    assert limit.upper == cal.sweep_limit([0.1, 0.3, 1.0], [0.1, 0.3, 0.8])[0]
+    assert 0.3 < limit.upper < 1.0
+
+
+def test_one_kappa_flow_too_far_decides_even_if_the_other_is_over_budget():
+    rows = [_row("a", 0.9, 0.8, 0.1, 0.1, 0.1), _row("a", 0.9, 0.8, 0.3, 0.2, math.nan)]
+    rows[1].update(err_kappa_m1=0.9, err_kappa_p1=math.nan,
+                   status_kappa_p1=FlowStatus.OVER_BUDGET)
+    # the κ = −1 run alone fails the row: the crossing lies between the κ runs' own ratios
+    assert cal.calibrated_limit(rows).sweeps["kappa", "a", 0.9, 0.8] == cal.sweep_limit(
+        [0.2, 0.6], [0.1, 0.9])
+    rows[1]["err_kappa_m1"] = 0.1  # within the factor: the other one decides, and is unknown
+    assert cal.calibrated_limit(rows).sweeps["kappa", "a", 0.9, 0.8] == (0.2, False)
+
+
+# --- the figure ----------------------------------------------------------------------------------
+
+def test_calibration_figure_marks_the_limits_with_readable_text():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bea_lib.plotting import MIN_TEXT_PX, text_px_in_column
+
+    rows = [_row(s, b, r, x, 0.2 * x, 0.3 * x) for s in ("initial", "trained")
+            for b, r in ((0.95, 0.8), (0.8, 0.95)) for x in (0.05, 0.5, 5.0)]
+    rows[2].update(error_ratio=math.nan, status_order1=FlowStatus.OVER_BUDGET)
+    fig = cal.calibration_figure(rows, limit=0.3)
+    assert len(fig.axes) == 2
+    for ax in fig.axes:
+        vertical = [line.get_xdata()[0] for line in ax.get_lines()
+                    if len(set(line.get_xdata())) == 1 and len(line.get_xdata()) == 2]
+        assert VALIDITY_LIMIT in vertical and 0.3 in vertical
+        assert ax.get_xscale() == "log"
+    assert text_px_in_column(fig) >= MIN_TEXT_PX
