@@ -192,6 +192,19 @@ def test_calibration_table_on_a_tiny_proxy(proxy):
     assert "order1" in huge["status"]
 
 
+def test_the_tables_tolerances_change_nothing_it_reads(proxy):
+    # RTOL, ATOL against the library's 1e-10, 1e-12: every distance within 1e-6 (measured
+    # 1e-9 at most), against distances of 1e-6 (the smallest) to 1e-1
+    loss, theta0 = proxy
+    kw = dict(pairs=[(0.9, 0.8)], eps=1e-4, ratios=[0.02, 0.5], n_steps=12)
+    ours = cal.calibration_table(loss, {"i": theta0}, **kw)
+    fine = cal.calibration_table(loss, {"i": theta0}, rtol=1e-10, atol=1e-12, **kw)
+    for a, b in zip(ours, fine):
+        assert a["status"] == b["status"] == FlowStatus.SOLVED
+        for c in ("err_order0", "err_order1", "err_kappa_m1", "err_kappa_p1"):
+            assert abs(a[c] - b[c]) <= 1e-6
+
+
 def test_the_table_writes_and_reads_back(tmp_path):
     row = {c: 1.5 for c in cal.CALIBRATION_COLUMNS}
     row.update(start="trained to 1", status="order1 over budget", err_order1=math.nan,
