@@ -341,3 +341,8 @@ def test_calibration_figure_marks_the_limits_with_readable_text():
         assert VALIDITY_LIMIT in vertical and 0.3 in vertical
         assert ax.get_xscale() == "log"
     assert text_px_in_column(fig) >= MIN_TEXT_PX
+    # a limit that is a lower bound says so in the legend
+    bound = cal.Limit(0.05, False, 0.095, ("adam", "trained", 0.8, 0.95), {})
+    fig = cal.calibration_figure(rows, limit=bound)
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert "calibrated: ≥ 0.05, ≤ 0.095" in labels

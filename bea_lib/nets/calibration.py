@@ -676,14 +676,15 @@ def read_calibration_csv(path: str | Path) -> list[dict]:
     return rows
 
 
-def calibration_figure(rows: Sequence[Mapping], *, limit: float | None = None,
+def calibration_figure(rows: Sequence[Mapping], *, limit: Limit | float | None = None,
                        factor: float = ERROR_FACTOR):
     """The error ratio against the bias ratio, log–log, one panel per (β, ρ), one colour per
     start: Adam's err_order1/err_order0 (filled, solid) and the κ runs' distance from their
     own flows over the κ effect (open, dashed, at the κ = +1 run's own ratio 2·bias_ratio);
     a row whose flows were not solved (or, for κ, one of them) is a cross on the top edge. Grey lines: the ratio
     1/``factor`` the rule asks for, ``VALIDITY_LIMIT`` (dashed) and the calibrated ``limit``
-    (dotted). Built with :func:`bea_lib.plotting.panel_grid`; a chapter shows it with
+    (dotted; a :class:`Limit` that is a lower bound is labelled so, with its upper bound). Built
+    with :func:`bea_lib.plotting.panel_grid`; a chapter shows it with
     :func:`bea_lib.plotting.show_figure`."""
     from ..plotting import panel_grid
 
@@ -710,8 +711,9 @@ def calibration_figure(rows: Sequence[Mapping], *, limit: float | None = None,
         ax.axhline(1 / factor, color="gray", lw=0.8, label=f"error ratio 1/{factor:g}")
         ax.axvline(VALIDITY_LIMIT, color="gray", lw=1, ls="--",
                    label=f"VALIDITY_LIMIT = {VALIDITY_LIMIT:g}")
-        if limit is not None and limit > 0:
-            ax.axvline(limit, color="black", lw=1, ls=":", label=f"calibrated: {limit:.2g}")
+        if limit is not None and float(limit[0] if isinstance(limit, Limit) else limit) > 0:
+            x, label = _limit_line(limit)
+            ax.axvline(x, color="black", lw=1, ls=":", label=label)
         ax.set_title(f"β = {beta:g}, ρ = {rho:g}", fontsize=9)
         ax.set_xlabel("bias ratio h‖f₁‖/‖f₀‖")
         ax.tick_params(axis="x", which="minor", labelbottom=False)  # minor labels overlap
@@ -719,6 +721,16 @@ def calibration_figure(rows: Sequence[Mapping], *, limit: float | None = None,
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=8, loc="outside lower center", ncols=2)
     return fig
+
+
+def _limit_line(limit: Limit | float) -> tuple[float, str]:
+    """Where the calibrated limit's line goes, and its legend label."""
+    if not isinstance(limit, Limit):
+        return float(limit), f"calibrated: {float(limit):.2g}"
+    if limit.reached:
+        return limit.value, f"calibrated: {limit.value:.2g}"
+    upper = f", ≤ {limit.upper:.2g}" if math.isfinite(limit.upper) else ""
+    return limit.value, f"calibrated: ≥ {limit.value:.2g}{upper}"
 
 
 # --- one call for a chapter ----------------------------------------------------------------------
