@@ -23,44 +23,15 @@ start at the initial point and at points reached by plain Adam (:func:`trained_s
 networks chapter's optimiser settings) at given training losses, as the experiments restart
 Adam from trained points.
 
-**Start-up.** Restarted with m = ν = 0, Adam's averages at step n weigh n + 1 gradients only;
-the full-batch flow (2.2)–(2.3) is their limit n → ∞. Theorem 3.1's flow (3.2) keeps the finite
-n. With one loss (every E_k = E) every average in (3.2) is of the same gradient, the inner sums
-are S_k = (n − k)u, and (3.2) becomes the full-batch flow with the coefficients (1 + γ)/(1 − γ),
-γ = β, ρ, of its two parts replaced by
-
-.. math::
-
-    C_γ(n) = 2 w_γ(n) + 1, \qquad
-    w_γ(n) = \mathrm{AV}_γ^n[n - k] = \frac{γ}{1-γ} - \frac{(n+1)γ^{n+1}}{1-γ^{n+1}},
-
-so C_γ(0) = 1 and C_γ(n) → (1+γ)/(1−γ) (:func:`startup_coefficient`). The full-batch flow
-applies the limit from the first step, where Adam's own O(h) term is still small: summed over
-the start-up, the surplus h(C_γ(∞) − C_γ(n)) moves it about h²C_γ(∞)/(1−γ) times the size of
-the term away from the iterates, which is O(h²) but 1/((1−γ)n) times the order-0 error after n
-steps. Over a window not long against 1/(1 − max(β, ρ)) the full-batch order-1 flow is
-therefore *farther* from Adam than the order-0 flow, at every h. The table uses the start-up
-flow (:func:`startup_flow`), (3.2) itself, which is fair at every window length.
-
-**The κ-variant.** Each step adds κh²f₁(θ⁽ⁿ⁾) with the full-batch f₁ (:mod:`bea_lib.intervention`),
-so its start-up flow has C_γ(n) + κ(1+γ)/(1−γ) in place of C_γ(n), and f₀ + (1+κ)h f₁ past the
-start-up. ``kappa_effect`` is the largest distance between the κ = +1 and κ = −1 iterates,
-the effect the κ experiment reads; ``kappa_error_ratio`` is the larger of the two κ runs'
-distances from their own flows over that effect.
-
-**Solving.** All flows of one sweep (one start, one (β, ρ), every h; order 0, order 1 and
-κ = ±1) are one ODE in the step time s = t/h; their gradients and Hessian-vector products come
-from one vectorised pass. Each start-up interval is tried for all of them in one step of
-scipy's RK45 pair, with the error controlled per flow as scipy controls it; a flow whose step
-is rejected is solved alone with scipy's step control (:mod:`bea_lib.integrate`'s guards).
-Past the start-up (C_γ within ``SWITCH_TOL`` of its limit) the rest is one DOP853 solve. A flow
-is *unsolved* (:class:`FlowStatus`) when it stops being finite or needs more than
-``evals_per_step`` evaluations per step of h (default ``EVALS_PER_STEP``; it is then stiff,
-with modes that change within a fraction of h, and an explicit solver pays for them); its error
-is NaN, and the row's ``status`` says which and why. The budget counts evaluations, not
-seconds, so the table does not depend on the machine's load, and nothing hangs. A flow over
-budget is not a flow shown wrong: :func:`calibrated_limit` counts it as unknown, not as a
-failure.
+**The flows.** Adam restarted with fresh moments is compared with its start-up flow, Theorem
+3.1's flow (3.2) with one loss (:mod:`bea_lib.startup`): the full-batch flow adds the full O(h)
+term from the first step and is farther from Adam than f₀ over a window not long against
+1/(1 − max(β, ρ)). All flows of one start and (β, ρ) are solved together
+(:func:`bea_lib.startup.solve_startup_flows`); a flow stiffer than ``evals_per_step``
+evaluations per step of h allow is *over budget*, and :func:`calibrated_limit` counts it as
+unknown, not as a failure. ``kappa_effect`` is the largest distance between the κ = +1 and
+κ = −1 iterates, the effect the κ experiment reads; ``kappa_error_ratio`` is the larger of the
+two κ runs' distances from their own start-up flows over that effect.
 
 **Sharpness.** ``h_sharpness`` is h times the largest eigenvalue of diag(1/D)·H at the start
 (D of the first step, √(g² + ε)), the preconditioned sharpness that Adam's step sees: the
@@ -73,7 +44,6 @@ import io
 import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from enum import StrEnum
 from pathlib import Path
 from typing import NamedTuple
 
@@ -82,15 +52,18 @@ import torch
 
 from ..autodiff import gradient_and_hvp_fn, top_eigenvalue
 from ..fileio import atomic_write_text
-from ..integrate import FlowError, _solve
-from ..intervention import kappa_update
-from ..optimizers import adam, adam_init, iterate
+from ..optimizers import adam
 from ..order import max_distance
+from ..startup import (
+    EVALS_PER_STEP,
+    FlowSpec,
+    FlowStatus,
+    kappa_runs,
+    solve_startup_flows,
+)
 from ..validation import (
     VALIDITY_LIMIT,
-    adam_hyper,
     check_int,
-    check_n_steps,
     check_positive,
     check_theta0,
     check_unit_interval,
@@ -100,19 +73,15 @@ from .data import load_dataset
 from .diagnostics import bias_ratio, flat_loss
 from .evidence import _cell, _parse
 
-__all__ = ["CALIBRATION_COLUMNS", "CALIBRATION_FILE", "ERROR_FACTOR", "Calibration",
-           "FlowStatus", "Limit", "calibrated_limit", "calibration_figure", "calibration_table",
-           "proxy_loss", "read_calibration_csv", "run_calibration", "startup_coefficient",
-           "startup_flow", "startup_rhs", "sweep_limit", "trained_start",
+__all__ = ["CALIBRATION_COLUMNS", "CALIBRATION_FILE", "ERROR_FACTOR", "Calibration", "Limit",
+           "calibrated_limit", "calibration_figure", "calibration_table", "proxy_loss",
+           "read_calibration_csv", "run_calibration", "sweep_limit", "trained_start",
            "write_calibration_csv"]
 
 # The order-1 flow describes a run while it is at least this many times closer to the iterates
 # than the order-0 flow: its O(h²) remainder is then at most half the O(h) effect it adds, the
 # standard the κ experiment's f₀ gate sets for its own remainder (F0_AGREEMENT_LIMIT = 0.5).
 ERROR_FACTOR = 2.0
-SWITCH_TOL = 1e-3  # C_γ(n) within this relative distance of (1+γ)/(1-γ): the rest in one piece
-EVALS_PER_STEP = 30  # default budget of a flow per step of h: five steps of RK45 (a smooth
-# start-up interval takes one, six evaluations); a larger budget solves stiffer rows, slowly
 RTOL, ATOL = 1e-8, 1e-10  # the distances read are 1e-5 and more; at these tolerances the
 # solver's own error is below 1e-6 (tests/test_calibration.py)
 RATIO_POINTS = 5  # points of each window (both ends included) at which the bias ratio is read
@@ -131,15 +100,6 @@ CALIBRATION_COLUMNS = ("start", "start_loss", "beta", "rho", "eps", "h", "n_step
                        "err_order1", "error_ratio", "err_kappa_m1", "err_kappa_p1",
                        "kappa_effect", "kappa_error_ratio", "status", "status_order0",
                        "status_order1", "status_kappa_m1", "status_kappa_p1")
-
-
-class FlowStatus(StrEnum):
-    """What became of the solve of one flow of the calibration table."""
-
-    SOLVED = "solved"
-    OVER_BUDGET = "over budget"  # needed more than evals_per_step evaluations per step of h
-    NOT_FINITE = "not finite"    # θ or θ̇ stopped being finite: the flow blows up
-    FAILED = "failed"            # the solver gave up (a step size below float spacing)
 
 
 # --- the proxy and its starting points -----------------------------------------------------------
@@ -180,259 +140,6 @@ def trained_start(loss, theta0, *, train_loss: float, max_steps: int = 5000,
         n = min(2 * n, max_steps)
 
 
-# --- the start-up flow (Theorem 3.1 with one loss) ---------------------------------------------
-
-def startup_coefficient(gamma: float, n: int) -> float:
-    """C_γ(n) = 2 AV_γ^n[n − k] + 1, the coefficient that (3.2) with one loss has at step n in
-    place of the full-batch (1 + γ)/(1 − γ) (module docstring); 1 at n = 0 and for γ = 0."""
-    if gamma == 0.0:
-        return 1.0
-    w = gamma / (1 - gamma) - (n + 1) * gamma ** (n + 1) / (1 - gamma ** (n + 1))
-    return 2 * w + 1
-
-
-def _limit_coefficient(gamma: float) -> float:
-    return (1 + gamma) / (1 - gamma)
-
-
-def switch_step(*, beta: float, rho: float, tol: float = SWITCH_TOL) -> int:
-    """The first n at which C_β(n) and C_ρ(n) are both within ``tol`` (relative) of their limits."""
-    n = 0
-    for gamma in (beta, rho):
-        while abs(startup_coefficient(gamma, n) / _limit_coefficient(gamma) - 1) > tol:
-            n += 1
-    return n
-
-
-class _System(NamedTuple):
-    """One flow of a batch: its step size, its order, and κ (0 for Adam's own flow)."""
-
-    h: float
-    order: int
-    kappa: float = 0.0
-
-
-def _coefficients(system: _System, n: int | None, *, beta: float, rho: float
-                  ) -> tuple[float, float]:
-    """(C_β, C_ρ) of ``system``'s flow at step n (None: the limit n → ∞); (0, 0) at order 0."""
-    if system.order == 0:
-        return 0.0, 0.0
-    if n is None:
-        return tuple((1 + system.kappa) * _limit_coefficient(g) for g in (beta, rho))
-    return tuple(startup_coefficient(g, n) + system.kappa * _limit_coefficient(g)
-                 for g in (beta, rho))
-
-
-class _BatchPoint:
-    """The gradients G (R, p) of the loss at the R rows of Θ, from one vectorised forward pass
-    and one reverse pass, and ``hvp(V)``, the rows H_r V_r (one more pass through G's graph:
-    row r's loss depends on row r alone, so the gradient of Σ_r V_r·G_r is every product at
-    once). The last Θ asked for is kept: an interval that starts where the last one ended
-    reuses it."""
-
-    def __init__(self, loss):
-        self.loss, self.theta, self.X, self.G = loss, None, None, None
-        self.evaluations = 0  # gradient passes taken
-
-    def __call__(self, theta: torch.Tensor) -> torch.Tensor:
-        from torch.func import vmap
-
-        if (self.theta is None or self.theta.shape != theta.shape
-                or not torch.equal(theta, self.theta)):
-            self.theta = theta.detach().clone()
-            self.evaluations += 1
-            with torch.enable_grad():
-                self.X = self.theta.clone().requires_grad_(True)
-                # one row: the loss itself (vmap costs more than the pass it batches)
-                total = (self.loss(self.X[0]) if len(self.X) == 1
-                         else vmap(self.loss)(self.X).sum())
-                self.G = torch.autograd.grad(total, self.X, create_graph=True)[0]
-        return self.G.detach()
-
-    def hvp(self, V: torch.Tensor) -> torch.Tensor:
-        with torch.enable_grad():
-            return torch.autograd.grad((self.G * V).sum(), self.X, retain_graph=True)[0]
-
-
-def _batch_rhs(point: _BatchPoint, systems: Sequence[_System], n: int | None, *, beta: float,
-               rho: float, eps: float):
-    """dΘ/ds for the rows Θ (flattened) of ``systems`` in the step time s = t/h, on the interval
-    of step n (None: past the start-up): h_r times
-    θ̇ = −u − h_r (H u) ∘ [C_β/(2D) − C_ρ g²/(2D³)]."""
-    h = torch.tensor([[s.h] for s in systems], dtype=torch.float64)
-    c_beta, c_rho = (torch.tensor([[c] for c in col], dtype=torch.float64) for col in
-                     zip(*(_coefficients(s, n, beta=beta, rho=rho) for s in systems)))
-    order1 = any(s.order == 1 for s in systems)
-
-    def rhs(s: float, y: torch.Tensor) -> torch.Tensor:
-        G = point(y.reshape(len(systems), -1))
-        D = torch.sqrt(G**2 + eps)
-        U = G / D
-        if not order1:
-            return (-h * U).reshape(-1)
-        # (3.2) with one loss: M = g, R = D, 2L + L̄ = C_β H u, 2P + P̄ = C_ρ g ∘ H u
-        drift = -U - h * point.hvp(U) * (c_beta / (2 * D) - c_rho * G**2 / (2 * D**3))
-        return (h * drift).reshape(-1)
-
-    return rhs
-
-
-def _reason(err: FlowError) -> FlowStatus:
-    """The status of a flow whose solve raised ``err`` (read from its message)."""
-    text = str(err)
-    return (FlowStatus.OVER_BUDGET if "budget" in text else
-            FlowStatus.NOT_FINITE if "finite" in text else FlowStatus.FAILED)
-
-
-def _one_step(point, systems, rows, out, n: int, *, rtol: float, atol: float,
-              evals_per_step: int, **hyper) -> list[int]:  # one step: six, within any budget
-    """The start-up interval of step n for the flows ``rows`` (out[n] → out[n+1]) in one step
-    of scipy's RK45 pair (Dormand–Prince 5(4)), its error estimate normed per flow as scipy's
-    RK45 norms it; the flows whose step scipy would accept are written, the others returned."""
-    from scipy.integrate import RK45
-
-    A, B, C, E = (torch.as_tensor(np.asarray(c), dtype=torch.float64)
-                  for c in (RK45.A, RK45.B, RK45.C, RK45.E))
-    rhs = _batch_rhs(point, [systems[r] for r in rows], n, **hyper)
-    y0 = out[n, rows].reshape(-1)
-    K = [rhs(0.0, y0)]
-    for i in range(1, len(B)):
-        K.append(rhs(float(C[i]), y0 + sum(A[i, j] * K[j] for j in range(i))))
-    y1 = y0 + sum(B[j] * K[j] for j in range(len(B)))
-    K.append(rhs(1.0, y1))  # the step's end: the error estimate's last stage
-    error = sum(E[j] * K[j] for j in range(len(K)))
-    scale = atol + rtol * torch.maximum(y0.abs(), y1.abs())
-    norm = ((error / scale) ** 2).view(len(rows), -1).mean(1).sqrt()  # < 1: scipy accepts
-    accepted = torch.isfinite(norm) & (norm < 1)
-    done = [r for r, a in zip(rows, accepted.tolist()) if a]
-    out[n + 1, done] = y1.view(len(rows), -1)[accepted]
-    return [r for r, a in zip(rows, accepted.tolist()) if not a]
-
-
-def _advance(point, systems, rows, out, a: int, b: int, n: int | None, *, rtol: float,
-             atol: float, evals_per_step: int, first_step: float = 1.0, **hyper) -> None:
-    """Solve the flows ``rows`` of ``systems`` from out[a] over steps a to b into out[a:b+1]
-    with scipy's step control: one start-up interval of step n (RK45, trying ``first_step``
-    first), or (n None) the rest in one piece (DOP853). Explicit methods only: a numerical
-    Jacobian of a batch would cost R·p evaluations."""
-    rhs = _batch_rhs(point, [systems[r] for r in rows], n, **hyper)
-    y = _solve(rhs, out[a, rows].reshape(-1), b - a, 1.0, rtol=rtol, atol=atol,
-               method="RK45" if n is not None else "DOP853",
-               max_evals=evals_per_step * (b - a), max_seconds=math.inf,
-               first_step=first_step if n is not None else None)
-    out[a:b + 1, rows] = y.view(b - a + 1, len(rows), -1)
-
-
-def _solve_systems(loss, theta0: torch.Tensor, systems: Sequence[_System], n_steps: int, *,
-                   beta: float, rho: float, eps: float, rtol: float, atol: float,
-                   evals_per_step: int = EVALS_PER_STEP
-                   ) -> tuple[list[torch.Tensor | None], dict[int, FlowStatus]]:
-    """The flows of ``systems`` from θ⁽⁰⁾ on the grid n = 0, …, n_steps (module docstring):
-    one (n_steps + 1, p) tensor per system, None for an unsolved one, and why, by index.
-
-    Each start-up interval is first tried for all flows at once in one RK45 step
-    (:func:`_one_step`); past the start-up the batch is solved in one piece. A flow that the
-    batch leaves out is solved alone with scipy's step control from then on, each interval
-    starting with the step its last one ended with; one that fails is unsolved and leaves.
-    """
-    R, p = len(systems), theta0.numel()
-    out = torch.full((n_steps + 1, R, p), math.nan, dtype=torch.float64)
-    out[0] = theta0
-    point, active, why = _BatchPoint(loss), list(range(R)), {}
-    options = {"beta": beta, "rho": rho, "eps": eps, "rtol": rtol, "atol": atol,
-               "evals_per_step": evals_per_step}
-    n_switch = min(switch_step(beta=beta, rho=rho), n_steps)
-    spans = [(n, n + 1, n) for n in range(n_switch)]
-    if n_switch < n_steps:
-        spans.append((n_switch, n_steps, None))
-    steps: dict[int, int] = {}  # the flows solved alone: RK45 steps their last interval took
-    for a, b, n in spans:
-        batch = [r for r in active if r not in steps]
-        if n is not None:
-            alone = _one_step(point, systems, batch, out, n, **options) if batch else []
-        else:
-            try:
-                _advance(point, systems, batch, out, a, b, n, **options)
-                alone = []
-            except FlowError:  # one at a time, to tell which cannot be solved
-                alone = list(batch)
-        for r in alone + [r for r in active if r in steps]:
-            spent = point.evaluations
-            try:
-                _advance(point, systems, [r], out, a, b, n, first_step=1 / steps.get(r, 1),
-                         **options)
-            except FlowError as err:
-                why[r] = _reason(err)
-                active.remove(r)
-            steps[r] = max(1, round((point.evaluations - spent) / 6))  # six per RK45 step
-        if not active:
-            break
-    return [None if r in why else out[:, r] for r in range(R)], why
-
-
-def startup_rhs(loss, n: int, *, h: float, beta: float, rho: float, eps: float,
-                kappa: float = 0.0):
-    """The right-hand side ``rhs(t, theta)`` of (3.2) with one loss on [nh, (n+1)h], plus κh f₁
-    for the κ-variant: :func:`bea_lib.minibatch.minibatch_adam_rhs` of ``[loss]`` in closed form
-    (one gradient and one Hessian-vector product, whatever n)."""
-    hyper = adam_hyper(h=h, beta=beta, rho=rho, eps=eps, kappa=kappa)
-    rhs = _batch_rhs(_BatchPoint(loss), [_System(hyper.h, 1, hyper.kappa)],
-                     check_n_steps(n, name="n"), beta=hyper.beta, rho=hyper.rho, eps=hyper.eps)
-    return lambda t, theta: rhs(t / hyper.h, theta) / hyper.h
-
-
-def startup_flow(loss, theta0, n_steps: int, *, h: float, beta: float, rho: float, eps: float,
-                 kappa: float = 0.0, rtol: float = 1e-10, atol: float = 1e-12,
-                 evals_per_step: int = EVALS_PER_STEP) -> torch.Tensor:
-    """The start-up flow of Adam (κ = 0) or of its κ-variant restarted with fresh moments at
-    ``theta0``: θ̃(nh) for n = 0, …, n_steps, shape (n_steps + 1, p).
-
-    Interval by interval with C_γ(n) (:func:`startup_rhs`, Theorem 3.1) until the coefficients
-    are within ``SWITCH_TOL`` of their limits, then the full-batch flow f₀ + (1+κ)h f₁ in one
-    piece. :class:`~bea_lib.integrate.FlowError` when the flow stops being finite or needs more
-    than ``evals_per_step`` evaluations per step of h.
-    """
-    hyper = adam_hyper(h=h, beta=beta, rho=rho, eps=eps, kappa=kappa)
-    [flow], why = _solve_systems(loss, check_theta0(theta0), [_System(hyper.h, 1, hyper.kappa)],
-                                 check_n_steps(n_steps), beta=hyper.beta, rho=hyper.rho,
-                                 eps=hyper.eps, rtol=check_positive("rtol", rtol),
-                                 atol=check_positive("atol", atol),
-                                 evals_per_step=check_int("evals_per_step", evals_per_step,
-                                                          minimum=6))
-    if flow is None:
-        raise FlowError(f"the start-up flow (h = {hyper.h:g}, kappa = {hyper.kappa:g}) was not "
-                        f"solved: {why[0]}")
-    return flow
-
-
-# --- the iterates --------------------------------------------------------------------------------
-
-def _kappa_runs(loss, theta0: torch.Tensor, n_steps: int, *, hs: Sequence[float],
-                kappas: Sequence[float], beta: float, rho: float, eps: float) -> torch.Tensor:
-    """Iterates (n_steps + 1, R, p) of R κ-variant runs from θ⁽⁰⁾ side by side (κ = 0: Adam),
-    run r with step size hs[r] and κ = kappas[r], through the one loop
-    (:func:`bea_lib.optimizers.iterate`) and step (:func:`bea_lib.intervention.kappa_update`)."""
-    point = _BatchPoint(loss)
-    R = len(hs)
-
-    def hvp_at(rows):
-        def product(v):
-            V = torch.zeros(R, theta0.numel(), dtype=torch.float64)
-            V[rows] = v
-            return point.hvp(V)[rows]
-        return product
-
-    def update(g, state, **hyper):
-        return kappa_update(g, hvp_at, state, **hyper)
-
-    def column(values):
-        return torch.tensor([[v] for v in values], dtype=torch.float64)
-
-    hyper = {"h": column(hs), "beta": beta, "rho": rho, "eps": eps, "kappa": column(kappas)}
-    return iterate(lambda n, theta: point(theta), theta0.expand(R, -1).clone(), n_steps,
-                   adam_init, update, hyper, name="kappa runs", on_nonfinite="keep")
-
-
 # --- the table ---------------------------------------------------------------------------------
 
 def _bias_ratio_at(loss, theta, *, h, beta, rho, eps) -> float:
@@ -459,12 +166,12 @@ def _sweep(loss, theta0: torch.Tensor, start: str, *, beta: float, rho: float, e
     sharpness = top_eigenvalue(hvp_fn, g, scale=(g**2 + eps) ** -0.25)
     hs = [r / per_h for r in ratios]
     k, hyper = len(hs), {"beta": beta, "rho": rho, "eps": eps}
-    runs = _kappa_runs(loss, theta0, n_steps, hs=hs * 3, kappas=[0.0] * k + [-1.0] * k + [1.0] * k,
-                       **hyper)
-    systems = [_System(h, order, kappa) for order, kappa in ((0, 0.0), (1, 0.0), (1, -1.0),
-                                                             (1, 1.0)) for h in hs]
-    flows, why = _solve_systems(loss, theta0, systems, n_steps, **hyper, rtol=rtol, atol=atol,
-                                evals_per_step=evals_per_step)
+    runs = kappa_runs(loss, theta0, n_steps, h=hs * 3, kappa=[0.0] * k + [-1.0] * k + [1.0] * k,
+                      **hyper)
+    specs = [FlowSpec(h, order, kappa) for order, kappa in ((0, 0.0), (1, 0.0), (1, -1.0),
+                                                            (1, 1.0)) for h in hs]
+    flows, why = solve_startup_flows(loss, theta0, specs, n_steps, **hyper, rtol=rtol,
+                                     atol=atol, evals_per_step=evals_per_step)
     names = ("order0", "order1", "kappa_m1", "kappa_p1")
     points = np.unique(np.linspace(0, n_steps, RATIO_POINTS).round().astype(int))
     with torch.no_grad():
@@ -681,10 +388,10 @@ def calibration_figure(rows: Sequence[Mapping], *, limit: Limit | float | None =
     """The error ratio against the bias ratio, log–log, one panel per (β, ρ), one colour per
     start: Adam's err_order1/err_order0 (filled, solid) and the κ runs' distance from their
     own flows over the κ effect (open, dashed, at the κ = +1 run's own ratio 2·bias_ratio);
-    a row whose flows were not solved (or, for κ, one of them) is a cross on the top edge. Grey lines: the ratio
-    1/``factor`` the rule asks for, ``VALIDITY_LIMIT`` (dashed) and the calibrated ``limit``
-    (dotted; a :class:`Limit` that is a lower bound is labelled so, with its upper bound). Built
-    with :func:`bea_lib.plotting.panel_grid`; a chapter shows it with
+    a row whose flows were not solved (or, for κ, one of them) is a cross on the top edge.
+    Grey lines: the ratio 1/``factor`` the rule asks for, ``VALIDITY_LIMIT`` (dashed) and the
+    calibrated ``limit`` (dotted; a :class:`Limit` that is a lower bound is labelled so, with its
+    upper bound). Built with :func:`bea_lib.plotting.panel_grid`; a chapter shows it with
     :func:`bea_lib.plotting.show_figure`."""
     from ..plotting import panel_grid
 
