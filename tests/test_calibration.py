@@ -43,6 +43,12 @@ def test_calibration_table_on_a_tiny_proxy(proxy):
     assert "order1" in huge["status"]
 
 
+def test_the_larger_of_two_errors_is_nan_if_either_is():
+    # Python's max(0.7, nan) is 0.7 but max(nan, 0.7) is nan: the column must not depend on order
+    assert math.isnan(cal._larger(0.7, math.nan)) and math.isnan(cal._larger(math.nan, 0.7))
+    assert cal._larger(0.2, 0.7) == 0.7
+
+
 def test_the_tables_tolerances_change_nothing_it_reads(proxy):
     # RTOL, ATOL against the library's 1e-10, 1e-12: every distance within 1e-6 (measured
     # 1e-9 at most), against distances of 1e-6 (the smallest) to 1e-1

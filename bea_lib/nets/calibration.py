@@ -156,6 +156,11 @@ def _distance(iterates: torch.Tensor, flow: torch.Tensor | None) -> float:
     return max_distance(iterates, flow)
 
 
+def _larger(a: float, b: float) -> float:
+    """max(a, b), NaN if either is (Python's max drops a NaN that comes second)."""
+    return math.nan if math.isnan(a) or math.isnan(b) else max(a, b)
+
+
 def _sweep(loss, theta0: torch.Tensor, start: str, *, beta: float, rho: float, eps: float,
            ratios: Sequence[float], n_steps: int, rtol: float, atol: float,
            evals_per_step: int) -> list[dict]:
@@ -196,7 +201,7 @@ def _sweep(loss, theta0: torch.Tensor, start: str, *, beta: float, rho: float, e
             "bias_ratio": max(ratios_along), "h_sharpness": h * sharpness,
             "err_order0": err0, "err_order1": err1, "error_ratio": err1 / err0,
             "err_kappa_m1": err_m1, "err_kappa_p1": err_p1, "kappa_effect": effect,
-            "kappa_error_ratio": max(err_m1, err_p1) / effect,
+            "kappa_error_ratio": _larger(err_m1, err_p1) / effect,
             "status": "; ".join(problems) or FlowStatus.SOLVED, **flow_status})
     return rows
 
