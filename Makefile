@@ -2,7 +2,7 @@
 #                            run the chapters (all, or those named; unchanged ones are reused,
 #                            FORCE=1 re-executes them) with a parameter profile, up to JOBS of
 #                            them side by side (default: one per CPU), render the HTML
-# make test                  unit tests; every chapter at its `smoke` profile, rendered with
+# make test                  ruff; unit tests; every chapter at its `smoke` profile, rendered with
 #                            Sphinx warnings as errors; then tests/test_html.py on that build
 # make archive               `make book`, then one zip of it for deposit (SHA-256 manifest)
 # make lock                  refresh requirements.lock from pyproject.toml (pip-tools)
@@ -36,6 +36,7 @@ book: setup
 	$(PY) -m bea_book all $(BOOK_FLAGS)
 
 test: setup
+	$(PY) -m ruff check .
 	$(PY) -m pytest tests --ignore=tests/test_html.py
 	$(PY) -m bea_book all --profile smoke --build-dir $(BUILD)/smoke
 	if [ -f tests/test_html.py ]; then \

@@ -5,9 +5,10 @@ them: :mod:`~bea_book.sources` (table of contents, chapters, profiles), :mod:`~b
 (parameters and their checks), :mod:`~bea_book.inputs` (what a run depends on, hashed),
 :mod:`~bea_book.store` (the build folder; runs as transactions, checked by their files'
 hashes; one writer at a time), :mod:`~bea_book.processes` (workers and kernels end with the
-command), :mod:`~bea_book.execute` (validate, then run or reuse), :mod:`~bea_book.report` and :mod:`~bea_book.render` (the HTML),
-:mod:`~bea_book.adopt` (plain papermill), :mod:`~bea_book.archive` (the deposit zip),
-:mod:`~bea_book.lock` (the lock file), :mod:`~bea_book.cli`.
+command), :mod:`~bea_book.execute` (validate, then run or reuse), :mod:`~bea_book.report` and
+:mod:`~bea_book.render` (the HTML), :mod:`~bea_book.adopt` (plain papermill),
+:mod:`~bea_book.archive` (the deposit zip), :mod:`~bea_book.lock` (the lock file),
+:mod:`~bea_book.sweep` (the networks' runs as jobs), :mod:`~bea_book.cli`.
 """
 from .adopt import adopt
 from .archive import make_archive

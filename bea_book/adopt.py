@@ -8,25 +8,32 @@ notebook executed elsewhere is the chapter's: a valid notebook (nbformat's schem
 the right types naming a chapter of this book, every cell executed to the end; its parameters
 read from the cell papermill injected (and equal to those its metadata reports), with the names
 and types of the chapter's parameters cell; every other cell's source equal to the chapter's
-as it is now. What does not match is refused with one line naming it. (Outputs cannot be
-checked without executing the chapter again: adopting is trusting whoever ran papermill.)
+as it is now; the ``bea_lib`` its kernel imported (printed by the notebook's last cell, see
+:func:`bea_book.sources.chapter_notebook`) the one this checkout's runner would use, by hash.
+What does not match is refused with one line naming it. The run records the commit, the
+``bea_lib`` and the package versions of the notebook's own kernel. Copied into the run: the
+notebook (its papermill paths made those of the build folder), the claims and the outputs the
+chapter's path parameters name (figures, ``runs.csv``); a symbolic link among them is refused,
+naming it, so that nothing is copied from outside the folder. (Outputs cannot be checked
+without executing the chapter again: adopting is trusting whoever ran papermill.)
 """
 from __future__ import annotations
 
 import ast
 import shutil
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import nbformat
 
-from bea_lib import provenance
+from bea_lib.base import provenance
 
 from . import inputs as inp
 from . import store
-from .execute import _claims_summary, print_claims, write_notebook
-from .params import check_overrides, declared_parameters, literal
-from .sources import BookError, book_version, chapters
+from .execute import (claims_summary, kernel_provenance, print_claims, ran_commit,
+                      write_notebook)
+from .params import PATH_RULES, check_overrides, declared_parameters, literal, path_parameters
+from .sources import PAPERMILL_LABEL, BookError, book_version, chapters
 
 ADOPTED = "executed by papermill"
 
@@ -35,8 +42,8 @@ def _utc(stamp: str) -> str:
     """papermill's time stamp (ISO format, UTC, often without a zone) as the runner writes it."""
     moment = datetime.fromisoformat(stamp)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def _read_notebook(path: Path):
@@ -117,15 +124,29 @@ def compare_sources(notebook, chapter_notebook, path: Path, chapter: str) -> Non
                         f"{chapter!r} has {len(ours)}")
 
 
+def _mark_claims(source: Path, folder: Path, label: str, custom: dict) -> None:
+    """Copy the claims the kernel recorded into ``folder``, each marked with the run's profile
+    and its custom parameters: the kernel ran outside the runner, which tells a kernel both."""
+    claims = store.read_json(source, "the claims file", "run the chapter again")
+    if not isinstance(claims, dict) or not all(isinstance(c, dict) for c in claims.values()):
+        raise BookError(f"{source}: not a claims file (a mapping of claim records)")
+    for record in claims.values():
+        record.update(profile=label, custom=dict(custom))
+    store.write_json(folder / source.name, claims)
+
+
 def adopt(notebook_path: Path, *, root: Path = Path("."), build_dir: Path | None = None) -> str:
     """Make a notebook executed by papermill its chapter's current run; returns the chapter."""
-    root = Path(root).resolve()
-    build_dir = store.check_writable(Path(build_dir or root / "_build").resolve())
+    root, build_dir = store.build_folder(root, build_dir)
     with store.build_lock(build_dir):
         return _adopt(Path(notebook_path), root, build_dir)
 
 
 def _adopt(notebook_path: Path, root: Path, build_dir: Path) -> str:
+    notebook_path = store.resolve_folder(notebook_path.parent, "the notebook's folder",
+                                         "its path") / notebook_path.name
+    linked = "adopt reads plain files only; copy the file itself there"
+    store.refuse_link(notebook_path, linked)
     if not notebook_path.is_file():
         raise BookError(f"no notebook {notebook_path}")
     notebook = _read_notebook(notebook_path)
@@ -153,6 +174,14 @@ def _adopt(notebook_path: Path, root: Path, build_dir: Path) -> str:
                             f"(papermill status {state.get('status')!r})")
     chapter_nb = write_notebook(root, build_dir, chapter, pages[chapter])
     compare_sources(notebook, nbformat.read(chapter_nb, as_version=4), notebook_path, chapter)
+    ran = kernel_provenance(notebook, notebook_path)
+    library = inp.library_hash()
+    if ran["bea_lib_sha256"] != library:
+        raise BookError(
+            f"{notebook_path} ran with another bea_lib ({ran.get('bea_lib_path')}, commit "
+            f"{ran_commit(ran)}) than this checkout's ({inp.library_folder()}, commit "
+            f"{provenance.commit_label(root)}): its numbers are not this code's; execute it with "
+            "this checkout's bea_lib (PYTHONPATH) or adopt it in a checkout of its commit")
     injected = injected_parameters(notebook, notebook_path)
     reported = _mapping(meta.get("parameters") or {}, "papermill parameters", notebook_path)
     if injected.keys() != reported.keys() or not all(
@@ -161,31 +190,38 @@ def _adopt(notebook_path: Path, root: Path, build_dir: Path) -> str:
                         f"({injected or 'none'}) are not those its metadata reports "
                         f"({reported or 'none'})")
     declared = declared_parameters(chapter_nb)
-    overrides = check_overrides(chapter, injected, declared)
+    overrides = check_overrides(chapter, injected, declared, root=root)
     parameters = {**{k: literal(v) for k, v in declared.items()}, **overrides}
+    beside = notebook_path.parent
+    outputs = written_files(beside, chapter, parameters, declared, linked)
 
-    label = "papermill"
+    label = PAPERMILL_LABEL
     tmp = store.new_run_folder(build_dir, chapter)
     try:
         shutil.copy2(notebook_path, tmp / f"{chapter}.ipynb")
-        beside = notebook_path.parent
-        if (beside / f"{chapter}.claims.json").is_file():
-            shutil.copy2(beside / f"{chapter}.claims.json", tmp)
-        if (beside / "figures").is_dir():
-            shutil.copytree(beside / "figures", tmp / "figures")
-        counts, bad = _claims_summary(tmp, chapter)
+        store.without_local_paths(tmp / f"{chapter}.ipynb", chapter)
+        claims_name = Path(f"{chapter}.claims.json")
+        for relative in outputs:
+            if relative == claims_name:  # marked with the run's profile and parameters
+                _mark_claims(beside / relative, tmp, label, overrides)
+                continue
+            (tmp / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(beside / relative, tmp / relative)
+        counts, bad = claims_summary(tmp, chapter)
         inputs = inp.chapter_inputs(root, build_dir, chapter, pages[chapter], label=label,
-                                    parameters=parameters, others=list(pages),
-                                    library=inp.library_hash())
+                                    parameters=parameters, others=list(pages), library=library)
         store.write_json(tmp / store.RUN_RECORD, {
             "chapter": chapter, "page": pages[chapter], "profile": label,
-            "parameters": parameters, "overrides": overrides,
+            "parameters": parameters, "overrides": overrides, "custom": overrides,
             "parameter_order": list(parameters),
             "wall_time_s": round(float(meta.get("duration") or 0.0), 2),
             "started": meta.get("start_time"),
             "finished": _utc(meta["end_time"]),
-            "commit": provenance.commit_label(root), "book_version": book_version(root),
-            "versions": provenance.versions(), "lock_sha256": inputs["lock"],
+            # the code the notebook's own kernel ran (its last cell), not this checkout's
+            "commit": ran_commit(ran), "book_version": book_version(root),
+            "bea_lib_path": ran.get("bea_lib_path"), "bea_lib_commit": ran_commit(ran),
+            "adopted_at_commit": provenance.commit_label(root),
+            "versions": ran["versions"], "lock_sha256": inputs["lock"],
             "inputs": inputs, "claims": counts, "failed_claims": bad,
             "notebook_sha256": store.sha256(tmp / f"{chapter}.ipynb"), "status": "finished",
             "executed_by": "papermill", "files": store.file_hashes(tmp),
@@ -198,3 +234,28 @@ def _adopt(notebook_path: Path, root: Path, build_dir: Path) -> str:
     print(f"{chapter}: adopted {notebook_path} ({ADOPTED})")
     print_claims(chapter, counts, bad)
     return chapter
+
+
+def written_files(beside: Path, chapter: str, parameters: dict, declared, fix: str) -> list[Path]:
+    """The files the chapter wrote beside its notebook (papermill's ``--cwd``), relative to it:
+    its claims, and every file under the outputs its path parameters name (figures, tables).
+    Nothing there may be a symbolic link (:func:`bea_book.store.plain_files`): adopting never
+    copies a file from outside that folder."""
+    found = []
+    claims = beside / f"{chapter}.claims.json"
+    store.refuse_link(claims, fix)
+    if claims.is_file():
+        found.append(Path(claims.name))
+    for name in path_parameters(declared):
+        value = parameters.get(name)
+        if name in PATH_RULES or not isinstance(value, str) or Path(value) in (Path(""), Path(".")):
+            continue  # read from elsewhere, not set, or the folder itself
+        target = beside
+        for part in Path(value).parts:  # no component may be a link either
+            target = target / part
+            store.refuse_link(target, fix)
+        if target.is_file():
+            found.append(Path(value))
+        elif target.is_dir():
+            found += [path.relative_to(beside) for path in store.plain_files(target, fix)]
+    return sorted(set(found))

@@ -1,9 +1,10 @@
-"""The command line: ``python -m bea_book {run,render,all,notebooks,adopt,archive}``."""
+"""The command line: ``python -m bea_book {run,render,all,notebooks,adopt,archive,sweep}``."""
 from __future__ import annotations
 
 import argparse
 import multiprocessing
 import os
+import re
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -18,6 +19,7 @@ from .inputs import library_hash
 from .params import load_params_file, parse_value
 from .render import render
 from .sources import DEFAULT_PROFILE, FINDINGS, BookError, chapters
+from .sweep import add_arguments, sweep
 
 USAGE = """\
 examples:
@@ -26,6 +28,7 @@ examples:
   python -m bea_book run adam -p rho 0.99    run one chapter with a parameter changed
   python -m bea_book render                  render what has run
   python -m bea_book archive                 zip a complete build for deposit
+  python -m bea_book sweep --profile paper --out DIR   the networks runs as resumable jobs
 """
 
 
@@ -46,8 +49,7 @@ def run_chapters(names: list[str], *, root: Path = Path("."), build_dir: Path | 
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise BookError(f"jobs must be a positive integer, got {jobs!r}")
-    root = Path(root).resolve()
-    build_dir = store.check_writable(Path(build_dir or root / "_build").resolve())
+    root, build_dir = store.build_folder(root, build_dir)
     with store.build_lock(build_dir):
         return _run_chapters(names, root=root, build_dir=build_dir, profile=profile,
                              params=params, force=force, jobs=jobs)
@@ -154,6 +156,24 @@ def failed_strict(outcomes: list) -> list:
     return [(o.chapter, c) for o in outcomes if o.strict for c in o.failed_claims]
 
 
+NEGATIVE_NUMBER = re.compile(r"^-(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$|^-\.?inf$",
+                             re.IGNORECASE)
+
+# What a stop by a signal (Ctrl-C, SIGTERM) leaves, by command.
+STOPPED = {
+    "run": "the chapters being executed were stopped with their kernels; runs already finished "
+           "are kept, and so are the earlier runs of the others",
+    "all": "the chapters being executed were stopped with their kernels, or the rendering; runs "
+           "already finished are kept, and so are the earlier runs of the others (render again "
+           "to show them)",
+    "render": "the rendering was stopped; the runs are unchanged (render again to bring the HTML "
+              "up to date)",
+    "archive": "no archive was written; the build is unchanged",
+    "adopt": "nothing was adopted; the build is unchanged",
+    "notebooks": "the notebooks written so far are kept; the runs are unchanged",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bea_book", epilog=USAGE,
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -176,6 +196,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("chapters", nargs="+", metavar="CHAPTER")
     run.add_argument("-p", "--param", nargs=2, action="append", default=[],
                      metavar=("NAME", "VALUE"), help="set a parameter (VALUE is read as YAML)")
+    # argparse takes -1e-8 (but not -1 or -0.5) for an option: a negative number in any
+    # notation is a value here (no option of the runner looks like a number)
+    run._negative_number_matcher = NEGATIVE_NUMBER
     run.add_argument("--params-file", type=Path, help="YAML mapping of parameters")
 
     commands.add_parser("render", parents=[common], help="render what has run to HTML")
@@ -192,6 +215,8 @@ def _parser() -> argparse.ArgumentParser:
     archive = commands.add_parser("archive", parents=[common],
                                   help="zip the complete rendered build with a SHA-256 manifest")
     archive.add_argument("--output", type=Path, help="the zip (default: BUILD/<name>.zip)")
+    add_arguments(commands.add_parser("sweep", help="run the networks chapter's runs at a "
+                                      "profile as resumable jobs (local or Slurm)"))
     return parser
 
 
@@ -200,23 +225,22 @@ def main(argv: list[str] | None = None) -> int:
     claim that failed at the smoke or default profile with no parameters given; 2: a usage
     error; 130 after Ctrl-C, 128 + n after signal n)."""
     args = _parser().parse_args(argv)
-    root = args.root.resolve()
-    build_dir = (args.build_dir or root / "_build").resolve()
-    where = {"root": root, "build_dir": build_dir}
+    if args.command == "sweep":  # writes run folders, not the build
+        return sweep(args)
     processes.handle_signals()
     try:
-        with store.build_lock(store.check_writable(build_dir)):
+        root, build_dir = store.build_folder(args.root, args.build_dir)
+        where = {"root": root, "build_dir": build_dir}
+        with store.build_lock(build_dir):
             return _main(args, root, build_dir, where)
     except BookError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except processes.Interrupted as stop:
-        print(f"\nstopped by {stop}: the chapters being executed were stopped with their "
-              "kernels; runs already finished are kept, and so are the earlier runs of the "
-              "others", file=sys.stderr)
+        print(f"\nstopped by {stop}: {STOPPED[args.command]}", file=sys.stderr)
         return stop.exit_status
     except KeyboardInterrupt:
-        print("\nstopped by Ctrl-C", file=sys.stderr)
+        print(f"\nstopped by Ctrl-C: {STOPPED[args.command]}", file=sys.stderr)
         return 130
 
 

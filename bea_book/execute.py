@@ -7,33 +7,36 @@ chapter writes land beside its notebook), reads the claims it recorded, writes i
 makes the run current in one step (see :mod:`bea_book.store`); or, when its inputs are those of
 the current run (:mod:`bea_book.inputs`), reuses that run.
 
-The kernel gets ``BEA_CHAPTER`` and ``BEA_PROFILE`` (read by ``bea_lib.claims``) and
-``TQDM_DISABLE=1`` (no progress bars in the pages). ``execute_in_process`` runs one chapter in a
-worker process of its own (the runner executes independent chapters side by side that way) and
-gives its kernel a share of the CPU's threads. It is started over IPC sockets rather than
-TCP (on POSIX systems; Windows has no IPC sockets): the connection stays on this machine, and
-ipykernel has no reason to print its warning about unencrypted TCP.
+The kernel gets ``BEA_CHAPTER``, ``BEA_PROFILE`` and ``BEA_CUSTOM`` (the parameters given on
+the command line or in a parameters file, as JSON; read by ``bea_lib.evidence.claims``,
+which marks the claims of a custom run) and ``TQDM_DISABLE=1`` (no progress bars in the pages).
+``execute_in_process`` runs one chapter in a worker process of its own (the runner executes
+independent chapters side by side that way) and gives its kernel a share of the CPU's threads.
+It is started over IPC sockets rather than TCP (on POSIX systems; Windows has no IPC sockets):
+the connection stays on this machine, and ipykernel has no reason to print its warning about
+unencrypted TCP.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import nbformat
 
-from bea_lib import provenance
+from bea_lib.base import provenance
 
 from . import inputs as inp
 from . import processes, store
 from .params import check_overrides, check_parameter_lines, declared_parameters, literal
-from .sources import (DEFAULT_PROFILE, FINDINGS, KERNEL, BookError, book_version,
-                      chapter_notebook, chapters, execution_order, load_profiles,
-                      resolve_profile)
+from .sources import (DEFAULT_PROFILE, FINDINGS, KERNEL, PROVENANCE_SOURCE, PROVENANCE_TAG,
+                      BookError, book_version, chapter_notebook, chapters, execution_order,
+                      load_profiles, resolve_profile)
 
 STRICT_PROFILES = ("smoke", "default")  # a failed claim fails the command at these profiles
 REUSED = "reused (inputs unchanged)"
@@ -51,6 +54,7 @@ class Plan:
     declared: dict            # name -> default as written in the parameters cell
     notebook: Path            # the generated notebook papermill executes
     strict: bool              # whether a failed claim fails the command
+    custom: dict = field(default_factory=dict)  # the overrides given with -p or a file
 
     @property
     def parameters(self) -> dict:
@@ -113,9 +117,14 @@ def plan(names: list[str], *, root: Path, build_dir: Path, profile: str = DEFAUL
         notebook = write_notebook(root, build_dir, name, pages[name])
         declared = declared_parameters(notebook)
         check_parameter_lines(name, nbformat.read(notebook, as_version=4), declared)
-        overrides = check_overrides(name, {**from_profile, **(params or {})}, declared)
+        overrides = check_overrides(name, {**from_profile, **(params or {})}, declared,
+                                    root=root)
+        profile_values = {**{k: literal(v) for k, v in declared.items()},
+                          **check_overrides(name, from_profile, declared, root=root)}
         plans.append(Plan(name, pages[name], label, overrides, declared, notebook,
-                          strict=label in STRICT_PROFILES and not params))
+                          strict=label in STRICT_PROFILES and not params,
+                          custom={k: overrides[k] for k in (params or {})
+                                  if overrides[k] != profile_values.get(k)}))
     check_kernel()
     return plans
 
@@ -145,12 +154,12 @@ def _kernel_manager(ipc: bool):
 _launched: list[int] = []  # kernels started by this process's papermill calls
 
 
-def _claims_summary(folder: Path, chapter: str) -> tuple[dict, list]:
+def claims_summary(folder: Path, chapter: str) -> tuple[dict, list]:
     """Counts of the chapter's claims by status, and the failed ones, as recorded in its run."""
     if not (folder / f"{chapter}.claims.json").is_file():
-        from bea_lib.claims import COUNT_KEYS
+        from bea_lib.evidence.claims import COUNT_KEYS
         return dict.fromkeys(COUNT_KEYS, 0), []
-    from bea_lib.claims import claim_counts, failed, read_claims
+    from bea_lib.evidence.claims import claim_counts, failed, read_claims
 
     own = {k: c for k, c in read_claims(folder).items() if c.chapter == chapter}
     counts = claim_counts(own.values())
@@ -168,6 +177,38 @@ def print_claims(chapter: str, counts: dict, bad: list) -> None:
     for c in bad:
         print(f"  ⚠ {c['id']} ({c['paper']}): {c['statement']} — measured {c['measured']}",
               flush=True)
+
+
+def kernel_provenance(notebook, path: Path) -> dict:
+    """What the notebook's last cell (``PROVENANCE_TAG``, see
+    :func:`bea_book.sources.chapter_notebook`) printed when it ran: the commit, ``dirty``, the
+    ``bea_lib`` hash and folder, and the package versions of the kernel. One line naming the
+    notebook when the cell is missing, altered or printed something else."""
+    cells = [c for c in notebook.cells if PROVENANCE_TAG in c.get("metadata", {}).get("tags", [])]
+    again = ("execute the notebook `python -m bea_book notebooks` writes for the chapter as it "
+             "is now")
+    if len(cells) != 1 or cells[0].source != PROVENANCE_SOURCE:
+        raise BookError(f"{path} does not end with the cell that records the code it ran with "
+                        f"(tagged {PROVENANCE_TAG!r}); {again}")
+    text = "".join(out.get("text", "") for out in cells[0].get("outputs", [])
+                   if out.get("output_type") == "stream" and out.get("name") == "stdout")
+    try:
+        found = json.loads(text)
+    except ValueError:
+        found = None
+    if not (isinstance(found, dict) and isinstance(found.get("bea_lib_sha256"), str)
+            and isinstance(found.get("versions"), dict)):
+        raise BookError(f"{path}: its last cell did not record the code it ran with "
+                        f"(it printed {text.strip()[:80]!r}); {again}")
+    return found
+
+
+def ran_commit(found: dict) -> str:
+    """The commit a kernel ran (:func:`kernel_provenance`) as ``<sha>``, ``<sha>-dirty`` or
+    ``unknown``: the label of :func:`bea_lib.provenance.commit_label`."""
+    if not found.get("commit"):
+        return "unknown"
+    return found["commit"] + ("-dirty" if found.get("dirty") else "")
 
 
 def _reusable(p: Plan, build_dir: Path) -> dict | None:
@@ -228,7 +269,7 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
         if p.chapter == FINDINGS:  # it reads the others' claims from its working directory
             for path in inp.claims_files(build_dir, [n for n in names if n != FINDINGS]).values():
                 shutil.copy2(path, tmp / path.name)
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         try:
             wall = _papermill(p, tmp / f"{p.chapter}.ipynb", tmp, root)
         except Exception as err:
@@ -244,17 +285,24 @@ def execute(p: Plan, *, root: Path, build_dir: Path, force: bool = False,
             raise BookError(f"chapter {p.chapter!r} could not be executed: "
                             f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
                             f" ({kept})") from err
-        counts, bad = _claims_summary(tmp, p.chapter)
         executed = tmp / f"{p.chapter}.ipynb"
+        ran = kernel_provenance(nbformat.read(executed, as_version=4), executed)
+        store.without_local_paths(executed, p.chapter)
         library_dir = inp.library_folder()
+        if ran["bea_lib_sha256"] != inputs["bea_lib"]:
+            raise BookError(f"chapter {p.chapter!r}: its kernel ran the bea_lib in "
+                            f"{ran.get('bea_lib_path')}, not the one the runner hashed "
+                            f"({library_dir}), or the package changed while the chapter ran; "
+                            "run it again")
+        counts, bad = claims_summary(tmp, p.chapter)
         record = {
             "chapter": p.chapter, "page": p.page, "profile": p.label,
-            "parameters": p.parameters, "overrides": p.overrides,
+            "parameters": p.parameters, "overrides": p.overrides, "custom": p.custom,
             "parameter_order": list(p.parameters),  # the cell's order (JSON keys are sorted)
             "wall_time_s": round(wall, 2),
             "jobs": jobs, "threads": os.environ.get("OMP_NUM_THREADS"),
             "started": started.isoformat(timespec="seconds"),
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             "commit": provenance.commit_label(root), "book_version": book_version(root),
             # the bea_lib the kernel imported (its PYTHONPATH puts this copy first)
             "bea_lib_path": str(library_dir),
@@ -283,7 +331,7 @@ def commit_outcome(outcome: Outcome, build_dir: Path) -> Outcome:
     """Make an executed run current (in the runner, which holds the build folder's lock)."""
     if outcome.pending is not None:
         if not processes.runner_alive():  # a worker whose runner is gone commits nothing
-            processes._die(143)
+            processes.die(143)
         try:
             store.commit_run(build_dir, outcome.chapter, outcome.pending)
         finally:
@@ -315,7 +363,8 @@ def _papermill(p: Plan, output: Path, cwd: Path, root: Path) -> float:
     import papermill
 
     env = {"BEA_CHAPTER": p.chapter, "BEA_PROFILE": p.label, "TQDM_DISABLE": "1",
-           "BEA_ROOT": str(Path(root).resolve())}
+           "BEA_ROOT": str(Path(root).resolve()),
+           "BEA_CUSTOM": json.dumps(p.custom, default=repr)}
     library_dir = inp.library_folder()
     if library_dir is not None:  # the kernel imports the bea_lib the runner hashed and records
         env["PYTHONPATH"] = os.pathsep.join(

@@ -18,8 +18,8 @@ from .store import current_run, sha256
 
 def _tree_hash(folder: Path) -> str:
     """SHA-256 over the relative paths and bytes of every file under ``folder`` (caches and
-    compiled files excepted): ``bea_lib.provenance.tree_hash``, the one implementation."""
-    from bea_lib import provenance
+    compiled files excepted): ``bea_lib.base.provenance.tree_hash``, the one implementation."""
+    from bea_lib.base import provenance
 
     return provenance.tree_hash(folder)
 

@@ -93,7 +93,7 @@ def handle_signals() -> None:
             signal.signal(sig, _raise)
 
 
-def _die(code: int = 143) -> None:
+def die(code: int = 143) -> None:
     """A worker's end: kill its kernel, remove its unfinished run, exit at once."""
     kill_children()
     for folder in list(_run_folders):
@@ -102,7 +102,7 @@ def _die(code: int = 143) -> None:
 
 
 def _on_signal(signum, frame):
-    _die(128 + signum)
+    die(128 + signum)
 
 
 def die_with_parent(sig: int = signal.SIGTERM) -> bool:
@@ -120,7 +120,7 @@ def _watch_parent(parent: int) -> None:
     while True:
         time.sleep(POLL_S)
         if os.getppid() != parent:
-            _die(143)
+            die(143)
 
 
 def init_worker(parent: int) -> None:
@@ -131,7 +131,7 @@ def init_worker(parent: int) -> None:
         signal.signal(sig, _on_signal)
     die_with_parent(signal.SIGTERM)
     if os.getppid() != parent:  # the runner died before prctl took effect
-        _die(143)
+        die(143)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
                      name="bea_book-parent-watch").start()
 

@@ -23,8 +23,9 @@ from . import processes, store
 from .banner import mark_run_parameters
 from .citation import fill_citation
 from .inputs import claims_files
-from .report import not_run_markdown, report_markdown
-from .sources import (FINDINGS, REPORT_PAGE, BookError, book_version, chapters, toc_pages)
+from .report import DOWNLOAD_DIR, DOWNLOADS, not_run_markdown, report_markdown
+from .sources import (FINDINGS, PAPERMILL_LABEL, REPORT_PAGE, BookError, book_version,
+                      build_year, chapters, toc_pages)
 
 STAGED_FILES = ("_config.yml", "_toc.yml", "references.bib")
 
@@ -36,7 +37,7 @@ def check_run(name: str, folder: Path) -> dict:
     profile = ""
     try:
         record = json.loads((Path(folder) / store.RUN_RECORD).read_text())
-        if isinstance(record.get("profile"), str) and record["profile"] != "papermill":
+        if isinstance(record.get("profile"), str) and record["profile"] != PAPERMILL_LABEL:
             profile = f" --profile {record['profile'].split(' ')[0]}"
     except (OSError, ValueError, AttributeError):
         pass
@@ -52,7 +53,9 @@ def _title(source: Path, name: str) -> str:
 
 
 def _copy_run(name: str, folder: Path, dest: Path) -> None:
-    """The run's notebook and the files it wrote, without its record or others' claims."""
+    """The run's notebook and the files it wrote, without its record or others' claims; the
+    files a reader may download (:data:`bea_book.report.DOWNLOADS`) also under
+    ``downloads/<chapter>/``, where no other chapter's file of the same name replaces them."""
     dest.mkdir(parents=True, exist_ok=True)
     for path in folder.rglob("*"):
         relative = path.relative_to(folder)
@@ -60,8 +63,12 @@ def _copy_run(name: str, folder: Path, dest: Path) -> None:
             continue
         if relative.name.endswith(".claims.json") and relative.name != f"{name}.claims.json":
             continue
-        (dest / relative).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, dest / relative)
+        targets = [dest / relative]
+        if relative.name.endswith(DOWNLOADS):
+            targets.append(dest / DOWNLOAD_DIR / name / relative)
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
 
 
 def stage(root: Path, build_dir: Path, staged_runs: dict | None = None
@@ -117,24 +124,30 @@ def stage(root: Path, build_dir: Path, staged_runs: dict | None = None
 
 
 def _summary_placeholder(staged: Path, pages: dict) -> None:
-    """The Findings summary the introduction includes, when the Findings chapter has not run."""
-    from bea_lib.findings import SUMMARY_FILE
+    """The Findings sentences and summary the introduction includes, when the Findings chapter
+    has not run."""
+    from bea_lib.evidence.findings import SENTENCES_FILE, SUMMARY_FILE
 
     if FINDINGS not in pages:
         return
-    path = staged / Path(pages[FINDINGS]).parent / SUMMARY_FILE
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("*The Findings chapter has not run in this build, so there are no "
-                        "verdicts to show here.*\n")
+    folder = staged / Path(pages[FINDINGS]).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in ((SENTENCES_FILE, "*The Findings chapter has not run in this build, so "
+                        "there is nothing to summarise here.*\n"),
+                       (SUMMARY_FILE, "*The Findings chapter has not run in this build, so "
+                        "there are no verdicts to show here.*\n")):
+        if not (folder / name).is_file():
+            (folder / name).write_text(text)
 
 
 def _stamp_version(config: Path, version: str) -> None:
-    """Show the book's version in its title (the staged copy of ``_config.yml``)."""
+    """Show the book's version in its title and the build's year in its footer's copyright
+    (the staged copy of ``_config.yml``)."""
     if not config.is_file():
         return
     settings = yaml.safe_load(config.read_text()) or {}
     settings["title"] = f"{settings.get('title', 'Book')} (version {version})"
+    settings["copyright"] = str(build_year())
     config.write_text(yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
 
 
@@ -158,9 +171,11 @@ def _jupyter_book(command: list[str]) -> subprocess.CompletedProcess:
 
 
 def html_hashes(html: Path) -> dict[str, str]:
-    """relative path -> SHA-256 of every file of the rendered HTML."""
+    """relative path -> SHA-256 of every file of the rendered HTML (a symbolic link in it is
+    refused, :func:`bea_book.store.plain_files`)."""
+    fix = "render again (python -m bea_book render)"
     return {str(path.relative_to(html)): store.sha256(path)
-            for path in sorted(Path(html).rglob("*")) if path.is_file()}
+            for path in store.plain_files(html, fix)}
 
 
 def render(*, root: Path = Path("."), build_dir: Path | None = None,
@@ -171,8 +186,7 @@ def render(*, root: Path = Path("."), build_dir: Path | None = None,
     lock, so no run is committed while the book renders; ``rendered.json`` records the runs
     that were staged, their records' and the HTML's SHA-256 (checked by ``archive``).
     """
-    root = Path(root).resolve()
-    build_dir = store.check_writable(Path(build_dir or root / "_build").resolve())
+    root, build_dir = store.build_folder(root, build_dir)
     with store.build_lock(build_dir):
         return _render(root, build_dir, complete)
 

@@ -1,6 +1,11 @@
 """The execution report page, generated at render time from the build folder's runs."""
 from __future__ import annotations
 
+import posixpath
+
+DOWNLOADS = (".pdf", ".csv")  # what a chapter wrote that a reader may want: figures, run tables
+DOWNLOAD_DIR = "downloads"  # staged beside the pages as downloads/<chapter>/<file> (render)
+
 
 def _cell(text) -> str:
     """Text safe inside a Markdown table cell."""
@@ -88,6 +93,7 @@ def report_markdown(report: dict, pages: dict[str, str], *, version: str = "unkn
     lines += ["", "## Parameters", ""]
     for name in rows:
         lines += _parameters_fold(name, report[name])
+    lines += _downloads(report, pages, rows)
     failed = [(n, c) for n in rows for c in report[n].get("failed_claims", [])]
     if failed:
         lines += ["", "## Claims that did not hold", "",
@@ -103,6 +109,28 @@ def report_markdown(report: dict, pages: dict[str, str], *, version: str = "unkn
         found = [report[n]["versions"].get(package, "") for n in (rows[:1] if same else rows)]
         lines.append(f"| {package} | " + " | ".join(_cell(v) for v in found) + " |")
     return "\n".join([*lines, ""])
+
+
+def _downloads(report: dict, pages: dict[str, str], rows: list[str],
+               here: str = "book") -> list[str]:
+    """The files each chapter wrote that a reader may take away (figures as PDF, per-run
+    tables as CSV), as download links; ``here`` is the report page's folder."""
+    found = []
+    for name in rows:
+        files = sorted(f for f in report[name].get("files", {}) if f.endswith(DOWNLOADS))
+        if files:
+            folder = posixpath.dirname(pages[name])
+            links = [f"{{download}}`{posixpath.basename(f)} <"
+                     f"{posixpath.relpath(posixpath.join(folder, DOWNLOAD_DIR, name, f), here)}>`"
+                     for f in files]
+            found.append(f"| {{doc}}`{name} </{pages[name]}>` | {', '.join(links)} |")
+    if not found:
+        return []
+    return ["", "## Downloads", "",
+            "The files each chapter wrote as it ran: its figures as PDF (vector graphics, for a "
+            "paper or a slide) and its per-run tables as CSV (every verdict of a network chapter "
+            "is computed from its table, so anyone can recompute it).", "",
+            "| chapter | files |", "| --- | --- |", *found]
 
 
 def _parameters_fold(name: str, rec: dict) -> list[str]:

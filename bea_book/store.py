@@ -23,7 +23,9 @@ next run of the same chapter. Only the command holding the build folder's lock c
 
 A run's record lists the SHA-256 of every file of the run (``files``); :func:`verify_run`
 checks the record's form and those hashes, and every reader of a record goes through it, so a
-damaged or edited run is named, never shown or reused.
+damaged or edited run is named, never shown or reused. A symbolic link is never followed: in a
+run, in the HTML, or as ``B/chapters/<chapter>`` leading anywhere but ``B/runs`` (refused,
+naming it). The build folder lies outside the sources (:func:`check_location`).
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from pathlib import Path
 
 import nbformat
 
-from bea_lib import fileio  # imports no torch (bea_lib loads its modules on first use)
+from bea_lib.base import fileio  # imports no torch (bea_lib loads its modules on first use)
 
 from .sources import BookError
 
@@ -55,7 +57,7 @@ def sha256(path: Path) -> str:
 
 
 def write_json(path: Path, obj) -> None:
-    """``obj`` as indented JSON at ``path``, atomically (``bea_lib.fileio``, the project's one
+    """``obj`` as indented JSON at ``path``, atomically (``bea_lib.base.fileio``, the project's one
     atomic writer)."""
     fileio.atomic_write_json(path, obj)
 
@@ -63,6 +65,74 @@ def write_json(path: Path, obj) -> None:
 def atomic_notebook(path: Path, notebook) -> None:
     """Write a notebook at ``path``, atomically."""
     fileio.atomic_write(path, lambda tmp: nbformat.write(notebook, tmp))
+
+
+def without_local_paths(path: Path, chapter: str) -> None:
+    """Rewrite the executed notebook at ``path`` so that it names no folder of this machine (an
+    archive would carry them): papermill's record of the paths it read and wrote becomes the
+    notebook's paths in the build folder, and the folder of the ``bea_lib`` the kernel
+    imported leaves the output of the notebook's last cell (the run's record keeps it)."""
+    from .sources import PROVENANCE_TAG
+
+    notebook = nbformat.read(path, as_version=4)
+    meta = notebook.metadata.get("papermill")
+    if isinstance(meta, dict):
+        meta.update(input_path=f"notebooks/{chapter}.ipynb",
+                    output_path=f"chapters/{chapter}/{chapter}.ipynb")
+    for cell in notebook.cells:
+        if PROVENANCE_TAG in cell.get("metadata", {}).get("tags", []):
+            for out in cell.get("outputs", []):
+                try:
+                    found = json.loads(out.get("text", ""))
+                except ValueError:
+                    continue
+                if isinstance(found, dict):
+                    found.pop("bea_lib_path", None)
+                    out["text"] = json.dumps(found) + "\n"
+    atomic_notebook(path, notebook)
+
+
+def resolve_folder(path: Path, what: str = "the build folder",
+                   option: str = "--build-dir") -> Path:
+    """``path`` made absolute with its links resolved; a path that cannot be resolved (a loop
+    of symbolic links) is one line naming it."""
+    try:
+        return Path(path).resolve()
+    except (RuntimeError, OSError) as err:  # Python < 3.13 raises RuntimeError for a loop
+        reason = getattr(err, "strerror", None) or "a loop of symbolic links"
+        raise BookError(f"{what} {path} cannot be resolved ({reason}); choose another with "
+                        f"{option}") from None
+
+
+def check_location(root: Path, build_dir: Path) -> None:
+    """The build folder holds no sources and lies in none: not the book's root or a folder
+    above it, not inside a folder of the table of contents (rendering copies those into the
+    build folder: it would copy itself, level after level) nor inside the packages the build
+    reads (``bea_lib``, whose hash is an input of every run, and ``bea_book``)."""
+    from .inputs import library_folder
+    from .sources import toc_pages
+
+    root, build_dir = Path(root), Path(build_dir)
+    default = f"choose another with --build-dir (the default is {root / '_build'})"
+    if build_dir == root or build_dir in root.parents:
+        raise BookError(f"the build folder {build_dir} holds the book's sources ({root}); "
+                        f"{default}")
+    sources = {root / Path(page).parts[0] for page in toc_pages(root) if len(Path(page).parts) > 1}
+    sources |= {folder for folder in (library_folder(), Path(__file__).resolve().parent) if folder}
+    for folder in sorted(sources):
+        if build_dir == folder or folder in build_dir.parents:
+            raise BookError(f"the build folder {build_dir} lies inside the sources ({folder}), "
+                            f"which the build reads and copies; {default}")
+
+
+def build_folder(root: Path, build_dir: Path | None, *, create: bool = True) -> tuple[Path, Path]:
+    """The book's root and build folder (default ``ROOT/_build``) resolved, the build folder
+    checked (:func:`check_location`) and, with ``create``, created and writable
+    (:func:`check_writable`)."""
+    root = resolve_folder(root, "the book's root", "--root")
+    build_dir = resolve_folder(build_dir or root / "_build")
+    check_location(root, build_dir)
+    return root, check_writable(build_dir) if create else build_dir
 
 
 def check_writable(build_dir: Path) -> Path:
@@ -81,12 +151,42 @@ def check_writable(build_dir: Path) -> Path:
     return build_dir
 
 
+class LinkRefused(BookError):
+    """A symbolic link where the build reads or copies files: never followed."""
+
+
+def refuse_link(path: Path, fix: str) -> None:
+    """A :class:`LinkRefused` naming ``path`` and its target when ``path`` is a symbolic link."""
+    if Path(path).is_symlink():
+        raise LinkRefused(f"{path} is a symbolic link (to {os.readlink(path)}), which is never "
+                          f"followed; {fix}")
+
+
+def plain_files(folder: Path, fix: str) -> list[Path]:
+    """Every file under ``folder``, sorted, after checking that nothing under it is a symbolic
+    link (:func:`refuse_link`): a link is never followed out of the folder being read."""
+    folder = Path(folder)
+    refuse_link(folder, fix)
+    found = []
+    for top, dirs, files in os.walk(folder):  # does not descend into linked folders
+        for name in sorted(dirs) + sorted(files):
+            refuse_link(Path(top) / name, fix)
+        found += [Path(top) / name for name in files]
+    return sorted(found)
+
+
 def current_run(build_dir: Path, chapter: str) -> Path | None:
-    """The folder of the chapter's current (finished) run, or None when it has none."""
+    """The folder of the chapter's current (finished) run, or None when it has none; a link
+    ``B/chapters/<chapter>`` that leads anywhere but a run of ``B/runs`` is refused, naming it."""
     link = Path(build_dir) / "chapters" / chapter
     if not link.is_dir() or not (link / RUN_RECORD).is_file():
         return None
-    return link.resolve()
+    target = link.resolve()
+    if link.is_symlink() and target.parent != (Path(build_dir) / "runs").resolve():
+        raise DamagedFile(f"{link} is a link to {os.readlink(link)}, not to a run of "
+                          f"{Path(build_dir) / 'runs'}, and is never followed; remove it, or pass "
+                          "--force to move it into the runs folder (it is then run again)")
+    return target
 
 
 class DamagedFile(BookError):
@@ -134,10 +234,13 @@ def read_run(folder: Path | None, fix: str = "run the chapter again with --force
 
 
 def file_hashes(folder: Path) -> dict[str, str]:
-    """relative path -> SHA-256 of every file under ``folder`` but its record."""
+    """relative path -> SHA-256 of every file under ``folder`` but its record; a symbolic link
+    in a run is refused (:func:`plain_files`): a run holds the files it wrote, never a link
+    to a file elsewhere."""
     folder = Path(folder)
-    return {str(path.relative_to(folder)): sha256(path) for path in sorted(folder.rglob("*"))
-            if path.is_file() and path.relative_to(folder) != Path(RUN_RECORD)}
+    fix = "a run keeps the files it wrote, not links to files elsewhere"
+    return {str(path.relative_to(folder)): sha256(path) for path in plain_files(folder, fix)
+            if path.relative_to(folder) != Path(RUN_RECORD)}
 
 
 def verify_run(name: str, folder: Path, fix: str | None = None) -> dict:
@@ -175,21 +278,11 @@ def verify_run(name: str, folder: Path, fix: str | None = None) -> dict:
     return record
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_stale(build_dir: Path, chapter: str) -> None:
     """Remove the temporary folders of runs of ``chapter`` whose process has died."""
     for old in (Path(build_dir) / "runs").glob(f".tmp-{chapter}-*"):
         pid = old.name[len(f".tmp-{chapter}-"):].split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not fileio.pid_alive(int(pid)):
             shutil.rmtree(old, ignore_errors=True)
 
 
@@ -216,9 +309,13 @@ def check_link(build_dir: Path, chapter: str, *, force: bool = False) -> None:
     else (a folder, a file put there by hand) is refused, or with ``force`` moved to
     ``B/runs/foreign-<chapter>-<stamp>``."""
     link = Path(build_dir) / "chapters" / chapter
-    if link.is_symlink() or not link.exists():
+    runs = (Path(build_dir) / "runs").resolve()
+    if not link.is_symlink() and not link.exists():
         return
-    kind = "a folder" if link.is_dir() else "a file"
+    if link.is_symlink() and Path(os.path.realpath(link)).parent == runs:
+        return
+    kind = ("a link to somewhere else" if link.is_symlink() else
+            "a folder" if link.is_dir() else "a file")
     if not force:
         raise BookError(f"{link} is {kind}, not the link to a run that the runner keeps there; "
                         "move it away, or pass --force to move it into the runs folder")
@@ -294,7 +391,7 @@ def update_report(build_dir: Path, names, actions: dict[str, str]) -> dict:
 
 @contextlib.contextmanager
 def build_lock(build_dir: Path, command: str | None = None, *, wait: float = 0.0):
-    """Hold the build folder's lock (``bea_lib.fileio.folder_lock``): run, render, adopt,
+    """Hold the build folder's lock (``bea_lib.base.fileio.folder_lock``): run, render, adopt,
     archive and notebooks do; a second writer is refused with a BookError naming the holder."""
     with contextlib.ExitStack() as stack:
         try:

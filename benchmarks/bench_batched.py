@@ -1,4 +1,4 @@
-"""A sweep's runs trained together (``bea_lib.nets.train.train_batched``) against one run alone.
+"""A sweep's runs trained together (``bea_lib.nets.train.train`` of a list) against one alone.
 
 For k runs of the networks chapter's models on MNIST-1D (the MLP of width 32, and the CNN of
 width 8; different seeds and (β, ρ)), the wall time of the batch is compared with the wall time
@@ -40,9 +40,9 @@ import time
 import torch
 from torch import nn
 
-from bea_lib.nets.train import train_batched
 from bea_lib.nets.data import load_dataset
-from bea_lib.nets.train import TrainConfig, build_model, train
+from bea_lib.nets.config import TrainConfig, build_model
+from bea_lib.nets.train import train
 
 # the networks chapter's models and their widths (hidden units, channels)
 MODELS = {"mlp": 32, "cnn": 8}
@@ -147,14 +147,14 @@ def main(argv=None) -> int:
         base = TrainConfig(dataset="mnist1d", model=model, width=MODELS[model], h=1e-2,
                            epochs=args.epochs, test_every=5, n_train=n, device="cpu")
         train(dataclasses.replace(base, epochs=2))  # warm-up: data, allocator
-        train_batched(configs(2, dataclasses.replace(base, epochs=2)))
+        train(configs(2, dataclasses.replace(base, epochs=2)))
         work = epoch_flops(base) * args.epochs
         for k in args.ks:
             runs = configs(k, base)
             one, batch = [], []
             for _ in range(args.repeats):
                 one.append(seconds(lambda: train(base)))
-                batch.append(seconds(lambda: train_batched(runs)))
+                batch.append(seconds(lambda: train(runs)))
             ratio = statistics.median(b / o for b, o in zip(batch, one))
             rate_one, rate_batch = work / min(one) / 1e9, k * work / min(batch) / 1e9
             products = product_rate(k, *hidden_product(model, MODELS[model], n))

@@ -34,7 +34,8 @@ def mlp_loss(width: int, batch: int, dtype, device):
     theta0 = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
 
     def loss(theta):
-        params = {n: t.view(s) for n, t, s in zip(names, theta.split([s.numel() for s in shapes]), shapes)}
+        params = {n: t.view(s) for n, t,
+                  s in zip(names, theta.split([s.numel() for s in shapes]), shapes)}
         return nn.functional.cross_entropy(functional_call(model, params, (x,)), y)
 
     return loss, theta0
@@ -54,7 +55,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -79,7 +81,8 @@ def main():
                   + " ".join(f"{1e3 * t[k]:8.2f}" for k in ("grad", "hvp", "rhs0", "rhs1"))
                   + f" {t['ratio']:9.2f}")
     verdict = "met" if max(ratios) <= TARGET else "NOT met"
-    print(f"target rhs1/grad <= {TARGET}: {verdict} (worst {max(ratios):.2f}, best {min(ratios):.2f})")
+    print(f"target rhs1/grad <= {TARGET}: {verdict} (worst {max(ratios):.2f}, "
+          f"best {min(ratios):.2f})")
 
 
 if __name__ == "__main__":

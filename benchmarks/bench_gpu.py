@@ -1,8 +1,8 @@
 """One epoch of full-batch training of ResNet-50 on CIFAR-10-shaped data: time, memory, TFLOP/s.
 
 An epoch is what one Adam step of the paper's Section 6 costs: the gradient of the loss over
-all N training images, accumulated over chunks by ``bea_lib.nets.train.full_batch_gradient``,
-then the step of ``bea_lib.optimizers.Adam``. The data are fabricated (standard normal images,
+all N training images, accumulated over chunks by ``bea_lib.nets.module_net.full_batch_gradient``,
+then the step of ``bea_lib.core.optimizers.Adam``. The data are fabricated (standard normal images,
 uniform labels; N × 3 × 32 × 32 with N = 50,000 by default): the cost does not depend on them.
 
 Reported: seconds per epoch (the best of ``--repeats`` epochs after one warm-up epoch), peak
@@ -32,9 +32,9 @@ from pathlib import Path
 import torch
 
 from bea_lib.nets.models import MODELS, make_model
-from bea_lib.nets.train import full_batch_gradient
-from bea_lib.optimizers import Adam
-from bea_lib.provenance import commit_label
+from bea_lib.nets.module_net import full_batch_gradient
+from bea_lib.core.optimizers import Adam
+from bea_lib.base.provenance import commit_label
 
 # Dense peak TFLOP/s from the vendors' data sheets (no sparsity), by the arithmetic used; the
 # first key that occurs in torch.cuda.get_device_name() wins.
@@ -59,7 +59,7 @@ def arithmetic(device: torch.device, bf16: bool) -> str:
 
 
 def device_peak(device: torch.device, kind: str) -> tuple[str, float | None]:
-    """The device's name and its peak TFLOP/s for ``kind`` from :data:`PEAK_TFLOPS` (None: unknown)."""
+    """The device's name and its peak TFLOP/s for ``kind`` (:data:`PEAK_TFLOPS`; None: unknown)."""
     if device.type != "cuda":
         return "cpu", None
     name = torch.cuda.get_device_name(device)
@@ -89,10 +89,12 @@ def peak_memory_bytes(device: torch.device) -> int:
 
 
 def run(*, model: str = "resnet50", n: int = 50_000, image_size: int = 32, n_classes: int = 10,
-        chunk_size: int = 500, channels_last: bool = False, bf16: bool = False, device: str | None = None,
-        repeats: int = 2, peak_tflops: float | None = None, seed: int = 0) -> dict:
+        chunk_size: int = 500, channels_last: bool = False, bf16: bool = False,
+        device: str | None = None, repeats: int = 2, peak_tflops: float | None = None,
+        seed: int = 0) -> dict:
     """Measure one full-batch epoch (see the module docstring); returns the result as a dict."""
-    for name, value, low in (("n", n, 1), ("image_size", image_size, 1), ("chunk_size", chunk_size, 1),
+    for name, value, low in (("n", n, 1), ("image_size", image_size, 1),
+                             ("chunk_size", chunk_size, 1),
                              ("repeats", repeats, 1), ("n_classes", n_classes, 2)):
         if not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -104,7 +106,8 @@ def run(*, model: str = "resnet50", n: int = 50_000, image_size: int = 32, n_cla
     x = torch.randn(n, 3, image_size, image_size, device=dev).contiguous(memory_format=fmt)
     y = torch.randint(0, n_classes, (n,), device=dev)
     opt = Adam(net.parameters(), lr=1e-4, beta=0.99, rho=0.999, eps=1e-8)
-    autocast = (lambda: torch.autocast(dev.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+    autocast = (lambda: torch.autocast(dev.type,
+                                       dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
 
     def epoch() -> float:
         if dev.type == "cuda":
@@ -159,8 +162,9 @@ def main(argv=None) -> int:
     peak = "unknown peak" if result["peak_tflops"] is None else \
         f"{100 * result['fraction_of_peak']:.1f} % of {result['peak_tflops']:g}"
     print(f"{result['model']} on {result['n']} × 3 × {result['image_size']}² ({result['device']}, "
-          f"{result['arithmetic']}, chunk {result['chunk_size']}): {result['seconds_per_epoch']:.3f} s "
-          f"per epoch, peak memory {result['peak_memory_gib']:.2f} GiB, "
+          f"{result['arithmetic']}, chunk {result['chunk_size']}): "
+          f"{result['seconds_per_epoch']:.3f} s per epoch, peak memory "
+          f"{result['peak_memory_gib']:.2f} GiB, "
           f"{result['achieved_tflops']:.3g} TFLOP/s ({peak})")
     if args.json:
         with open(args.json, "w") as f:

@@ -3,11 +3,11 @@ to the earlier implementation (the reference) in the same run.
 
 Theorem 3.1's terms L, L̄, P, P̄ average over all steps k ≤ n, and L, P contain inner sums over
 l = k, …, n-1: evaluated from the definitions that is O(n²) vector work and n Hessian-vector
-products. ``bea_lib.minibatch`` groups the terms by batch, so one evaluation needs m gradients,
+products. ``bea_lib.core.minibatch`` groups the terms by batch, so one evaluation needs m gradients,
 2m Hessian-vector products and O(n·m·p) vector work. The reference (the implementation before
 the batch losses were stacked, kept here) takes them with one reverse pass per batch plus one per
 product, 3m passes, and recomputes its suffix sums and weights at every evaluation; the library
-takes them in three passes whatever m (``bea_lib.autodiff.stacked_gradient_and_hvp_fn``) and
+takes them in three passes whatever m (``bea_lib.core.autodiff.stacked_gradient_and_hvp_fn``) and
 computes what depends on the interval alone once per interval. For a tiny loss a reverse pass
 costs mostly its fixed overhead, which is what the stacking saves; and the cost of the graph,
 growing with m, is saved too where the losses can be evaluated together
@@ -41,9 +41,9 @@ import torch
 
 import bea_lib as bl
 from timing import interleaved, median_ratio
-import bea_lib.minibatch as mb
-from bea_lib.autodiff import gradient, gradient_and_hvp_fn
-from bea_lib.integrate import _solve
+import bea_lib.core.minibatch as mb
+from bea_lib.core.autodiff import gradient, gradient_and_hvp_fn
+from bea_lib.core.integrate import solve
 
 HYPER = dict(beta=0.3, rho=0.6, eps=0.1)  # the chapter's order-study setting
 
@@ -100,7 +100,7 @@ def reference_flow(losses, theta, n_steps, *, h, beta, rho, eps, order):
     for n in range(n_steps):
         rhs = reference_rhs(losses, n, h=h, beta=beta, rho=rho, eps=eps, order=order,
                             weights=weights)
-        theta = _solve(rhs, theta, 1, h, rtol=1e-10, atol=1e-12, explicit="RK45")[-1]
+        theta = solve(rhs, theta, 1, h=h, rtol=1e-10, atol=1e-12, explicit="RK45")[-1]
         out.append(theta)
     return torch.stack(out)
 

@@ -1,4 +1,4 @@
-"""Cost of one step of Adam's iterates and of one order-1 flow right-hand side, against a peer and a limit.
+"""Cost of one step of Adam's iterates and of one order-1 flow right-hand side: peer and limit.
 
 Per problem, microseconds per step (or per right-hand side), side by side in one run:
 
@@ -110,8 +110,10 @@ def numpy_rhs_bilinear(th, *, h, beta, rho, eps):
 
 def problems():
     tanh = bl.losses.tanh_network_regression()
-    return [("bilinear", 2, bl.losses.bilinear(X, Y), torch.tensor([2.8, 3.5], dtype=torch.float64)),
-            ("tanh network", bl.losses.tanh_network_size(3, 12), tanh, bl.losses.tanh_network_init())]
+    return [("bilinear", 2, bl.losses.bilinear(X, Y),
+             torch.tensor([2.8, 3.5], dtype=torch.float64)),
+            ("tanh network", bl.losses.tanh_network_size(3, 12), tanh,
+             bl.losses.tanh_network_init())]
 
 
 def check_agreement(name, loss, theta0):
@@ -150,7 +152,8 @@ def step_table(repeats: int, n_steps: int, ratios: dict) -> list[str]:
         us = {k: 1e6 * statistics.median(v) / n_steps for k, v in t.items()}
         us["runs"] /= N_RUNS
         limit = "numpy" in t
-        cells = [f"{us['adam']:.1f}", f"{us['torch']:.1f}", f"{us['numpy']:.1f}" if limit else "n/a",
+        cells = [f"{us['adam']:.1f}", f"{us['torch']:.1f}",
+                 f"{us['numpy']:.1f}" if limit else "n/a",
                  f"{us['runs']:.1f}", f"{median_ratio(t, 'adam', 'torch'):.2f}",
                  f"{median_ratio(t, 'adam', 'numpy'):.1f}" if limit else "n/a",
                  f"{median_ratio(t, 'runs', 'numpy', 1 / N_RUNS):.1f}" if limit else "n/a"]
@@ -163,7 +166,8 @@ def rhs_table(repeats: int, n_calls: int) -> list[str]:
     lines = ["| problem | p | bl.adam_rhs µs/call | torch.autograd µs/call | NumPy µs/call "
              "| bl / torch.autograd | bl / NumPy |", "|---|---|---|---|---|---|---|"]
     for name, p, loss, theta0 in problems():
-        ours, peer = bl.adam_rhs(loss, h=H, **HYPER, eps_inside=False), torch_rhs(loss, h=H, **HYPER)
+        ours = bl.adam_rhs(loss, h=H, **HYPER, eps_inside=False)
+        peer = torch_rhs(loss, h=H, **HYPER)
         theta = theta0 + 0.1
 
         def repeat(f, x):
@@ -188,12 +192,14 @@ def rhs_table(repeats: int, n_calls: int) -> list[str]:
 
 
 ORDER_STUDY = dict(theta0=[2.8, 3.5], hs=[2e-3 / 2**k for k in range(5)], T=0.4,
-                   hyper=dict(beta=0.9, rho=0.95, eps=1e3))  # tests/test_order.py's adam-bilinear case
+                   # tests/test_order.py's adam-bilinear case
+                   hyper=dict(beta=0.9, rho=0.95, eps=1e3))
 
 
 def order_study_seconds() -> tuple[float, float]:
     """Wall time of the five-step-size order study, and of its ten flow solves alone."""
-    loss, theta0 = bl.losses.bilinear(X, Y), torch.tensor(ORDER_STUDY["theta0"], dtype=torch.float64)
+    loss = bl.losses.bilinear(X, Y)
+    theta0 = torch.tensor(ORDER_STUDY["theta0"], dtype=torch.float64)
     hs, T, hyper = ORDER_STUDY["hs"], ORDER_STUDY["T"], ORDER_STUDY["hyper"]
     t = time.perf_counter()
     bl.order_study("adam", loss, theta0, hs, T, **hyper)
@@ -226,7 +232,8 @@ def cold_table(threads: int) -> list[str]:
              "|---|---|---|"]
     for name, call in COLD_CALLS.items():
         code = f"import torch; torch.set_num_threads({threads})\n" + COLD.format(call=call)
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True)
         res = eval(out.stdout.strip().splitlines()[-1])  # a dict literal printed by the child
         lines.append(f"| {name} | {res['import']:.2f} | {res['first call']:.2f} |")
     return lines

@@ -1,11 +1,11 @@
-"""Cost of full-batch training with bea_lib.nets.train against a plain PyTorch loop, and its peak memory.
+"""Cost of full-batch training with bea_lib.nets.train against a plain PyTorch loop; peak memory.
 
-1. Time per epoch of ``bea_lib.nets.train.train`` (chunked gradient pass with train loss and accuracy,
-   gradient norms, Adam step, history; with and without a test evaluation every epoch) against a
-   plain loop that accumulates the same gradient (same model, data, chunk size and Adam): zero
-   the gradients, forward and backward each chunk with a summed loss, divide by N, step. Both in
-   this process, alternated; times are the best of ``--repeats``, ratios the median of the
-   per-repeat ratios.
+1. Time per epoch of ``bea_lib.nets.train.train`` (chunked gradient pass with train loss and
+   accuracy, gradient norms, Adam step, history; with and without a test evaluation every epoch)
+   against a plain loop that accumulates the same gradient (same model, data, chunk size and
+   Adam): zero the gradients, forward and backward each chunk with a summed loss, divide by N,
+   step. Both in this process, alternated; times are the best of ``--repeats``, ratios the median
+   of the per-repeat ratios.
 2. Peak memory of training above the memory after a warm-up run, in a fresh process per setting (the
    high-water mark of the resident set, reset through /proc/self/clear_refs; Linux only), at two
    training-set sizes N: with a fixed chunk it stays put, with one chunk of N it grows with N.
@@ -27,13 +27,15 @@ import torch
 import torch.nn.functional as F
 
 from bea_lib.nets.data import load_dataset
-from bea_lib.optimizers import Adam
-from bea_lib.nets.train import TrainConfig, build_model, train
+from bea_lib.core.optimizers import Adam
+from bea_lib.nets.config import TrainConfig, build_model
+from bea_lib.nets.train import train
 
 
 def plain_loop_seconds(config: TrainConfig, epochs: int) -> float:
     """Seconds per epoch of the plain loop on the model and data of ``config``."""
-    data = load_dataset(config.dataset, n_train=config.n_train).to("cpu", getattr(torch, config.dtype))
+    data = load_dataset(config.dataset, n_train=config.n_train).to("cpu",
+                                                                   getattr(torch, config.dtype))
     model = build_model(config, data.input_shape, data.n_classes)
     opt = Adam(model.parameters(), lr=config.h, beta=config.beta, rho=config.rho, eps=config.eps)
     x, y, n, c = data.x_train, data.y_train, len(data.x_train), config.chunk_size
@@ -55,12 +57,13 @@ def train_seconds(config: TrainConfig) -> float:
 
 
 def timing_table(repeats: int) -> list[str]:
-    cases = [("mnist1d", "mlp", 4000, 300), ("mnist1d", "mlp", 500, 300), ("mnist1d", "cnn", 1000, 20),
-             ("digits", "cnn", 500, 40)]
-    lines = ["| data | model | chunk | plain loop (ms/epoch) | train, test every epoch (ms) | ratio "
-             "| train, no test eval (ms) | ratio |", "|---|---|---|---|---|---|---|---|"]
+    cases = [("mnist1d", "mlp", 4000, 300), ("mnist1d", "mlp", 500, 300),
+             ("mnist1d", "cnn", 1000, 20), ("digits", "cnn", 500, 40)]
+    lines = ["| data | model | chunk | plain loop (ms/epoch) | train, test every epoch (ms) "
+             "| ratio | train, no test eval (ms) | ratio |", "|---|---|---|---|---|---|---|---|"]
     for dataset, model, chunk, epochs in cases:
-        cfg = TrainConfig(dataset=dataset, model=model, chunk_size=chunk, epochs=epochs, device="cpu")
+        cfg = TrainConfig(dataset=dataset, model=model, chunk_size=chunk, epochs=epochs,
+                          device="cpu")
         load_dataset(dataset)  # generate and cache the data outside the timings
         plain, with_test, no_test = [], [], []
         for _ in range(repeats):
@@ -79,8 +82,8 @@ def timing_table(repeats: int) -> list[str]:
 
 def _peak_child(n_train: int, chunk: int) -> None:
     """In a fresh process: MiB of resident memory an epoch adds to what loading left."""
-    cfg = TrainConfig(dataset="mnist1d", model="cnn", width=64, chunk_size=chunk, epochs=2, device="cpu",
-                      n_train=n_train, n_test=100)
+    cfg = TrainConfig(dataset="mnist1d", model="cnn", width=64, chunk_size=chunk, epochs=2,
+                      device="cpu", n_train=n_train, n_test=100)
     train(replace(cfg, epochs=0))  # warm-up: libraries, allocator and caches in place
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # reset the high-water mark VmHWM to the current resident set
@@ -95,11 +98,13 @@ def _peak_child(n_train: int, chunk: int) -> None:
 
 
 def memory_table() -> list[str]:
-    lines = ["| N (MNIST-1D, CNN width 64) | chunk | peak memory above baseline (MiB) |", "|---|---|---|"]
+    lines = ["| N (MNIST-1D, CNN width 64) | chunk | peak memory above baseline (MiB) |",
+             "|---|---|---|"]
     for n in (1000, 4000):
         for chunk in (250, n):
-            out = subprocess.run([sys.executable, __file__, "--peak-child", str(n), str(chunk)], capture_output=True,
-                                 text=True, check=True, env={**os.environ, "TQDM_DISABLE": "1"}).stdout
+            out = subprocess.run([sys.executable, __file__, "--peak-child", str(n), str(chunk)],
+                                 capture_output=True, text=True, check=True,
+                                 env={**os.environ, "TQDM_DISABLE": "1"}).stdout
             lines.append(f"| {n} | {chunk} | {json.loads(out.splitlines()[-1])['peak_mib']:.0f} |")
     return lines
 
@@ -107,15 +112,16 @@ def memory_table() -> list[str]:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--repeats", type=int, default=3, help="timings per case; the best is reported")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timings per case; the best is reported")
     parser.add_argument("--peak-child", type=int, nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.peak_child:
         return _peak_child(*args.peak_child)
     os.environ["TQDM_DISABLE"] = "1"
-    print(f"torch {torch.__version__}, {args.threads} threads, float32; times: best of {args.repeats}, "
-          "ratios: median of the per-repeat ratios\n")
+    print(f"torch {torch.__version__}, {args.threads} threads, float32; times: best of "
+          f"{args.repeats}, ratios: median of the per-repeat ratios\n")
     print("\n".join(timing_table(args.repeats)) + "\n")
     t0 = time.perf_counter()
     hist = train(TrainConfig(dataset="mnist1d", model="mlp", epochs=1000, device="cpu"))

@@ -1,4 +1,4 @@
-"""Gradients and Hessian-vector products against torch.autograd.functional on a small network's loss."""
+"""Gradients and Hessian-vector products against torch.autograd.functional on a network's loss."""
 import subprocess
 import sys
 
@@ -10,7 +10,7 @@ import bea_lib as bl
 
 
 def small_network_loss():
-    """Two-layer tanh network on fixed data, as a function of the flat parameter vector (p = 4·6 + 6 + 6 + 1 = 37)."""
+    """Two-layer tanh network on fixed data, a function of the flat θ (p = 4·6 + 6 + 6 + 1 = 37)."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(20, 4, generator=gen, dtype=torch.float64)
     y = torch.randn(20, generator=gen, dtype=torch.float64)
@@ -26,7 +26,8 @@ def test_gradient_equals_autograd():
     loss, p = small_network_loss()
     theta = torch.randn(p)
     ref = torch.autograd.functional.jacobian(loss, theta)
-    torch.testing.assert_close(bl.gradient(loss, theta), ref, rtol=0, atol=1e-14)  # same math, rounding
+    # same math, rounding
+    torch.testing.assert_close(bl.gradient(loss, theta), ref, rtol=0, atol=1e-14)
 
 
 def test_hvp_equals_full_hessian_times_vector():
@@ -63,7 +64,8 @@ def test_gradient_composes_with_torch_func_and_with_itself():
     # ∇(½‖∇E‖²) = H ∇E, by nesting and through torch.func.grad
     half_sq = lambda th: 0.5 * (bl.gradient(loss, th) ** 2).sum()  # noqa: E731
     want = Hm @ bl.gradient(loss, theta)
-    torch.testing.assert_close(bl.gradient(half_sq, theta), want, rtol=1e-12, atol=1e-13)  # rounding
+    # rounding
+    torch.testing.assert_close(bl.gradient(half_sq, theta), want, rtol=1e-12, atol=1e-13)
     torch.testing.assert_close(torch.func.grad(half_sq)(theta), want, rtol=1e-12, atol=1e-13)
     # inside vmap, hvp is forward-over-reverse: the same products up to rounding
     vs = torch.randn(3, p)
@@ -72,7 +74,7 @@ def test_gradient_composes_with_torch_func_and_with_itself():
 
 
 def test_batch_gradient_equals_gradient_row_by_row():
-    from bea_lib.autodiff import batch_gradient
+    from bea_lib.core.autodiff import batch_gradient
     loss, p = small_network_loss()
     rows = torch.randn(4, p)
     torch.testing.assert_close(batch_gradient(loss, rows),
@@ -110,7 +112,7 @@ def test_gradient_path_does_not_load_dynamo():
 def test_stacked_gradients_and_products_equal_the_losses_one_by_one():
     """m losses at one θ, in one reverse pass for the gradients and one for the m products; a
     loss linear in θ (H = 0) and a constant one (g = 0) among them."""
-    from bea_lib.autodiff import stacked_gradient, stacked_gradient_and_hvp_fn
+    from bea_lib.core.autodiff import stacked_gradient, stacked_gradient_and_hvp_fn
     loss, p = small_network_loss()
     a = torch.randn(p)
     losses = [loss, lambda th: 0.5 * loss(2 * th), lambda th: a @ th, lambda th: torch.tensor(1.0)]
@@ -131,7 +133,7 @@ def test_stacked_gradients_and_products_equal_the_losses_one_by_one():
 @pytest.mark.parametrize("m", [3, 5])
 def test_losses_evaluated_together_give_the_same_gradients_and_products(m):
     """BatchLosses (one leaf of shape (m, p), one graph) against the same losses one by one."""
-    from bea_lib.autodiff import stacked_gradient, stacked_gradient_and_hvp_fn
+    from bea_lib.core.autodiff import stacked_gradient, stacked_gradient_and_hvp_fn
     losses, _, theta = bl.losses.least_squares_batches(m)
     V = torch.randn(m, theta.numel())
     G, hvps = stacked_gradient_and_hvp_fn(losses, theta)

@@ -16,12 +16,11 @@ from torch import nn
 import bea_lib as bl
 from torch.func import stack_module_state
 
-from bea_lib.intervention import kappa_update
+from bea_lib.studies.intervention import kappa_update
 from bea_lib.nets.batched import _Windows, stacked_forward, stacked_forward_supported
 from bea_lib.nets.models import make_model, mlp
-from bea_lib.nets.sweeps import bootstrap_trend
-from bea_lib.nets.train import TrainConfig, train, train_batched
-from bea_lib.optimizers import AdamState, adam_update
+from bea_lib.nets.train import TrainConfig, train
+from bea_lib.core.optimizers import AdamState, adam_update
 
 BASE = TrainConfig(dataset="mnist1d", model="mlp", width=6, epochs=5, n_train=96, n_test=32,
                    dtype="float64", chunk_size=40, test_every=2, device="cpu")
@@ -42,14 +41,14 @@ def test_each_run_of_a_batch_equals_its_sequential_run(model, norm):
     # mlp and cnn take the stacked layers; the CNN with GroupNorm takes vmap
     configs = [dataclasses.replace(BASE, model=model, norm=norm, h=h, beta=b, rho=r, eps=e,
                                    seed=s) for h, b, r, e, s in SETTINGS]
-    for config, batched in zip(configs, train_batched(configs)):
+    for config, batched in zip(configs, train(configs)):
         _assert_same(train(config), batched)
 
 
 def test_runs_stop_on_their_own_rules_and_the_others_go_on():
     configs = [dataclasses.replace(BASE, epochs=3), dataclasses.replace(BASE, seed=1),
                dataclasses.replace(BASE, seed=2, loss_threshold=2.36)]
-    histories = train_batched(configs)
+    histories = train(configs)
     assert [len(h) for h in histories][:2] == [4, 6]
     assert histories[2].stop_reason == "loss_threshold"
     for config, batched in zip(configs, histories):
@@ -116,7 +115,7 @@ def test_batched_update_is_adam_update_run_by_run():
         asked.append(rows)
         return lambda u: u @ H
 
-    d, new = kappa_update(g, hvp_at, AdamState(m, v, 4),
+    d, new = kappa_update(g, AdamState(m, v, 4), hvp_at,
                           **{k: torch.tensor(x, dtype=torch.float64)[:, None]
                              for k, x in hyper.items()})
     assert asked == [[1]]  # no Hessian-vector product for the κ = 0 rows
@@ -126,8 +125,8 @@ def test_batched_update_is_adam_update_run_by_run():
         if hyper["kappa"][r] == 0:
             assert torch.equal(d[r], d_r)
         else:
-            f1 = bl.flows.bias_direction(g[r], lambda u: H @ u, beta=one["beta"], rho=one["rho"],
-                                         eps=one["eps"])
+            f1 = bl.expansion.bias_direction(g[r], lambda u: H @ u, beta=one["beta"],
+                                             rho=one["rho"], eps=one["eps"])
             torch.testing.assert_close(d[r], d_r + one["h"] ** 2 * f1, rtol=1e-13, atol=0)
         assert torch.equal(new.m[r], new_r.m) and torch.equal(new.v[r], new_r.v)
     assert new.n == 5
@@ -138,7 +137,7 @@ def test_a_batch_of_kappa_runs_equals_the_runs_one_at_a_time():
     # module's flat loss): float64 rounding over a few steps, rtol 1e-10 as above
     configs = [dataclasses.replace(BASE, kappa=k, seed=s, h=2e-2)
                for k, s in ((-1.0, 0), (0.0, 0), (1.0, 1))]
-    for config, batched in zip(configs, train_batched(configs)):
+    for config, batched in zip(configs, train(configs)):
         _assert_same(train(config), batched)
 
 
@@ -146,8 +145,8 @@ def test_kappa_zero_in_a_batch_is_adam_bit_for_bit():
     # the κ = 0 run of a batch whose other run has κ = 1 against the same κ = 0 run in a batch
     # of the same shape with κ = 0 twice: the κ term touches only its own row
     plain = dataclasses.replace(BASE, seed=0)
-    mixed = train_batched([plain, dataclasses.replace(plain, seed=1, kappa=1.0)])[0]
-    adam = train_batched([plain, dataclasses.replace(plain, seed=1)])[0]
+    mixed = train([plain, dataclasses.replace(plain, seed=1, kappa=1.0)])[0]
+    adam = train([plain, dataclasses.replace(plain, seed=1)])[0]
     for column in mixed.columns:
         if column != "wall_time":
             np.testing.assert_array_equal(mixed[column], adam[column], err_msg=column)
@@ -155,30 +154,12 @@ def test_kappa_zero_in_a_batch_is_adam_bit_for_bit():
 
 def test_bad_batches_are_refused():
     with pytest.raises(ValueError, match="empty"):
-        train_batched([])
+        train([])
     with pytest.raises(ValueError, match="width"):
-        train_batched([BASE, dataclasses.replace(BASE, width=7)])
+        train([BASE, dataclasses.replace(BASE, width=7)])
     with pytest.raises(ValueError, match="batch normalisation"):
-        train_batched([dataclasses.replace(BASE, model="cnn", norm="batch")])
+        train([dataclasses.replace(BASE, model="cnn", norm="batch")])
     with pytest.raises(ValueError, match="checkpoint_every"):
-        train_batched([dataclasses.replace(BASE, checkpoint_every=2)])
+        train([dataclasses.replace(BASE, checkpoint_every=2)])
     with pytest.raises(ValueError, match="out_dir"):
         train([BASE, BASE], "somewhere")
-
-
-def test_bootstrap_trend_verdicts():
-    grid = [0.9, 0.99, 0.999]
-    up = [[1.0, 1.1, 0.9], [2.0, 2.1], [3.0, 3.2, 2.9]]  # means 1, 2.05, 3.03: clearly rising
-    t = bootstrap_trend(grid, up, expected=+1)
-    assert t.verdict == "appears" and t.spearman == 1.0
-    assert t.difference == pytest.approx(np.mean(up[2]) - np.mean(up[0]))
-    assert 0 < t.low <= t.difference <= t.high
-    assert bootstrap_trend(grid, up, expected=-1).verdict == "opposite"
-    flat = [[1.0, 3.0], [2.0, 2.0], [3.0, 1.0]]  # ends with the same mean and a wide spread
-    assert bootstrap_trend(grid, flat, expected=+1).verdict == "not seen"
-    one_seed_end = [[1.0], [2.0, 2.0], [3.0, 3.1]]
-    assert bootstrap_trend(grid, one_seed_end, expected=+1).verdict == "not testable"
-    nan_dropped = [[1.0, np.nan, 1.1], [2.0, 2.1], [3.0, 3.2]]
-    assert bootstrap_trend(grid, nan_dropped, expected=+1).verdict == "appears"
-    with pytest.raises(ValueError, match="expected"):
-        bootstrap_trend(grid, up, expected=0)

@@ -1,4 +1,4 @@
-"""Section 5's bilinear model: the cross, the explicit regulariser, and the trends of Figures 2–3."""
+"""Section 5's bilinear model: the cross, the explicit regulariser, the trends of Figures 2–3."""
 import math
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 from scipy.optimize import minimize, minimize_scalar
 
 import bea_lib as bl
-from bea_lib import bilinear as bil
+from bea_lib.studies import bilinear as bil
 
 E = bl.losses.bilinear(x=bil.X, y=bil.Y)
 EPS, H = 1e-4, 3e-3  # ε small against the starting gradient (≈ 100), h as in the chapter
@@ -16,10 +16,13 @@ EPS, H = 1e-4, 3e-3  # ε small against the starting gradient (≈ 100), h as in
 def test_cross_is_the_minimiser_of_the_gradient_norm_along_the_valley():
     c = bil.Y / bil.X
     cross = bil.bilinear_cross()
-    torch.testing.assert_close(cross, torch.full((2,), math.sqrt(c)), rtol=1e-15, atol=0)  # closed form
+    # closed form
+    torch.testing.assert_close(cross, torch.full((2,), math.sqrt(c)), rtol=1e-15, atol=0)
     # |θ₁| + |θ₂| on the hyperbola, by Brent's method on θ₁ alone
-    res = minimize_scalar(lambda t: t + c / t, bounds=(0.05, 5.0), method="bounded", options={"xatol": 1e-10})
-    assert res.x == pytest.approx(cross[0].item(), abs=1e-7)  # xatol of the search, plus its last bracket
+    res = minimize_scalar(lambda t: t + c / t, bounds=(0.05, 5.0), method="bounded",
+                          options={"xatol": 1e-10})
+    # xatol of the search, plus its last bracket
+    assert res.x == pytest.approx(cross[0].item(), abs=1e-7)
     # ‖∇E‖₁ (autograd) on the level set E = ℓ, side θ₁θ₂ < c (residual r = +√(2ℓ), a constraint
     # that stays well-conditioned as ℓ → 0, unlike E - ℓ), by SLSQP in the plane: tends to the cross
     for level in [1e-2, 1e-4]:  # SLSQP stalls below ~1e-6: the constraint's scale and f's part ways
@@ -28,12 +31,13 @@ def test_cross_is_the_minimiser_of_the_gradient_norm_along_the_valley():
 
         residual = lambda t: bil.Y - bil.X * t[0] * t[1] - math.sqrt(2 * level)  # noqa: E731
         res = minimize(one_norm, np.array([0.5, 1.2]), method="SLSQP",
-                       constraints=[{"type": "eq", "fun": residual}], bounds=[(0.01, 5.0), (0.01, 5.0)],
-                       options={"ftol": 1e-12, "maxiter": 500})
+                       constraints=[{"type": "eq", "fun": residual}],
+                       bounds=[(0.01, 5.0), (0.01, 5.0)], options={"ftol": 1e-12, "maxiter": 500})
         assert res.success, res.message
         assert E(torch.tensor(res.x)).item() == pytest.approx(level, rel=1e-6)  # on the level set
         want = math.sqrt((bil.Y - math.sqrt(2 * level)) / bil.X)  # the derivation's minimiser
-        np.testing.assert_allclose(res.x, [want, want], atol=1e-6)  # SLSQP's ftol 1e-12 on a flat minimum
+        # SLSQP's ftol 1e-12 on a flat minimum
+        np.testing.assert_allclose(res.x, [want, want], atol=1e-6)
         # and it is within √(2ℓ)/(2x√c) < √(2ℓ) of the cross
         assert np.abs(res.x - cross.numpy()).max() < math.sqrt(2 * level)
 
@@ -43,7 +47,8 @@ def test_min_gradient_norm_on_level_set_matches_the_derivation(p):
     for level in [1e-1, 1e-6]:
         got = bil.min_gradient_norm_on_level_set(level, p=p)
         want = math.sqrt((bil.Y - math.sqrt(2 * level)) / bil.X)
-        np.testing.assert_allclose(got, [want, want], rtol=1e-6)  # Brent's xatol 1e-12 in log θ₁, flat minimum
+        # Brent's xatol 1e-12 in log θ₁, flat minimum
+        np.testing.assert_allclose(got, [want, want], rtol=1e-6)
     with pytest.raises(ValueError, match="level"):
         bil.min_gradient_norm_on_level_set(2.0)
     with pytest.raises(ValueError, match="p"):
@@ -53,7 +58,8 @@ def test_min_gradient_norm_on_level_set_matches_the_derivation(p):
 def test_closed_form_gradient():
     theta = torch.tensor([0.7, -1.3])
     g = bil.bilinear_gradient(theta[0].item(), theta[1].item())
-    torch.testing.assert_close(torch.tensor(g), bl.gradient(E, theta), rtol=1e-14, atol=0)  # same formula, rounding
+    # same formula, rounding
+    torch.testing.assert_close(torch.tensor(g), bl.gradient(E, theta), rtol=1e-14, atol=0)
 
 
 def test_explicit_bias_loss_gradient_is_g_plus_lambda_hessian_times_u():
@@ -69,11 +75,13 @@ def test_explicit_bias_loss_gradient_is_g_plus_lambda_hessian_times_u():
 
 
 def test_implicit_bias_strength_and_stability():
-    want = H * bl.bias_coefficient(1.0, beta=0.95, rho=0.8, eps=1e-300)  # ε ≪ g²: the ρ-term of c vanishes
+    # ε ≪ g²: the ρ-term of c vanishes
+    want = H * bl.bias_coefficient(1.0, beta=0.95, rho=0.8, eps=1e-300)
     assert bl.implicit_bias_strength(h=H, beta=0.95, rho=0.8) == pytest.approx(want, rel=1e-12)
     eta, _ = bl.heavy_ball_limit(h=H, beta=0.9, eps=EPS)
     lam = bil.X**2 * 2 * bil.Y / bil.X  # x²(θ₁² + θ₂²) at the cross
-    assert bil.late_phase_stability(bil.bilinear_cross(), h=H, beta=0.9, eps=EPS) == pytest.approx(eta * lam / 3.8, rel=1e-12)
+    assert bil.late_phase_stability(bil.bilinear_cross(), h=H, beta=0.9,
+                                    eps=EPS) == pytest.approx(eta * lam / 3.8, rel=1e-12)
     with pytest.raises(ValueError, match="beta"):
         bl.implicit_bias_strength(h=H, beta=1.0, rho=0.5)
 
@@ -82,9 +90,9 @@ def test_monotone_trend_verdicts():
     def summary(d, status="converged", branch=1):
         return bil.RunSummary((0.0, 0.0), branch, d, 0.0, 0.0, status, 0.0)
 
-    checks = bil.monotone_trend([1, 2, 3, 4, 5], [summary(0.5), summary(0.4), summary(0.45),
-                                                  summary(0.1, branch=-1), summary(0.3, "oscillating")],
-                                towards_cross=True)
+    summaries = [summary(0.5), summary(0.4), summary(0.45), summary(0.1, branch=-1),
+                 summary(0.3, "oscillating")]
+    checks = bil.monotone_trend([1, 2, 3, 4, 5], summaries, towards_cross=True)
     assert [t.mark for t in checks] == ["✓", "✗", "✗ (branch changed)", "— (oscillating)"]
     assert [t.verdict for t in checks] == [bl.TrendVerdict.APPEARS, bl.TrendVerdict.OPPOSITE,
                                            bl.TrendVerdict.OPPOSITE, bl.TrendVerdict.NOT_TESTABLE]
@@ -94,7 +102,8 @@ def test_monotone_trend_verdicts():
 
 def test_summarise_run_measures_to_the_cross_of_the_branch_it_ends_on():
     cross = bil.bilinear_cross()
-    path = torch.stack([torch.tensor(bil.START), -cross + torch.tensor([0.1, 0.0]), -cross + torch.tensor([0.1, 0.0])])
+    path = torch.stack([torch.tensor(bil.START), -cross + torch.tensor([0.1, 0.0]),
+                        -cross + torch.tensor([0.1, 0.0])])
     s = bil.summarise_run(E, path)
     assert s.branch == -1 and s.status == "converged"
     assert s.distance_to_cross == pytest.approx(0.1, rel=1e-12)  # to -cross, not to +cross
@@ -118,7 +127,8 @@ def test_paper_trends_on_a_grid_where_they_hold():
     d_beta, d_rho, d_h_beta_above, d_h_rho_above = d[:4], d[4:8], d[8:11], d[11:]
     assert all(b < a for a, b in zip(d_beta, d_beta[1:]))  # larger β: towards the cross
     assert all(b > a for a, b in zip(d_rho, d_rho[1:]))  # larger ρ: away from it
-    assert all(b < a for a, b in zip(d_h_beta_above, d_h_beta_above[1:]))  # larger h, β > ρ: towards
+    # larger h, β > ρ: towards
+    assert all(b < a for a, b in zip(d_h_beta_above, d_h_beta_above[1:]))
     assert all(b > a for a, b in zip(d_h_rho_above, d_h_rho_above[1:]))  # larger h, ρ > β: away
 
 
@@ -157,7 +167,7 @@ def test_figure_specs_and_run_specs_cover_every_group_in_one_batched_call():
     import torch
 
     import bea_lib as bl
-    from bea_lib import bilinear as bil
+    from bea_lib.studies import bilinear as bil
 
     specs = bil.figure_specs(beta_grid=[0.8, 0.9], rho_grid=[0.9], h_grid=[1e-2], eps_grid=[1e-4],
                              beta_fixed=0.9, rho_fixed=0.95, pair_beta_above=[0.95, 0.8],

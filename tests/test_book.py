@@ -5,18 +5,23 @@ are executed at their `smoke` profile and rendered by `make test`.
 """
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import zipfile
+from pathlib import Path
 
 import nbformat
 import pytest
 
+import bea_lib as bl
+
 import bea_book as book
-from bea_lib import provenance
+from bea_lib.base import provenance
 from bea_book import store
+from bea_book.sources import PROVENANCE_TAG
 
 HEADER = """\
 ---
@@ -57,7 +62,7 @@ FAILING = HEADER + """
 ```{code-cell} ipython3
 :tags: [parameters]
 
-divisor = 1
+divisor = 1  # 0: a division by zero, the failure these tests need
 ```
 
 ```{code-cell} ipython3
@@ -65,8 +70,8 @@ divisor = 1
 ```
 """
 
-# A chapter that records one checked claim as bea_lib.claims.claim does (plain JSON here: the
-# kernel then need not import torch), under the chapter and profile the runner passes it.
+# A chapter that records one checked claim as bea_lib.evidence.claims.claim does (plain JSON here:
+# the kernel then need not import torch), under the chapter and profile the runner passes it.
 CLAIMY = HEADER + """
 # Claimy
 
@@ -116,7 +121,10 @@ findings:
 
 
 def write_book(root, pages, profiles=PROFILES):
-    """A book at `root`: static intro and report pages around `pages` (name -> source)."""
+    """A book at `root`: static intro and report pages around `pages` (name -> source); of
+    `profiles`, the sections of its chapters (a section for another is refused)."""
+    sections = re.split(r"\n(?=\S)", profiles.strip())
+    profiles = "".join(f"{part}\n" for part in sections if part.split(":")[0] in pages)
     (root / "book").mkdir(parents=True)
     (root / "book" / "intro.md").write_text("# Intro\n\nA test book.\n")
     (root / "book" / "report.md").write_text("# Report\n\nGenerated at build time.\n")
@@ -147,10 +155,12 @@ def executed(build, chapter):
 
 
 def outputs(notebook_path):
-    """The text printed, and the names of the errors raised, by an executed notebook's cells."""
+    """The text printed, and the names of the errors raised, by an executed notebook's cells
+    (the chapter's own: not the last cell, which records the code the kernel ran with)."""
     notebook = nbformat.read(notebook_path, as_version=4)
     return "".join(out.get("text", "") + out.get("ename", "")
-                   for cell in notebook.cells for out in cell.get("outputs", []))
+                   for cell in notebook.cells for out in cell.get("outputs", [])
+                   if PROVENANCE_TAG not in cell.get("metadata", {}).get("tags", []))
 
 
 def test_chapters_are_the_toc_pages_with_a_jupytext_header(root):
@@ -173,7 +183,8 @@ def test_profiles_resolve_to_overrides(root, capsys):
     assert book.resolve_profile("tiny", "fast", profiles) == ("fast", {"n": 2, "rho": 0.5})
     assert book.resolve_profile("tiny", "paper", profiles) == ("paper (= default)", {})
     assert "no 'paper' profile" in capsys.readouterr().out
-    with pytest.raises(book.BookError, match="'tiny' has no profile 'huge'; it has: default, smoke, fast"):
+    with pytest.raises(book.BookError,
+                       match="'tiny' has no profile 'huge'; it has: default, smoke, fast"):
         book.resolve_profile("tiny", "huge", profiles)
 
 
@@ -233,9 +244,11 @@ def test_a_second_run_reuses_unchanged_inputs_and_a_prose_edit_reexecutes(tmp_pa
 def test_every_parameter_of_every_chapter_is_checked_before_any_kernel(tmp_path):
     root = write_book(tmp_path / "src", {"tiny": TINY, "failing": FAILING})
     build = tmp_path / "build"
-    with pytest.raises(book.BookError, match="'failing' has no parameter 'n'; its parameters are: divisor"):
+    with pytest.raises(book.BookError,
+                       match="'failing' has no parameter 'n'; its parameters are: divisor"):
         book.run_chapters(["tiny", "failing"], root=root, build_dir=build, params={"n": 5})
-    with pytest.raises(book.BookError, match=r"'tiny': parameter n must be an int like its default 3, "
+    with pytest.raises(book.BookError,
+                       match=r"'tiny': parameter n must be an int like its default 3, "
                                              r"got 'abc' \(a string\)"):
         book.run_chapters(["tiny"], root=root, build_dir=build, params={"n": "abc"})
     assert not (build / "runs").exists()  # no kernel started, nothing executed
@@ -266,7 +279,8 @@ def test_float_and_list_parameters_accept_ints_and_expressions_are_unchecked():
 
 @pytest.mark.parametrize("content, message", [
     (None, "the parameters file {} does not exist"),
-    (b"\x89PNG\r\n\x1a\n\x00\xff\xfe", "the parameters file {} is not a text file; it must be YAML"),
+    (b"\x89PNG\r\n\x1a\n\x00\xff\xfe",
+     "the parameters file {} is not a text file; it must be YAML"),
     (b"rho: [0.9\n", "the parameters file {} is not valid YAML at line 2, column 1"),
     (b"- 1\n- 2\n", "the parameters file {} must hold a mapping"),
 ])
@@ -298,7 +312,8 @@ def test_an_unwritable_build_folder_is_one_line(root, tmp_path, capsys):
 def test_parameter_line_papermill_cannot_read_is_named(tmp_path, line):
     text = TINY.replace("n = 3\n", f"n = 3\n{line}\n")
     root = write_book(tmp_path / "src", {"tiny": text})
-    with pytest.raises(book.BookError, match=r"line 3 of its parameters cell is not read as a parameter"):
+    with pytest.raises(book.BookError,
+                       match=r"line 3 of its parameters cell is not read as a parameter"):
         book.run_chapter("tiny", root=root, build_dir=tmp_path / "build")
 
 
@@ -307,7 +322,8 @@ def test_a_failing_cell_names_the_chapter_and_keeps_the_last_good_run(tmp_path, 
     build = tmp_path / "build"
     assert run_main("run", "failing", "--root", root, "--build-dir", build) == 0
     good = store.current_run(build, "failing")
-    assert run_main("run", "failing", "--root", root, "--build-dir", build, "-p", "divisor", "0") == 1
+    assert run_main("run", "failing", "--root", root, "--build-dir", build,
+                    "-p", "divisor", "0") == 1
     assert "chapter 'failing' failed in cell" in capsys.readouterr().err
     assert "ZeroDivisionError" in outputs(build / "runs" / "failed-failing" / "failing.ipynb")
     assert store.current_run(build, "failing") == good
@@ -351,21 +367,27 @@ def test_render_refuses_a_notebook_that_did_not_finish(tmp_path):
     record = json.loads((notebook.parent / "run.json").read_text())
     record["notebook_sha256"] = record["files"]["tiny.ipynb"] = store.sha256(notebook)
     (notebook.parent / "run.json").write_text(json.dumps(record))
-    with pytest.raises(book.BookError, match="last run of chapter 'tiny' .* failed or did not finish"):
+    with pytest.raises(book.BookError,
+                       match="last run of chapter 'tiny' .* failed or did not finish"):
         book.stage(root, build)
 
 
 def test_unknown_chapter(root, tmp_path):
-    with pytest.raises(book.BookError, match="no chapter 'adamw' in _toc.yml; chapters: tiny, failing"):
-        book.run_chapter("adamw", root=root, build_dir=tmp_path)
+    with pytest.raises(book.BookError,
+                       match="no chapter 'adamw' in _toc.yml; chapters: tiny, failing"):
+        book.run_chapter("adamw", root=root, build_dir=tmp_path / "build")
 
 
 def test_report_page_marks_overrides_claims_and_escapes_pipes():
-    record = {"profile": "smoke", "parameters": {"rho": 0.9, "label": "a|b"}, "overrides": {"rho": 0.9},
+    record = {"profile": "smoke", "parameters": {"rho": 0.9, "label": "a|b"},
+              "overrides": {"rho": 0.9},
               "wall_time_s": 1.234, "finished": "2024-01-01T00:00:00+00:00", "action": "executed",
               "commit": "0123456789abcdef-dirty", "versions": {"python": "3.11"},
               "claims": {"passed": 2, "failed": 1, "not_checked": 0}, "lock_sha256": "ab" * 32,
-              "failed_claims": [{"id": "tiny/x", "statement": "s", "paper": "Figure 1", "measured": "m"}]}
+              "failed_claims": [{"id": "tiny/x", "statement": "s", "paper": "Figure 1",
+                                 "measured": "m"}],
+              "files": {"tiny.ipynb": "", "figures/f.png": "", "figures/f.pdf": "",
+                        "runs.csv": ""}}
     page = book.report_markdown({"tiny": record}, {"tiny": "book/tiny", "other": "book/other"},
                                 version="1.2.3")
     assert "**`rho = 0.9`**, `label = 'a|b'`" in page  # in a fold, not a table cell
@@ -376,6 +398,9 @@ def test_report_page_marks_overrides_claims_and_escapes_pipes():
     assert "Book version **1.2.3**" in page and "abababababababab" in page
     assert "Total execution time of the runs shown: 1.2 s" in page
     assert "| tiny | s (`tiny/x`) | Figure 1 | m |" in page
+    # the PDF figures and the per-run table, for download (not the PNGs or the notebook)
+    assert ("| {doc}`tiny </book/tiny>` | {download}`f.pdf <downloads/tiny/figures/f.pdf>`, "
+            "{download}`runs.csv <downloads/tiny/runs.csv>` |") in page
     assert "No chapter has been executed yet." in book.report_markdown({}, {"tiny": "book/tiny"})
 
 
@@ -386,7 +411,8 @@ def test_commit_marks_a_dirty_tree(tmp_path):
     (tmp_path / "a").write_text("a")
     subprocess.run([*git, "add", "a"], check=True)
     subprocess.run([*git, "commit", "-qm", "a"], check=True)
-    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
     assert commit_label(tmp_path) == head
     (tmp_path / "a").write_text("b")
     assert commit_label(tmp_path) == head + "-dirty"
@@ -430,6 +456,37 @@ def test_failed_claims_fail_smoke_and_default_but_not_other_parameters(tmp_path,
     assert book.read_report(build)["claimy"]["claims"]["failed"] == 1
 
 
+# A chapter that writes a per-run table of the same name as another chapter's
+TABLED = HEADER + """
+# Tabled
+
+```{code-cell} ipython3
+:tags: [parameters]
+
+mark = "a"
+```
+
+```{code-cell} ipython3
+with open("runs.csv", "w") as f:
+    f.write(f"chapter\\n{mark}\\n")
+```
+"""
+
+
+def test_each_chapters_downloads_are_staged_apart_and_linked(tmp_path):
+    root = write_book(tmp_path / "src", {"one": TABLED, "two": TABLED})
+    build = tmp_path / "build"
+    where = ("--root", root, "--build-dir", build)
+    assert run_main("run", "one", *where) == 0
+    assert run_main("run", "two", "-p", "mark", "b", *where) == 0
+    book.stage(root, build)
+    staged = build / "stage" / "book" / "downloads"
+    assert (staged / "one" / "runs.csv").read_text() == "chapter\na\n"
+    assert (staged / "two" / "runs.csv").read_text() == "chapter\nb\n"  # not one's
+    page = (build / "stage" / "book" / "report.md").read_text()
+    assert "{download}`runs.csv <downloads/two/runs.csv>`" in page
+
+
 def test_partial_render_and_the_plain_papermill_path(tmp_path, capfd):
     root = write_book(tmp_path / "src", {"tiny": TINY, "failing": FAILING})
     build = tmp_path / "build"
@@ -438,8 +495,10 @@ def test_partial_render_and_the_plain_papermill_path(tmp_path, capfd):
     notebook = build / "notebooks" / "tiny.ipynb"
     out = tmp_path / "my-run"
     out.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(Path(book.__file__).resolve().parents[1])}
     subprocess.run([sys.executable, "-m", "papermill", str(notebook), str(out / "tiny.ipynb"),
-                    "-p", "n", "5", "--cwd", str(out)], check=True, capture_output=True)
+                    "-p", "n", "5", "--cwd", str(out)], check=True, capture_output=True,
+                   env=env)  # the kernel imports this checkout's bea_lib, which adopt checks
     assert run_main("adopt", out / "tiny.ipynb", *where) == 0
     assert run_main("render", *where) == 0
     assert "not run in this build: failing" in capfd.readouterr().out
@@ -449,7 +508,8 @@ def test_partial_render_and_the_plain_papermill_path(tmp_path, capfd):
     assert "This chapter was not run in this build" in (html / "failing.html").read_text()
     page = (build / "stage" / "book" / "report.md").read_text()
     assert "| {doc}`failing </book/failing>` | not run in this build |" in page
-    assert "| {doc}`tiny </book/tiny>` | executed by papermill | papermill |" in page
+    assert ("| {doc}`tiny </book/tiny>` | executed by papermill | custom parameters (papermill) |"
+            in page)
     assert "**`n = 5`**" in page
     with pytest.raises(book.BookError, match="chapters not run in .*: failing"):
         book.render(root=root, build_dir=build, complete=True)
@@ -496,17 +556,11 @@ RENDEZVOUS = HEADER + """
 # {name}
 
 ```{{code-cell}} ipython3
-:tags: [parameters]
-
-folder = "."  # the shared folder
-```
-
-```{{code-cell}} ipython3
 import os
 import pathlib
 import time
 
-here = pathlib.Path(folder)
+here = pathlib.Path(os.environ["BEA_TEST_SHARED"])  # the folder the test shares with both
 (here / "{name}.started").write_text(os.environ.get("OMP_NUM_THREADS", "unset"))
 deadline = time.monotonic() + 120
 while not (here / "{other}.started").exists():
@@ -524,8 +578,8 @@ def test_jobs_run_chapters_side_by_side_with_a_share_of_the_threads_and_findings
              "right": RENDEZVOUS.format(name="right", other="left"), "findings": FINDINGS}
     shared = tmp_path / "shared"
     shared.mkdir()
-    profiles = (f"left:\n  smoke: {{folder: '{shared}'}}\nright:\n  smoke: {{folder: '{shared}'}}\n"
-                "findings:\n  smoke: {}\n")
+    monkeypatch.setenv("BEA_TEST_SHARED", str(shared))  # the kernels inherit it
+    profiles = "left:\n  smoke: {}\nright:\n  smoke: {}\nfindings:\n  smoke: {}\n"
     root = write_book(tmp_path / "src", pages, profiles)
     build = tmp_path / "build"
     for name in book.execute.THREAD_VARIABLES:
@@ -537,7 +591,8 @@ def test_jobs_run_chapters_side_by_side_with_a_share_of_the_threads_and_findings
     assert "met right" in outputs(executed(build, "left"))
     assert "met left" in outputs(executed(build, "right"))
     assert (shared / "left.started").read_text() == "2"  # 4 CPUs / 2 jobs
-    records = {n: store.read_run(store.current_run(build, n)) for n in ("left", "right", "findings")}
+    records = {n: store.read_run(store.current_run(build, n))
+               for n in ("left", "right", "findings")}
     assert records["left"]["jobs"] == 2 and records["findings"]["jobs"] == 1
     assert records["findings"]["started"] >= max(records[n]["finished"] for n in ("left", "right"))
     page = book.report_markdown(book.read_report(build), book.chapters(root))
@@ -547,3 +602,43 @@ def test_jobs_run_chapters_side_by_side_with_a_share_of_the_threads_and_findings
 def test_jobs_must_be_a_positive_integer(root, tmp_path):
     with pytest.raises(book.BookError, match="jobs must be a positive integer, got 0"):
         book.run_chapters(["tiny"], root=root, build_dir=tmp_path / "b", jobs=0)
+
+
+WHERE_FROM = HEADER + """
+# Where
+
+```{code-cell} ipython3
+import importlib.util
+
+print(importlib.util.find_spec("bea_lib").submodule_search_locations[0])
+```
+"""
+
+
+def test_the_kernel_imports_the_bea_lib_the_runner_hashed_and_records(tmp_path):
+    root = write_book(tmp_path / "src", {"where": WHERE_FROM}, profiles="")
+    build = tmp_path / "build"
+    book.run_chapters(["where"], root=root, build_dir=build)
+    record = store.read_run(store.current_run(build, "where"))
+    here = str(Path(bl.__file__).resolve().parent)
+    assert record["bea_lib_path"] == here
+    assert outputs(store.current_run(build, "where") / "where.ipynb").strip() == here
+
+
+def test_an_adopted_runs_claims_carry_its_label_and_custom_parameters(tmp_path):
+    from bea_book.adopt import _mark_claims
+    from bea_book.sources import PAPERMILL_LABEL
+    from bea_lib.evidence.claims import read_claims
+
+    source = tmp_path / "kernel" / "claimy.claims.json"
+    source.parent.mkdir()
+    source.write_text(json.dumps({"claimy/holds": dict(
+        id="claimy/holds", chapter="claimy", statement="s", paper="Figure 1", measured="m",
+        status="passed", verdict="reproduced", profile="default", needs="smoke")}))
+    (tmp_path / "run").mkdir()
+    _mark_claims(source, tmp_path / "run", PAPERMILL_LABEL, {"ok": False})
+    (record,) = read_claims(tmp_path / "run").values()
+    assert record.profile == "custom parameters (papermill)" and record.custom == {"ok": False}
+    source.write_text("[1]")
+    with pytest.raises(book.BookError, match="holds a list"):
+        _mark_claims(source, tmp_path / "run", PAPERMILL_LABEL, {})

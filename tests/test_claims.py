@@ -4,8 +4,16 @@ import json
 
 import pytest
 
-from bea_lib.claims import claim, claim_counts, claim_markdown, failed, read_claims
-from bea_lib.vocab import CheckRole, ClaimStatus, Verdict
+from bea_lib.base.vocab import CheckRole, ClaimStatus, Verdict
+from bea_lib.evidence.claims import claim, claim_counts, failed, read_claims
+from bea_lib.evidence.claims import claim_markdown as _with_anchor
+
+
+def claim_markdown(record):
+    """The line a reader sees, without the anchor above it (tested on its own below)."""
+    anchor, line = _with_anchor(record).split("\n", 1)
+    assert anchor == f"(claim-{record.id.replace('/', '-')})="
+    return line
 
 
 def _claim(tmp_path, **kw):
@@ -61,7 +69,9 @@ def test_the_role_comes_from_the_registry(tmp_path, monkeypatch):
     assert claims["minibatch/order-slopes"].role == CheckRole.PRIMARY
     assert claims["minibatch/other"].role == CheckRole.SUPPORTING
     assert claims["minibatch/identity"].role == CheckRole.CONSISTENCY
-    assert "primary test of Theorem 3.1" in claim_markdown(claims["minibatch/order-slopes"])
+    line = claim_markdown(claims["minibatch/order-slopes"])
+    # the statement links back to its row of the Findings chapter
+    assert "primary test of {ref}`Theorem 3.1 <findings-theorem-3-1>`" in line
     with pytest.raises(ValueError, match="is the primary test of 'Theorem 3.1', not of 'Figure 1'"):
         _claim(tmp_path, id="minibatch/order-slopes", paper="Figure 1")
     with pytest.raises(ValueError, match="cannot be a consistency check"):
@@ -101,3 +111,15 @@ def test_claim_counts_count_every_status_and_the_consistency_checks(tmp_path, mo
     _claim(tmp_path, id="minibatch/e", consistency=True)
     assert claim_counts(read_claims(tmp_path).values()) == {
         "passed": 2, "failed": 1, "measured": 1, "not_checked": 1, "consistency": 1}
+
+
+def test_a_custom_run_is_recorded_and_said_on_the_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("BEA_PROFILE", "default")
+    monkeypatch.setenv("BEA_CUSTOM", '{"rho": 0.99, "n_steps": 200}')
+    _claim(tmp_path)
+    (record,) = read_claims(tmp_path).values()
+    assert record.custom == {"rho": 0.99, "n_steps": 200}
+    assert "; custom run: n_steps = 200, rho = 0.99):" in claim_markdown(record)  # sorted
+    monkeypatch.setenv("BEA_CUSTOM", "[1, 2]")
+    with pytest.raises(ValueError, match="BEA_CUSTOM must be a JSON mapping"):
+        _claim(tmp_path)

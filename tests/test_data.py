@@ -1,5 +1,5 @@
-"""Data loaders: shapes and standardisation of the embedded sets, and the CIFAR reader on small files
-written here in the CIFAR python-pickle format."""
+"""Data loaders: shapes and standardisation of the embedded sets, and the CIFAR reader on small
+files written here in the CIFAR python-pickle format."""
 import hashlib
 import pickle
 
@@ -15,7 +15,8 @@ from bea_lib.nets.data import load_dataset
 def test_mnist1d_is_the_canonical_split():
     d = load_dataset("mnist1d")
     assert d.x_train.shape == (4000, 1, 40) and d.x_test.shape == (1000, 1, 40)
-    assert d.y_train.dtype == torch.int64 and set(d.y_train.tolist()) == set(range(10)) and d.n_classes == 10
+    assert d.y_train.dtype == torch.int64 and set(d.y_train.tolist()) == set(range(10))
+    assert d.n_classes == 10
     # standardised with the training set's own statistics: mean 0, std 1 up to float32 rounding
     assert abs(d.x_train.mean().item()) < 1e-5 and abs(d.x_train.std().item() - 1) < 1e-5
 
@@ -51,7 +52,8 @@ def test_mnist1d_is_generated_once_then_read_from_the_cache(tmp_path, monkeypatc
 
 def test_digits_split_and_cut():
     d = load_dataset("digits")
-    assert d.x_train.shape == (1437, 1, 8, 8) and d.x_test.shape == (360, 1, 8, 8) and d.input_shape == (1, 8, 8)
+    assert d.x_train.shape == (1437, 1, 8, 8) and d.x_test.shape == (360, 1, 8, 8)
+    assert d.input_shape == (1, 8, 8)
     small = load_dataset("digits", n_train=10, n_test=3)
     assert len(small.x_train) == 10 and len(small.y_test) == 3
     assert torch.equal(small.x_train, d.x_train[:10])
@@ -88,7 +90,8 @@ def fake_cifar10(tmp_path, monkeypatch):
     images, labels = _write_batches(folder, names, "labels", 4, 10, np.random.default_rng(0))
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({"label_names": [f"c{i}" for i in range(10)]}, f)
-    monkeypatch.setattr(CIFAR10, "train_list", [[n, _md5(folder / n)] for n, _ in CIFAR10.train_list])
+    monkeypatch.setattr(CIFAR10, "train_list",
+                        [[n, _md5(folder / n)] for n, _ in CIFAR10.train_list])
     monkeypatch.setattr(CIFAR10, "test_list", [[n, _md5(folder / n)] for n, _ in CIFAR10.test_list])
     monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": _md5(folder / "batches.meta")})
     return tmp_path, images, labels
@@ -97,10 +100,12 @@ def fake_cifar10(tmp_path, monkeypatch):
 def test_cifar10_reads_the_pickles(fake_cifar10):
     root, images, labels = fake_cifar10
     d = load_dataset("cifar10", root=root)
-    assert d.x_train.shape == (20, 3, 32, 32) and d.x_test.shape == (4, 3, 32, 32) and d.n_classes == 10
+    assert d.x_train.shape == (20, 3, 32, 32) and d.x_test.shape == (4, 3, 32,
+                                                                     32) and d.n_classes == 10
     assert d.y_train.tolist() == sum((labels[f"data_batch_{i}"] for i in range(1, 6)), [])
     # undo the per-channel standardisation: the pixels come back in (C, H, W) order
-    raw = np.concatenate([images[f"data_batch_{i}"] for i in range(1, 6)]).reshape(-1, 3, 32, 32) / 255.0
+    raw = np.concatenate([images[f"data_batch_{i}"] for i in range(1, 6)])
+    raw = raw.reshape(-1, 3, 32, 32) / 255.0
     raw = torch.as_tensor(raw)
     mean, std = raw.mean(dim=(0, 2, 3), keepdim=True), raw.std(dim=(0, 2, 3), keepdim=True)
     # float32 storage of standardised values of order 1: rounding 6e-8, with margin
@@ -109,7 +114,8 @@ def test_cifar10_reads_the_pickles(fake_cifar10):
 
 def test_cifar100_reads_fine_labels(tmp_path, monkeypatch):
     folder = tmp_path / CIFAR100.base_folder
-    images, labels = _write_batches(folder, ["train", "test"], "fine_labels", 5, 100, np.random.default_rng(1))
+    images, labels = _write_batches(folder, ["train", "test"], "fine_labels", 5, 100,
+                                    np.random.default_rng(1))
     with open(folder / "meta", "wb") as f:
         pickle.dump({"fine_label_names": [f"c{i}" for i in range(100)]}, f)
     monkeypatch.setattr(CIFAR100, "train_list", [["train", _md5(folder / "train")]])
@@ -124,7 +130,8 @@ def test_cifar_missing_folder_names_path_and_remedy(tmp_path):
     with pytest.raises(FileNotFoundError) as err:
         load_dataset("cifar10", root=tmp_path / "nowhere")
     msg = str(err.value)
-    assert str(tmp_path / "nowhere" / "cifar-10-batches-py") in msg and "cifar-10-python.tar.gz" in msg
+    assert str(tmp_path / "nowhere" / "cifar-10-batches-py") in msg
+    assert "cifar-10-python.tar.gz" in msg
 
 
 def test_cifar_damaged_file_is_named(fake_cifar10):
@@ -133,3 +140,29 @@ def test_cifar_damaged_file_is_named(fake_cifar10):
     path.write_bytes(path.read_bytes()[:-10])  # a truncated download
     with pytest.raises(RuntimeError, match="damaged: data_batch_3 .*md5.*cifar-10-python.tar.gz"):
         load_dataset("cifar10", root=root)
+
+
+@pytest.mark.parametrize("name, option, n, have", [("digits", "n_train", 100000, 1437),
+                                                   ("digits", "n_test", 361, 360),
+                                                   ("mnist1d", "n_train", 4001, 4000)])
+def test_more_examples_than_the_data_set_holds_is_refused_naming_its_size(name, option, n, have):
+    """Before: `--dataset digits --n-train 100000` trained on the 1,437 examples there are,
+    while run.json recorded 100000."""
+    with pytest.raises(ValueError, match=f"{option} is {n}, but {name} has {have} "):
+        load_dataset(name, **{option: n})
+    assert len(load_dataset(name, **{option: have}).x_train if option == "n_train"
+               else load_dataset(name, **{option: have}).x_test) == have
+
+
+def test_the_training_command_refuses_it_and_records_the_counts_it_used(tmp_path, capsys):
+    import json
+
+    from bea_lib.nets.train import ExitCode, main
+
+    common = ["--dataset", "digits", "--model", "mlp", "--width", "8", "--epochs", "1",
+              "--chunk-size", "512", "--device", "cpu"]
+    assert main([*common, "--n-train", "100000", "--out", str(tmp_path / "a")]) == ExitCode.USAGE
+    assert "n_train is 100000, but digits has 1437 training examples" in capsys.readouterr().err
+    assert main([*common, "--n-test", "40", "--out", str(tmp_path / "b")]) == ExitCode.FINISHED
+    info = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert info["examples"] == {"train": 1437, "test": 40}  # n_train None: all of them

@@ -1,5 +1,5 @@
 """Diagnostics of the h-expansion along training (bea_lib.nets.diagnostics), checked against full
-Hessians on tiny problems, the modified flows of bea_lib.flows and the paper's Table 1 rule."""
+Hessians on tiny problems, the modified flows of bea_lib.core.flows and the paper's Table 1 rule."""
 import math
 
 import numpy as np
@@ -8,13 +8,13 @@ import torch
 import torch.nn.functional as F
 
 import bea_lib as bl
-from bea_lib.autodiff import gradient_and_hvp_fn, top_eigenvalue
+from bea_lib.core.autodiff import gradient_and_hvp_fn, top_eigenvalue
 from bea_lib.nets.config import TrainConfig, build_model
-from bea_lib.nets.diagnostics import bias_alignment, bias_ratio, eos_threshold, flat_forward, flat_loss
+from bea_lib.nets.diagnostics import bias_alignment, bias_ratio, flat_forward, flat_loss
 from bea_lib.nets.models import make_model
-from bea_lib.nets.train import train_kappa
-from bea_lib.norms import table1_cells
-from bea_lib.vocab import BiasRegime, StopReason
+from bea_lib.nets.train import train
+from bea_lib.core.norms import table1_cells
+from bea_lib.base.vocab import BiasRegime, StopReason
 
 HYPER = dict(beta=0.9, rho=0.99, eps=1e-3)
 
@@ -75,7 +75,7 @@ def test_bias_alignment_sign_is_the_norms_change():
         for beta, rho in ((0.9, 0.99), (0.99, 0.9)):
             hyper = dict(beta=beta, rho=rho, eps=1e-3)
             g, hvp_fn = gradient_and_hvp_fn(loss, theta)
-            f1 = bl.flows.bias_direction(g, hvp_fn, **hyper)
+            f1 = bl.expansion.bias_direction(g, hvp_fn, **hyper)
             N = lambda th: bl.perturbed_one_norm(bl.gradient(loss, th), eps=1e-3)  # noqa: E731
             cos = bias_alignment(g, hvp_fn, **hyper)
             assert -1.0 <= cos <= 1.0
@@ -98,18 +98,19 @@ def test_table1_cells_follow_implicit_bias_regime():
         table1_cells(g, eps=0.0, **hyper)
 
 
-def test_eos_threshold():
-    assert math.isclose(eos_threshold(h=1.0, beta=0.9), 38.0)  # Cohen et al.'s 38/η
-    with pytest.raises(ValueError, match="beta"):
-        eos_threshold(h=1e-3, beta=1.0)
+def _train(data, **settings):
+    """One float64 MLP run on the loaded ``data``, full batch."""
+    return train(TrainConfig(model="mlp", dtype="float64", n_train=len(data.x_train),
+                             n_test=len(data.x_test), chunk_size=len(data.x_train),
+                             device="cpu", **settings), data=data)
 
 
-def test_train_kappa_zero_is_adam_on_the_flat_loss():
+def test_adam_on_a_network_is_adam_on_the_flat_loss():
     # the network loop at κ = 0 against bl.adam on the same flat loss: the train losses of the
     # iterates agree to float64 rounding
     data = bl.nets.load_dataset("mnist1d", n_train=40, n_test=20)
-    run = train_kappa(data, kappa=0.0, h=1e-2, epochs=5, seed=3, width=4, test_every=2,
-                      diagnostics_every=2, **HYPER)
+    run = _train(data, h=1e-2, epochs=5, seed=3, width=4, test_every=2, diagnostics_every=2,
+                 **HYPER)
     model = build_model(TrainConfig(seed=3, width=4, dtype="float64"), data.input_shape,
                         data.n_classes)
     E, theta0 = flat_loss(model, data.x_train.double(), data.y_train)
@@ -123,7 +124,7 @@ def test_train_kappa_zero_is_adam_on_the_flat_loss():
     np.testing.assert_allclose(d["g2_above"] + d["g2_below"] + d["between"], 1.0, rtol=1e-15)
     assert np.all(d["preconditioned_sharpness"] > 0) and np.all(d["bias_ratio"] > 0)
     assert 0 < run.diagnostics_seconds < run["wall_time"][-1]
-    off = train_kappa(data, kappa=0.0, h=1e-2, epochs=2, seed=3, width=4, **HYPER)
+    off = _train(data, h=1e-2, epochs=2, seed=3, width=4, **HYPER)
     assert all(v.size == 0 for v in off.diagnostics().values()) and off.diagnostics_seconds == 0
 
 
@@ -142,12 +143,10 @@ def test_diagnostics_of_a_batch_are_those_of_its_runs_alone():
     # trained alone as modules (flat_loss): the same rule on the same numbers, rtol 1e-8 for
     # float64 rounding and Lanczos run on the rounded inputs
     from bea_lib.nets.history import DIAGNOSTIC_COLUMNS
-    from bea_lib.nets.train import train, train_batched
-
     base = TrainConfig(dataset="mnist1d", width=4, h=1e-2, epochs=2, n_train=40, n_test=20,
                        dtype="float64", device="cpu", diagnostics_every=2, **HYPER)
     configs = [base, TrainConfig(**{**base.__dict__, "seed": 1, "kappa": 1.0})]
-    for config, batched in zip(configs, train_batched(configs)):
+    for config, batched in zip(configs, train(configs)):
         alone = train(config)
         for c in DIAGNOSTIC_COLUMNS:
             np.testing.assert_allclose(batched.diagnostics()[c], alone.diagnostics()[c],
@@ -156,7 +155,7 @@ def test_diagnostics_of_a_batch_are_those_of_its_runs_alone():
 
 def test_step_denominator_is_the_one_adam_update_divides_by():
     # D of the next step, recovered from adam_update's displacement d = -h m̂/D (rounding only)
-    from bea_lib.optimizers import adam_init, adam_update, step_denominator
+    from bea_lib.core.optimizers import adam_init, adam_update, step_denominator
 
     gen = torch.Generator().manual_seed(0)
     grads = torch.randn(4, 6, generator=gen, dtype=torch.float64)

@@ -22,14 +22,15 @@ def test_slices_cover_the_data_once():
 
 def test_two_processes_equal_one(tmp_path):
     config = TrainConfig(dataset="digits", model="cnn", width=8, h=1e-2, epochs=8, chunk_size=16,
-                         n_train=101, n_test=31, device="cpu", dtype="float64")  # odd N: unequal slices
+                         # odd N: unequal slices
+                         n_train=101, n_test=31, device="cpu", dtype="float64")
     args = ["--dataset", "digits", "--model", "cnn", "--width", "8", "--h", "1e-2", "--epochs", "8",
             "--chunk-size", "16", "--n-train", "101", "--n-test", "31", "--device", "cpu",
             "--dtype", "float64", "--out", str(tmp_path)]
     env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "-m", "bea_lib.nets.train", *args], env=env, cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                           "--nproc_per_node=2", "-m", "bea_lib.nets.train", *args], env=env,
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     two, one = History.read(tmp_path), train(config)
     assert len(two) == len(one) == 9

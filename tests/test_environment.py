@@ -46,8 +46,8 @@ def test_same_packages_and_bounds():
     _, requirements = pyproject()
     wanted = dict(split(r) for r in requirements)
     listed = listed_in_environment()
-    assert sorted(set(wanted) - set(listed)) == [], "in pyproject.toml, missing from environment.yml"
-    assert sorted(set(listed) - set(wanted)) == [], "in environment.yml, missing from pyproject.toml"
+    assert sorted(set(wanted) - set(listed)) == [], "in pyproject.toml, not in environment.yml"
+    assert sorted(set(listed) - set(wanted)) == [], "in environment.yml, not in pyproject.toml"
     assert listed == wanted
 
 

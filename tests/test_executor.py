@@ -8,15 +8,14 @@ except ``wall_time``.
 """
 import dataclasses
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bea_book.params import chapter_parameters
-from bea_book.sources import BookError
-from bea_lib.nets.executor import (Job, network_configs, run_job, run_local, run_name,
-                                   run_submitit)
+from bea_lib.nets.executor import (Job, run_job, run_key, run_local, run_name, run_submitit,
+                                   train_runs)
 from bea_lib.nets.history import History
 from bea_lib.nets.train import TrainConfig, train
 
@@ -80,14 +79,30 @@ def test_jobs_must_not_share_a_folder(tmp_path):
         run_local([job], workers=-1)
 
 
-def test_profiles_give_the_chapters_grid():
-    params = chapter_parameters(ROOT, "networks", "smoke")
-    configs = network_configs(params)
-    cells = len(params["beta_grid"]) * len(params["rho_grid"])
-    n = cells * sum(len(own["seeds"]) for own in params["models"].values())
-    assert len(configs) == n and len({run_name(c) for c in configs}) == n
-    bn = network_configs(chapter_parameters(ROOT, "networks", "paper-bn"))
-    assert {c.norm for c in bn} == {"batch"} and {c.chunk_size for c in bn} == {500}
-    assert isinstance(params["eps"], float)  # 1e-8 read as the runner reads it, not as a string
-    with pytest.raises(BookError, match="profile"):
-        chapter_parameters(ROOT, "networks", "no-such-profile")
+def test_train_runs_batches_each_model_in_memory_or_runs_jobs_in_a_folder(tmp_path):
+    configs = [dataclasses.replace(BASE, checkpoint_every=0, seed=s, beta=b)
+               for s in (0, 1) for b in (0.5, 0.9)]
+    runs = train_runs(configs)
+    assert list(runs) == [run_key(c) for c in configs]
+    for c, alone in zip(configs, train(configs)):  # the same batch
+        _same(runs[run_key(c)], alone)
+    jobs = train_runs(configs, run_dir=tmp_path, workers=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(run_name(c) for c in configs)
+    for c in configs:
+        _same(jobs[run_key(c)], train(c))
+
+
+def test_a_finished_job_run_again_returns_at_once_without_checkpoints(tmp_path):
+    from bea_lib.nets.executor import Job, run_job
+    from bea_lib.nets.train import TrainConfig
+
+    config = TrainConfig(dataset="digits", model="mlp", width=16, h=1e-2, epochs=3,
+                         chunk_size=64, n_train=200, n_test=50, device="cpu", dtype="float64")
+    job = Job(config, tmp_path / "job")
+    first = run_job(job)
+    stamp = (tmp_path / "job" / "history.csv").stat().st_mtime_ns
+    start = time.monotonic()
+    again = run_job(job)  # before: RunFileError (a history without a checkpoint)
+    assert time.monotonic() - start < 5.0  # no data loaded, nothing trained
+    assert again == first
+    assert (tmp_path / "job" / "history.csv").stat().st_mtime_ns == stamp

@@ -1,11 +1,11 @@
 """The Findings table: one row per registered statement, the verdict its primary test's alone."""
 import pytest
 
-from bea_lib import registry
-from bea_lib.claims import claim
-from bea_lib.findings import (MissingClaims, chapter_counts, evidence_markdown, findings_rows,
-                              load_claims, summary_markdown)
-from bea_lib.vocab import Verdict, paper_verdict, TrendVerdict
+from bea_lib.evidence import registry
+from bea_lib.evidence.claims import claim
+from bea_lib.evidence.findings import (build_note, chapter_counts, evidence_markdown, findings_rows,
+                              load_claims, not_run_chapters, summary_markdown, summary_sentences)
+from bea_lib.base.vocab import Verdict, paper_verdict, TrendVerdict
 
 
 def _chapter_claims(folder, monkeypatch):
@@ -32,7 +32,7 @@ def _chapter_claims(folder, monkeypatch):
 
 def test_one_row_per_statement_and_the_verdict_is_the_primary_tests(tmp_path, monkeypatch):
     _chapter_claims(tmp_path, monkeypatch)
-    rows = findings_rows(load_claims(tmp_path, ["bilinear", "error_order"]))
+    rows = findings_rows(load_claims(tmp_path))
     assert [r.paper for r in rows] == [s.key for s in registry.STATEMENTS]
     by_key = {r.paper: r for r in rows}
     fig2 = by_key["Figure 2 (β)"]
@@ -43,21 +43,27 @@ def test_one_row_per_statement_and_the_verdict_is_the_primary_tests(tmp_path, mo
     assert by_key["(2.2)–(2.3)"].verdict == Verdict.NOT_TESTED  # needs default; ran at smoke
     assert by_key["Figure 4"].verdict == Verdict.NOT_TESTED      # a supporting reading only
     assert by_key["Theorem 3.1"].primary is None
-    assert chapter_counts(load_claims(tmp_path, []))["bilinear"] == {
+    assert chapter_counts(load_claims(tmp_path))["bilinear"] == {
         "passed": 2, "failed": 2, "measured": 0, "not_checked": 0, "consistency": 1}
 
 
 def test_the_summary_is_short_myst_with_one_link_per_row(tmp_path, monkeypatch):
     _chapter_claims(tmp_path, monkeypatch)
-    text = summary_markdown(findings_rows(load_claims(tmp_path, ["bilinear"])))
+    text = summary_markdown(findings_rows(load_claims(tmp_path)))
     lines = text.splitlines()
+    assert lines[0] == "```{container} bea-summary" and lines[-1] == "```"  # stacked on a phone
+    lines = lines[1:-1]
     assert lines[0].startswith("| paper |") and lines[1] == "|" + "---|" * 5
     assert len(lines) == 2 + len(registry.STATEMENTS)
     fig2 = next(line for line in lines if "Figure 2 (β) <" in line)
+    # the row's name links to its evidence; its primary test to the section the claim names ...
+    assert fig2.startswith("| {ref}`Figure 2 (β) <findings-figure-2-beta>` |")
     assert "**reproduced**" in fig2 and "✓ {ref}`bilinear <bilinear-trajectory>`" in fig2
     assert "| 1 ⚠ |" in fig2  # the supporting tally sits in its own column
     fig2r = next(line for line in lines if "Figure 2 (ρ) <" in line)
     assert "**contradicted**" in fig2r and "⚠" in fig2r
+    # ... or, without one, to the claim's own line in the chapter
+    assert "⚠ {ref}`bilinear <claim-bilinear-trajectory-fig2-rho>`" in fig2r
     order = next(line for line in lines if "(2.2)–(2.3) <" in line)
     assert "**not tested here** †" in order and "○" in order  # † the paper's own caveat
     # the verdict never contradicts the primary test's mark
@@ -70,7 +76,7 @@ def test_the_summary_is_short_myst_with_one_link_per_row(tmp_path, monkeypatch):
 
 def test_the_evidence_declares_the_primary_test_and_folds_consistency(tmp_path, monkeypatch):
     _chapter_claims(tmp_path, monkeypatch)
-    text = evidence_markdown(findings_rows(load_claims(tmp_path, ["bilinear"])))
+    text = evidence_markdown(findings_rows(load_claims(tmp_path)))
     assert "(findings-figure-2-beta)=" in text and "(findings-figure-3-rho-gt-beta)=" in text
     assert "- threshold: all of them, and at least one comparison" in text
     assert "The paper's own caveat: written \"up to terms that rapidly go to zero" in text
@@ -81,10 +87,67 @@ def test_the_evidence_declares_the_primary_test_and_folds_consistency(tmp_path, 
     assert "```{dropdown} Supporting checks, not folded into the verdict: 1 ⚠" in text
 
 
-def test_a_missing_chapter_record_fails_naming_the_chapter(tmp_path, monkeypatch):
+def test_a_chapter_not_run_in_this_build_leaves_its_rows_so_marked(tmp_path, monkeypatch):
     _chapter_claims(tmp_path, monkeypatch)
-    with pytest.raises(MissingClaims, match="chapter\\(s\\) mechanism, adam"):
-        load_claims(tmp_path, ["bilinear", "mechanism", "adam"])
+    not_run = not_run_chapters(tmp_path, ["bilinear", "minibatch", "adam", "networks"])
+    assert not_run == ["minibatch", "adam"]
+    claims = load_claims(tmp_path)
+    rows = {r.paper: r for r in findings_rows(claims, not_run=not_run)}
+    assert rows["Theorem 3.1"].verdict == Verdict.NOT_RUN  # its primary test is minibatch's
+    assert rows["Remark 2.2"].verdict == Verdict.NOT_RUN
+    assert rows["Figure 2 (β)"].verdict == Verdict.REPRODUCED
+    assert rows["Figure 4"].verdict == Verdict.NOT_TESTED  # networks ran; its primary did not
+    text = evidence_markdown(list(rows.values()))
+    assert "**Measured:** ○ not run in this build (chapter `minibatch`)" in text
+    assert "**not run in this build**" in summary_markdown(list(rows.values()))
+    note = build_note(claims, not_run)
+    assert "**Not run in this build:** `minibatch`, `adam`" in note
+
+
+def test_a_custom_run_marks_its_rows_and_the_note(tmp_path, monkeypatch):
+    monkeypatch.setenv("BEA_PROFILE", "default")
+    monkeypatch.setenv("BEA_CUSTOM", '{"rho": 0.99}')
+    claim("bilinear/trajectory/fig2-beta", statement="larger β moves towards the cross",
+          paper="Figure 2 (β)", passed=True, measured="4 of 4 comparisons", folder=tmp_path)
+    monkeypatch.delenv("BEA_CUSTOM")
+    claim("bilinear/trajectory/fig2-rho", statement="larger ρ moves away", paper="Figure 2 (ρ)",
+          passed=True, measured="4 of 4", folder=tmp_path)
+    claims = load_claims(tmp_path)
+    rows = {r.paper: r for r in findings_rows(claims)}
+    assert rows["Figure 2 (β)"].custom == {"rho": 0.99} and rows["Figure 2 (ρ)"].custom == {}
+    table = summary_markdown(list(rows.values()))
+    marked = [line for line in table.splitlines() if "custom run" in line]
+    assert len(marked) == 1 and "Figure 2 (β) <" in marked[0] and "rho = 0.99" in marked[0]
+    assert "**Custom run:** {doc}`/book/bilinear` ran with rho = 0.99" in build_note(claims, [])
+    assert "(*custom run: rho = 0.99*)" in evidence_markdown([rows["Figure 2 (β)"]])
+    sentences = summary_sentences(list(rows.values()), [])
+    assert "2 are *reproduced* (decided by a custom run: rho = 0.99)" in sentences
+
+
+def test_the_opening_sentences_come_from_the_verdicts(tmp_path, monkeypatch):
+    _chapter_claims(tmp_path, monkeypatch)
+    claims = load_claims(tmp_path)
+    text = summary_sentences(findings_rows(claims), findings_rows(claims, beyond=True))
+    n_analysis = sum(not st.networks for st in registry.STATEMENTS)
+    assert text.startswith(f"- **What holds.** Of the paper's {n_analysis} statements about its "
+                           "analysis")
+    assert len(text.splitlines()) == 3  # what holds, what could not be tested, what it adds
+    sentences = text.replace(".**", "").replace("\n", " ").count(". ") + 1
+    assert 3 <= sentences <= 5
+    assert "1 is *reproduced*" in text  # Figure 2 (β), the one passed primary test
+    assert "{ref}`Figure 2 (ρ) <findings-figure-2-rho>` is *contradicted*" in text
+    assert "None of its 5 statements about trained networks could be decided here" in text
+    assert "outside the theory's range" not in text  # nothing recorded it in these claims
+    assert "- **What the book adds.** Beyond the paper, 5 groups of checks" in text
+    # a reading outside the theory's range is quoted, with a link to its line
+    claim("networks/gate", statement="the runs' bias ratio", paper="Figure 4", passed=None,
+          verdict=Verdict.OUTSIDE_RANGE, measured="bias ratio 7.9 to 12; 0 of 4 inside",
+          folder=tmp_path)
+    claims = load_claims(tmp_path)
+    text = summary_sentences(findings_rows(claims), [])
+    assert ("(recorded: bias ratio 7.9 to 12; {ref}`the measurement <claim-networks-gate>`)"
+            in text)
+
 
 
 @pytest.mark.parametrize("trend, gated, expected", [

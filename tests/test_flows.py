@@ -7,7 +7,7 @@ import scipy.linalg
 import torch
 
 import bea_lib as bl
-from bea_lib.minibatch import minibatch_adam_flow
+from bea_lib.core.minibatch import minibatch_adam_flow
 from losses import bilinear_loss, random_smooth_loss
 
 
@@ -39,12 +39,13 @@ def test_heavy_ball_flow_with_beta_zero_is_gd_flow():
 
 
 def paper_adam_rhs(loss, theta, *, h, beta, rho, eps):
-    """(2.2)-(2.3) written out with the full Hessian (independent of bea_lib.flows)."""
+    """(2.2)-(2.3) written out with the full Hessian (independent of bea_lib.core.flows)."""
     theta = theta.detach().requires_grad_(True)
     g = torch.autograd.grad(loss(theta), theta)[0].detach()
     H = torch.autograd.functional.hessian(loss, theta.detach())
     grad_one_norm = H @ (g / torch.sqrt(g**2 + eps))  # ∇‖∇E‖_{1,ε} by the chain rule
-    braces = (1 + beta) / (1 - beta) - (1 + rho) / (1 - rho) + (1 + rho) / (1 - rho) * eps / (g**2 + eps)
+    braces = ((1 + beta) / (1 - beta) - (1 + rho) / (1 - rho)
+              + (1 + rho) / (1 - rho) * eps / (g**2 + eps))
     bias = h / 2 * braces * grad_one_norm  # (2.3)
     return -(g + bias) / torch.sqrt(g**2 + eps)  # (2.2)
 
@@ -56,7 +57,8 @@ def test_adam_rhs_equals_paper_formula_with_full_hessian(eps):
     hyper = dict(h=0.05, beta=0.9, rho=0.999, eps=eps)
     got = bl.adam_rhs(loss, **hyper)(0.0, theta)
     want = paper_adam_rhs(loss, theta, **hyper)
-    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)  # same numbers up to float64 rounding
+    # same numbers up to float64 rounding
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
 
 
 def test_adam_rhs_order_zero_is_perturbed_sign_flow():
@@ -64,7 +66,8 @@ def test_adam_rhs_order_zero_is_perturbed_sign_flow():
     theta = torch.tensor([0.3, -1.2, 0.8, 2.0], dtype=torch.float64)
     g = bl.gradient(loss, theta)
     got = bl.adam_rhs(loss, h=0.05, beta=0.9, rho=0.99, eps=1e-2, order=0)(0.0, theta)
-    torch.testing.assert_close(got, -g / torch.sqrt(g**2 + 1e-2), rtol=1e-15, atol=0)  # same formula
+    # same formula
+    torch.testing.assert_close(got, -g / torch.sqrt(g**2 + 1e-2), rtol=1e-15, atol=0)
 
 
 def test_rmsprop_flow_is_adam_flow_with_beta_zero():
@@ -87,9 +90,10 @@ def test_one_element_sequence_is_full_batch_and_longer_sequences_are_theorem_3_1
     hyper = dict(h=1e-3, beta=0.9, rho=0.99, eps=1e-8)  # h small: no ExpansionValidityWarning
     torch.testing.assert_close(bl.adam_flow([loss], theta0, 5, **hyper),
                                bl.adam_flow(loss, theta0, 5, **hyper), rtol=0, atol=0)  # same ODE
-    other = lambda th: loss(th) + 0.1 * th.sum()
+    other = lambda th: loss(th) + 0.1 * th.sum()  # noqa: E731
     torch.testing.assert_close(bl.adam_flow([loss, other], theta0, 3, **hyper),
-                               minibatch_adam_flow([loss, other], theta0, 3, **hyper), rtol=0, atol=0)
+                               minibatch_adam_flow([loss, other], theta0, 3,
+                                                   **hyper), rtol=0, atol=0)
     with pytest.raises(ValueError, match="derived for ε inside"):
         bl.adam_flow([loss, other], theta0, 5, eps_inside=False, **hyper)
     with pytest.raises(ValueError, match="full-batch only"):
@@ -178,22 +182,23 @@ def test_numpy_and_torch_integers_are_step_counts():
                                shifted_start=True)], ids=["full", "minibatch", "heavy-ball"])
 def test_theta0_is_checked_once_per_call(call, monkeypatch):
     """One check at the public entry point (the mini-batch flow used to check θ per interval)."""
-    import bea_lib.flows, bea_lib.integrate, bea_lib.minibatch, bea_lib.validation  # noqa: E401
+    from bea_lib.core import flows, integrate, minibatch, validation
     calls = []
 
     def counting(theta0):
         calls.append(1)
-        return bea_lib.validation.check_theta0(theta0)
-    for module in (bea_lib.flows, bea_lib.integrate, bea_lib.minibatch):
+        return validation.check_theta0(theta0)
+    for module in (flows, integrate, minibatch):
         monkeypatch.setattr(module, "check_theta0", counting)
     call()
     assert len(calls) == 1
 
 
 def test_expansion_validity_warning():
-    """The issue's stiff probe has h = 0.05 against 1 - β = 0.1; the order tests' settings do not warn."""
+    """A stiff probe, h = 0.05 against 1 - β = 0.1, warns; the order tests' settings do not."""
     loss = lambda th: ((th - 0.3) ** 2).sum()  # noqa: E731
-    with pytest.warns(bl.ExpansionValidityWarning, match=r"h = 0.05 .*0.679 times the leading term"):
+    with pytest.warns(bl.ExpansionValidityWarning,
+                      match=r"h = 0.05 .*0.679 times the leading term"):
         bl.adam_flow(loss, [1.0], 0, h=0.05, beta=0.9, rho=0.5, eps=1e-8)
     with warnings.catch_warnings():
         warnings.simplefilter("error", bl.ExpansionValidityWarning)

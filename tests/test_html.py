@@ -8,8 +8,12 @@ for MathJax, and save a full-page screenshot of each page to ``<build>/screensho
 browser, at a 1280 px window, each page is held to the limits of a page a reader reads: at most
 ``MAX_HEIGHT_PX`` tall, code in sight at most ``MAX_CODE_SHARE`` of its height, no display
 formula wider than the text column, no TeX or MyST role left as text, and figure text of at
-least ``bea_lib.plotting.MIN_TEXT_PX`` CSS px (each PNG records its smallest text, see
-``bea_lib.plotting.savefig``); the measurements go to ``<build>/screenshots/metrics.json``.
+least ``bea_lib.figures.plotting.MIN_TEXT_PX`` CSS px (each PNG records its smallest text, see
+``bea_lib.figures.plotting.savefig``); the measurements go to ``<build>/screenshots/metrics.json``.
+At a phone's 390 px window (``screenshots/390/``, with its own ``metrics.json``) the page must not
+scroll sideways, the summary table of verdicts must fit the column (it is stacked), and a
+display formula wider than the column must scroll inside it with the visible cue of
+``bea_book/static/code.css`` (a scroller whose background shows the scroll shadows).
 
 The chapters' sources are checked too (no build needed): code cells fit the page.
 """
@@ -43,6 +47,8 @@ PAGE_TIMEOUT_MS = 60_000  # loading and typesetting one page; the longest take a
 MATH_CLASS = "math"  # the class of Sphinx's <span>/<div> around a formula
 MAX_HEIGHT_PX = 15_000  # a page at a 1280 px window: longer ones are split or fold their tables
 MAX_CODE_SHARE = 0.20   # of a page's height taken by code cells in sight: the prose leads
+WIDTHS = (1280, 390)    # a laptop's window, and a phone's (an iPhone 12-15 is 390 CSS px wide)
+SUMMARY_CLASS = "bea-summary"  # evidence.findings.SUMMARY_CLASS: the table stacked on a phone
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,10 +304,18 @@ MEASURE = r"""function measure() {
     const r = m.getBoundingClientRect();
     if (m.scrollWidth > m.clientWidth + 2 || r.right > col.right + 2) {
       const src = m.closest(".math");
-      wide.push({width: Math.max(m.scrollWidth, r.width), column: col.width,
+      const style = getComputedStyle(m);
+      // a scroller inside the column whose background carries the scroll shadows (the cue)
+      const cued = ["auto", "scroll"].includes(style.overflowX) && r.right <= col.right + 2
+        && style.backgroundAttachment.includes("local") && style.backgroundImage !== "none";
+      wide.push({width: Math.max(m.scrollWidth, r.width), column: col.width, cued,
                  tex: (src && src.dataset.tex) || (m.getAttribute("aria-label") || "")});
     }
   }
+  const summaries = Array.from(document.querySelectorAll("div.SUMMARY_CLASS")).map(d => ({
+    width: Math.max(d.scrollWidth, d.getBoundingClientRect().width), column: col.width,
+    right: d.getBoundingClientRect().right, colRight: col.right}));
+  const sideways = document.documentElement.scrollWidth - window.innerWidth;
   const raw = [];
   const walker = document.createTreeWalker(art, NodeFilter.SHOW_TEXT);
   let n;
@@ -321,8 +335,8 @@ MEASURE = r"""function measure() {
     return !out || !out.innerText.trim() && !out.querySelector("img, table");
   }).map(cell => cell.querySelector("div.cell_input").textContent.trim().slice(0, 60));
   return {height: document.documentElement.scrollHeight, code, wide, raw, figures, emptyFolds,
-          column: col.width};
-}"""
+          column: col.width, summaries, sideways};
+}""".replace("SUMMARY_CLASS", SUMMARY_CLASS)
 # TeX commands, a "$...\" span or a MyST role left as text by the parser
 RAW_TEX_JS = (r"const RAW_TEX = /\\(theta|nabla|beta|rho|varepsilon|frac|mathbf|boldsymbol|sqrt|"
               r"left|right|lVert|rVert|tfrac|dot|tilde|mathrm)\b|\{(cite|numref|eq|glue|doc|ref)"
@@ -359,8 +373,9 @@ def _launch(playwright):
         args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
 
 
-def browse(html: Path, shots: Path) -> dict[str, list[str]]:
-    """Open every page from disk with the network blocked; page -> problems found."""
+def browse(html: Path, shots: Path, width: int = 1280) -> dict[str, list[str]]:
+    """Open every page from disk with the network blocked, in a window ``width`` px wide;
+    page -> problems found."""
     from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import sync_playwright
 
@@ -368,7 +383,7 @@ def browse(html: Path, shots: Path) -> dict[str, list[str]]:
     found, metrics = {}, {}
     with sync_playwright() as playwright:
         browser = _launch(playwright)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        context = browser.new_context(viewport={"width": width, "height": 900})
         # anything that is not a local file is aborted (and then reported as a failed request)
         context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(
             "file:") else route.abort())
@@ -398,9 +413,10 @@ def browse(html: Path, shots: Path) -> dict[str, list[str]]:
                 problems.append(f"{state['merror']} MathJax errors (mjx-merror)")
             if state["broken"]:
                 problems.append(f"images not loaded: {state['broken']}")
-            problems += reading_problems(state)
+            problems += (reading_problems(state) if width > PHONE_MAX else phone_problems(state))
             metrics[name] = {key: state[key] for key in ("height", "code", "column")} | {
                 "wide": len(state["wide"]), "raw": len(state["raw"]),
+                "wide_cued": sum(f["cued"] for f in state["wide"]),
                 "min_figure_text_px": min((t for _, t in figure_text_px(state["figures"]) if t),
                                           default=None)}
             shot = shots / (name.replace("/", "__").removesuffix(".html") + ".png")
@@ -412,12 +428,36 @@ def browse(html: Path, shots: Path) -> dict[str, list[str]]:
     return found
 
 
+PHONE_MAX = 640  # px: at most this wide, a window is a phone's (bea_book/static/code.css)
+
+
+def phone_problems(state: dict) -> list[str]:
+    """The page against what a phone needs (module docstring): no sideways scroll of the
+    page, the summary table within the column, wide formulas scrolling with their cue, no TeX
+    left as text."""
+    problems = []
+    if state["sideways"] > 2:
+        problems.append(f"the page scrolls sideways by {state['sideways']} px")
+    for table in state["summaries"]:
+        if table["width"] > table["column"] + 2 or table["right"] > table["colRight"] + 2:
+            problems.append(f"the summary table is {table['width']:.0f} px wide in a "
+                            f"{table['column']:.0f} px column")
+    for formula in state["wide"]:
+        if not formula["cued"]:
+            problems.append(f"a display formula {formula['width']:.0f} px wide in a "
+                            f"{formula['column']:.0f} px column is cut without a scroll cue: "
+                            f"{formula['tex'][:70]!r}")
+    for text in state["raw"]:
+        problems.append(f"TeX or a role left as text: {text!r}")
+    return problems
+
+
 def figure_text_px(figures: list[dict]) -> list[tuple[str, float | None]]:
     """(image, its smallest text in CSS px as drawn) for each figure of the cell outputs; None
-    when the PNG does not record its text size (it was not saved by bea_lib.plotting)."""
+    when the PNG does not record its text size (it was not saved by bea_lib.figures.plotting)."""
     from PIL import Image
 
-    from bea_lib.plotting import METADATA_KEY
+    from bea_lib.figures.plotting import METADATA_KEY
 
     found = []
     for fig in figures:
@@ -431,7 +471,7 @@ def figure_text_px(figures: list[dict]) -> list[tuple[str, float | None]]:
 
 def reading_problems(state: dict) -> list[str]:
     """The page against the limits of a page a reader reads at 1280 px (see the constants)."""
-    from bea_lib.plotting import MIN_TEXT_PX
+    from bea_lib.figures.plotting import MIN_TEXT_PX
 
     problems = []
     if state["height"] > MAX_HEIGHT_PX:
@@ -451,13 +491,14 @@ def reading_problems(state: dict) -> list[str]:
     for name, px in figure_text_px(state["figures"]):
         if px is None:
             problems.append(f"figure {name}: no text-size record (show it with "
-                            "bea_lib.plotting.show_figure)")
+                            "bea_lib.figures.plotting.show_figure)")
         elif px < MIN_TEXT_PX:
             problems.append(f"figure {name}: smallest text {px:.1f} px (at least {MIN_TEXT_PX})")
     return problems
 
 
-def test_every_page_in_a_browser_offline():
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_page_in_a_browser_offline(width):
     html = _require_build()
     if not Path(CHROMIUM).is_file():
         pytest.skip(f"no chromium at {CHROMIUM}: {INSTALL}")
@@ -465,12 +506,17 @@ def test_every_page_in_a_browser_offline():
         import playwright.sync_api  # noqa: F401
     except ImportError:
         pytest.skip(f"Playwright is not installed: {INSTALL}")
-    shots = html.parent / "screenshots"
-    shutil.rmtree(shots, ignore_errors=True)
+    shots = html.parent / "screenshots" / ("" if width == WIDTHS[0] else str(width))
+    if width == WIDTHS[0]:  # the laptop's screenshots at the top, the phone's in a subfolder
+        for old in shots.glob("*.png"):
+            old.unlink()
+    else:
+        shutil.rmtree(shots, ignore_errors=True)
     start = time.perf_counter()
-    found = browse(html, shots)
-    print(f"browser check of {len(found)} pages in {time.perf_counter() - start:.1f} s; "
-          f"screenshots in {shots}")
+    found = browse(html, shots, width)
+    print(f"browser check of {len(found)} pages at {width} px in "
+          f"{time.perf_counter() - start:.1f} s; screenshots in {shots}")
     bad = {name: probs for name, probs in found.items() if probs}
     report = "\n".join(f"{name}:\n  " + "\n  ".join(probs[:8]) for name, probs in bad.items())
-    assert not bad, f"{len(bad)} of {len(found)} pages fail in the browser:\n{report}"
+    assert not bad, (f"{len(bad)} of {len(found)} pages fail in the browser at {width} px:\n"
+                     f"{report}")

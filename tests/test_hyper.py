@@ -1,14 +1,14 @@
-"""One record of Adam's hyperparameters (bea_lib.validation.adam_hyper), checked the same way at
-every entry point: a bool or a string is refused, not coerced, and an out-of-range value is
+"""One record of Adam's hyperparameters (bea_lib.core.validation.adam_hyper), checked the same way
+at every entry point: a bool or a string is refused, not coerced, and an out-of-range value is
 refused, each with a message naming the argument and its allowed range."""
 import pytest
 import torch
 
 import bea_lib as bl
-from bea_lib.intervention import kappa_adam
-from bea_lib.minibatch import minibatch_adam_flow
+from bea_lib.studies.intervention import kappa_adam
+from bea_lib.core.minibatch import minibatch_adam_flow
 from bea_lib.nets.config import TrainConfig
-from bea_lib.validation import Hyper, adam_hyper
+from bea_lib.core.validation import Hyper, adam_hyper
 
 LOSS = bl.losses.logcosh_regression(3, seed=0)
 THETA0 = torch.tensor([0.1, -0.2, 0.3])

@@ -69,7 +69,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycles():
     graph = import_graph()
-    assert "bea_lib.flows" in graph and "bea_lib.nets.train" in graph  # the package was read
+    assert "bea_lib.core.flows" in graph and "bea_lib.nets.train" in graph  # the package was read
     assert cycles(graph) == []
 
 
@@ -78,8 +78,8 @@ def test_the_cycle_finder_finds_a_cycle():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c"]]
     real = import_graph()
-    real["bea_lib.expansion"].add("bea_lib.flows")
-    assert any({"bea_lib.expansion", "bea_lib.flows"} <= set(c) for c in cycles(real))
+    real["bea_lib.core.expansion"].add("bea_lib.core.flows")
+    assert any({"bea_lib.core.expansion", "bea_lib.core.flows"} <= set(c) for c in cycles(real))
 
 
 def test_the_runner_and_the_file_helpers_load_no_torch():
@@ -88,10 +88,68 @@ def test_the_runner_and_the_file_helpers_load_no_torch():
     import subprocess
     import sys
 
-    code = ("import sys, bea_lib.fileio, bea_lib.provenance, bea_book.store, bea_book.execute; "
+    code = ("import sys, bea_lib.base.fileio, bea_lib.base.provenance, bea_book.store, "
+            "bea_book.execute; "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=PACKAGE.parent)
     assert out.stdout.strip() == "False"
     import bea_lib as bl
-    assert all(hasattr(bl, name) for name in bl.__all__) and bl.flows.bias_direction
+    assert all(hasattr(bl, name) for name in bl.__all__) and bl.expansion.bias_direction
+
+
+def runner_imports(package: Path = PACKAGE) -> list[tuple[str, int]]:
+    """(file, line) of every import of the runner ``bea_book`` in the package, at any depth:
+    import statements, and ``import_module``/``__import__`` of a literal name."""
+    found = []
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [] if node.level else [node.module or ""]
+            elif (isinstance(node, ast.Call) and node.args
+                  and isinstance(node.args[0], ast.Constant)
+                  and getattr(node.func, "attr", getattr(node.func, "id", None))
+                  in ("import_module", "__import__")):
+                names = [str(node.args[0].value)]
+            else:
+                continue
+            found += [(path.relative_to(package.parent).as_posix(), node.lineno)
+                      for name in names if name.split(".")[0] == "bea_book"]
+    return sorted(found)
+
+
+def test_the_library_never_imports_the_runner():
+    assert runner_imports() == []
+
+
+def test_the_runner_check_finds_imports_inside_functions(tmp_path):
+    (tmp_path / "bea_lib" / "nets").mkdir(parents=True)
+    (tmp_path / "bea_lib" / "nets" / "x.py").write_text(
+        "import os\n\n\ndef main():\n    from bea_book.params import chapter_parameters\n"
+        "    return importlib.import_module('bea_book.sources')\n")
+    assert runner_imports(tmp_path / "bea_lib") == [("bea_lib/nets/x.py", 5),
+                                                    ("bea_lib/nets/x.py", 6)]
+
+
+LAYERS = {"base": 0, "core": 1, "studies": 2, "nets": 3, "evidence": 4, "figures": 4}
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """The imports from a layer folder of bea_lib to a higher one, or between two folders of
+    the same height (no arrow runs upward; :data:`LAYERS`, bottom first)."""
+    def layer(module):
+        return module.split(".")[1] if module.count(".") >= 2 else None
+
+    return sorted((a, b) for a, targets in graph.items() for b in targets
+                  if layer(a) in LAYERS and layer(b) in LAYERS and layer(a) != layer(b)
+                  and LAYERS[layer(b)] >= LAYERS[layer(a)])
+
+
+def test_every_import_runs_down_the_layers():
+    graph = import_graph()
+    assert {name.split(".")[1] for name in graph if name.count(".") >= 2} == set(LAYERS)
+    assert upward_imports(graph) == []
+    graph["bea_lib.core.flows"].add("bea_lib.nets.loop")  # the check can fail
+    assert upward_imports(graph) == [("bea_lib.core.flows", "bea_lib.nets.loop")]

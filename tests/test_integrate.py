@@ -15,7 +15,8 @@ ONE = torch.ones(1, dtype=torch.float64)
 def test_non_finite_rhs_names_t_and_component():
     def rhs(t, th):
         return torch.stack([-th[0], th[1] * (math.nan if t > 0.5 else 1.0)])
-    with pytest.raises(bl.FlowError, match=r"not finite at t = 0\.5\d* \(of 1\): component 1 is nan"):
+    with pytest.raises(bl.FlowError,
+                       match=r"not finite at t = 0\.5\d* \(of 1\): component 1 is nan"):
         bl.solve_flow(rhs, torch.ones(2), 10, h=0.1)
 
 
@@ -91,7 +92,8 @@ def sign_flow_exact(t, x0, eps):
     F(u) = √(u² + ε) - √ε ln((√ε + √(u² + ε))/u).
     """
     def F(u):
-        return math.sqrt(u * u + eps) - math.sqrt(eps) * math.log((math.sqrt(eps) + math.sqrt(u * u + eps)) / u)
+        root = math.sqrt(u * u + eps)
+        return root - math.sqrt(eps) * math.log((math.sqrt(eps) + root) / u)
     u0 = 2 * x0
     out = []
     for tk in t:
@@ -144,3 +146,29 @@ def test_solver_options_are_checked(kwargs, name):
 def test_rhs_of_the_wrong_shape():
     with pytest.raises(ValueError, match=r"must return shape \(1,\)"):
         bl.solve_flow(lambda t, th: torch.zeros(2), ONE, 3, h=0.1)
+
+
+def test_a_stiff_flow_stops_at_the_default_wall_budget_which_can_be_raised(monkeypatch):
+    from bea_lib.core import integrate
+
+    assert integrate.DEFAULT_MAX_SECONDS <= 30
+    monkeypatch.setattr(integrate, "DEFAULT_MAX_SECONDS", 0.5)  # the default, made quick
+
+    def stiff(t, theta):  # λ = -1e6: the explicit method crawls, each step slowed
+        time.sleep(1e-4)
+        return -1e6 * (theta - torch.cos(torch.tensor(t, dtype=torch.float64)))
+
+    theta0 = torch.ones(1, dtype=torch.float64)
+    start = time.monotonic()
+    with pytest.raises(bl.FlowError, match=r"max_seconds = 0.5 .*math.inf: no limit"):
+        bl.solve_flow(stiff, theta0, 10, h=0.1, method="DOP853", max_evals=10**9)
+    assert time.monotonic() - start < 3.0  # 0.5 s budget; a few evaluations' slack
+    fast = bl.solve_flow(lambda t, th: -th, theta0, 10, h=0.1, max_seconds=math.inf)
+    torch.testing.assert_close(fast[-1], torch.exp(torch.tensor([-1.0], dtype=torch.float64)),
+                               rtol=1e-8, atol=0)  # rtol 1e-10 solve: 1e-8 is loose
+
+
+@pytest.mark.parametrize("result", [np.zeros(1), [0.0], 0.0, None, "0"])
+def test_a_rhs_that_returns_no_tensor_is_a_clear_error(result):
+    with pytest.raises(TypeError, match=r"rhs\(t, theta\) must return a torch tensor of shape"):
+        bl.solve_flow(lambda t, theta: result, torch.ones(1, dtype=torch.float64), 3, h=0.1)

@@ -1,15 +1,14 @@
 """The κ-variant of Adam: its bias direction, its identity at κ = 0, and its modified flow
-f₀ + (1 + κ) h f₁ tested by the convergence order (bea_lib.intervention)."""
+f₀ + (1 + κ) h f₁ tested by the convergence order (bea_lib.studies.intervention)."""
 import math
 
-import numpy as np
 import pytest
 import torch
 
 import bea_lib as bl
-from bea_lib.autodiff import gradient_and_hvp_fn
-from bea_lib.flows import bias_direction
-from bea_lib.intervention import kappa_adam, kappa_order_study, kappa_rhs
+from bea_lib.core.autodiff import gradient_and_hvp_fn
+from bea_lib.core.expansion import bias_direction
+from bea_lib.studies.intervention import kappa_adam, kappa_order_study, kappa_rhs
 
 HYPER = dict(beta=0.8, rho=0.9, eps=1e-2)  # the issue's independent check
 THETA0 = torch.tensor([0.5, -0.3, 0.8, 0.1], dtype=torch.float64)
@@ -21,7 +20,7 @@ def loss():
 
 
 def test_bias_direction_is_the_flows_order_one_term(loss):
-    # f₁ from the paper's (2.3) (bias_coefficient) against (rhs₁ − rhs₀)/h of bea_lib.flows:
+    # f₁ from the paper's (2.3) (bias_coefficient) against (rhs₁ − rhs₀)/h of bea_lib.core.flows:
     # two codings of one formula; rtol 1e-9 covers the cancellation in rhs₁ − rhs₀ at h = 1e-3
     h = 1e-3
     g, hvp_fn = gradient_and_hvp_fn(loss, THETA0)

@@ -3,14 +3,15 @@ import pytest
 import torch
 
 import bea_lib as bl
-from bea_lib.losses import tanh_network_init, tanh_network_regression, tanh_network_size
+from bea_lib.studies.losses import tanh_network_init, tanh_network_regression, tanh_network_size
 
 
 def test_tanh_network_matches_torch_nn_module():
     n_in, width, n_data, seed = 3, 5, 7, 2
     loss = tanh_network_regression(n_in, width, n_data, seed)
     theta = torch.randn(tanh_network_size(n_in, width))
-    net = torch.nn.Sequential(torch.nn.Linear(n_in, width), torch.nn.Tanh(), torch.nn.Linear(width, 1)).double()
+    net = torch.nn.Sequential(torch.nn.Linear(n_in, width), torch.nn.Tanh(),
+                              torch.nn.Linear(width, 1)).double()
     i1, i2 = width * n_in, width * (n_in + 1)
     with torch.no_grad():  # θ = (vec W₁ row-major, b₁, w₂, b₂)
         net[0].weight.copy_(theta[:i1].reshape(width, n_in))

@@ -1,11 +1,11 @@
-"""Theorem 3.1's piecewise ODE: recursive evaluation vs the definitions, m = 1 vs full batch, order."""
+"""Theorem 3.1's piecewise ODE: recursions vs the definitions, m = 1 vs full batch, its order."""
 import numpy as np
 import pytest
 import torch
 from torch.autograd.functional import hessian
 
 import bea_lib as bl
-from bea_lib.minibatch import average_weights, minibatch_adam_flow, minibatch_adam_rhs
+from bea_lib.core.minibatch import average_weights, minibatch_adam_flow, minibatch_adam_rhs
 
 HYPER = dict(beta=0.5, rho=0.8, eps=1e-2)
 # For the order studies: short averaging windows (1/(1-β), 1/(1-ρ) ≤ 2.5 steps) so that the slopes
@@ -27,7 +27,8 @@ def direct_rhs(losses, n, theta, *, h, beta, rho, eps, inner_from_k=True):
     H = [hessian(losses[k % m], theta) for k in range(n + 1)]
 
     def AV(gamma, l, terms):
-        return sum((1 - gamma) * gamma ** (l - k) * terms[k] for k in range(l + 1)) / (1 - gamma ** (l + 1))
+        total = sum((1 - gamma) * gamma ** (l - k) * terms[k] for k in range(l + 1))
+        return total / (1 - gamma ** (l + 1))
 
     M = [AV(beta, l, g) for l in range(n + 1)]
     R = [torch.sqrt(AV(rho, l, [gk**2 for gk in g]) + eps) for l in range(n + 1)]
@@ -64,7 +65,8 @@ def test_one_batch_has_the_closed_form_finite_n_terms_and_tends_to_the_full_batc
     gaps = []
     for n in [0, 1, 5, 20, 60]:
         s = {c: c / (1 - c) - (n + 1) * c ** (n + 1) / (1 - c ** (n + 1)) for c in (beta, rho)}
-        closed = -g / D + h * (g**2 * Hu * (2 * s[rho] + 1) / (2 * D**3) - (2 * s[beta] + 1) * Hu / (2 * D))
+        closed = -g / D + h * (g**2 * Hu * (2 * s[rho] + 1) / (2 * D**3)
+                               - (2 * s[beta] + 1) * Hu / (2 * D))
         rhs = minibatch_adam_rhs([loss], n, h=h, **HYPER)(0.0, theta)
         torch.testing.assert_close(rhs, closed, rtol=1e-12, atol=1e-14)  # float64 rounding
         gaps.append((rhs - full).norm().item())
@@ -90,13 +92,14 @@ def test_one_batch_flow_tends_to_full_batch_flow():
 
 
 def slopes(losses, theta0, orders, inner_sum="k"):
-    """Fitted slope of log max_n ‖θ⁽ⁿ⁾ - θ̃(nh)‖ against log h, for each order, at ORDER_* settings."""
+    """Fitted slope of log max_n ‖θ⁽ⁿ⁾ - θ̃(nh)‖ against log h, per order, at ORDER_* settings."""
     errs = {order: [] for order in orders}
     for h in ORDER_HS:
         n = round(ORDER_T / h)
         it = bl.adam(losses, theta0, n, h=h, **ORDER_HYPER)
         for order in orders:
-            fl = minibatch_adam_flow(losses, theta0, n, h=h, order=order, inner_sum=inner_sum, **ORDER_HYPER)
+            fl = minibatch_adam_flow(losses, theta0, n, h=h, order=order, inner_sum=inner_sum,
+                                     **ORDER_HYPER)
             errs[order].append((it - fl).norm(dim=1).max().item())
     return {order: np.polyfit(np.log(ORDER_HS), np.log(e), 1)[0] for order, e in errs.items()}
 
@@ -160,7 +163,7 @@ def test_the_right_hand_side_keeps_nothing_stale_between_points_and_intervals():
     torch.testing.assert_close(rhs(0.0, before), first, rtol=0, atol=0)  # same θ: same numbers
     # one shared point for intervals 7 and 8 at the same θ (as at an interval's end): the
     # gradients are reused, the weights are interval 8's own
-    from bea_lib.minibatch import _LastPoint, _minibatch_rhs, batch_weights
+    from bea_lib.core.minibatch import _LastPoint, _minibatch_rhs, batch_weights
     for order in (0, 1):
         point = _LastPoint(losses, order)
         weights = (batch_weights(HYPER["beta"], 8, 3), batch_weights(HYPER["rho"], 8, 3))
@@ -184,7 +187,7 @@ def test_one_evaluation_costs_three_reverse_passes_and_an_interval_seven(monkeyp
     minibatch_adam_rhs(losses, 5, h=1e-3, **ORDER_HYPER)(0.0, theta0)
     assert len(passes) == 3
     evals = []
-    from bea_lib import integrate
+    from bea_lib.core import integrate
     guarded = integrate._GuardedRHS.__call__
     monkeypatch.setattr(integrate._GuardedRHS, "__call__",
                         lambda self, t, y: evals.append(1) or guarded(self, t, y))

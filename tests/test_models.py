@@ -5,11 +5,11 @@ import torch
 from torch import nn
 
 from bea_lib.nets.models import has_batch_norm, make_model
-from bea_lib.nets.train import full_batch_gradient
+from bea_lib.nets.module_net import full_batch_gradient
 
 
 def _reference_gradient(model, x, y):
-    """E and ∇E from one forward pass over all examples with the mean loss: independent of chunks."""
+    """E and ∇E of one forward pass over all examples, the mean loss: independent of chunks."""
     model.train()
     loss = nn.functional.cross_entropy(model(x), y)
     return loss.detach(), torch.autograd.grad(loss, list(model.parameters()))
@@ -20,7 +20,9 @@ def _chunked(model, x, y, chunk_size):
     return stats[0], [p.grad.clone() for p in model.parameters()]
 
 
-@pytest.mark.parametrize("name, shape", [("mlp", (1, 40)), ("cnn", (1, 40)), ("cnn", (1, 8, 8)), ("mlp", (3, 32, 32))])
+@pytest.mark.parametrize("name, shape",
+                         [("mlp", (1, 40)), ("cnn", (1, 40)), ("cnn", (1, 8, 8)),
+                          ("mlp", (3, 32, 32))])
 def test_small_models_output_logits(name, shape):
     model = make_model(name, shape, 7)
     assert model(torch.randn(5, *shape)).shape == (5, 7)
@@ -33,13 +35,16 @@ def test_resnets_have_the_cifar_stem():
         model = make_model(name, (3, 32, 32), 100)
         assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)
         assert isinstance(model.maxpool, nn.Identity)
-        assert sum(len(layer) for layer in (model.layer1, model.layer2, model.layer3, model.layer4)) == n_blocks
-        assert not has_batch_norm(model) and any(isinstance(m, nn.GroupNorm) for m in model.modules())
+        assert sum(len(layer) for layer in (model.layer1, model.layer2, model.layer3,
+                                            model.layer4)) == n_blocks
+        assert not has_batch_norm(model) and any(isinstance(m,
+                                                            nn.GroupNorm) for m in model.modules())
         with torch.no_grad():
             assert model(x).shape == (1, 100)
 
 
-@pytest.mark.parametrize("name, shape, n", [("mlp", (1, 40), 7), ("cnn", (1, 40), 7), ("resnet50", (3, 4, 4), 2)])
+@pytest.mark.parametrize("name, shape, n",
+                         [("mlp", (1, 40), 7), ("cnn", (1, 40), 7), ("resnet50", (3, 4, 4), 2)])
 def test_gradient_is_the_same_for_every_chunk_size(name, shape, n):
     torch.manual_seed(1)
     model = make_model(name, shape, 10, **({"norm": "group"} if name == "cnn" else {}))

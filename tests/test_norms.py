@@ -4,6 +4,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.integrate import quad
 
 import bea_lib as bl
@@ -11,7 +13,8 @@ import bea_lib as bl
 
 def test_perturbed_one_norm():
     v = torch.tensor([3.0, -4.0, 0.0], dtype=torch.float64)
-    torch.testing.assert_close(bl.perturbed_one_norm(v, eps=0.0), torch.tensor(7.0, dtype=torch.float64))
+    torch.testing.assert_close(bl.perturbed_one_norm(v, eps=0.0),
+                               torch.tensor(7.0, dtype=torch.float64))
     want = math.sqrt(9.5) + math.sqrt(16.5) + math.sqrt(0.5)
     assert bl.perturbed_one_norm(v, eps=0.5).item() == pytest.approx(want, rel=1e-15)  # same sum
     with pytest.raises(ValueError, match="eps"):
@@ -32,7 +35,8 @@ def test_gradient_of_perturbed_one_norm_of_gradient_is_hessian_times_u():
 def test_bias_coefficient_limits():
     beta, rho = 0.9, 0.999
     a = (1 + beta) / (1 - beta) - (1 + rho) / (1 - rho)
-    assert bl.bias_coefficient(1.0, beta=beta, rho=rho, eps=1e-12) == pytest.approx(a / 2, rel=1e-9)  # ε ≪ g²
+    # ε ≪ g²
+    assert bl.bias_coefficient(1.0, beta=beta, rho=rho, eps=1e-12) == pytest.approx(a / 2, rel=1e-9)
     # ε ≫ g²: the ρ terms cancel, leaving (1+β)/(2(1-β)) (the heavy-ball regime (2.7))
     assert bl.bias_coefficient(1.0, beta=beta, rho=rho, eps=1e12) == pytest.approx(9.5, rel=1e-9)
     g = torch.tensor([0.0, 1.0, 10.0], dtype=torch.float64)
@@ -43,7 +47,8 @@ def test_bias_coefficient_limits():
                                             (0.0, 0.99, 0.5), (0.95, 0.95, 1.0)])
 def test_figure_1_closed_form_against_quadrature(beta, rho, eps):
     def integrand(y):  # the braces of Figure 1 times d√(ε+y²)/dy
-        braces = (1 + beta) / (1 - beta) - (1 + rho) / (1 - rho) + (1 + rho) / (1 - rho) * eps / (y**2 + eps)
+        braces = ((1 + beta) / (1 - beta) - (1 + rho) / (1 - rho)
+                  + (1 + rho) / (1 - rho) * eps / (y**2 + eps))
         return braces * y / math.sqrt(eps + y**2)
 
     xs = np.array([-3.0, -0.05, 0.0, 0.01, 0.3, 2.0, 5.0])
@@ -77,7 +82,8 @@ def test_table_1_regimes(beta, rho, eps, grad, regime):
 
 def test_regime_threshold_is_a_keyword():
     g = torch.tensor([0.1, -0.5])  # min g² = 0.01
-    assert bl.implicit_bias_regime(g, beta=0.9, rho=0.999, eps=1e-3, ratio=10) == "one-norm anti-penalised"
+    assert bl.implicit_bias_regime(g, beta=0.9, rho=0.999, eps=1e-3,
+                                   ratio=10) == "one-norm anti-penalised"
     assert bl.implicit_bias_regime(g, beta=0.9, rho=0.999, eps=1e-3, ratio=100) == "intermediate"
     with pytest.raises(ValueError, match="ratio"):
         bl.implicit_bias_regime(g, beta=0.9, rho=0.999, eps=1e-3, ratio=0)
@@ -137,3 +143,26 @@ def test_path_share_adds_up_to_one_and_names_the_cells():
     assert set(share) <= set(bl.BiasRegime) and sum(share.values()) == pytest.approx(1.0, rel=1e-12)
     with pytest.raises(ValueError, match="rho"):
         bl.path_share_by_regime(loss, path, beta=0.9, rho=1.0, eps=1e-8)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-100, 100, allow_nan=False), min_size=1, max_size=8),
+       st.sampled_from([torch.float16, torch.bfloat16, torch.float32, torch.float64]),
+       st.sampled_from([1e-12, 1e-8, 1e-4, 1.0]))
+def test_perturbed_one_norm_keeps_eps_in_every_float_dtype(values, dtype, eps):
+    v = torch.tensor(values, dtype=dtype)
+    exact = torch.sqrt(v.double() ** 2 + eps).sum().item()  # the same (rounded) inputs
+    got = bl.perturbed_one_norm(v, eps=eps)
+    assert got.dtype == (torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype)
+    # float32 arithmetic on <= 8 terms: a relative error of a few 1e-7 (1e-6 allows for it)
+    assert got.item() == pytest.approx(exact, rel=1e-6 if dtype != torch.float64 else 1e-14)
+
+
+def test_perturbed_one_norm_of_float16_zeros_is_3e_minus_4_and_complex_bool_are_refused():
+    got = bl.perturbed_one_norm(torch.zeros(3, dtype=torch.float16), eps=1e-8)
+    assert got.item() == pytest.approx(3e-4, rel=1e-6)  # float32 rounding of √1e-8
+    assert bl.perturbed_one_norm(torch.zeros(3), eps=1e-50).item() == pytest.approx(3e-25)
+    with pytest.raises(TypeError, match="real tensor, got torch.complex64"):
+        bl.perturbed_one_norm(torch.zeros(3, dtype=torch.complex64), eps=1e-8)
+    with pytest.raises(TypeError, match="bool tensor"):
+        bl.perturbed_one_norm(torch.zeros(3, dtype=torch.bool), eps=1e-8)

@@ -6,7 +6,8 @@ import torch
 from torch.func import functional_call
 
 import bea_lib as bl
-from bea_lib.optimizers import adam_init, adam_update, torch_optimizer_iterates, torch_optimizer_steps
+from bea_lib.core.optimizers import (adam_init, adam_update, torch_optimizer_iterates,
+                                     torch_optimizer_steps)
 from losses import bilinear_loss, random_smooth_loss
 
 P = 12
@@ -22,32 +23,36 @@ def test_adam_eps_outside_equals_torch_adam(problem):
     loss, theta0 = problem
     h, beta, rho, eps = 1e-2, 0.9, 0.999, 1e-8
     ours = bl.adam(loss, theta0, N_STEPS, h=h, beta=beta, rho=rho, eps=eps, eps_inside=False)
-    ref = torch_optimizer_iterates(lambda p: torch.optim.Adam(p, lr=h, betas=(beta, rho), eps=eps), loss, theta0, N_STEPS)
+    ref = torch_optimizer_iterates(lambda p: torch.optim.Adam(p, lr=h, betas=(beta, rho), eps=eps),
+                                   loss, theta0, N_STEPS)
     # torch folds the bias corrections into other places; both are float64, so only rounding
     # differs: 1e-12 absolute is ~1e4 ulps of O(1) iterates after 200 steps.
     torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)
 
 
 def test_paper_rmsprop_equals_torch_adam_with_beta1_zero(problem):
-    """The paper's RMSProp (ε outside) keeps the bias correction of ν: torch.optim.Adam with β₁ = 0."""
+    """The paper's RMSProp (ε outside) keeps ν's bias correction: torch.optim.Adam with β₁ = 0."""
     loss, theta0 = problem
     h, rho, eps = 1e-2, 0.99, 1e-8
     ours = bl.rmsprop(loss, theta0, N_STEPS, h=h, rho=rho, eps=eps, eps_inside=False)
-    ref = torch_optimizer_iterates(lambda p: torch.optim.Adam(p, lr=h, betas=(0.0, rho), eps=eps), loss, theta0, N_STEPS)
+    ref = torch_optimizer_iterates(lambda p: torch.optim.Adam(p, lr=h, betas=(0.0, rho), eps=eps),
+                                   loss, theta0, N_STEPS)
     torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)  # float64 rounding only, as above
 
 
 def test_torch_rmsprop_is_paper_rmsprop_with_rescaled_step_and_eps(problem):
-    """torch.optim.RMSprop has no bias correction. Since sqrt(ν/c) + ε = (sqrt(ν) + ε sqrt(c)) / sqrt(c)
-    with c = 1 - ρ^(n+1), its step n is the paper's RMSProp step with h_n = lr/sqrt(c), ε_n = eps/sqrt(c)."""
+    """torch.optim.RMSprop has no bias correction. Since sqrt(ν/c) + ε = (sqrt(ν) + ε sqrt(c))
+    / sqrt(c) with c = 1 - ρ^(n+1), its step n is the paper's RMSProp step with
+    h_n = lr/sqrt(c), ε_n = eps/sqrt(c)."""
     loss, theta0 = problem
     lr, rho, eps = 1e-2, 0.99, 1e-8
-    ref = torch_optimizer_iterates(lambda p: torch.optim.RMSprop(p, lr=lr, alpha=rho, eps=eps), loss, theta0, N_STEPS)
+    ref = torch_optimizer_iterates(lambda p: torch.optim.RMSprop(p, lr=lr, alpha=rho, eps=eps),
+                                   loss, theta0, N_STEPS)
     theta, state, rows = theta0.clone(), adam_init(theta0), [theta0.clone()]
     for n in range(N_STEPS):
         c = 1 - rho ** (n + 1)
-        d, state = adam_update(bl.gradient(loss, theta), state, h=lr / math.sqrt(c), beta=0.0, rho=rho,
-                               eps=eps / math.sqrt(c), eps_inside=False)
+        d, state = adam_update(bl.gradient(loss, theta), state, h=lr / math.sqrt(c), beta=0.0,
+                               rho=rho, eps=eps / math.sqrt(c), eps_inside=False)
         theta = theta + d
         rows.append(theta)
     torch.testing.assert_close(torch.stack(rows), ref, rtol=0, atol=1e-12)  # float64 rounding only
@@ -57,11 +62,12 @@ def test_torch_rmsprop_is_paper_rmsprop_with_rescaled_step_and_eps(problem):
 
 
 def test_heavy_ball_equals_torch_sgd_momentum(problem):
-    """torch's buffer b = μb + g (b₀ = g), p -= lr·b is θ⁽ⁿ⁺¹⁾ = θ⁽ⁿ⁾ - h∇E + β(θ⁽ⁿ⁾ - θ⁽ⁿ⁻¹⁾) from rest."""
+    """torch's b = μb + g (b₀ = g), p -= lr·b: θ⁽ⁿ⁺¹⁾ = θ⁽ⁿ⁾ - h∇E + β(θ⁽ⁿ⁾ - θ⁽ⁿ⁻¹⁾) from rest."""
     loss, theta0 = problem
     h, beta = 1e-2, 0.9
     ours = bl.heavy_ball(loss, theta0, N_STEPS, h=h, beta=beta)
-    ref = torch_optimizer_iterates(lambda p: torch.optim.SGD(p, lr=h, momentum=beta), loss, theta0, N_STEPS)
+    ref = torch_optimizer_iterates(lambda p: torch.optim.SGD(p, lr=h, momentum=beta), loss,
+                                   theta0, N_STEPS)
     torch.testing.assert_close(ours, ref, rtol=0, atol=1e-12)  # float64 rounding only
 
 
@@ -84,13 +90,14 @@ def test_rmsprop_is_adam_with_beta_zero(problem):
 
 
 def test_adam_first_step_is_a_signed_step():
-    """After bias correction m̂ = g and ν̂ = g², so step 1 is -h g/sqrt(g² + ε) (exact closed form)."""
+    """After bias correction m̂ = g and ν̂ = g², so step 1 is -h g/sqrt(g² + ε) (a closed form)."""
     loss = random_smooth_loss(5, seed=3)
     theta0 = torch.randn(5)
     h, eps = 0.1, 1e-3
     out = bl.adam(loss, theta0, 1, h=h, beta=0.9, rho=0.999, eps=eps)
     g = bl.gradient(loss, theta0)
-    torch.testing.assert_close(out[1], theta0 - h * g / torch.sqrt(g**2 + eps), rtol=0, atol=1e-15)  # rounding
+    # rounding
+    torch.testing.assert_close(out[1], theta0 - h * g / torch.sqrt(g**2 + eps), rtol=0, atol=1e-15)
 
 
 def test_minibatch_losses_are_cycled():
@@ -108,7 +115,8 @@ def test_minibatch_losses_are_cycled():
 
 def _mlp_and_flat_loss():
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2)).double()
+    net = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(),
+                              torch.nn.Linear(8, 2)).double()
     x, y = torch.randn(32, 3), torch.randn(32, 2)
     names = [n for n, _ in net.named_parameters()]
     shapes = [p.shape for p in net.parameters()]
@@ -138,9 +146,9 @@ def test_network_optimizer_equals_vector_iteration(eps_inside):
 
 
 def test_eps_inside_and_outside_agree_when_gradients_dominate_and_differ_otherwise():
-    """Inside: sqrt(ν̂ + ε) = |g|(1 + O(ε/g²)); outside: |g| + ε = |g|(1 + O(ε/|g|)). When every |g| ≫ √ε
-    both are |g| to relative O(ε/|g|); when |g| ≪ √ε the inside step is ≈ h·g/√ε, far smaller than the
-    outside step ≈ h·g/(|g| + ε)."""
+    """Inside: sqrt(ν̂ + ε) = |g|(1 + O(ε/g²)); outside: |g| + ε = |g|(1 + O(ε/|g|)). When every |g|
+    ≫ √ε both are |g| to relative O(ε/|g|); when |g| ≪ √ε the inside step is ≈ h·g/√ε, far smaller
+    than the outside step ≈ h·g/(|g| + ε)."""
     eps, h, n = 1e-8, 1e-2, 200
     theta0 = torch.tensor([2.8, 3.5])
     big = bilinear_loss()  # min |∂E/∂θ_i| along this path is ≈ 15, √ε = 1e-4
@@ -150,7 +158,7 @@ def test_eps_inside_and_outside_agree_when_gradients_dominate_and_differ_otherwi
     # per-step relative gap ≤ ε/min|g| ≈ 7e-10, so ≤ 1.4e-7 after 200 steps (measured: 8e-11)
     assert (a - b).norm(dim=1).max() / travelled < 2e-7
 
-    tiny = lambda th: 1e-12 * big(th)  # |∇E| ≈ 1e-11 ≪ √ε
+    tiny = lambda th: 1e-12 * big(th)  # noqa: E731  |∇E| ≈ 1e-11 ≪ √ε
     a = bl.adam(tiny, theta0, n, h=h, beta=0.9, rho=0.999, eps=eps, eps_inside=True)
     b = bl.adam(tiny, theta0, n, h=h, beta=0.9, rho=0.999, eps=eps, eps_inside=False)
     # per step inside moves ≈ h|g|/√ε ≈ 1e-7·h, outside ≈ h|g|/ε ≈ 1e-3·h: predicted ratio 1e-4
@@ -220,7 +228,8 @@ def test_torch_steps_on_a_gradient_stream_equal_the_paper_rule_where_forms_coinc
     """Fed the same gradients, torch's Adam (β₁ = 0) takes the paper's RMSProp steps (ε outside)."""
     grads = torch.randn(40, 6)
     rho, eps, h = 0.99, 1e-8, 1e-2
-    steps = torch_optimizer_steps(lambda p: torch.optim.Adam(p, lr=h, betas=(0.0, rho), eps=eps), grads)
+    steps = torch_optimizer_steps(lambda p: torch.optim.Adam(p, lr=h, betas=(0.0, rho), eps=eps),
+                                  grads)
     state, ours = adam_init(grads[0]), []
     for g in grads:
         d, state = adam_update(g, state, h=h, beta=0.0, rho=rho, eps=eps, eps_inside=False)
@@ -242,7 +251,8 @@ def test_nonfinite_iterates_raise_with_step_and_component(run):
     n = int((~finite).nonzero()[0])  # the first row with an inf or nan
     j = int((~torch.isfinite(keep[n])).nonzero()[0])
     assert 0 < n < 300 and j == 1  # component 0 (θ = 0.1) contracts; component 1 blows up
-    with pytest.raises(RuntimeError, match=rf"θ⁽{n}⁾ is not finite \(component {j} = (inf|-inf|nan)"):
+    with pytest.raises(RuntimeError,
+                       match=rf"θ⁽{n}⁾ is not finite \(component {j} = (inf|-inf|nan)"):
         run()
 
 
@@ -324,3 +334,21 @@ def test_n_steps_is_checked_by_name(run, n_steps):
     """Every iteration checks n_steps with validation.check_n_steps, before any work."""
     with pytest.raises(ValueError, match="n_steps"):
         run(n_steps)
+
+
+@pytest.mark.parametrize("run", [
+    lambda loss: bl.adam(loss, torch.ones(3), 5, h=0.1, beta=0.9, rho=0.99, eps=1e-8),
+    lambda loss: bl.gd(loss, torch.ones(3), 5, h=0.1),
+    lambda loss: bl.adam([lambda t: (t**2).sum(), loss], torch.ones(3), 5, h=0.1, beta=0.9,
+                         rho=0.99, eps=1e-8),
+])
+def test_a_loss_that_does_not_depend_on_theta_warns(run):
+    """Before: a loss that detached θ gave zero gradients and θ never moved, silently."""
+    with pytest.warns(UserWarning, match="does not depend on θ"):
+        out = run(lambda t: (t.detach() ** 2).sum())
+    assert torch.isfinite(out).all()
+
+
+def test_a_loss_that_depends_on_theta_does_not_warn(recwarn):
+    bl.adam(lambda t: (t**2).sum(), torch.ones(3), 5, h=0.1, beta=0.9, rho=0.99, eps=1e-8)
+    assert not [w for w in recwarn if "does not depend on θ" in str(w.message)]

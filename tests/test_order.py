@@ -18,16 +18,17 @@ BILINEAR_THETA0 = torch.tensor([2.8, 3.5], dtype=torch.float64)  # ∇E = (126.7
 SMOOTH = random_smooth_loss(6)  # Σ log cosh(Aθ - b) + 0.05‖θ‖⁴/p, p = 6
 # Far from the minimum the quartic dominates: |∇_j E| >= 1.3 at the start and stays away from 0.
 SMOOTH_THETA0 = torch.tensor([2.5, -2.0, 1.5, -2.5, 2.0, -1.5], dtype=torch.float64)
-SMOOTH_THETA0_NEAR = torch.linspace(-0.2, 0.8, 6, dtype=torch.float64)  # curvature ~1, for (heavy-ball) GD
+# curvature ~1, for (heavy-ball) GD
+SMOOTH_THETA0_NEAR = torch.linspace(-0.2, 0.8, 6, dtype=torch.float64)
 
 
 def hs(h0):
     return [h0 / 2**k for k in range(4)]
 
 
-# (id, method, loss, theta0, h0, T, hyperparameters); measured slopes (order 0, order 1) in comments.
-# Heavy-ball: the shifted flow starts hβ∇E/(1-β)² away from θ⁽⁰⁾, so the error is measured from
-# t_min on (about 100 steps at the largest h, where the start-up transient β^n has died out).
+# (id, method, loss, theta0, h0, T, hyperparameters); measured slopes (order 0, order 1) in
+# comments. Heavy-ball: the shifted flow starts hβ∇E/(1-β)² away from θ⁽⁰⁾, so the error is measured
+# from t_min on (about 100 steps at the largest h, where the start-up transient β^n has died out).
 CASES = [
     ("adam-bilinear", "adam", BILINEAR, BILINEAR_THETA0, 2e-3, 0.4,
      dict(beta=0.9, rho=0.95, eps=1e3)),  # 0.89, 1.97

@@ -63,6 +63,7 @@ def test_a_shared_order0_flow_gives_the_errors_of_one_solve_per_step_size(method
     iterate, flow, flow_only = bl.order._METHODS[method]
     for j, h in enumerate(hs):
         n = round(T / h)
-        its = iterate(loss, theta0, n, h=h, **{k: v for k, v in hyper.items() if k not in flow_only})
+        its = iterate(loss, theta0, n, h=h,
+                      **{k: v for k, v in hyper.items() if k not in flow_only})
         want = bl.max_distance(its, flow(loss, theta0, n, h=h, order=0, **hyper))
         assert study.errors[0, j] == want  # the same steps and interpolants: exactly

@@ -5,7 +5,7 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from bea_lib.plotting import markdown_table, savefig
+from bea_lib.figures.plotting import markdown_table, savefig
 
 
 def test_savefig_writes_png_and_pdf(tmp_path):
@@ -26,7 +26,7 @@ def test_markdown_table_escapes_pipes_and_formats_floats():
 
 
 def test_panel_grid_puts_at_most_three_panels_a_row():
-    from bea_lib.plotting import MAX_COLUMNS, panel_grid
+    from bea_lib.figures.plotting import MAX_COLUMNS, panel_grid
 
     for n, shape in ((1, (1, 1)), (2, (1, 2)), (3, (1, 3)), (4, (2, 2)), (6, (2, 3)),
                      (10, (4, 3))):
@@ -53,10 +53,21 @@ def _four_panels(fig, axes):
     return fig
 
 
+def text_px_in_column(fig) -> float:
+    """The smallest text of ``fig`` in CSS px when its PNG is shown in the text column: a PNG
+    narrower than the column at its natural size (1 image px = 1 CSS px at the book's DPI), a
+    wider one scaled to fit; bbox_inches="tight" pads 0.1 in on each side."""
+    from bea_lib.figures.plotting import DPI, TEXT_COLUMN_PX, min_text_points
+
+    fig.canvas.draw()
+    width_px = (fig.get_tightbbox(fig.canvas.get_renderer()).width + 0.2) * DPI
+    return min_text_points(fig) * DPI / 72 * min(1.0, TEXT_COLUMN_PX / width_px)
+
+
 def test_panel_grid_figures_keep_text_readable_in_the_column_and_a_wide_row_does_not():
     """Ticks and legends of a panel_grid figure are >= 8 CSS px in the 672 px text column; the
     same four panels in one 16-inch row (the layout it replaces) come out near 5 px."""
-    from bea_lib.plotting import MIN_TEXT_PX, panel_grid, text_px_in_column
+    from bea_lib.figures.plotting import MIN_TEXT_PX, panel_grid
 
     fig = _four_panels(*panel_grid(4))
     assert text_px_in_column(fig) >= MIN_TEXT_PX
@@ -70,7 +81,7 @@ def test_panel_grid_figures_keep_text_readable_in_the_column_and_a_wide_row_does
 def test_savefig_records_the_smallest_text_in_image_pixels(tmp_path):
     from PIL import Image
 
-    from bea_lib.plotting import DPI, METADATA_KEY, min_text_points
+    from bea_lib.figures.plotting import DPI, METADATA_KEY, min_text_points
 
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 1], label="x")

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bea_lib as bl
-from bea_lib.minibatch import minibatch_adam_flow, minibatch_adam_rhs
+from bea_lib.core.minibatch import minibatch_adam_flow, minibatch_adam_rhs
 
 FEW = settings(derandomize=True, max_examples=12, deadline=None, database=None)
 SOME = settings(derandomize=True, max_examples=20, deadline=None, database=None)
@@ -29,7 +29,8 @@ bad_unit = st.one_of(st.floats(max_value=0.0, exclude_max=True), st.floats(min_v
 bad_positive = st.one_of(st.floats(max_value=0.0), st.sampled_from([NAN, INF, -INF, 0.0, -0.0]))
 BAD = {"beta": bad_unit, "rho": bad_unit, "h": bad_positive, "eps": bad_positive}
 # the perturbed one-norm is defined for ε >= 0 (ε = 0 is the one-norm)
-BAD_NORM_EPS = st.one_of(st.floats(max_value=0.0, exclude_max=True), st.sampled_from([NAN, INF, -INF]))
+BAD_NORM_EPS = st.one_of(st.floats(max_value=0.0, exclude_max=True),
+                         st.sampled_from([NAN, INF, -INF]))
 
 
 def quadratic(th):

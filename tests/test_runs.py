@@ -1,14 +1,15 @@
-"""The batched Adam runner against bl.adam, and the converged / oscillating / diverged classifier."""
+"""The batched Adam runner against bl.adam, and the converged/oscillating/diverged classifier."""
 import math
 
 import pytest
 import torch
 
 import bea_lib as bl
-from bea_lib.convergence import classify_run
-from bea_lib.vocab import Convergence
+from bea_lib.core.convergence import classify_run
+from bea_lib.base.vocab import Convergence
 
-CONVERGED, OSCILLATING, DIVERGED = Convergence.CONVERGED, Convergence.OSCILLATING, Convergence.DIVERGED
+CONVERGED, OSCILLATING, DIVERGED = (Convergence.CONVERGED, Convergence.OSCILLATING,
+                                    Convergence.DIVERGED)
 
 QUADRATIC = lambda th: 0.5 * (th**2).sum()  # noqa: E731  (Hessian = I: GD is stable iff h < 2)
 
@@ -33,7 +34,8 @@ def test_adam_runs_loss_params_and_bad_input():
     with pytest.raises(ValueError, match="beta"):
         bl.adam_runs(QUADRATIC, torch.ones(2), 5, h=0.1, beta=[0.9, 1.0], rho=0.99, eps=1e-8)
     with pytest.raises(ValueError, match="h"):
-        bl.adam_runs(QUADRATIC, torch.ones(2), 5, h=[0.1, 0.2, 0.3], beta=[0.9, 0.5], rho=0.99, eps=1e-8)
+        bl.adam_runs(QUADRATIC, torch.ones(2), 5, h=[0.1, 0.2, 0.3], beta=[0.9, 0.5], rho=0.99,
+                     eps=1e-8)
     with pytest.raises(ValueError, match="theta0"):
         bl.adam_runs(QUADRATIC, torch.ones(2, 2, 2), 5, h=0.1, beta=0.9, rho=0.99, eps=1e-8)
 

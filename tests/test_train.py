@@ -18,7 +18,9 @@ from bea_lib.nets import checkpoint
 from bea_lib.nets.data import load_dataset
 from bea_lib.nets.history import COLUMNS, History
 from bea_lib.nets.history import RunFileError
-from bea_lib.nets.train import ExitCode, TrainConfig, build_model, main, train
+from bea_lib.nets.config import build_model
+from bea_lib.nets.train import ExitCode, TrainConfig, main, train
+from test_processes import ENV, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = TrainConfig(dataset="digits", model="mlp", width=16, h=1e-2, epochs=12, chunk_size=64,
@@ -34,6 +36,7 @@ def _same_history(a: History, b: History):
 
 @pytest.mark.parametrize("field, value, match", [
     ("dataset", "mnist", "dataset must be one of"),
+    ("optimizer", "sgd", "optimizer must be one of 'adam', 'rmsprop', 'gd', 'heavy_ball'"),
     ("model", "vgg", "model must be one of"),
     ("h", 0.0, "h must be a finite number > 0"),
     ("h", -1e-3, "h must be a finite number > 0"),
@@ -67,7 +70,8 @@ def test_rows_describe_the_parameters_before_each_step():
     g = torch.cat([gi.reshape(-1) for gi in torch.autograd.grad(loss, list(model.parameters()))])
     # float64; the chunked sum adds the same terms in another order
     np.testing.assert_allclose(hist["train_loss"][0], loss.item(), rtol=1e-12)
-    np.testing.assert_allclose(hist["grad_norm_1_eps"][0], bea_lib.perturbed_one_norm(g, eps=TINY.eps).item(), rtol=1e-10)
+    np.testing.assert_allclose(hist["grad_norm_1_eps"][0],
+                               bea_lib.perturbed_one_norm(g, eps=TINY.eps).item(), rtol=1e-10)
     np.testing.assert_allclose(hist["grad_norm_1"][0], g.abs().sum().item(), rtol=1e-10)
     np.testing.assert_allclose(hist["grad_norm_2"][0], g.norm().item(), rtol=1e-10)
     assert hist["train_loss"][-1] < hist["train_loss"][0]
@@ -83,7 +87,8 @@ def test_history_does_not_depend_on_the_chunk_size():
 
 def test_test_every_leaves_nan_rows():
     hist = train(replace(TINY, epochs=4, test_every=2))
-    assert np.isnan(hist["test_acc"][[1, 3]]).all() and np.isfinite(hist["test_acc"][[0, 2, 4]]).all()
+    assert np.isnan(hist["test_acc"][[1, 3]]).all()
+    assert np.isfinite(hist["test_acc"][[0, 2, 4]]).all()
 
 
 def test_loss_threshold_stops_at_the_first_row_below():
@@ -104,7 +109,8 @@ def test_divergence_stops_with_the_epoch_and_last_finite_loss():
     hist = train(replace(TINY, h=1e30, dtype="float32", epochs=50))
     assert hist.stop_reason == "diverged"
     n = len(hist) - 1
-    assert not np.isfinite(hist["train_loss"][-1]) and np.isfinite(hist["train_loss"][:-1]).all() and n >= 1
+    assert not np.isfinite(hist["train_loss"][-1]) and n >= 1
+    assert np.isfinite(hist["train_loss"][:-1]).all()
     assert f"diverged at epoch {n}" in hist.message and f"at epoch {n - 1}" in hist.message
     assert f"last finite train loss {hist['train_loss'][-2]:.6g}" in hist.message
 
@@ -118,12 +124,28 @@ def test_files_record_the_history_and_the_run(tmp_path):
     assert not list(tmp_path.glob("checkpoint-*")) and not list(tmp_path.glob(".*tmp"))
 
 
-def test_resume_continues_exactly(tmp_path):
-    short = train(replace(TINY, epochs=7, checkpoint_every=3), tmp_path)
-    assert [p.name for p in checkpoint.checkpoints(tmp_path)] == ["checkpoint-00000006.pt", "checkpoint-00000007.pt"]
-    assert len(short) == 8
-    resumed = train(replace(TINY, checkpoint_every=3), tmp_path)  # on to 12 epochs
-    _same_history(resumed, train(TINY))
+@pytest.mark.parametrize("optimizer", ["adam", "heavy_ball"])
+def test_resume_continues_exactly(tmp_path, optimizer):
+    run = replace(TINY, optimizer=optimizer, h=1e-2 if optimizer == "adam" else 0.1)
+    short = train(replace(run, epochs=7, checkpoint_every=3), tmp_path)
+    assert [p.name for p in checkpoint.checkpoints(tmp_path)] == ["checkpoint-00000006.pt",
+                                                                  "checkpoint-00000007.pt"]
+    assert checkpoint.epochs_saved(tmp_path) == [6, 7] and len(short) == 8
+    resumed = train(replace(run, checkpoint_every=3), tmp_path)  # on to 12 epochs
+    _same_history(resumed, train(run))
+
+
+def test_a_record_older_than_the_optimizer_field_resumes_as_adam(tmp_path):
+    train(replace(TINY, epochs=3, checkpoint_every=3), tmp_path)
+    info = json.loads((tmp_path / "run.json").read_text())
+    del info["config"]["optimizer"]
+    (tmp_path / "run.json").write_text(json.dumps(info))
+    saved = torch.load(tmp_path / "checkpoint-00000003.pt", weights_only=True)
+    del saved["config"]["optimizer"]
+    torch.save(saved, tmp_path / "checkpoint-00000003.pt")
+    _same_history(train(replace(TINY, checkpoint_every=3), tmp_path), train(TINY))
+    with pytest.raises(checkpoint.CheckpointError, match="another run: optimizer, h, beta differ"):
+        train(replace(TINY, optimizer="gd", h=0.1, checkpoint_every=3), tmp_path)
 
 
 def test_resume_refuses_another_run(tmp_path):
@@ -135,8 +157,9 @@ def test_resume_refuses_another_run(tmp_path):
 def test_the_resume_check_covers_every_trajectory_field():
     # derived from the field metadata: a new field that shapes the run cannot be forgotten
     from bea_lib.nets.config import TRAJECTORY_FIELDS
-    assert {"dataset", "model", "h", "beta", "rho", "eps", "eps_inside", "kappa", "seed", "dtype",
-            "width", "activation", "norm", "n_train", "n_test", "test_every"} == set(TRAJECTORY_FIELDS)
+    assert {"dataset", "model", "optimizer", "h", "beta", "rho", "eps", "eps_inside", "kappa",
+            "seed", "dtype", "width", "activation", "norm", "n_train", "n_test",
+            "test_every"} == set(TRAJECTORY_FIELDS)
 
 
 def test_a_folder_with_another_runs_results_is_refused_unless_overwrite(tmp_path):
@@ -163,7 +186,8 @@ def test_a_run_killed_before_it_saved_anything_starts_again(tmp_path):
 
 def test_a_foreign_checkpoint_or_run_json_is_named(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "checkpoint-00000003.pt")
-    with pytest.raises(checkpoint.CheckpointError, match="checkpoint-00000003.pt is not a checkpoint"):
+    with pytest.raises(checkpoint.CheckpointError,
+                       match="checkpoint-00000003.pt is not a checkpoint"):
         train(TINY, tmp_path)
     other = tmp_path / "other"
     other.mkdir()
@@ -206,7 +230,8 @@ def test_damaged_checkpoint_is_reported_and_the_good_one_kept(tmp_path):
     train(replace(TINY, epochs=4, checkpoint_every=2), tmp_path)
     good, newest = checkpoint.checkpoints(tmp_path)
     newest.write_bytes(newest.read_bytes()[:100])
-    with pytest.raises(checkpoint.CheckpointError, match=f"{newest.name} is damaged.*Older checkpoints kept: .*{good.name}"):
+    with pytest.raises(checkpoint.CheckpointError,
+                       match=f"{newest.name} is damaged.*Older checkpoints kept: .*{good.name}"):
         train(replace(TINY, checkpoint_every=2), tmp_path)
     assert good.exists() and newest.exists()
     newest.rename(tmp_path / "damaged.pt")  # the remedy the message gives
@@ -214,8 +239,9 @@ def test_damaged_checkpoint_is_reported_and_the_good_one_kept(tmp_path):
 
 
 def _cli(out, *extra):
-    args = ["--dataset", "digits", "--model", "mlp", "--width", "16", "--n-train", "300", "--n-test", "50",
-            "--chunk-size", "32", "--h", "1e-2", "--device", "cpu", "--out", str(out), *extra]
+    args = ["--dataset", "digits", "--model", "mlp", "--width", "16", "--n-train", "300",
+            "--n-test", "50", "--chunk-size", "32", "--h", "1e-2", "--device", "cpu", "--out",
+            str(out), *extra]
     return [sys.executable, "-m", "bea_lib.nets.train", *args]
 
 
@@ -230,21 +256,24 @@ def test_sigkill_and_resume_give_the_uninterrupted_history(tmp_path):
     assert victim.poll() is None, "the run ended before it could be killed; make it longer"
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    assert json.loads((tmp_path / "run" / "run.json").read_text())["stop_reason"] == "running"  # killed mid-run
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["stop_reason"] == "running"  # killed mid-run
     assert subprocess.run(_cli(tmp_path / "run", *common), env=env, cwd=REPO).returncode == 0
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        reference = train(TrainConfig(dataset="digits", model="mlp", width=16, n_train=300, n_test=50,
-                                      chunk_size=32, h=1e-2, device="cpu", epochs=200))
+        reference = train(TrainConfig(dataset="digits", model="mlp", width=16, n_train=300,
+                                      n_test=50, chunk_size=32, h=1e-2, device="cpu", epochs=200))
     finally:
         torch.set_num_threads(threads)
     _same_history(History.read(tmp_path / "run"), reference)
 
 
 def test_cli_rejects_bad_arguments(tmp_path, capsys):
-    assert main(_cli(tmp_path, "--beta", "1.5")[3:]) == ExitCode.USAGE == 2  # the arguments after -m ...
-    assert "beta must be in [0, 1)" in capsys.readouterr().err and not (tmp_path / "run.json").exists()
+    # the arguments after -m ...
+    assert main(_cli(tmp_path, "--beta", "1.5")[3:]) == ExitCode.USAGE == 2
+    assert "beta must be in [0, 1)" in capsys.readouterr().err
+    assert not (tmp_path / "run.json").exists()
     with pytest.raises(SystemExit) as exit_:  # argparse: an unknown option
         main(_cli(tmp_path, "--lr", "0.1")[3:])
     assert exit_.value.code == ExitCode.USAGE
@@ -256,11 +285,14 @@ def test_cli_runs(tmp_path, capsys):
 
 
 def test_cli_exit_codes_tell_the_outcomes_apart(tmp_path, capsys, monkeypatch):
-    assert main(_cli(tmp_path / "a", "--epochs", "3", "--loss-threshold", "100")[3:]) == ExitCode.FINISHED
+    assert main(_cli(tmp_path / "a", "--epochs", "3", "--loss-threshold",
+                     "100")[3:]) == ExitCode.FINISHED
     assert main(_cli(tmp_path / "b", "--epochs", "50", "--h", "1e30", "--dtype", "float32")[3:]) \
         == ExitCode.DIVERGED == 3
-    assert main(_cli(tmp_path / "c", "--epochs", "50", "--max-time", "1e-9")[3:]) == ExitCode.STOPPED == 4
-    assert main(_cli(tmp_path / "a", "--epochs", "3", "--rho", "0.9")[3:]) == ExitCode.USAGE  # refused
+    assert main(_cli(tmp_path / "c", "--epochs", "50", "--max-time",
+                     "1e-9")[3:]) == ExitCode.STOPPED == 4
+    refused = main(_cli(tmp_path / "a", "--epochs", "3", "--rho", "0.9")[3:])
+    assert refused == ExitCode.USAGE
     assert "--overwrite" in capsys.readouterr().err
     assert main(_cli(tmp_path / "a", "--epochs", "3", "--rho", "0.9", "--overwrite")[3:]) \
         == ExitCode.FINISHED
@@ -270,3 +302,143 @@ def test_cli_exit_codes_tell_the_outcomes_apart(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("bea_lib.nets.train.train", crash)
     assert main(_cli(tmp_path / "d")[3:]) == ExitCode.CRASH == 1
     assert "RuntimeError: boom" in capsys.readouterr().err  # with its traceback
+
+
+def train_args(out, *args, epochs=30):
+    return ["--dataset", "digits", "--model", "mlp", "--width", "16", "--h", "1e-2", "--epochs",
+            str(epochs), "--n-train", "200", "--n-test", "50", "--chunk-size", "64", "--dtype",
+            "float64", "--device", "cpu", "--out", str(out), *args]
+
+
+HOLD = """
+import importlib.util, sys, time
+spec = importlib.util.spec_from_file_location("fileio", sys.argv[1])
+fileio = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(fileio)
+with fileio.folder_lock(sys.argv[2], "python -m bea_lib.nets.train --out run (the first)"):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_run_folder_has_one_writer(tmp_path, capsys):
+    from bea_lib.nets.train import main
+
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD,
+                               str(REPO / "bea_lib" / "base" / "fileio.py"),
+                               str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert main(train_args(out, epochs=3)) == 2
+        err = capsys.readouterr().err
+        assert "the run folder" in err and "(the first)" in err and f"pid {holder.pid}" in err
+        assert not (out / "history.csv").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert main(train_args(out, epochs=3)) == 0  # the lock ended with its holder
+    assert (out / "history.csv").is_file() and not (out / ".bea.lock.holder").exists()
+
+
+def test_max_time_is_a_budget_per_invocation_so_reruns_make_progress(tmp_path):
+    from bea_lib.nets.history import History
+    from bea_lib.nets.train import main
+
+    out = tmp_path / "run"
+    epochs = []
+    for _ in range(3):  # a budget of 1e-9 s: each invocation takes one step, then stops
+        assert main(train_args(out, "--max-time", "1e-9", "--checkpoint-every", "1",
+                               epochs=5)) == 4
+        epochs.append(int(History.read(out)["epoch"][-1]))
+    assert epochs == [1, 2, 3]  # before: every rerun stopped where the first had
+    info = json.loads((out / "run.json").read_text())
+    assert [s["from_epoch"] for s in info["segments"]] == [0, 1, 2]
+    assert [s["to_epoch"] for s in info["segments"]] == [1, 2, 3]
+
+
+def test_a_resume_under_changed_code_is_named_and_recorded_per_segment(tmp_path, capsys,
+                                                                       monkeypatch):
+    from bea_lib.base import provenance
+    from bea_lib.nets.train import TrainConfig, train
+
+    config = TrainConfig(dataset="digits", model="mlp", width=16, h=1e-2, epochs=4,
+                         chunk_size=64, n_train=200, n_test=50, device="cpu", dtype="float64",
+                         checkpoint_every=1)
+    out = tmp_path / "run"
+    train(dataclasses_replace(config, epochs=2), out)
+    real = provenance.code_state
+    monkeypatch.setattr(provenance, "code_state",
+                        lambda: {**real(), "bea_lib_sha256": "0" * 64, "commit": "abc123"})
+    train(config, out)
+    assert "resuming at epoch 2 under other code" in capsys.readouterr().err
+    segments = json.loads((out / "run.json").read_text())["segments"]
+    assert [(s["from_epoch"], s["to_epoch"]) for s in segments] == [(0, 2), (2, 4)]
+    assert segments[0]["bea_lib_sha256"] == real()["bea_lib_sha256"]
+    assert segments[1]["bea_lib_sha256"] == "0" * 64 and segments[1]["commit"] == "abc123"
+
+
+def dataclasses_replace(config, **changes):
+    import dataclasses
+
+    return dataclasses.replace(config, **changes)
+
+
+
+
+@pytest.mark.parametrize("device, message", [
+    ("foo", "device must be 'cpu', 'cuda', 'cuda:N'"),
+    pytest.param("cuda", "torch sees no CUDA GPU here",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is here")),
+])
+def test_a_bad_device_is_a_usage_error_and_leaves_no_folder(tmp_path, capsys, device, message):
+    from bea_lib.nets.train import main
+
+    out = tmp_path / "run"
+    assert main([*train_args(out, epochs=3), "--device", device]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_exits_130_and_marks_the_run_interrupted(tmp_path, sig):
+    from bea_lib.nets.train import main
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "bea_lib.nets.train",
+                             *train_args(out, "--checkpoint-every", "1", epochs=10**6)],
+                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: list(out.glob("checkpoint-*.pt")), 120, "the first checkpoint")
+    proc.send_signal(sig)
+    assert proc.wait(timeout=30) == 130
+    assert "interrupted" in proc.stderr.read()
+    info = json.loads((out / "run.json").read_text())
+    assert info["stop_reason"] == "interrupted"
+    assert "rerun the same command to resume" in info["message"]
+    last = info["segments"][-1]["to_epoch"]
+    assert main(train_args(out, "--checkpoint-every", "1", epochs=last + 2)) == 0  # resumed
+    assert json.loads((out / "run.json").read_text())["segments"][-1]["from_epoch"] == last
+
+
+@pytest.mark.parametrize("data, message", [
+    (lambda: load_dataset("mnist1d", n_train=200, n_test=50), "data is the mnist1d data set, "
+                                                              "but the config trains on digits"),
+    (lambda: load_dataset("digits", n_train=300, n_test=50), "data holds 300 train examples, but "
+                                                             "the config asks for n_train=200"),
+    (lambda: load_dataset("digits", n_train=200, n_test=60), "data holds 60 test examples"),
+    (lambda: {"x": 1}, "data must be a Dataset"),
+])
+def test_data_that_is_not_the_configs_data_set_is_refused(data, message):
+    """Before: train(config, data=...) trained on whatever data it was given."""
+    for config in (TINY, [TINY, replace(TINY, seed=1)]):
+        with pytest.raises((ValueError, TypeError), match=message):
+            train(config, data=data())
+    train(TINY, data=load_dataset("digits", n_train=200, n_test=50))  # the config's own
+
+
+def test_the_command_line_takes_negative_numbers_in_any_notation():
+    from bea_lib.nets.train import parser
+
+    args = parser().parse_args(["--kappa", "-1e-3", "--out", "run"])
+    assert args.kappa == -1e-3  # before: argparse took -1e-3 for an option

@@ -1,8 +1,6 @@
-"""Full-batch training of networks (Section 6): data, models, the training loop and its files,
-sweeps. ``bl.nets.load_dataset``, ``bl.nets.make_model``; the loop is ``bea_lib.nets.train``
-and the sweeps ``bea_lib.nets.sweeps``, imported on their own (``python -m bea_lib.nets.train``
-runs the loop; importing it here would make runpy warn).
-"""
+"""Full-batch training of networks (Section 6): ``bl.nets.load_dataset``, ``bl.nets.make_model``;
+training is ``bea_lib.nets.train``, imported on its own (``python -m`` runs it: runpy warns if
+it is imported here)."""
 from . import data, models
 from .data import load_dataset
 from .models import make_model

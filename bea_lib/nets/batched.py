@@ -1,13 +1,14 @@
 r"""A sweep of small networks trained together: k runs of full-batch Adam as one batched model.
 
 Each run of a sweep is :func:`bea_lib.nets.train.train` with its own (h, β, ρ, ε, κ) and seed
-on the same data and network; ``train([config, ...])`` (or its name ``train_batched``) trains
-them as one :class:`StackedNet` in the same loop (:func:`bea_lib.nets.train.fit`). For tiny models a step costs little arithmetic and much Python, so k
-runs one after another pay k times the per-step overhead. Here the k parameter vectors are the
-rows of one (k, P) tensor θ. The loss of every run is computed in one forward pass, and one
+on the same data and network; ``train([config, ...])`` trains them as one :class:`StackedNet`
+in the same loop (:func:`bea_lib.nets.loop.fit`). For tiny models a step costs little arithmetic
+and much Python, so k runs one after another pay k times the per-step overhead. Here the k
+parameter vectors are the rows of one (k, P) tensor θ. The loss of every run is computed in one
+forward pass, and one
 backward pass of Σ_r E_r gives every run's gradient at once: the runs share no parameters, so
-∂(Σ_r E_r)/∂θ_r = ∇E_r. The step is the same :func:`bea_lib.intervention.kappa_update` as
-for one run, one elementwise call of :func:`bea_lib.optimizers.adam_update` on the (k, P)
+∂(Σ_r E_r)/∂θ_r = ∇E_r. The step is the same :func:`bea_lib.studies.intervention.kappa_update` as
+for one run, one elementwise call of :func:`bea_lib.core.optimizers.adam_update` on the (k, P)
 tensors with per-run h, β, ρ, ε of shape (k, 1), which is (2.1) row by row, plus κh²f₁ on the
 rows with κ ≠ 0, whose Hessian-vector products come from one more backward pass of the
 stacked gradient (:meth:`StackedNet.hvp_fn`).
@@ -265,7 +266,7 @@ def _chunk_sums(out: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch
 
 class StackedNet:
     """k runs of one architecture as one stacked model: θ is a (k, P) tensor, one row per run,
-    the parameters in model order (as :class:`~bea_lib.nets.train.ModuleNet` flattens them).
+    the parameters in model order (as :class:`~bea_lib.nets.module_net.ModuleNet` does).
     Gradients, evaluations and Hessian-vector products of all rows in one pass over the data."""
 
     def __init__(self, models: list[nn.Module], data, *, chunk_size: int):

@@ -1,10 +1,7 @@
-"""The configuration of a training run, described once.
-
-Each field of :class:`TrainConfig` carries in its metadata its help text, its check, its
-choices, its command-line type (for fields whose default is None) and whether it shapes the
-trajectory. The command line (:func:`bea_lib.nets.train.parser`) and the resume check
-(:data:`TRAJECTORY_FIELDS`, used by :mod:`bea_lib.nets.rundir`) are derived from them, so a
-field added here is offered by the CLI and guarded on resume without another list to update.
+"""The configuration of a training run, described once: each field of :class:`TrainConfig`
+carries its help, check, choices, command-line type and whether it shapes the trajectory; the
+command line (:func:`bea_lib.nets.train.parser`) and the resume check (:data:`TRAJECTORY_FIELDS`)
+are derived from them, so a new field needs no other list.
 """
 from __future__ import annotations
 
@@ -13,9 +10,11 @@ from dataclasses import dataclass
 
 import torch
 
-from ..validation import adam_hyper, check_bool, check_int, check_one_of, check_positive
+from ..base.vocab import Optimizer
+from ..core.validation import adam_hyper, check_bool, check_int, check_one_of, check_positive
 from .data import DATASETS
 from .models import ACTIVATIONS, MODELS, NORMS, make_model
+from .rules import RULES
 
 DTYPES = ("float32", "float64")
 HYPER = "adam_hyper"  # the check of h, β, ρ, ε, eps_inside, κ: validation.adam_hyper, all at once
@@ -26,13 +25,9 @@ def _int(minimum: int):
 
 
 def _option(default, help: str, *, check=None, choices=None, type=None, trajectory: bool = False):
-    """A TrainConfig field: its default and, in the metadata, everything derived from it.
-
-    ``help`` for the command line; ``choices`` the allowed values (checked, and offered by the
-    CLI); ``type`` the CLI type of a field whose default is None; ``trajectory`` whether the
-    field shapes the trajectory (a checkpoint resumes only a run with the same values);
-    ``check(name, value)`` the validation of a value that is not None.
-    """
+    """A TrainConfig field: its default; in the metadata its ``help``, its ``choices`` (checked,
+    offered by the CLI), its CLI ``type`` (default None), whether it shapes the ``trajectory`` (a
+    checkpoint resumes only the same values), its ``check(name, value)`` (of a value not None)."""
     if check is None and choices is not None:
         check = lambda name, value: check_one_of(name, value, choices)  # noqa: E731
     return dataclasses.field(default=default, metadata=dict(
@@ -47,6 +42,9 @@ class TrainConfig:
 
     dataset: str = _option("mnist1d", "data set", choices=DATASETS, trajectory=True)
     model: str = _option("mlp", "network", choices=MODELS, trajectory=True)
+    optimizer: str = _option("adam", "update rule (rmsprop: adam with beta 0; gd: heavy_ball "
+                             "with beta 0)", choices=tuple(map(str, Optimizer)),
+                             trajectory=True)
     h: float = _option(1e-3, "step size h (learning rate)", check=HYPER, trajectory=True)
     beta: float = _option(0.9, "first-moment parameter β in [0, 1)", check=HYPER,
                           trajectory=True)
@@ -59,7 +57,7 @@ class TrainConfig:
     kappa: float = _option(0.0, "κ of the κ-variant: each step adds κh²f₁ (0: Adam itself, "
                            "-1: the bias term cancelled, +1: doubled)", check=HYPER,
                            trajectory=True)
-    epochs: int = _option(1000, "maximum number of Adam steps (= epochs)", check=_int(0))
+    epochs: int = _option(1000, "maximum number of steps (= epochs)", check=_int(0))
     seed: int = _option(0, "seeds the initialisation, the only randomness of a run",
                         check=_int(0), trajectory=True)
     chunk_size: int = _option(1000, "examples per forward/backward pass (does not change E)",
@@ -110,13 +108,21 @@ class TrainConfig:
                 continue
             # plain Python numbers: comparable and JSON-ready
             object.__setattr__(self, f.name, check(f.name, value))
+        rule = RULES[self.optimizer]
+        for name, value in rule.fixed.items():  # RMSProp and GD: β = 0
+            object.__setattr__(self, name, value)
+        if self.kappa and "kappa" not in rule.hyper:
+            raise ValueError(f"kappa must be 0 for optimizer {self.optimizer} (the κ-variant "
+                             f"scales Adam's bias term), got {self.kappa!r}")
 
 
-TRAJECTORY_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["trajectory"])
+FIELDS = dataclasses.fields(TrainConfig)
+TRAJECTORY_FIELDS = tuple(f.name for f in FIELDS if f.metadata["trajectory"])
+DEFAULTS = {f.name: f.default for f in FIELDS}  # of a field a record predates
 
 
 def build_model(config: TrainConfig, input_shape, n_classes: int):
-    """The initial network θ⁽⁰⁾: seeded with ``config.seed``, drawn in float32, then cast to ``config.dtype``.
+    """The initial network θ⁽⁰⁾: seeded with ``config.seed``, drawn in float32, cast to its dtype.
 
     Drawing in float32 whatever the default dtype makes θ⁽⁰⁾ depend on the seed alone, and gives
     float32 and float64 runs the same start.

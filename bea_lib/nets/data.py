@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..fileio import atomic_write
-from ..validation import check_int, check_one_of
+from ..base.fileio import atomic_write
+from ..core.validation import check_int, check_one_of
 
 DATASETS = ("mnist1d", "digits", "cifar10", "cifar100")
 
@@ -58,7 +58,7 @@ class Dataset:
         """Shape of one input, e.g. (1, 40) for MNIST-1D or (3, 32, 32) for CIFAR."""
         return tuple(self.x_train.shape[1:])
 
-    def to(self, device=None, dtype=None) -> "Dataset":
+    def to(self, device=None, dtype=None) -> Dataset:
         """The same data on ``device``, inputs in ``dtype`` (labels stay int64)."""
         return Dataset(self.name, self.x_train.to(device, dtype), self.y_train.to(device),
                        self.x_test.to(device, dtype), self.y_test.to(device), self.n_classes)
@@ -134,7 +134,7 @@ def digits() -> Dataset:
 
 
 def cifar(root: str | Path, n_classes: int = 10) -> Dataset:
-    """CIFAR-10 or CIFAR-100 from ``root`` (which holds ``cifar-10-batches-py`` or ``cifar-100-python``).
+    """CIFAR-10 or CIFAR-100 from ``root``, holding ``cifar-10-batches-py`` or ``cifar-100-python``.
 
     Raises ``FileNotFoundError`` if the folder is missing and :class:`DataError` if a file in it
     is missing or fails torchvision's md5 check; both name the path and say how to get the data.
@@ -155,8 +155,8 @@ def cifar(root: str | Path, n_classes: int = 10) -> Dataset:
     if bad:
         raise DataError(f"CIFAR-{n_classes} in {folder} is damaged: {', '.join(bad)} missing "
                            f"or failing the md5 check. {how}")
-    train, test = cls(str(root), train=True, download=False), cls(str(root), train=False, download=False)
-    to_chw = lambda a: a.transpose(0, 3, 1, 2).astype(np.float32) / 255  # torchvision stores HWC
+    train, test = (cls(str(root), train=part, download=False) for part in (True, False))
+    to_chw = lambda a: a.transpose(0, 3, 1, 2).astype(np.float32) / 255  # noqa: E731  HWC to CHW
     return _standardised(f"cifar{n_classes}", to_chw(train.data), train.targets, to_chw(test.data),
                          test.targets, n_classes, axes=(0, 2, 3))  # per-channel statistics
 
@@ -165,7 +165,8 @@ def load_dataset(name: str, *, root: str | Path = "data", n_train: int | None = 
                  n_test: int | None = None) -> Dataset:
     """The data set ``name`` (one of :data:`DATASETS`), optionally cut to its first n examples.
 
-    ``root`` is read only for CIFAR. ``n_train``/``n_test`` shrink runs for tests and benchmarks.
+    ``root`` is read only for CIFAR. ``n_train``/``n_test`` shrink runs for tests and benchmarks;
+    more examples than the data set holds is a ``ValueError`` naming its size.
     """
     name = check_one_of("dataset", name, DATASETS)
     n_train = check_int("n_train", n_train, minimum=1, optional=True)
@@ -176,5 +177,28 @@ def load_dataset(name: str, *, root: str | Path = "data", n_train: int | None = 
         data = digits()
     else:
         data = cifar(root, 10 if name == "cifar10" else 100)
+    for option, n, have in (("n_train", n_train, len(data.x_train)),
+                            ("n_test", n_test, len(data.x_test))):
+        if n is not None and n > have:
+            raise ValueError(f"{option} is {n}, but {name} has {have} "
+                             f"{option[2:]}{'ing' if option == 'n_train' else ''} examples; ask "
+                             f"for at most {have} (or None: all of them)")
     return Dataset(data.name, data.x_train[:n_train], data.y_train[:n_train], data.x_test[:n_test],
                    data.y_test[:n_test], data.n_classes)
+
+
+def check_data(data, *, dataset: str, n_train: int | None, n_test: int | None) -> None:
+    """``data`` given to a run must be the run's data set: a :class:`Dataset` named
+    ``dataset`` with ``n_train`` training and ``n_test`` test examples (when they are set).
+    A ``ValueError`` naming what differs otherwise (a ``TypeError`` for another object)."""
+    if not isinstance(data, Dataset):
+        raise TypeError(f"data must be a Dataset (bea_lib.nets.data.load_dataset), got "
+                         f"{type(data).__name__}")
+    if data.name != dataset:
+        raise ValueError(f"data is the {data.name} data set, but the config trains on "
+                         f"{dataset}; pass its data, or set dataset={data.name!r}")
+    for option, n, have in (("n_train", n_train, len(data.x_train)),
+                            ("n_test", n_test, len(data.x_test))):
+        if n is not None and n != have:
+            raise ValueError(f"data holds {have} {option[2:]} examples, but the config asks for "
+                             f"{option}={n}; load it with {option}={n}, or set {option}={have}")

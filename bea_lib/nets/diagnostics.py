@@ -1,24 +1,21 @@
 r"""Is the h-expansion in force along a network's training? Diagnostics at a point θ.
 
-Symbols as in :mod:`bea_lib.intervention`: g = ∇E(θ), H = ∇²E(θ), f₀ and f₁ the O(1) and O(h)
+Symbols as in :mod:`bea_lib.studies.intervention`: g = ∇E(θ), H = ∇²E(θ), f₀, f₁ the O(1) and O(h)
 terms of Adam's modified flow (2.2)–(2.3); D the denominator of Adam's step, √(ν̂ + ε).
 
 - :func:`bias_ratio`: h‖f₁‖₂/‖f₀‖₂, the size of the bias term against the flow it corrects
   (one Hessian-vector product). The expansion is only a good description while it is small.
 - :func:`bias_alignment`: the cosine between f₁ and ∇‖∇E‖_{1,ε}, whose sign says whether
   the bias term, where it acts now, lowers the perturbed one-norm (the paper's "penalises").
-- :func:`bea_lib.norms.table1_cells`: the fractions of coordinates with g_j² ≫ ε, g_j² ≪ ε
+- :func:`bea_lib.core.norms.table1_cells`: the fractions of coordinates with g_j² ≫ ε, g_j² ≪ ε
   and in between, the cells of the paper's Table 1 (≫ means at least 100 times).
-- :func:`bea_lib.autodiff.top_eigenvalue`: the largest eigenvalue of H, or of the
-  preconditioned Hessian diag(1/D)·H that Adam's step sees, by Lanczos on Hessian-vector
-  products (with D^{-1/2} H D^{-1/2}, similar to diag(1/D)·H). Cohen et al. (2022) find the
-  preconditioned sharpness of full-batch Adam rising to, and hovering at,
-  :func:`eos_threshold` = (2 + 2β)/((1 − β)h), the edge of stability of adaptive methods.
+- :func:`bea_lib.core.autodiff.top_eigenvalue`: the largest eigenvalue of H, or of the
+  preconditioned Hessian diag(1/D)·H (Lanczos on D^{-1/2} H D^{-1/2}), which Cohen et al. (2022)
+  see rise to (2 + 2β)/((1 − β)h), the edge of stability of adaptive methods, under Adam.
 
-:func:`flat_loss` turns a network and its data into a loss E(θ) of the flat parameter vector,
-so the same functions serve the small problems of the theory chapters and the networks;
-:func:`diagnostics_at` takes them all at once (the training loop of :mod:`bea_lib.nets.train`
-calls it every ``diagnostics_every`` epochs).
+:func:`flat_loss` makes a network and its data a loss E(θ) of the flat parameter vector.
+:func:`diagnostics_at` takes them all at once, :func:`heavy_ball_diagnostics_at` heavy-ball's
+(the loop of :mod:`bea_lib.nets.loop` calls them every ``diagnostics_every`` epochs).
 """
 from __future__ import annotations
 
@@ -28,11 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from ..autodiff import top_eigenvalue
-from ..flows import bias_direction
-from ..norms import table1_cells
-from ..validation import check_positive, check_unit_interval
-from ..vocab import BiasRegime
+from ..base.vocab import BiasRegime
+from ..core.autodiff import top_eigenvalue
+from ..core.expansion import bias_direction, heavy_ball_ratio
+from ..core.norms import table1_cells
+from ..core.validation import check_positive
 
 
 def flat_forward(model: torch.nn.Module) -> tuple[Callable, torch.Tensor]:
@@ -76,21 +73,24 @@ def bias_alignment(g: torch.Tensor, hvp_fn, *, beta: float, rho: float, eps: flo
                                          * torch.linalg.vector_norm(f1)))
 
 
-def eos_threshold(*, h: float, beta: float) -> float:
-    """(2 + 2β)/((1 − β)h): the preconditioned sharpness at the edge of stability of Adam
-    (Cohen et al. 2022; 38/h for β = 0.9)."""
-    h, beta = check_positive("h", h), check_unit_interval("beta", beta)
-    return (2 + 2 * beta) / ((1 - beta) * h)
-
-
+def heavy_ball_diagnostics_at(g: torch.Tensor, hvp_fn, *, h: float, beta: float,
+                              sharpness: bool = True) -> dict[str, float]:
+    """Heavy-ball's (GD's at β = 0) diagnostics at one point, keyed by :data:`DIAGNOSTIC_COLUMNS`:
+    its own expansion ratio :func:`bea_lib.core.expansion.heavy_ball_ratio` as ``bias_ratio``,
+    the top eigenvalue of H as ``sharpness``; NaN in the columns that are Adam's alone."""
+    nan = float("nan")
+    return {**dict.fromkeys(("bias_alignment", "g2_above", "g2_below", "between",
+                             "preconditioned_sharpness"), nan),
+            "bias_ratio": heavy_ball_ratio(g, hvp_fn, h=h, beta=beta),
+            "sharpness": top_eigenvalue(hvp_fn, g) if sharpness else nan}
 
 
 def diagnostics_at(g: torch.Tensor, hvp_fn, *, h: float, beta: float, rho: float, eps: float,
                    denominator: torch.Tensor, sharpness: bool = True) -> dict[str, float]:
     """All diagnostics at one point, keyed by :data:`DIAGNOSTIC_COLUMNS`.
 
-    ``denominator`` is the D of Adam's next step (:func:`bea_lib.optimizers.step_denominator`); without
-    ``sharpness`` the two eigenvalues are NaN and the cost is one gradient and three
+    ``denominator`` is D of Adam's next step (:func:`~bea_lib.core.optimizers.step_denominator`);
+    without ``sharpness`` the two eigenvalues are NaN and the cost is one gradient and three
     Hessian-vector products.
     """
     D = denominator

@@ -1,38 +1,24 @@
 r"""A sweep as a list of independent runs, executed by local processes or on a Slurm cluster.
 
-A *job* is one :func:`bea_lib.nets.train.train` call with its own run folder. Each job writes
-``history.csv``, ``run.json`` and checkpoints there, so a job that is killed (a wall-clock limit,
-a preempted node) and started again resumes from its last checkpoint, and a finished job that is
-started again returns at once with its stored history. Jobs share nothing, so they may run in any
-order and on any machine that sees the folder:
+A *job* is one :func:`bea_lib.nets.train.train` call with its own run folder, so a job killed
+and started again resumes from its last checkpoint, and a finished one returns its stored
+history at once. Jobs share nothing: :func:`run_local` runs them in a pool of local processes,
+:func:`run_submitit` as a Slurm job array through ``submitit`` (``pip install
+"bea_lib[cluster]"``; ``cluster="local"``: submitit's local executor).
 
-- :func:`run_local`: a pool of local processes (by default one per CPU core, each with one
-  torch thread; ``workers=0`` runs them one after another in this process);
-- :func:`run_submitit`: one Slurm array task per job through ``submitit`` (the optional extra
-  ``cluster``: ``pip install "bea_lib[cluster]"``); ``cluster="local"`` runs submitit's local
-  executor, which the tests use.
-
-The jobs of the networks chapter come from :func:`network_configs`, the one description of its
-grid, used by the chapter itself too. One command line launches a profile's sweep::
-
-    python -m bea_lib.nets.executor --profile paper --out results/networks/paper \
-        --executor slurm --slurm-partition gpu --gpus-per-node 1 --timeout-min 1440
-
-and the chapter, run at the same profile with ``-p run_dir results/networks/paper``, reads the
-finished runs (resuming any that are missing). ``--dry-run`` lists the jobs without running them.
+:func:`network_configs` is the one description of the networks chapter's grid, which the
+chapter trains (:func:`train_runs`) and ``python -m bea_book sweep`` launches as jobs.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import os
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .train import TrainConfig
+from .history import History
+from .train import TrainConfig, train
 
 
 @dataclass(frozen=True)
@@ -62,8 +48,6 @@ def run_job(job: Job, threads: int | None = 1) -> Outcome:
     """Train one job in this process (resuming from its folder); ``threads`` torch threads."""
     import torch
 
-    from .train import train
-
     if threads is not None:
         torch.set_num_threads(threads)
     job.out_dir.mkdir(parents=True, exist_ok=True)
@@ -78,7 +62,7 @@ def _check_jobs(jobs) -> list[Job]:
             raise ValueError(f"jobs[{i}] must be a Job, got {type(job).__name__}")
     folders = [j.out_dir.resolve() for j in jobs]
     if len(set(folders)) != len(folders):
-        raise ValueError("jobs must have distinct out_dir folders: two runs would share checkpoints")
+        raise ValueError("jobs must have distinct out_dir folders: two would share checkpoints")
     return jobs
 
 
@@ -87,7 +71,8 @@ def run_local(jobs, *, workers: int | None = None, threads: int = 1) -> list[Out
     process, one after another); outcomes in the order of ``jobs``."""
     jobs = _check_jobs(jobs)
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        workers = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else os.cpu_count())
     if not isinstance(workers, int) or workers < 0:
         raise ValueError(f"workers must be an integer >= 0 or None, got {workers!r}")
     if workers == 0 or len(jobs) <= 1:
@@ -99,16 +84,12 @@ def run_local(jobs, *, workers: int | None = None, threads: int = 1) -> list[Out
         return list(pool.map(run_job, jobs, [threads] * len(jobs)))
 
 
-def run_submitit(jobs, *, folder: str | Path, cluster: str | None = None, threads: int | None = None,
-                 **parameters) -> list[Outcome]:
-    """Run ``jobs`` as one submitit job array and wait for them; outcomes in order.
-
-    ``cluster`` is submitit's (None: Slurm when ``sbatch`` is found, else local; ``"local"``:
-    local processes; ``"slurm"``). ``parameters`` go to ``AutoExecutor.update_parameters``
-    (``timeout_min``, ``slurm_partition``, ``gpus_per_node``, ``cpus_per_task``, ...). A job
-    that hits its time limit is killed; submitting the sweep again resumes it from its
-    checkpoint. submitit's logs go to ``folder``.
-    """
+def run_submitit(jobs, *, folder: str | Path, cluster: str | None = None,
+                 threads: int | None = None, **parameters) -> list[Outcome]:
+    """Run ``jobs`` as one submitit job array and wait for them; outcomes in order. ``cluster``
+    is submitit's (None: Slurm if ``sbatch`` is found, else local), ``parameters`` go to
+    ``AutoExecutor.update_parameters`` (``timeout_min``, ``slurm_partition``, ...), its logs to
+    ``folder``; a job killed at its time limit resumes when the sweep is submitted again."""
     try:
         import submitit
     except ImportError as err:  # the optional extra
@@ -119,6 +100,25 @@ def run_submitit(jobs, *, folder: str | Path, cluster: str | None = None, thread
         executor.update_parameters(**parameters)
     submitted = executor.map_array(run_job, jobs, [threads] * len(jobs))
     return [s.result() for s in submitted]
+
+
+def run_key(config: TrainConfig) -> tuple:
+    """The key of a run of the networks chapter's grid: (model, β, ρ, seed)."""
+    return config.model, config.beta, config.rho, config.seed
+
+
+def train_runs(configs: list[TrainConfig], *, run_dir=None, workers=None) -> dict[tuple, History]:
+    """Every run of ``configs`` by :func:`run_key`: in memory, one batch per model, or, with a
+    ``run_dir``, one resumable job each there (:func:`run_local`, ``workers`` processes)."""
+    if run_dir is not None:
+        jobs = [Job(c, Path(run_dir) / run_name(c)) for c in configs]
+        run_local(jobs, workers=workers)
+        return {run_key(j.config): History.read(j.out_dir) for j in jobs}
+    out = {}
+    for model in dict.fromkeys(c.model for c in configs):
+        batch = [c for c in configs if c.model == model]
+        out.update(zip(map(run_key, batch), train(batch)))
+    return {run_key(c): out[run_key(c)] for c in configs}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,48 +150,3 @@ def network_configs(params: dict) -> list[TrainConfig]:
         configs += [dataclasses.replace(model_base, beta=beta, rho=rho, seed=seed)
                     for beta in params["beta_grid"] for rho in params["rho_grid"] for seed in seeds]
     return configs
-
-
-def main(argv=None) -> int:
-    root = Path(__file__).resolve().parents[2]
-    parser = argparse.ArgumentParser(prog="python -m bea_lib.nets.executor",
-                                     description="Run the networks chapter's sweep at a profile, "
-                                     "one resumable job per run.")
-    parser.add_argument("--profile", default="default", help="default or a networks profile "
-                        "of book/profiles.yml (smoke, paper, paper-bn)")
-    parser.add_argument("--out", required=True, help="root folder: one run folder per job")
-    parser.add_argument("--executor", choices=("local", "slurm", "submitit-local"), default="local")
-    parser.add_argument("--workers", type=int, default=None, help="local processes (default: cores)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
-    parser.add_argument("--timeout-min", type=int, default=24 * 60, help="Slurm time limit per job")
-    parser.add_argument("--slurm-partition", default=None)
-    parser.add_argument("--gpus-per-node", type=int, default=None)
-    parser.add_argument("--cpus-per-task", type=int, default=None)
-    parser.add_argument("--dry-run", action="store_true", help="list the jobs and stop")
-    args = parser.parse_args(argv)
-    from bea_book.params import chapter_parameters  # the runner's reading of the chapter
-
-    params = chapter_parameters(root, "networks", args.profile)
-    out = Path(args.out)
-    jobs = [Job(c, out / run_name(c)) for c in network_configs(params)]
-    if args.dry_run:
-        for job in jobs:
-            print(job.out_dir, json.dumps(dataclasses.asdict(job.config)))
-        print(f"{len(jobs)} jobs")
-        return 0
-    if args.executor == "local":
-        outcomes = run_local(jobs, workers=args.workers, threads=args.threads)
-    else:
-        slurm = {k: v for k, v in (("slurm_partition", args.slurm_partition),
-                                   ("gpus_per_node", args.gpus_per_node),
-                                   ("cpus_per_task", args.cpus_per_task)) if v is not None}
-        outcomes = run_submitit(jobs, folder=out / "submitit",
-                                cluster="local" if args.executor == "submitit-local" else "slurm",
-                                threads=args.threads, timeout_min=args.timeout_min, **slurm)
-    for o in outcomes:
-        print(f"{o.stop_reason}: {o.epochs_done} epochs in {o.out_dir}")
-    return 0  # a diverged run is a result of the sweep (the regime map), not a failure
-
-
-if __name__ == "__main__":
-    sys.exit(main())

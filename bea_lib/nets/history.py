@@ -1,15 +1,13 @@
 """The per-epoch record of a training run, and the files that hold it.
 
-Row n of a history describes θ⁽ⁿ⁾, the parameters after n Adam steps: the training loss
-E(θ⁽ⁿ⁾) and accuracy, the test loss and accuracy, and the norms of the full-batch gradient
-∇E(θ⁽ⁿ⁾), the gradient that the step from θ⁽ⁿ⁾ to θ⁽ⁿ⁺¹⁾ uses (Definition 2.1):
-‖∇E‖_{1,ε} = Σ_i √((∂_iE)² + ε) with the optimizer's ε, ‖∇E‖₁ and ‖∇E‖₂. ``wall_time`` is the
-seconds of training from the start of the run (across resumes) to the end of the row.
+Row n of a history describes θ⁽ⁿ⁾, the parameters after n steps: the training loss E(θ⁽ⁿ⁾)
+and accuracy, the test loss and accuracy, and the norms of ∇E(θ⁽ⁿ⁾), the gradient of the step
+from θ⁽ⁿ⁾: ‖∇E‖_{1,ε} = Σ_i √((∂_iE)² + ε) with the optimizer's ε (0 for one without), ‖∇E‖₁,
+‖∇E‖₂; ``wall_time``, seconds of training from the start of the run (across resumes).
 
-A run folder holds ``history.csv`` and ``run.json`` (the run's configuration, provenance, why it
-stopped and how many rows the history has), written atomically (:mod:`bea_lib.fileio`), so a
-reader never sees half a file. A file that cannot be read, or that disagrees with the other,
-raises :class:`RunFileError` naming the file.
+A run folder holds ``history.csv`` and ``run.json`` (configuration, provenance, why it stopped,
+how many rows), written atomically (:mod:`bea_lib.base.fileio`); a file that cannot be read, or
+that disagrees with the other, raises :class:`RunFileError` naming it.
 """
 from __future__ import annotations
 
@@ -22,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..fileio import atomic_write_json, atomic_write_text
-from ..validation import check_int
+from ..base.fileio import atomic_write_json, atomic_write_text
+from ..core.validation import check_int
 
 METRICS = ("train_loss", "train_acc", "test_loss", "test_acc",
            "grad_norm_1_eps", "grad_norm_1", "grad_norm_2")  # measured at θ⁽ⁿ⁾, in this order
@@ -42,9 +40,9 @@ class RunFileError(RuntimeError):
 
 @dataclass
 class History:
-    """Columns of per-epoch values (``history["train_loss"]`` is a numpy array) and why the run stopped.
+    """Columns of per-epoch values (``history["train_loss"]``, a numpy array), why the run stopped.
 
-    ``stop_reason`` is a :class:`bea_lib.vocab.StopReason`; ``message`` says more.
+    ``stop_reason`` is a :class:`bea_lib.base.vocab.StopReason`; ``message`` says more.
     """
 
     columns: dict[str, list[float]] = field(default_factory=lambda: {c: [] for c in COLUMNS})
@@ -65,17 +63,12 @@ class History:
         for c in COLUMNS:
             self.columns[c].append(float(row[c]))
 
-    @property
-    def steps_seconds(self) -> float:
-        """Seconds of training without the diagnostics (0 for an empty history)."""
-        return (self.columns["wall_time"][-1] if len(self) else 0.0) - self.diagnostics_seconds
-
     def diagnostics(self) -> dict[str, np.ndarray]:
         """``epoch`` and the :data:`DIAGNOSTIC_COLUMNS` on the rows where they were taken."""
         taken = ~np.isnan(self["bias_ratio"])
         return {c: self[c][taken] for c in ("epoch", *DIAGNOSTIC_COLUMNS)}
 
-    def head(self, n_rows: int) -> "History":
+    def head(self, n_rows: int) -> History:
         """A new history of the first ``n_rows`` rows (this one is left as it is)."""
         n_rows = check_int("n_rows", n_rows, minimum=0)
         return History({c: v[:n_rows] for c, v in self.columns.items()}, self.stop_reason,
@@ -90,7 +83,7 @@ class History:
         atomic_write_text(path, buf.getvalue())
 
     @classmethod
-    def read(cls, out_dir: str | Path) -> "History":
+    def read(cls, out_dir: str | Path) -> History:
         """The history a run wrote to ``out_dir``, checked against the row count of ``run.json``."""
         out_dir = Path(out_dir)
         info = read_run_info(out_dir)
@@ -136,3 +129,24 @@ def read_run_info(out_dir: str | Path) -> dict:
 def write_run_info(out_dir: str | Path, info: dict) -> None:
     """Write ``run.json`` to ``out_dir``, atomically."""
     atomic_write_json(Path(out_dir) / INFO_FILE, info)
+
+
+def stored_runs(folder: str | Path) -> list[dict]:
+    """Every run saved under ``folder`` (a ``run.json`` with a ``history.csv``), by path: its
+    ``path``, ``info`` (run.json), ``history`` and ``command`` (a ``command.txt`` beside them,
+    else ``info["command"]``, else None)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    runs = []
+    for info_file in sorted(folder.rglob("run.json")):
+        run_dir = info_file.parent
+        if not (run_dir / "history.csv").is_file():
+            continue
+        info = read_run_info(run_dir)
+        command_file = run_dir / "command.txt"
+        command = (command_file.read_text().strip() if command_file.is_file()
+                   else info.get("command"))
+        runs.append({"path": run_dir, "info": info, "history": History.read(run_dir),
+                     "command": command})
+    return runs

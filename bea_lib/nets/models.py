@@ -1,17 +1,15 @@
 """Networks for full-batch training: a small MLP and CNN, and ResNet-50/101 in the CIFAR form.
 
-Section 6 of the paper trains ResNet-50 and ResNet-101 on CIFAR-10/100 with full-batch Adam.
-Full-batch means the loss E(θ) = (1/N) Σ_i ℓ(f_θ(x_i), y_i), whose gradient is accumulated over
-chunks of the training set. That is only the gradient of one fixed E if the output for example i
-depends on x_i alone. Normalisation layers decide this:
+Section 6 of the paper trains ResNet-50 and ResNet-101 on CIFAR-10/100 with full-batch Adam:
+the gradient of E(θ) = (1/N) Σ_i ℓ(f_θ(x_i), y_i), accumulated over chunks of the training set,
+is the gradient of one fixed E only if the output for example i depends on x_i alone:
 
 - ``norm="group"`` (GroupNorm, Wu & He 2018; the default for ResNets) normalises each example
   over groups of its own channels: outputs, loss and gradient do not depend on the chunking.
 - ``norm="batch"`` (BatchNorm in training mode, as torchvision's ResNets and the authors' code,
-  which used chunks of 500 images) normalises with the statistics of the chunk. It breaks the
-  full-batch loss: example i's output depends on the other examples in its chunk, so E and
-  its "gradient" change with the chunk size and order, and the accumulated gradient is not the
-  gradient of any loss of θ alone. Kept as an option to compare with the authors' set-up.
+  which used chunks of 500 images) normalises with the statistics of the chunk: E and its
+  "gradient" change with the chunk size and order, and are no loss of θ alone. Kept as an option
+  to compare with the authors' set-up.
 - ``norm="none"``: no normalisation (the default for the MLP and CNN).
 """
 from __future__ import annotations
@@ -19,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..validation import check_int, check_one_of
+from ..core.validation import check_int, check_one_of
 
 MODELS = ("mlp", "cnn", "resnet50", "resnet101")
 NORMS = ("group", "batch", "none")
@@ -43,7 +41,7 @@ def mlp(input_shape, n_classes: int, width: int = 32, depth: int = 2,
 
 
 def _norm_layer(norm: str, dims: int):
-    """A constructor ``channels -> module`` for the normalisation ``norm`` (see the module docstring)."""
+    """A constructor ``channels -> module`` of the normalisation ``norm`` (module docstring)."""
     if norm == "group":
         return lambda c: nn.GroupNorm(min(32, c), c)  # 32 groups, the GroupNorm paper's default
     if norm == "batch":
@@ -52,14 +50,14 @@ def _norm_layer(norm: str, dims: int):
 
 
 def cnn(input_shape, n_classes: int, width: int = 32, norm: str = "none") -> nn.Module:
-    """Three 3-wide convolutions (the last two with stride 2), global average pooling, a linear read-out.
+    """Three 3-wide convolutions (the last two with stride 2), average pooling, a linear read-out.
 
     One-dimensional convolutions for inputs (C, L), two-dimensional ones for (C, H, W).
     """
     norm, width = check_one_of("norm", norm, NORMS), check_int("width", width, minimum=1)
     dims = len(input_shape) - 1
     if dims not in (1, 2):
-        raise ValueError(f"cnn takes inputs (C, L) or (C, H, W), got input shape {tuple(input_shape)}")
+        raise ValueError(f"cnn takes inputs (C, L) or (C, H, W), got shape {tuple(input_shape)}")
     conv = nn.Conv1d if dims == 1 else nn.Conv2d
     pool = nn.AdaptiveAvgPool1d(1) if dims == 1 else nn.AdaptiveAvgPool2d(1)
     make_norm = _norm_layer(norm, dims)
@@ -83,7 +81,8 @@ def resnet(name: str, input_shape, n_classes: int, norm: str = "group") -> nn.Mo
     norm = check_one_of("norm", norm, NORMS)
     if len(input_shape) != 3:
         raise ValueError(f"{name} takes images (C, H, W), got input shape {tuple(input_shape)}")
-    model = ResNet(Bottleneck, _RESNET_LAYERS[name], num_classes=n_classes, norm_layer=_norm_layer(norm, 2))
+    model = ResNet(Bottleneck, _RESNET_LAYERS[name], num_classes=n_classes,
+                   norm_layer=_norm_layer(norm, 2))
     model.conv1 = nn.Conv2d(input_shape[0], 64, kernel_size=3, stride=1, padding=1, bias=False)
     model.maxpool = nn.Identity()
     return model
@@ -117,5 +116,5 @@ def make_model(name: str, input_shape, n_classes: int, *, width: int | None = No
 
 
 def has_batch_norm(model: nn.Module) -> bool:
-    """Whether ``model`` normalises with chunk statistics, so that its loss depends on the chunking."""
+    """Whether ``model`` normalises with chunk statistics: its loss then depends on the chunking."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())

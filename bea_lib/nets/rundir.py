@@ -8,23 +8,27 @@ writable folder (a file, a path under a file, a read-only folder) raises
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 from pathlib import Path
 
-from ..validation import check_bool
-from ..vocab import StopReason
+from ..base import fileio, provenance
+from ..base.vocab import StopReason
+from ..core.validation import check_bool
 from . import checkpoint
-from .config import TRAJECTORY_FIELDS, TrainConfig
+from .config import DEFAULTS, TRAJECTORY_FIELDS, TrainConfig
 from .distributed import Comm
-from .history import HISTORY_FILE, INFO_FILE, RunFileError, read_run_info
+from .history import HISTORY_FILE, INFO_FILE, History, RunFileError, read_run_info
 
 
-def _differing(saved: dict, config: TrainConfig) -> list[str]:
-    """The trajectory fields in which a saved config differs from ``config``."""
-    return [f for f in TRAJECTORY_FIELDS if saved.get(f) != getattr(config, f)]
+def _differing(saved: dict, config: TrainConfig, fields=TRAJECTORY_FIELDS) -> list[str]:
+    """The ``fields`` in which a saved config differs from ``config`` (a field the record
+    predates counts as its default)."""
+    return [f for f in fields if saved.get(f, DEFAULTS[f]) != getattr(config, f)]
 
 
-def _usable_folder(out_dir: Path) -> Path:
+def usable_folder(out_dir: Path) -> Path:
     """``out_dir``, created if needed; a path that cannot be a writable folder raises
     :class:`RunFileError` naming it and the fix."""
     if out_dir.exists() and not out_dir.is_dir():
@@ -43,8 +47,8 @@ def _usable_folder(out_dir: Path) -> Path:
 
 def _results(out_dir: Path) -> list[Path]:
     """The files of a run in ``out_dir`` that a new run would overwrite."""
-    return [p for p in (out_dir / HISTORY_FILE, out_dir / INFO_FILE, *checkpoint.checkpoints(out_dir))
-            if p.exists()]
+    files = (out_dir / HISTORY_FILE, out_dir / INFO_FILE, *checkpoint.checkpoints(out_dir))
+    return [p for p in files if p.exists()]
 
 
 def open_run_folder(out_dir: str | Path, config: TrainConfig, *, overwrite: bool = False,
@@ -60,7 +64,7 @@ def open_run_folder(out_dir: str | Path, config: TrainConfig, *, overwrite: bool
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
     overwrite = check_bool("overwrite", overwrite)
-    out_dir = _usable_folder(Path(out_dir))
+    out_dir = usable_folder(Path(out_dir))
     if overwrite:
         for path in _results(out_dir) if comm.is_main else ():
             path.unlink()
@@ -92,3 +96,47 @@ def open_run_folder(out_dir: str | Path, config: TrainConfig, *, overwrite: bool
     names = ", ".join(p.name for p in found)
     raise RunFileError(f"{out_dir} holds the results of a run ({names}) without a checkpoint to "
                        f"resume from; use another out_dir, or overwrite them (CLI: --overwrite)")
+
+
+FINISHED = (StopReason.EPOCHS, StopReason.LOSS_THRESHOLD, StopReason.DIVERGED)
+
+
+def finished_run(out_dir: Path, config: TrainConfig) -> History | None:
+    """The stored history when ``out_dir`` holds this very run finished (the same trajectory,
+    epochs and loss threshold), so that a job started again returns at once."""
+    if not (out_dir / INFO_FILE).is_file() or not (out_dir / HISTORY_FILE).is_file():
+        return None
+    try:
+        saved = read_run_info(out_dir)
+    except RunFileError:
+        return None
+    same = (*TRAJECTORY_FIELDS, "epochs", "loss_threshold")
+    if saved.get("stop_reason") not in FINISHED or _differing(saved["config"], config, same):
+        return None
+    return History.read(out_dir)
+
+
+@contextlib.contextmanager
+def run_folder_lock(folder: Path | None, comm: Comm):
+    """One writer per run folder (``bea_lib.base.fileio.folder_lock``, rank 0 for all ranks); a
+    second is refused with a RunFileError naming the holder."""
+    if folder is None or not comm.is_main:
+        yield
+        return
+    usable_folder(folder)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(fileio.folder_lock(folder, what="run folder"))
+        except fileio.FolderBusy as err:
+            raise RunFileError(str(err)) from None
+        yield
+
+
+def run_info(config: TrainConfig, device, comm: Comm, segments: list | None = None) -> dict:
+    """run.json's parameters, seed, commit, versions and ``segments`` (the code of every
+    invocation that computed part of the run: :func:`bea_lib.base.provenance.add_segment`)."""
+    source = provenance.commit(Path(__file__).resolve().parents[2])
+    return {"config": dataclasses.asdict(config), "seed": config.seed, "commit": source["commit"],
+            "uncommitted_changes": source["dirty"], "device": str(device),
+            "world_size": comm.world_size, "versions": provenance.versions(),
+            **({"segments": segments} if segments is not None else {})}

@@ -1,0 +1,1 @@
+"""The bottom floor: vocabularies, atomic file writes and provenance (no torch, no other layer)."""

@@ -1,0 +1,1 @@
+"""The math core: update rules, gradients, modified flows, their expansion and solution, norms."""

@@ -1,0 +1,1 @@
+"""The evidence layer: the paper's statements, checked claims, Findings, run tables, statistics."""

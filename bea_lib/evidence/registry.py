@@ -1,0 +1,518 @@
+r"""The registry of the paper's statements: the single source for the Findings rows, for the
+``paper=`` argument of :func:`bea_lib.claim` and for the summary that opens the book.
+
+Each :class:`Statement` has the paper's exact label (checked against the paper's text), the
+statement in our words and, declared before any chapter runs, its **primary test**
+(:class:`PrimaryTest`): the claim id that decides it, the quantity, the predicted direction,
+the validity gate, the statistic and its threshold, each with a one-line reason. The primary
+test alone sets the verdict (:class:`bea_lib.base.vocab.Verdict`); every other claim on the same
+statement is *supporting* (shown, never folded in) or a *consistency check* (it cannot fail on
+a wrong model of the paper: shown in a fold, not counted). A caveat the paper states itself is
+shown beside the verdict (:attr:`Statement.caveat`), and so is a correction of the printed text
+(:attr:`Statement.note`); neither downgrades it.
+
+Statements are in the paper's order; those in :data:`BEYOND` are checks the paper does not
+make, with their own wording.
+
+Every primary test is shown to fail on a deliberately wrong model in ``tests/test_mutants.py``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+_ASCII = {"β": "beta", "ρ": "rho", "ε": "eps", "κ": "kappa", ">": " gt ", "<": " lt "}
+
+
+def slug(text: str) -> str:
+    """``text`` as a MyST target: lower-case ASCII words joined by dashes (β → beta, > → gt).
+
+    The one rule behind every anchor the Findings chapter and the claim lines link to."""
+    text = "".join(_ASCII.get(ch, ch) for ch in str(text).lower())
+    return "-".join("".join(ch if ch.isascii() and ch.isalnum() else " " for ch in text).split())
+
+
+def claim_anchor(claim_id: str) -> str:
+    """The MyST target placed at a claim's line in its chapter (``claim-<slug of the id>``)."""
+    return "claim-" + slug(claim_id)
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One declared part of a primary test and the reason for it."""
+
+    what: str
+    why: str
+
+
+@dataclass(frozen=True)
+class PrimaryTest:
+    """The test that decides a statement, declared before the chapters run."""
+
+    claim: str            # the id of the claim that records it ("chapter/name")
+    quantity: Declared
+    direction: Declared   # what the paper predicts for the quantity
+    gate: Declared        # when the test is inside the theory's range
+    statistic: Declared
+    threshold: Declared
+    mutant: str           # the wrong model it is shown to fail on (tests/test_mutants.py)
+    needs: str = "smoke"  # the least profile at which it decides anything
+
+    @property
+    def chapter(self) -> str:
+        return self.claim.split("/")[0]
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement of the paper (or, in :data:`BEYOND`, of the book) with its primary test."""
+
+    key: str          # what ``bl.claim(paper=...)`` names; unique
+    label: str        # the paper's own label, exactly as printed ("Theorem 3.1", "Figure 2")
+    ours: str         # the statement, in our words
+    primary: PrimaryTest | None
+    caveat: str = ""  # a limitation the paper states itself: shown beside the verdict
+    note: str = ""    # a correction of the printed text the test relies on: shown beside it
+    beyond: bool = False  # not a claim of the paper: the "beyond the paper" section
+    pending: str = ""  # why no primary test is recorded yet, when that is so
+    short: str = ""   # the statement in a few words, for the summary table (default: ours)
+    networks: bool = False  # a statement about trained networks (the intro's second sentence)
+
+    @property
+    def brief(self) -> str:
+        return self.short or self.ours
+
+    @property
+    def anchor(self) -> str:
+        """The MyST target of the statement's evidence in the Findings chapter; every claim
+        line on this statement links back to it."""
+        return "findings-" + slug(self.key)
+
+
+_DET = Declared("none needed", "a deterministic computation in float64: no seeds, no noise")
+_ORDER_GATE = Declared("h small against 1 − β and 1 − ρ on the step-size grid",
+                       "the expansion is in powers of h/(1 − max(β, ρ)); the chapters' grids "
+                       "keep h below it")
+
+
+def _order2(claim: str, what: str, mutant: str, needs: str = "default") -> PrimaryTest:
+    return PrimaryTest(
+        claim=claim,
+        quantity=Declared(f"max over n ≤ T/h of ‖θ⁽ⁿ⁾ − θ̃(nh)‖ for {what}, on a grid of h",
+                          "the theorem bounds exactly this distance by C h²"),
+        direction=Declared("falls like h² for the order-1 flow and like h for order 0",
+                           "order 0 is the known limit; the bias term buys one order"),
+        gate=_ORDER_GATE,
+        statistic=Declared("the local slope of log error against log h between the two "
+                           "smallest step sizes, for orders 0 and 1",
+                           "the asymptotic order is what the theorem states; a fit over the "
+                           "whole grid mixes in the pre-asymptotic range"),
+        threshold=Declared("order 1 within 0.5 of 2 and order 0 within 0.5 of 1, on every case",
+                           "nearer the predicted order than either neighbour: the test decides "
+                           "which order the data favour (the mutants land near 1), and is not "
+                           "tuned to the grid"),
+        mutant=mutant, needs=needs)
+
+
+def _modified_loss(claim: str, form: str, ratio: str) -> PrimaryTest:
+    """The test of a limiting modified-loss form of the bias: (2.5) as ε/g² → 0, (2.7) as
+    g²/ε → 0."""
+    return PrimaryTest(
+        claim=claim,
+        quantity=Declared(f"relative difference between the bias of (2.3) and the gradient "
+                          f"form of {form}", f"the approximation {form} states"),
+        direction=Declared(f"falls with {ratio}", f"the neglected terms are O({ratio})"),
+        gate=_DET,
+        statistic=Declared("monotone fall over the grid of ratios, value at its end",
+                           "a limit statement"),
+        threshold=Declared("monotone, and < 1e-3 at the smallest ratio",
+                           f"the grid ends at {ratio} ≤ 1e-6: room for the next-order terms"),
+        mutant="the bias term's sign flipped")
+
+
+def _trend(claim: str, swept: str, towards: bool) -> PrimaryTest:
+    way = "towards" if towards else "away from"
+    return PrimaryTest(
+        claim=claim,
+        quantity=Declared("the one-norm excess ‖∇E‖₁ / min over the level set − 1 at the first "
+                          "iterate reaching each loss level",
+                          "at matched loss it measures 'regions with smaller one-norm' "
+                          "whatever the runs' speeds"),
+        direction=Declared(f"a larger {swept} moves the run {way} the cross (the excess "
+                           f"{'falls' if towards else 'rises'})",
+                           "the sign of the bias coefficient of (2.4)"),
+        gate=Declared("both runs of a pair have h ≤ h_small·(1 − max(β, ρ))",
+                      "the explanation is first order in h; pairs outside are shown apart"),
+        statistic=Declared("the count of (neighbouring pair, loss level) comparisons that go "
+                           "the predicted way, inside the gate",
+                           "deterministic runs: every comparison is a repeatable fact"),
+        threshold=Declared("all of them, and at least one comparison",
+                           "without noise one comparison the other way is a counterexample"),
+        mutant="β and ρ swapped in the optimiser")
+
+
+def _network(claim: str, what: str, against: str, sign: str) -> PrimaryTest:
+    return PrimaryTest(
+        claim=claim,
+        quantity=Declared(what, "the quantity the paper plots"),
+        direction=Declared(f"{sign} with {against}", "the sign of the bias coefficient of (2.5)"),
+        gate=Declared("every run's bias ratio h‖f₁‖/‖f₀‖ ≤ VALIDITY_LIMIT = 0.5 at every "
+                      "measured epoch, and the run stable (no loss spikes)",
+                      "above it the first-order flow does not describe the run: such runs "
+                      "are outside the theory's range, shown but not used"),
+        statistic=Declared(f"per seed, the slope of the metric against {against}; then the "
+                           "mean over ≥ 10 paired seeds and its paired bootstrap (BCa) interval",
+                           "a seed fixes the initial weights in every cell: pairing removes "
+                           "the between-seed spread"),
+        threshold=Declared("the 95 % interval excludes zero on the predicted side "
+                           "(reproduced), on the other side (contradicted); otherwise "
+                           "inconclusive, shown with the minimum detectable effect",
+                           "the conventional two-sided 5 % level, fixed before the runs"),
+        mutant="β and ρ swapped in the optimiser (the predicted sign reverses)",
+        needs="default")
+
+
+_NETS_PENDING = ("the networks chapter's sweeps are not yet gated and paired; their readings "
+                 "are shown as supporting measurements")
+
+STATEMENTS: tuple[Statement, ...] = (
+    Statement(
+        "Definition 2.1", "Definition 2.1",
+        "Adam as the paper defines it: moment averages with bias correction, ε inside the root",
+        PrimaryTest(
+            claim="adam/torch-agrees",
+            quantity=Declared("max over all steps of |bl.adam(ε outside) − torch.optim.Adam|",
+                              "torch.optim.Adam is the independent reference for everything "
+                              "but the place of ε"),
+            direction=Declared("zero up to rounding; the ε-inside form differs by more",
+                               "the two rules share the moment recursions and bias corrections"),
+            gate=_DET,
+            statistic=Declared("the largest gap, against the distance travelled",
+                               "relative to how far the iterates move"),
+            threshold=Declared("≤ 1e-10 × distance travelled",
+                               "float64 rounding over a few hundred steps stays far below it; "
+                               "a wrong recursion is off by a fraction of the distance"),
+            mutant="β and ρ swapped in the moment recursions")),
+    Statement(
+        "Remark 2.2", "Remark 2.2",
+        "moving ε outside the root (same ε) does not change Adam's behaviour qualitatively",
+        PrimaryTest(
+            claim="adam/eps-placement-trajectories",
+            quantity=Declared("for ε inside and outside the root (same ε, start and loss), the "
+                              "largest gap between the two loss curves over the decrease of the "
+                              "loss, and the distance between the end points over the distance "
+                              "travelled; the larger of the two",
+                              "the behaviour a user sees: how the loss falls, and where the run "
+                              "ends"),
+            direction=Declared("small: the same training curve and the same end point",
+                               "the remark says the placement does not matter qualitatively"),
+            gate=Declared("runs on which every gradient component starts ≥ 10 √ε and the "
+                          "median component of the ε-outside run falls below √ε by the end",
+                          "the trajectories where the components approach √ε, so the two "
+                          "denominators stop being the same; above 10 √ε all the way they "
+                          "differ by a relative ε/g² and the test could not fail"),
+            statistic=Declared("the largest reading over the runs in the gate",
+                               "the worst case of the trajectories the test speaks to"),
+            threshold=Declared("< 0.05, with at least one run in the gate",
+                               "runs that are different algorithms (the gradients far below √ε "
+                               "from the start; β and ρ swapped in one placement) read 0.1 to "
+                               "1; a twentieth of the decrease or of the distance is a "
+                               "difference one sees on a plot of the two runs"),
+            mutant="β and ρ swapped in the ε-inside placement"),
+        caveat="the paper covers the ε-outside form only while no gradient component comes "
+               "close to zero, \"true only for the initial period of learning\""),
+    Statement(
+        "(2.2)–(2.3)", "(2.2)–(2.3)",
+        "the modified flow of full-batch Adam stays O(h²)-close to the iterates",
+        _order2("error_order/slopes/Adam, ε inside", "full-batch Adam (ε inside)",
+                "the bias term's sign flipped; h halved in the flow"),
+        caveat="written \"up to terms that rapidly go to zero as n grows\"; C depends on ε "
+               "and grows without bound as ε → 0"),
+    Statement(
+        "(1.1)", "(1.1)",
+        "the modified flow of heavy-ball momentum (GD at β = 0) is O(h²)-close to the iterates",
+        PrimaryTest(
+            claim="special_cases/signs-heavy-ball",
+            quantity=Declared("max distance between heavy-ball's iterates and the order-1 flow "
+                              "of (1.1), on a grid of h (tanh network)",
+                              "the distance the backward error analysis bounds"),
+            direction=Declared("slope 2 in h", "a correct O(h) term buys one order"),
+            gate=_ORDER_GATE,
+            statistic=Declared("the fitted slope of log error against log h",
+                               "two to three step sizes: the fit is the estimate"),
+            threshold=Declared("> 1.5, and the flow with the O(h) term negated within 0.3 of 1",
+                               "1.5 is halfway between first and second order: the test decides "
+                               "which of the two the data favour; the negated flow must land on 1"),
+            mutant="the O(h) term's sign flipped"),
+        note="read with the descent signs, θ̇ = −∇E/(1 − β) − h(…)∇‖∇E‖² (our transcription "
+             "drops the minus signs)"),
+    Statement(
+        "Example 2.3", "Example 2.3",
+        "with ε large against g², Adam's flow is heavy-ball's with step h(1 − β)/√ε",
+        PrimaryTest(
+            claim="special_cases/example-2-3-flows",
+            quantity=Declared("relative difference between Adam's order-1 right-hand side and "
+                              "the rescaled heavy-ball one, over a grid of ε",
+                              "the statement is about the flows"),
+            direction=Declared("falls to zero as max g²/ε → 0", "the limit of (2.7)"),
+            gate=Declared("max g²/ε ≤ 1 on the grid's large-ε end", "the example assumes "
+                          "ε very large against every squared gradient component"),
+            statistic=Declared("monotone fall over the grid and the value at its end",
+                               "a limit statement: the trend and where it ends"),
+            threshold=Declared("monotone, and < 1e-3 at the largest ε",
+                               "the correction is of relative order g²/ε ≤ 1e-4 there"),
+            mutant="heavy-ball step h/√ε instead of h(1 − β)/√ε"),
+        caveat="\"after a certain number of iterations\": the iterates keep a start-up lag"),
+    Statement(
+        "Table 1", "Table 1",
+        "which norm the bias penalises: ‖∇E‖₁ (β ≥ ρ) or −‖∇E‖₁ (ρ > β) for ε small, ‖∇E‖² for ε "
+        "large",
+        PrimaryTest(
+            claim="bias/table-1-iterates",
+            quantity=Declared("N(Adam's iterates at T) − N(order-0 flow at T), N = ‖∇E‖₁ (ε "
+                              "small) or ‖∇E‖² (ε large)",
+                              "the order-0 flow has no bias: the difference is the bias's "
+                              "effect on the actual iterates"),
+            direction=Declared("negative where the cell says penalised, positive where "
+                               "anti-penalised", "Table 1's four cells"),
+            gate=Declared("the run stays in its cell (regime at start and end)",
+                          "Table 1 speaks only of the two extreme forms"),
+            statistic=Declared("the sign in each of the four cells", "the table states signs"),
+            threshold=Declared("4 of 4", "deterministic runs: one cell the other way is a "
+                               "counterexample"),
+            mutant="β and ρ swapped in the optimiser")),
+    Statement(
+        "Figure 1", "Figure 1",
+        "the one-dimensional bias potential: rises for β > ρ, plateaus for β = ρ, rises then "
+        "falls for ρ > β",
+        PrimaryTest(
+            claim="bias/figure-1-shapes",
+            quantity=Declared("the shape of F(x) on a grid of x, per (β, ρ)",
+                              "what the figure shows"),
+            direction=Declared("monotone rise, rise to a plateau, or rise to |x|* then fall",
+                               "the integrand's sign changes at |x|*"),
+            gate=_DET,
+            statistic=Declared("the count of curves of the predicted shape",
+                               "one per (β, ρ) drawn"),
+            threshold=Declared("all of them", "a deterministic curve of the wrong shape is a "
+                               "counterexample"),
+            mutant="β and ρ swapped in the potential")),
+    Statement(
+        "(2.5)", "(2.5)",
+        "for ε small against g², the bias is the gradient of the one-norm modified loss",
+        _modified_loss("bias/modified-loss-small-eps", "(2.5)", "ε/g²")),
+    Statement(
+        "(2.7)", "(2.7)",
+        "for ε large against g², the bias is the gradient of the two-norm modified loss",
+        _modified_loss("bias/modified-loss-large-eps", "(2.7)", "g²/ε")),
+    Statement(
+        "Theorem 3.1", "Theorem 3.1",
+        "the piecewise modified flow of mini-batch Adam is O(h²)-close to the iterates",
+        _order2("minibatch/order-slopes", "mini-batch Adam and RMSProp, every m",
+                "the inner sum from l = 1 (the range our transcription prints); h halved in the "
+                "flow"),
+        caveat="C depends on ε and grows without bound as ε → 0",
+        note="the inner sums of L and P read from l = k, with the batch index of E_{k−l} "
+             "inside AV; our transcription prints l = 1 and drops that index, and read that way "
+             "the flow is not even first-order accurate"),
+    Statement(
+        "Figure 2 (β)", "Figure 2",
+        "bilinear model: a larger β moves the trajectory towards smaller ‖∇E‖₁",
+        _trend("bilinear/trajectory/fig2-beta", "β", True)),
+    Statement(
+        "Figure 2 (ρ)", "Figure 2",
+        "bilinear model: a larger ρ moves the trajectory away from smaller ‖∇E‖₁",
+        _trend("bilinear/trajectory/fig2-rho", "ρ", False)),
+    Statement(
+        "Figure 3 (β > ρ)", "Figure 3",
+        "bilinear model, β > ρ: a larger h moves the trajectory towards smaller ‖∇E‖₁",
+        _trend("bilinear/trajectory/fig3-beta>rho", "h", True)),
+    Statement(
+        "Figure 3 (ρ > β)", "Figure 3",
+        "bilinear model, ρ > β: a larger h moves the trajectory away from smaller ‖∇E‖₁",
+        _trend("bilinear/trajectory/fig3-rho>beta", "h", False)),
+    Statement(
+        "Figure 4", "Figure 4",
+        "networks, stable regime: a larger ρ gives a larger ‖∇E‖₁,ε (and a lower test accuracy)",
+        _network("networks/fig4-paired", "‖∇E‖₁,ε at a fixed epoch", "log(1 − ρ)",
+                 "falls (the norm rises with ρ)"),
+        pending=_NETS_PENDING, networks=True),
+    Statement(
+        "Figure 5", "Figure 5",
+        "networks, stable regime: a larger β gives a smaller ‖∇E‖₁,ε (and a higher test accuracy)",
+        _network("networks/fig5-paired", "‖∇E‖₁,ε when the loss first drops below the "
+                 "threshold", "log(1 − β)", "rises (the norm falls with β)"),
+        pending=_NETS_PENDING, networks=True),
+    Statement(
+        "Figure 6", "Figure 6",
+        "networks: ‖∇E‖₁,ε falls, rises, falls, flattens; the hill is higher with smaller β "
+        "and larger ρ",
+        _network("networks/fig6-paired", "the hill height of ‖∇E‖₁,ε along training",
+                 "log(1 − ρ) at fixed β", "falls (the hill grows with ρ)"),
+        pending=_NETS_PENDING, networks=True),
+    Statement(
+        "Section 4, first conclusion (theory)", "Section 4, first conclusion",
+        "the two-norm penalty of GD and heavy-ball is absent in RMSProp and in Adam with ρ > β "
+        "(ε small)",
+        PrimaryTest(
+            claim="special_cases/discussion-two-norm-paths",
+            quantity=Declared("at every 100th of each algorithm's own iterates, to its minimum "
+                              "(4,000 steps), the O(h) change "
+                              "of d‖∇E‖²/dt per unit h over the order-0 rate (negative: the "
+                              "correction lowers ‖∇E‖²); the share of points where it is "
+                              "negative, per algorithm and loss",
+                              "what the flows' O(h) terms do to ‖∇E‖² where the algorithms go, "
+                              "not at one chosen point"),
+            direction=Declared("share 1 for GD, heavy-ball and Adam with ε large (the penalty "
+                               "is present); below 1/2 for RMSProp and Adam with ρ > β, ε small "
+                               "(\"typically absent\")", "the conclusion's text"),
+            gate=Declared("points in the Table 1 cell the conclusion speaks of: ε small against "
+                          "every g² (ratio 100) for RMSProp and Adam ρ > β, large for Adam "
+                          "with ε large; every point for GD and heavy-ball; at least 5 points "
+                          "per algorithm and loss",
+                          "the conclusion is stated for ε small; Example 2.3 covers ε large"),
+            statistic=Declared("the share per (algorithm, loss), on the bilinear loss of "
+                               "Section 5 and on a log-cosh regression, from several starts",
+                               "the conclusion is general: a second smooth loss keeps the test "
+                               "from resting on the bilinear geometry"),
+            threshold=Declared("every (algorithm, loss) on its predicted side",
+                               "deterministic computations; 1/2 is what \"typically\" means"),
+            mutant="the bias term's sign flipped", needs="default")),
+    Statement(
+        "Section 4, first conclusion (experiment)", "Section 4, first conclusion",
+        "hence RMSProp and Adam with ρ > β find sharper minima and generalise worse than "
+        "GD and heavy-ball",
+        PrimaryTest(
+            claim="networks/optimizers-paired",
+            quantity=Declared("final sharpness (Lanczos) and generalisation gap",
+                              "the conclusion's 'sharper minima' and 'generalize worse'"),
+            direction=Declared("larger for Adam ρ > β and RMSProp than for GD and heavy-ball",
+                               "the conclusion's text"),
+            gate=Declared("bias ratio ≤ 0.5 along every run", "as for Figures 4–6"),
+            statistic=Declared("paired differences over ≥ 10 seeds, BCa interval",
+                               "same network and initial weights per seed"),
+            threshold=Declared("the 95 % interval excludes zero",
+                               "the conventional two-sided 5 % level"),
+            mutant="β and ρ swapped in the optimiser", needs="default"),
+        caveat="the paper offers it as a possible partial explanation (\"may partially "
+               "explain\")",
+        pending="the networks chapter's comparison of Adam with GD and heavy-ball did not run "
+                "in this build", networks=True),
+    Statement(
+        "Section 6, spike regime", "Section 6",
+        "in the spike regime the accuracy trend against ρ reverses (as Cohen et al. saw)",
+        PrimaryTest(
+            claim="networks/spike-reversal-paired",
+            quantity=Declared("maximal test accuracy of spike runs", "the quantity of the remark"),
+            direction=Declared("rises with ρ (the reverse of Figure 4)", "the remark's text"),
+            gate=Declared("the runs are in the spike regime (loss spikes present)",
+                          "the paper places the reversal there; the expansion does not "
+                          "describe such runs, so no bias-ratio gate applies"),
+            statistic=Declared("per seed, the slope against log(1 − ρ); mean over ≥ 10 paired "
+                               "seeds and its paired bootstrap (BCa) interval",
+                               "a seed fixes the initial weights in every cell"),
+            threshold=Declared("the 95 % interval excludes zero", "the conventional two-sided "
+                               "5 % level, fixed before the runs"),
+            mutant="ρ's grid reversed (the predicted sign reverses)", needs="default"),
+        caveat="the paper says \"which we think is the case\" and that Adam is far from the "
+               "flow there: the theory does not cover this regime",
+        pending=_NETS_PENDING, networks=True),
+)
+
+_SHORT = {  # the statements in a few words, for the summary table
+    "Definition 2.1": "Adam's update rule, ε inside the root",
+    "Remark 2.2": "ε inside or outside: same behaviour",
+    "(2.2)–(2.3)": "full-batch modified flow, O(h²)",
+    "(1.1)": "heavy-ball's modified flow, O(h²)",
+    "Example 2.3": "large ε: heavy-ball, step h(1−β)/√ε",
+    "Table 1": "which norm the bias penalises",
+    "Figure 1": "the 1-D bias potential's shapes",
+    "(2.5)": "ε small: one-norm modified loss",
+    "(2.7)": "ε large: two-norm modified loss",
+    "Theorem 3.1": "mini-batch modified flow, O(h²)",
+    "Figure 2 (β)": "bilinear: larger β, smaller ‖∇E‖₁",
+    "Figure 2 (ρ)": "bilinear: larger ρ, larger ‖∇E‖₁",
+    "Figure 3 (β > ρ)": "bilinear, β > ρ: larger h, smaller ‖∇E‖₁",
+    "Figure 3 (ρ > β)": "bilinear, ρ > β: larger h, larger ‖∇E‖₁",
+    "Figure 4": "networks: larger ρ, larger ‖∇E‖₁,ε",
+    "Figure 5": "networks: larger β, smaller ‖∇E‖₁,ε",
+    "Figure 6": "networks: the hills of ‖∇E‖₁,ε",
+    "Section 4, first conclusion (theory)": "no two-norm penalty for ρ > β, ε small",
+    "Section 4, first conclusion (experiment)": "hence sharper minima, worse generalisation",
+    "Section 6, spike regime": "spike regime: accuracy trend reverses",
+}
+STATEMENTS = tuple(replace(st, short=_SHORT[st.key]) for st in STATEMENTS)
+
+BEYOND: tuple[Statement, ...] = (
+    Statement(
+        "mechanism", "beyond the paper",
+        "scaling the bias term (κ-variant of Adam) moves ‖∇E‖₁,ε as (2.5) predicts: down for "
+        "β > ρ, up for ρ > β",
+        PrimaryTest(
+            claim="mechanism/kappa-sign-flip",
+            quantity=Declared("‖∇E‖₁,ε at fixed epochs and at matched training loss, for "
+                              "κ ∈ {−1, 0, +1}", "κ scales only the bias term"),
+            direction=Declared("decreasing in κ for β > ρ, increasing for ρ > β, monotone "
+                               "through κ = 0", "the sign of (2.5)'s coefficient"),
+            gate=Declared("bias ratio ≤ 0.5 along every run; the κ = −1 runs of the two pairs "
+                          "agree", "κ = −1 cancels the bias, so both pairs share f₀"),
+            statistic=Declared("per-seed differences over ≥ 8 paired seeds, bootstrap "
+                               "interval, and the count of seeds monotone in κ",
+                               "a seed fixes the initial weights"),
+            threshold=Declared("both pairs' intervals exclude zero on the predicted side",
+                               "the conventional two-sided 5 % level"),
+            mutant="β and ρ swapped (the predicted sign reverses)", needs="default"),
+        beyond=True,
+        pending="the κ experiment of this build runs at β = ρ, where only the ε-term is "
+                "tested; its readings are shown as supporting measurements"),
+    Statement("explicit regulariser", "beyond the paper",
+              "adding the bias term to the loss does not reproduce Adam's implicit shift",
+              None, beyond=True),
+    Statement("activation", "beyond the paper",
+              "ReLU against a smooth activation (Assumption (3.1) asks for bounded derivatives)",
+              None, beyond=True),
+    Statement("orders", "beyond the paper",
+              "orders, step-size ranges and ε placements the paper does not state",
+              None, beyond=True),
+    Statement("implementation", "beyond the paper",
+              "the book's own machinery: batched training, geometry of the bilinear loss",
+              None, beyond=True),
+)
+
+_SHORT_BEYOND = {  # the same, for the introduction's sentence on what the book adds
+    "mechanism": "a causal test of the mechanism with the κ-variant of Adam",
+    "explicit regulariser": "the bias term added to the loss as an explicit regulariser",
+    "activation": "a smooth activation against ReLU",
+    "orders": "orders, step sizes and ε placements the paper does not state",
+    "implementation": "checks of the book's own machinery",
+}
+BEYOND = tuple(replace(st, short=_SHORT_BEYOND[st.key]) for st in BEYOND)
+
+ALL: tuple[Statement, ...] = STATEMENTS + BEYOND
+BY_KEY: dict[str, Statement] = {s.key: s for s in ALL}
+PRIMARY_CLAIMS: dict[str, Statement] = {s.primary.claim: s for s in ALL if s.primary}
+
+
+def statement(key: str) -> Statement:
+    """The registered statement ``key``; a clear error naming the allowed keys otherwise."""
+    try:
+        return BY_KEY[key]
+    except KeyError:
+        raise ValueError(f"paper must be one of {', '.join(map(repr, BY_KEY))}, "
+                         f"got {key!r}") from None
+
+
+def primary_for(claim_id: str) -> Statement | None:
+    """The statement whose primary test is the claim ``claim_id``, if any."""
+    return PRIMARY_CLAIMS.get(claim_id)
+
+
+def _check() -> None:
+    keys = [s.key for s in ALL]
+    if len(set(keys)) != len(keys):
+        raise RuntimeError("duplicate statement keys in the registry")
+    claims = [s.primary.claim for s in ALL if s.primary]
+    if len(set(claims)) != len(claims):
+        raise RuntimeError("one claim is the primary test of two statements")
+
+
+_check()
