@@ -12,6 +12,15 @@ from bea_lib.evidence import windows as win
 CELLS = win.in_range_cells([0.8, [0.85, 0.9, 0.95]], [0.95, [0.7, 0.8, 0.9]])
 
 
+@pytest.mark.parametrize("gamma, n", [(0.9, 3), (0.95, 40), (0.5, 7)])
+def test_the_startup_coefficient_is_twice_the_mean_lag_of_the_averaged_gradients_plus_one(gamma,
+                                                                                         n):
+    # Adam's bias-corrected average at step n weighs gradient k by (1 − γ)γ^(n−k), normalised
+    weights = np.array([(1 - gamma) * gamma ** (n - k) for k in range(n + 1)])
+    lag = np.sum(weights * (n - np.arange(n + 1))) / weights.sum()
+    assert win._startup_coefficient(gamma, n) == pytest.approx(2 * lag + 1, rel=1e-12)
+
+
 def test_the_startup_coefficient_grows_from_one_to_the_full_batch_one():
     assert win._startup_coefficient(0.9, 0) == pytest.approx(1.0)  # one gradient: no lag
     assert win._startup_coefficient(0.0, 50) == 1.0                # γ = 0: no averaging
