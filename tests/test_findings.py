@@ -177,9 +177,21 @@ def test_a_network_row_gives_two_answers(tmp_path, monkeypatch):
     assert "proxy: not recorded; theory: **not tested here**" in next(
         x for x in table.splitlines() if "Figure 6 <" in x)
     text = evidence_markdown([fig5])
-    assert "**The proxy's**, where the paper looks" in text and "(declared 2026-12-07)" in text
-    assert "**Measured:** • the proxy's norm at loss 0.1 against β ({term}`opposite`)" in text
-    assert "not tested at the paper's scale; `python -m bea_book sweep --profile paper" in text
+    assert "The proxy's answer (`networks/fig5-proxy`, declared 2026-12-07)" in text
+    assert "**The proxy's answer** where the paper looks" in text
+    assert ("`networks/fig5-proxy`): **{term}`opposite`**: slope −4 [−5, −3]; smallest "
+            "detectable effect 0.013.") in text
+    assert ("not tested at the paper's scale (`python -m bea_book run networks --profile "
+            "paper`") in text
+    opt = next(r for r in findings_rows(load_claims(tmp_path))
+               if r.paper == "Section 4, first conclusion (experiment)")
+    assert "paper's scale" not in evidence_markdown([opt])  # the paper ran no ResNet there
+    monkeypatch.setenv("BEA_PROFILE", "smoke")  # below its least profile: not tested here
+    (tmp_path / "smoke").mkdir()
+    claim("networks/fig6-proxy", statement="hills", paper="Figure 6", passed=None,
+          answer="no trend", needs="default", measured="", folder=tmp_path / "smoke")
+    [fig6] = [r for r in findings_rows(load_claims(tmp_path / "smoke")) if r.paper == "Figure 6"]
+    assert "proxy: not tested here; theory:" in summary_markdown([fig6])
     sentences = summary_sentences(list(rows.values()), [])
     assert ("the proxy network shows: {ref}`Figure 4 <findings-figure-4>`, {term}`no trend` "
             "(minimum detectable effect 0.0025); {ref}`Figure 5 <findings-figure-5>`, "

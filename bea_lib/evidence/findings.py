@@ -191,8 +191,13 @@ def summary_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") -> 
 
 
 def _answer(row: FindingsRow) -> str:
-    """The proxy's answer of a network row, as a glossary term; "not recorded" without one."""
-    return f"{{term}}`{row.answer}`" if row.answer else "not recorded"
+    """The proxy's answer of a network row, as a glossary term; without one, why: *not run in
+    this build*, *not tested here* (recorded below its least profile) or *not recorded*."""
+    if row.answer:
+        return f"{{term}}`{row.answer}`"
+    if row.proxy is not None and ClaimStatus(row.proxy.status) == ClaimStatus.NOT_CHECKED:
+        return str(Verdict.NOT_TESTED)
+    return str(Verdict.NOT_RUN) if row.verdict == Verdict.NOT_RUN else "not recorded"
 
 
 def _item(c: Claim, doc_prefix: str) -> str:
@@ -244,7 +249,7 @@ def evidence_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") ->
                       f"- threshold: {p.threshold.what} ({p.threshold.why});",
                       f"- least profile: `{p.needs}`;",
                       f"- shown to fail on a wrong model: {p.mutant} (`tests/test_mutants.py`).",
-                      "```"]
+                      *_proxy_declared(st), "```"]
         if st.proxy is not None:
             lines += _proxy_lines(row, doc_prefix)
         if row.supporting:
@@ -259,22 +264,37 @@ def evidence_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") ->
     return "\n\n".join(blocks)
 
 
+def _proxy_declared(st: Statement) -> list[str]:
+    """A network row's proxy test as declared (the fold of the primary test's declaration)."""
+    q = st.proxy
+    if q is None:
+        return []
+    declared = f", declared {st.declared}" if st.declared else ""
+    return ["", f"The proxy's answer (`{q.claim}`{declared}), what the proxy shows where the "
+            "paper looks, whatever the theory says there:",
+            f"- quantity: {q.quantity.what} ({q.quantity.why});",
+            f"- the paper's direction: {q.direction.what} ({q.direction.why});",
+            f"- read: {q.reading.what} ({q.reading.why});",
+            f"- statistic: {q.statistic.what} ({q.statistic.why})."]
+
+
 def _proxy_lines(row: FindingsRow, doc_prefix: str) -> list[str]:
-    """A network row's two answers: the proxy's, read where the paper reads, and the paper's own
-    networks, not run at their scale here (the command that runs them)."""
-    st, q = row.statement, row.statement.proxy
-    measured = (_item(row.proxy, doc_prefix)[2:] if row.proxy else
-                "○ not run in this build" if row.verdict == Verdict.NOT_RUN else
-                "○ not recorded in this build")
-    declared = f" (declared {st.declared})" if st.declared else ""
-    return ["", f"**Two answers.** The theory's is the primary test above. **The proxy's**, "
-            f"where the paper looks ({_link(row.proxy, q.chapter, doc_prefix)}, `{q.claim}`"
-            f"{declared}): {q.quantity.what}, read {q.reading.what}; the paper's direction: "
-            f"{q.direction.what}. **Measured:** {measured}",
-            "", f"**The paper's own networks:** not tested at the paper's scale; "
-            f"`{registry.PAPER_SCALE.split(', then ')[0]}`, then "
-            f"`{registry.PAPER_SCALE.split(', then ')[1]}` run them (a GPU, CIFAR under "
-            "`data/`)."]
+    """A network row's second answer in one paragraph: the proxy's, read where the paper reads
+    (its answer and what it measured), and, for a figure of the paper's networks, that they are
+    not tested at the paper's scale, with the command that runs them."""
+    q, c = row.statement.proxy, row.proxy
+    if c is None or not c.answer:
+        measured = f"**{_answer(row)}**"
+    else:
+        detect = f"; smallest detectable effect {c.detectable}" if c.detectable else ""
+        measured = (f"**{{term}}`{c.answer}`**: {' '.join(str(c.measured).split())}{detect}"
+                    + (f" ({custom_mark(c.custom)})" if c.custom else ""))
+    text = (f"**The proxy's answer** where the paper looks ({_link(c, q.chapter, doc_prefix)}, "
+            f"`{q.claim}`): {measured}.")
+    if q.paper_scale:
+        text += (" **The paper's ResNets:** not tested at the paper's scale "
+                 f"(`{registry.PAPER_SCALE}`, on a GPU with CIFAR under `data/`).")
+    return ["", text]
 
 
 def _names(rows: list[FindingsRow]) -> str:

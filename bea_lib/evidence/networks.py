@@ -229,8 +229,8 @@ def record_figure_claims(fig: Mapping, grid: Mapping, *, section: str) -> None:
               statement=f"{label}, {axis}: the per-seed slope of the {r['what']} against "
                         f"{against} goes the paper's way "
                         f"({'negative' if r['sign'] < 0 else 'positive'})",
-              measured=f"mean slope {st.interval_text(q)} over {q.n} seeds, minimum detectable "
-                       f"effect {q.mde:.2g}, {q.n_positive} of {q.n} seeds above zero" + unread)
+              measured=f"mean slope {st.interval_text(q)} over {q.n} seeds, {q.n_positive} "
+                       f"of {q.n} above zero" + unread)
 
 
 def _figure_runs(table: list[dict]) -> dict[tuple, dict]:

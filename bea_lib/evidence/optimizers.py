@@ -238,4 +238,4 @@ def record_optimizer_claims(result: Mapping, table: list[dict], *, section: str)
                     "sharper and less accurate than GD and heavy-ball",
           measured=f"bias ratio {np.nanmin(ratios):.3g} to {np.nanmax(ratios):.3g} along the "
                    f"runs; {sum(bool(r['gated']) for r in rows)} of {len(rows)} runs inside "
-                   f"their gates; {result['verdict']}")
+                   "their gates")

@@ -154,8 +154,7 @@ def _trend(claim: str, swept: str, towards: bool) -> PrimaryTest:
 
 
 NETWORKS_DECLARED = "2026-12-07"  # the network tests below were declared then, before any run
-PAPER_SCALE = ("python -m bea_book sweep --profile paper --out results/networks/paper, then "
-               "python -m bea_book run networks --profile paper")  # the paper's own networks
+PAPER_SCALE = "python -m bea_book run networks --profile paper"  # the paper's own networks
 
 
 @dataclass(frozen=True)
@@ -170,6 +169,7 @@ class ProxyTest:
     direction: Declared   # the paper's direction
     reading: Declared     # where the paper reads it, and so where the proxy is read
     statistic: Declared
+    paper_scale: bool = True  # the paper ran it on its own networks (the `paper` profile's)
 
     @property
     def chapter(self) -> str:
@@ -540,7 +540,8 @@ STATEMENTS: tuple[Statement, ...] = (
             statistic=Declared("the four paired differences per metric, BCa; same direction "
                                "when all eight exclude zero on the paper's side, opposite when "
                                "any excludes it on the other, else no trend",
-                               "the conclusion names all four pairs and both metrics")),
+                               "the conclusion names all four pairs and both metrics"),
+            paper_scale=False),
         caveat="the paper offers it as a possible partial explanation (\"may partially "
                "explain\")", networks=True, declared=NETWORKS_DECLARED),
     Statement(

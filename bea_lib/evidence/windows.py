@@ -254,7 +254,7 @@ def record_in_range_claims(tests: Mapping, result: Mapping, table: list[dict], *
               statement=f"inside the theory's range, from a trained point, ‖∇E‖₁,ε {read} "
                         f"{way} with {swept} as the window's bias coefficient predicts",
               passed=None, verdict=t["verdict"], detectable=f"{t['q'].mde:.2g}",
-              measured=f"{t['verdict']}: mean slope {st.interval_text(t['q'])} against "
+              measured=f"mean slope {st.interval_text(t['q'])} against "
                        f"log10(1 − {swept}) over {t['q'].n} seeds, predicted "
                        f"{'negative' if t['sign'] < 0 else 'positive'} (window coefficient "
                        f"{min(coefs):.3g} to {max(coefs):.3g}); bias ratio at most "
@@ -267,7 +267,7 @@ def record_in_range_claims(tests: Mapping, result: Mapping, table: list[dict], *
                   statement=f"cancelling the full-batch bias term (κ = −1) removes the part of "
                             f"the {swept} trend that the theory attributes to it",
                   passed=None, verdict=part["verdict"], detectable=f"{part['q'].mde:.2g}",
-                  measured=f"{part['verdict']}: slope at κ = 0 minus slope at κ = −1, "
+                  measured=f"slope at κ = 0 minus slope at κ = −1, "
                            f"{st.interval_text(part['q'])} per seed; the κ = −1 slope alone "
                            f"{st.interval_text(minus['q'])}, predicted "
                            f"{'negative' if minus['sign'] < 0 else 'positive'} from the "
