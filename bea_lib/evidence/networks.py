@@ -205,7 +205,8 @@ def figure_table(fig: Mapping, grid: Mapping) -> list[list]:
     out = []
     for (label, _), r in fig.items():
         q = r["q"]
-        answer = str(r["answer"]) + (f" (MDE {q.mde:.2g})" if r["answer"] == "no trend" else "")
+        answer = f"{{term}}`{r['answer']}`" + (f" (MDE {q.mde:.2g})" if r["answer"] == "no trend"
+                                               else "")
         out.append([r["paper"] + ("" if r["role"] == "proxy" else ", supporting")
                     + (f" ({label})" if many else ""), f"{r['what']}; {grid[r['sweep']].label}",
                     "−" if r["sign"] < 0 else "+", st.interval_text(q), f"{q.mde:.2g}",
@@ -290,9 +291,8 @@ def record_spike_claim(table: list[dict], *, beta_grid, section: str) -> None:
     claim("networks/spike-reversal-paired", paper="Section 6, spike regime", section=section,
           needs="default", passed=None, verdict=Verdict.NOT_TESTED,
           statement="in the spike regime the accuracy trend against ρ reverses",
-          measured=f"not tested here: {spikes} of {len(runs)} runs of the grid (β from "
-                   f"{min(beta_grid):g}) are spike runs, and the theory does not cover that "
-                   "regime")
+          measured=f"{spikes} of {len(runs)} runs of the grid (β from {min(beta_grid):g}) are "
+                   "spike runs, and the theory does not cover that regime")
 
 
 def _answer(r: Mapping) -> str:
