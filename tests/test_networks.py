@@ -120,3 +120,20 @@ def test_the_paper_profiles_cost_is_counted_from_its_networks():
     text = nw.paper_cost_markdown(network_configs(paper), paper["seeds"])
     assert "180 runs (84 of resnet50, 96 of resnet101; seeds 200–211 (12))" in text
     assert "GPU-hours** at an H100's float64 peak of 67 TFLOP/s" in text
+
+
+def test_three_times_chance_is_compared_exactly():
+    """A best test accuracy of exactly 3/10 is three times chance on ten classes (3 × 0.1 rounds
+    above 0.3 in binary floating point; 3/10 does not)."""
+    from types import SimpleNamespace
+
+    from bea_lib.evidence.networks import stage_summary
+
+    def records(acc):
+        return {("mlp", 0.9, 0.99, s): {"config": SimpleNamespace(dataset="mnist1d"),
+                                         "readings": {"epoch_thr": 5, "acc_max": a,
+                                                      "regime": "stable"}}
+                for s, a in enumerate(acc)}
+
+    assert stage_summary(records([300 / 1000, 0.35]), read_below=0.1)["above_chance"]
+    assert not stage_summary(records([299 / 1000, 0.35]), read_below=0.1)["above_chance"]

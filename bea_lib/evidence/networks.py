@@ -179,18 +179,23 @@ def _short(value) -> str:
 def stage_summary(records: Mapping[tuple, dict], *, read_below: float) -> dict:
     """Whether the figure runs reach the point where the paper reads them: how many reach the
     training loss ``read_below`` (and the latest epoch they do; the keys of those that do
-    not), their best test accuracies against chance, and the spike runs."""
+    not), their best test accuracies against chance (``above_chance``: the lowest at least
+    three times chance), and the spike runs."""
     from ..nets.data import SHAPES
 
     v = {k: r["readings"] for k, r in records.items()}
-    chance = 1 / SHAPES[next(iter(records.values()))["config"].dataset][1]
+    classes = SHAPES[next(iter(records.values()))["config"].dataset][1]
+    chance = 1 / classes
     missed = [k for k, x in v.items() if x["epoch_thr"] < 0]
     reached = [x["epoch_thr"] for x in v.values() if x["epoch_thr"] >= 0]
     acc = [x["acc_max"] for x in v.values()]
     out = {"runs": len(v), "reached": len(reached), "missed": missed,
            "epoch_thr_max": max(reached, default=-1), "acc_low": min(acc),
            "acc_high": max(acc), "chance": chance,
-           "spike": sum(x["regime"] == "spike" for x in v.values())}
+           "spike": sum(x["regime"] == "spike" for x in v.values()),
+           # 3/c as one division, as an accuracy k/n is one: rounding is monotonic, so the float
+           # comparison is the exact one (3 × (1/c) rounds above 3/c for c = 10)
+           "above_chance": min(acc) >= 3 / classes}
     out["measured"] = (f"{out['reached']} of {out['runs']} runs reach training loss "
                        f"{read_below:g} (the last at epoch {out['epoch_thr_max']})"
                        + (f"; not: {', '.join(map(str, missed[:5]))}" if missed else "")
