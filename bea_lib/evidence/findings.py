@@ -343,9 +343,9 @@ def _counted(rows: list[FindingsRow], *, name_up_to: int = 3, said: set[str] | N
 
 def _proxy_phrase(row: FindingsRow) -> str:
     """The proxy's answer of a network row in a sentence, with the minimum detectable effect of
-    a *no trend*; "not recorded" without a recorded answer."""
+    a *no trend*; without a recorded answer, why (:func:`_answer`)."""
     if not row.answer:
-        return "not recorded"
+        return _answer(row)
     mde = (f" (minimum detectable effect {row.proxy.detectable})"
            if row.answer == "no trend" and row.proxy.detectable else "")
     return f"{{term}}`{row.answer}`{mde}"
@@ -388,10 +388,10 @@ def summary_sentences(rows: list[FindingsRow], beyond: list[FindingsRow]) -> str
                 f"about trained networks could be decided here: {counted}.")
         reading = _outside_reading(nets)
         if reading is not None or any(r.verdict == Verdict.OUTSIDE_RANGE for r in nets):
-            text += (" The networks, as measured, lie outside the theory's range: the bias "
-                     f"ratio h‖f₁‖/‖f₀‖ of their runs is above {NETWORK_LIMIT:g}, where the "
-                     "modified flow no longer describes the iterates, so they are evidence "
-                     "neither for nor against the paper")
+            text += (" The networks' training runs, as measured, lie outside the theory's "
+                     f"range: their bias ratio h‖f₁‖/‖f₀‖ is above {NETWORK_LIMIT:g}, where the "
+                     "modified flow no longer describes the iterates, so those runs are "
+                     "evidence neither for nor against the paper")
             text += ("." if reading is None else
                      f" (recorded: {' '.join(str(reading.measured).split()).split(';')[0]}; "
                      f"{_link(reading, reading.chapter, '/book/', 'the measurement')}).")

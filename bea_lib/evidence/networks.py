@@ -318,7 +318,8 @@ def two_answers_markdown(fig: Mapping, in_range: Mapping, opt: Mapping | None) -
                        ("Figure 6", "networks/fig6-proxy")):
         p, t = proxy.get(cid), theory[paper]
         rows.append(f"| {paper} | {_answer(p) if p else 'not read'} | "
-                    f"{t['verdict'] if t else 'not run'} | not tested at the paper's scale |")
+                    f"{t['verdict'] if t else 'not run'} | not tested at the paper's scale "
+                    "({ref}`the paper profile <networks-paper-scale>`) |")
     if opt is not None:
         rows.append(f"| Section 4, first conclusion | {{term}}`{opt['answer']}` | "
                     f"{opt['verdict']} | not tested here |")
