@@ -112,6 +112,8 @@ def test_the_norm_moving_as_predicted_is_supported():
     # the decomposition: β > ρ minus ρ > β, zero at κ = −1 and −4 at κ = +1
     assert test.decomposition[1, -1.0].mean == pytest.approx(0.0, abs=0.02)
     assert test.decomposition[1, 1.0].mean == pytest.approx(-4.0, abs=0.03)
+    spread, grows = test.growth[1]  # |D(+1)| − |D(−1)|: predicted to be positive
+    assert spread.mean == pytest.approx(4.0, abs=0.05) and grows == ExperimentVerdict.SUPPORTED
     words = mech.stage_sentence(test, {0: "initial point", 1: "loss below 1.5"})
     assert words.startswith("initial point: from κ = −1 to +1 the norm moves down 2 at (0.9, 0.7)")
     assert words.endswith("verdict **supported**.")

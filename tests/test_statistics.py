@@ -263,3 +263,19 @@ def test_interval_text():
     assert interval_text(q, digits=2).startswith(f"{q.mean:.2g} [")
     assert interval_text(mean_interval([5.0])) == "5"  # one seed: the mean, no interval
     assert interval_text(mean_interval([math.nan])) == "—"
+
+
+def test_the_vectorised_bootstrap_gives_the_intervals_of_the_plain_one():
+    """The statistics are vectorised for speed; the resamples and the interval are scipy's
+    own, so they equal those of the one-resample-at-a-time statistic."""
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=10), rng.normal(size=10)
+    got = paired_difference(a, b, n_resamples=999, seed=5)
+    plain = stats.bootstrap((a, b), lambda x, y: np.mean(x - y), paired=True, vectorized=False,
+                            n_resamples=999, method="BCa",
+                            random_state=np.random.default_rng(5)).confidence_interval
+    assert (got.low, got.high) == pytest.approx((plain.low, plain.high), rel=1e-12)
+    one = mean_interval(a, n_resamples=999, seed=5)
+    plain = stats.bootstrap((a,), np.mean, vectorized=False, n_resamples=999, method="BCa",
+                            random_state=np.random.default_rng(5)).confidence_interval
+    assert (one.low, one.high) == pytest.approx((plain.low, plain.high), rel=1e-12)

@@ -230,7 +230,8 @@ class StageTest(NamedTuple):
     parameter space (``f0_parameters``, NaN where not read), along the window per quarter
     (``f0_along``, the largest over seeds), the largest bias ratio, the runs inside the bias
     gate, whether the stage is gated, its verdict; per (stage, κ) the decomposition; the
-    primary stage and the row's verdict."""
+    primary stage and the row's verdict. ``growth`` per stage: |D(κ=+1)| − |D(κ=−1)| of the
+    decomposition D, paired over seeds, and its verdict against the prediction (+1)."""
 
     stages: list
     result: dict
@@ -242,6 +243,7 @@ class StageTest(NamedTuple):
     gated: dict
     verdicts: dict
     decomposition: dict
+    growth: dict
     sign_pairs: tuple
     primary_stage: int
     verdict: ExperimentVerdict
@@ -271,8 +273,8 @@ def stage_test(table: list[dict], *, pairs, kappas, seeds, n_resamples: int = 99
         effect = np.minimum(col(f"dist_kappa_{j}", s, down, lo), col(f"dist_kappa_{j}", s, up, lo))
         return col(f"dist_f0_{j}", s, down, lo) / effect
 
-    result, f0_norm, f0_par, along, max_ratio, bias, gated, verdicts, decomp = (
-        {}, {}, {}, {}, {}, {}, {}, {}, {})
+    result, f0_norm, f0_par, along, max_ratio, bias, gated, verdicts, decomp, growth = (
+        {}, {}, {}, {}, {}, {}, {}, {}, {}, {})
     for s in stages:
         mine = [r for r in rows if r["stage"] == s and r["seed"] in seeds]
         bias[s] = sum(r["bias_ok"] for r in mine), len(mine)
@@ -307,9 +309,24 @@ def stage_test(table: list[dict], *, pairs, kappas, seeds, n_resamples: int = 99
         for k in kappas:
             decomp[s, k] = st.paired_difference(col(PRIMARY, s, down, k), col(PRIMARY, s, up, k),
                                                 n_resamples=n_resamples)
+        size = {k: np.abs(col(PRIMARY, s, down, k) - col(PRIMARY, s, up, k)) for k in (lo, hi)}
+        spread = st.paired_difference(size[hi], size[lo], n_resamples=n_resamples)
+        growth[s] = spread, experiment_verdict(st.trend_of(spread, expected=1), gated=gated[s])
     primary = stages[-1]
     return StageTest(stages, result, f0_norm, f0_par, along, max_ratio, bias, gated, verdicts,
-                     decomp, (down, up), primary, verdicts[primary], gates)
+                     decomp, growth, (down, up), primary, verdicts[primary], gates)
+
+
+EXPERIMENT_ORDER = (ExperimentVerdict.NOT_RUN, ExperimentVerdict.OUTSIDE_RANGE,
+                    ExperimentVerdict.NOT_SUPPORTED, ExperimentVerdict.INCONCLUSIVE,
+                    ExperimentVerdict.SUPPORTED)  # weakest first
+
+
+def weakest_experiment_verdict(verdicts) -> ExperimentVerdict:
+    """The weakest (:data:`EXPERIMENT_ORDER`) of several stages' verdicts; *not run here* for
+    none."""
+    found = [ExperimentVerdict(v) for v in verdicts]
+    return min(found, key=EXPERIMENT_ORDER.index, default=ExperimentVerdict.NOT_RUN)
 
 
 def f0_worst(test: StageTest, stage: int) -> float:

@@ -494,6 +494,17 @@ BEYOND = tuple(replace(st, short=_SHORT_BEYOND[st.key]) for st in BEYOND)
 
 
 @dataclass(frozen=True)
+class Change:
+    """One change of an experiment's settings or definitions, with its date and commit."""
+
+    date: str
+    commit: str
+    what: str
+    before: str
+    after: str
+
+
+@dataclass(frozen=True)
 class Design:
     """The settings and rules of one of the book's own experiments, declared on ``declared``
     before its evidence runs: ``seeds`` are its evidence seeds (never run while developing it),
@@ -507,6 +518,7 @@ class Design:
     development: Declared
     settings: dict
     rules: tuple[tuple[str, Declared], ...]
+    history: tuple[Change, ...] = ()  # changes after the first runs had been seen
 
 
 MECHANISM = Design(
@@ -582,6 +594,21 @@ MECHANISM = Design(
             "the bias-ratio gate or any seed the f₀ gate; the row's verdict is the most "
             "trained stage's (loss below 0.5), the other stages supporting",
             "the paper reads its network figures on trained networks")),
+    ),
+    history=(  # the chapter's first κ experiment (seeds 0–7, from the initial point), then this
+        Change("2026-12-04 20:40", "5a9ee47", "first declared", "",
+               "h = 3e-5, 500 signals, 200 steps, read at steps 100 and 200; validity gate "
+               "|1 + κ|·h‖f₁‖/‖f₀‖ ≤ 0.5; f₀ gate at the matched-loss reading"),
+        Change("2026-12-04 20:52", "04180ac", "steps", "200 steps, read at 100 and 200",
+               "120 steps, read at 60 and 120"),
+        Change("2026-12-04 21:06", "b618eb0", "h, signals, steps", "h = 3e-5, 500 signals, "
+               "120 steps", "h = 2e-5, 400 signals, 240 steps, read at 120 and 240"),
+        Change("2026-12-04 21:16", "d21c9cb", "f₀ gate", "at the matched-loss reading",
+               "at the runs' last step"),
+        Change("2026-12-07", "issue 29", "the experiment", "from the initial point, ReLU, "
+               "(0.95, 0.8) and (0.8, 0.95), seeds 0–7",
+               "from trained starting points, tanh, (0.9, 0.7) and (0.7, 0.9), seeds 200–211; "
+               "the gates of MECHANISM.rules"),
     ))
 
 ALL: tuple[Statement, ...] = STATEMENTS + BEYOND

@@ -154,9 +154,10 @@ class PairedInterval(NamedTuple):
 def _interval(data: tuple, statistic, *, paired: bool, level: float, n_resamples: int,
               seed: int) -> tuple[float, float]:
     """The BCa interval of ``scipy.stats.bootstrap``; the percentile interval where BCa is
-    undefined (its acceleration needs a jackknife with spread, e.g. two seeds)."""
+    undefined (its acceleration needs a jackknife with spread, e.g. two seeds). ``statistic``
+    takes ``axis`` (vectorised: the same resamples and interval, tens of times faster)."""
     for method in ("BCa", "percentile"):
-        res = stats.bootstrap(data, statistic, paired=paired, vectorized=False,
+        res = stats.bootstrap(data, statistic, paired=paired, vectorized=True,
                               confidence_level=level, n_resamples=n_resamples, method=method,
                               random_state=np.random.default_rng(seed))
         low, high = float(res.confidence_interval.low), float(res.confidence_interval.high)
@@ -212,9 +213,13 @@ def paired_difference(a, b, *, level: float = 0.95, n_resamples: int = 9999,
         raise ValueError(f"a and b must hold one value per seed each, got {a.size} and {b.size}")
     keep = np.isfinite(a) & np.isfinite(b)
     a, b = a[keep], b[keep]
-    return _summary(a - b, lambda: _interval((a, b), lambda x, y: np.mean(x - y), paired=True,
-                                             level=level, n_resamples=n_resamples, seed=seed),
-                    level=level)
+    return _summary(a - b, lambda: _interval((a, b), _mean_difference, paired=True, level=level,
+                                             n_resamples=n_resamples, seed=seed), level=level)
+
+
+def _mean_difference(x, y, axis=-1):
+    """The mean of x − y along ``axis`` (the statistic of :func:`paired_difference`)."""
+    return np.mean(x - y, axis=axis)
 
 
 def per_seed_slopes(x, values) -> np.ndarray:
