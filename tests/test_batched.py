@@ -16,11 +16,17 @@ from torch import nn
 import bea_lib as bl
 from torch.func import stack_module_state
 
-from bea_lib.studies.intervention import kappa_update
-from bea_lib.nets.batched import _Windows, stacked_forward, stacked_forward_supported
-from bea_lib.nets.models import make_model, mlp
-from bea_lib.nets.train import TrainConfig, train
+from bea_lib.core.autodiff import gradient_and_hvp_fn
 from bea_lib.core.optimizers import AdamState, adam_update
+from bea_lib.nets.batched import (StackedNet, _Windows, module_hvp_fn, stacked_forward,
+                                  stacked_forward_supported)
+from bea_lib.nets.data import Dataset
+from bea_lib.nets.diagnostics import flat_loss
+from bea_lib.nets.distributed import Comm
+from bea_lib.nets.models import make_model, mlp
+from bea_lib.nets.module_net import ModuleNet, open_net
+from bea_lib.nets.train import TrainConfig, train
+from bea_lib.studies.intervention import kappa_update
 
 BASE = TrainConfig(dataset="mnist1d", model="mlp", width=6, epochs=5, n_train=96, n_test=32,
                    dtype="float64", chunk_size=40, test_every=2, device="cpu")
@@ -163,3 +169,98 @@ def test_bad_batches_are_refused():
         train([dataclasses.replace(BASE, checkpoint_every=2)])
     with pytest.raises(ValueError, match="out_dir"):
         train([BASE, BASE], "somewhere")
+
+
+# --- the gradient and the Hessian-vector product by hand ---------------------------------------
+# Against autograd's reverse mode on each run's own flat loss (bea_lib.autodiff): float64, the
+# same sums in other orders (measured about 1e-15 relative); 1e-10 relative to the largest entry
+# leaves room for that and is far below any error of the method (a dropped term is O(1)).
+HAND_RTOL = 1e-10
+
+BY_HAND = [
+    (lambda: make_model("mlp", (1, 40), 10, width=7), (1, 40)),
+    (lambda: mlp((1, 40), 10, width=5, activation="tanh"), (1, 40)),
+    (lambda: mlp((1, 40), 10, width=5, activation="gelu"), (1, 40)),
+    (lambda: nn.Sequential(nn.Linear(6, 4), nn.GELU(approximate="tanh"),
+                           nn.Linear(4, 3, bias=False)), (6,)),
+    (lambda: make_model("cnn", (1, 40), 10, width=4), (1, 40)),
+    (_odd_cnn, (2, 13)),
+]
+
+
+def _close(got, want):
+    scale = want.abs().max()
+    assert scale > 0
+    assert (got - want).abs().max() <= HAND_RTOL * scale, float((got - want).abs().max() / scale)
+
+
+def _tiny_data(input_shape, n_classes, n=23):
+    torch.manual_seed(1)
+    x = torch.randn(n, *input_shape, dtype=torch.float64)
+    y = torch.randint(0, n_classes, (n,))
+    return Dataset("tiny", x, y, x[:5], y[:5], n_classes)
+
+
+def _reverse(model, data):
+    """(∇E, v ↦ ∇²E v) of one run by autograd, reverse over reverse (bea_lib.autodiff)."""
+    E, theta = flat_loss(model, data.x_train, data.y_train)
+    return gradient_and_hvp_fn(E, theta)
+
+
+@pytest.mark.parametrize("build, input_shape", BY_HAND)
+def test_stacked_gradient_and_hvp_by_hand_equal_reverse_over_reverse(build, input_shape):
+    torch.manual_seed(0)
+    models = [build().double() for _ in range(3)]
+    n_classes = models[0][-1].out_features
+    data = _tiny_data(input_shape, n_classes)
+    # chunk_size 10: three passes over the 23 examples, each with its own tape
+    net = StackedNet(models, data, chunk_size=10, keep_tapes=True)
+    assert net.model is not None  # the path by hand, not autograd's
+    theta = net.theta()
+    g, _ = net.gradient(theta)
+    V = torch.randn_like(theta)
+    reverse = [_reverse(m, data) for m in models]
+    kept = net.hvp_fn(theta, [0, 1, 2])(V)  # from the gradient's tapes
+    some = net.hvp_fn(theta, [2, 0])(V[[2, 0]])  # the tapes of two runs, in another order
+    fresh = StackedNet(models, data, chunk_size=10).hvp_fn(theta, [1])(V[[1]])  # new passes
+    for r, (g_r, hvp_r) in enumerate(reverse):
+        _close(g[r], g_r)
+        _close(kept[r], hvp_r(V[r]))
+    _close(some[0], reverse[2][1](V[2]))
+    _close(some[1], reverse[0][1](V[0]))
+    _close(fresh[0], reverse[1][1](V[1]))
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_single_run_hvp_by_hand_equals_reverse_over_reverse(model):
+    torch.manual_seed(0)
+    net_module = make_model(model, (1, 40), 10, width=5).double()
+    data = _tiny_data((1, 40), 10)
+    net = ModuleNet(net_module, (data.x_train, data.y_train), (data.x_test, data.y_test),
+                    chunk_size=10, comm=Comm())
+    theta = net.theta()
+    fn = net.hvp_fn(theta, [0])
+    _, hvp = _reverse(net_module, data)
+    for _ in range(2):  # the tapes are made once and serve every product
+        v = torch.randn_like(theta)
+        _close(fn(v)[0], hvp(v[0]))
+
+
+def test_hvp_by_hand_is_not_claimed_for_other_models():
+    model = make_model("cnn", (1, 40), 10, width=4, norm="group").double()
+    data = _tiny_data((1, 40), 10)
+    assert StackedNet([model], data, chunk_size=10).model is None  # vmap, reverse over reverse
+    assert module_hvp_fn(model, data.x_train, data.y_train, None, chunk_size=10) is None
+
+
+def test_kappa_batch_reuses_the_gradients_tapes():
+    # a κ batch keeps its gradient's tapes; the products they give are those of new passes
+    configs = [dataclasses.replace(BASE, kappa=k, seed=s) for k, s in ((1.0, 0), (0.0, 1))]
+    net = open_net(configs, torch.device("cpu"), Comm(), batch=True)
+    assert net.keep_tapes
+    theta = net.theta()
+    net.gradient(theta)
+    V = torch.randn(1, theta.shape[1], dtype=theta.dtype)
+    kept = net.hvp_fn(theta, [0])(V)
+    net.keep_tapes, net._tapes = False, None
+    _close(kept, net.hvp_fn(theta, [0])(V))

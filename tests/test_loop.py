@@ -1,8 +1,8 @@
 """The one network loop (bea_lib.nets.loop.fit) for every optimizer.
 
 - Adam and κ-Adam, one run and a batch: the histories of the loop before it took an optimizer,
-  recorded at 9ce0bf1 by ``tests/fixtures/make_loop_reference.py``, bit for bit (every column
-  but ``wall_time``).
+  recorded at 9ce0bf1 by ``tests/fixtures/make_loop_reference.py``: a single Adam run's
+  trajectory bit for bit, the rest within float64 rounding (the R-operator sums in another order).
 - GD and heavy-ball: the loop's iterates are those of ``bl.gd`` / ``bl.heavy_ball`` on the
   network's flat loss, RMSProp's those of ``bl.rmsprop``, one run and a batch.
 - Each optimizer's diagnostics use its own expansion ratio.
@@ -21,6 +21,7 @@ from bea_lib.core.expansion import heavy_ball_expansion_ratio
 from bea_lib.nets.config import TrainConfig, build_model
 from bea_lib.nets.data import load_dataset
 from bea_lib.nets.diagnostics import flat_loss
+from bea_lib.nets.history import DIAGNOSTIC_COLUMNS
 from bea_lib.nets.distributed import Comm
 from bea_lib.nets.loop import fit
 from bea_lib.nets.module_net import open_net
@@ -33,17 +34,33 @@ TINY = TrainConfig(dataset="digits", model="mlp", width=4, n_train=64, n_test=16
                    dtype="float64", device="cpu", epochs=5)
 
 
+# Since the R-operator and the hand-written stacked gradient (issue 28) the same sums run in
+# another order: float64 rounding, measured at most 3.6e-11 relative on the trajectory's columns
+# and 5.1e-10 on the diagnostics (whose f₁ divides by √(g² + ε)) over these 6 steps, against
+# differences of order 1 for a wrong step. A single Adam run (autograd's gradient, no product in
+# its step) still repeats the reference's trajectory bit for bit.
+TRAJECTORY_RTOL, DIAGNOSTIC_RTOL = 1e-9, 1e-8
+DIAGNOSTICS = DIAGNOSTIC_COLUMNS
+
+
 @pytest.mark.parametrize("case", sorted(REFERENCE["cases"]))
-def test_adam_and_kappa_adam_are_the_loop_of_9ce0bf1_bit_for_bit(case):
+def test_adam_and_kappa_adam_are_the_loop_of_9ce0bf1(case):
     torch.set_num_threads(1)  # as the reference was recorded
     configs = [TrainConfig(**{**REFERENCE["base"], **c}) for c in REFERENCE["cases"][case]]
     histories = train(configs) if len(configs) > 1 else [train(configs[0])]
-    for got, want in zip(histories, REFERENCE["histories"][case], strict=True):
+    for got, want, config in zip(histories, REFERENCE["histories"][case], configs, strict=True):
         assert got.stop_reason == want["stop_reason"]
+        exact = len(configs) == 1 and config.kappa == 0
         for column, values in want["columns"].items():
-            if column != "wall_time":
-                np.testing.assert_array_equal(got[column], np.asarray(values, dtype=float),
-                                              err_msg=f"{case}: {column}")
+            if column == "wall_time":
+                continue
+            values = np.asarray(values, dtype=float)
+            if exact and column not in DIAGNOSTICS:
+                np.testing.assert_array_equal(got[column], values, err_msg=f"{case}: {column}")
+            else:
+                rtol = DIAGNOSTIC_RTOL if column in DIAGNOSTICS else TRAJECTORY_RTOL
+                np.testing.assert_allclose(got[column], values, rtol=rtol, atol=0,
+                                           err_msg=f"{case}: {column}")
 
 
 def _iterates(configs):

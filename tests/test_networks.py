@@ -36,9 +36,10 @@ def test_start_ratios_are_the_bias_ratio_at_each_seeds_initial_weights():
     ratios = nw.start_ratios(configs, data, cells)
     assert set(ratios) == {("mlp", b, r, s) for b, r in cells for s in (0, 3)}
     net = build_model(configs[-1], data.input_shape, data.n_classes)  # seed 3
-    g, hvp = gradient_and_hvp_fn(*flat_loss(net, data.x_train, data.y_train))
+    x = data.x_train.to(next(net.parameters()).dtype)  # the run's dtype (float64 by default)
+    g, hvp = gradient_and_hvp_fn(*flat_loss(net, x, data.y_train))
     want = bias_ratio(g, hvp, h=BASE.h, beta=0.99, rho=0.9, eps=BASE.eps)
-    assert ratios["mlp", 0.99, 0.9, 3] == pytest.approx(want, rel=1e-6)  # float32 rounding
+    assert ratios["mlp", 0.99, 0.9, 3] == pytest.approx(want, rel=1e-12)  # the same float64 sums
     assert ratios["mlp", 0.99, 0.9, 3] != ratios["mlp", 0.99, 0.9, 0]  # the seed sets θ⁽⁰⁾
 
 

@@ -530,7 +530,8 @@ MECHANISM = Design(
         "the pilot of this design ran on 1000–1011",
         "evidence seeds the design was never tuned on"),
     settings=dict(
-        n_train=400, n_test=1000, width=32, activation="tanh", stage_h=1e-2, stage_beta=0.9,
+        n_train=400, n_test=1000, width=32, activation="tanh", dtype="float64", stage_h=1e-2,
+        stage_beta=0.9,
         stage_rho=0.999, eps=1e-8, stage_losses=[1.5, 1.0, 0.5],
         pairs=[[0.9, 0.7], [0.7, 0.9], [0.8, 0.8]], kappas=[-1.0, 0.0, 1.0], h_share=0.25,
         start_ups=10, n_boot=9999),

@@ -77,8 +77,9 @@ class TrainConfig:
                               "(Lanczos: most of their cost); without, the bias ratio, "
                               "alignment and Table-1 cells alone", check=check_bool)
     device: str | None = _option(None, "cpu, cuda, cuda:1 (default: cuda if available)", type=str)
-    dtype: str = _option("float32", "dtype of data, parameters and Adam's state", choices=DTYPES,
-                         trajectory=True)
+    dtype: str = _option("float64", "dtype of data, parameters and Adam's state (float32 only "
+                         "where bea_lib.nets.precision shows it changes nothing reported)",
+                         choices=DTYPES, trajectory=True)
     width: int | None = _option(None, "MLP hidden width or CNN channels (default 32)",
                                 check=_int(1), type=int, trajectory=True)
     activation: str = _option("relu", "the MLP's activation", choices=tuple(ACTIVATIONS),

@@ -130,17 +130,19 @@ def network_configs(params: dict) -> list[TrainConfig]:
     cell with a profile's overrides): every model × (β, ρ) cell of the grid × seed.
 
     Keys read: ``dataset, models, h, eps, epochs, beta_grid, rho_grid, test_every, n_train,
-    n_test, device, data_root, chunk_size, checkpoint_every``. ``models`` maps a model name to
-    its own settings: ``seeds`` (a list), optionally ``read_below`` (a loss threshold at which
-    the chapter reads metrics; not a setting of the runs) and any TrainConfig field that differs
-    for it (``width``, ``n_train``, ``epochs``, ``norm``, ``chunk_size``, ...).
+    n_test, device, data_root, chunk_size, checkpoint_every``, and ``dtype`` if given.
+    ``models`` maps a model name to its own settings: ``seeds`` (a list), optionally
+    ``read_below`` (a loss threshold at which the chapter reads metrics; not a setting of the
+    runs) and any TrainConfig field that differs for it (``width``, ``n_train``, ``epochs``,
+    ``norm``, ``chunk_size``, ...).
     """
     base = TrainConfig(dataset=params["dataset"], eps=params["eps"], h=params["h"],
                        epochs=params["epochs"], test_every=params["test_every"],
                        n_train=params.get("n_train"), n_test=params.get("n_test"),
                        device=params.get("device"), data_root=str(params.get("data_root", "data")),
                        chunk_size=params.get("chunk_size") or 1000,
-                       checkpoint_every=params.get("checkpoint_every") or 0)
+                       checkpoint_every=params.get("checkpoint_every") or 0,
+                       **({"dtype": params["dtype"]} if params.get("dtype") else {}))
     configs = []
     for model, own in params["models"].items():
         own = dict(own)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from ..core.autodiff import gradient_and_hvp_fn
 from ..core.validation import check_int
-from .batched import StackedNet
+from .batched import StackedNet, module_hvp_fn
 from .config import TrainConfig, build_model
 from .data import check_data, load_dataset
 from .diagnostics import flat_loss
@@ -100,9 +100,13 @@ class ModuleNet:
         return evaluate(self.model, *self.test_xy, chunk_size=self.chunk_size, comm=self.comm)[None]
 
     def hvp_fn(self, theta, rows):
-        """v ↦ ∇²E v at θ (this process's examples, one pass), as (1, P) rows."""
+        """v ↦ ∇²E v at θ (this process's examples), as (1, P) rows: by hand (the R-operator of
+        :mod:`bea_lib.nets.batched`) for the MLP and the 1-D CNN, else reverse over reverse."""
         if self.comm.world_size > 1:
             raise ValueError("the κ-variant and the diagnostics need one process (world_size 1)")
+        by_hand = module_hvp_fn(self.model, *self.train_xy, theta, chunk_size=self.chunk_size)
+        if by_hand is not None:
+            return by_hand
         self._load(theta)
         E, theta0 = flat_loss(self.model, *self.train_xy)
         _, fn = gradient_and_hvp_fn(E, theta0)
@@ -125,7 +129,8 @@ def open_net(configs: list[TrainConfig], device, comm: Comm, data=None, *, batch
     data = data.to(device, getattr(torch, base.dtype))
     models = [build_model(c, data.input_shape, data.n_classes).to(device) for c in configs]
     if batch:
-        return StackedNet(models, data, chunk_size=base.chunk_size)
+        return StackedNet(models, data, chunk_size=base.chunk_size,  # κ steps reuse the
+                          keep_tapes=any(c.kappa != 0 for c in configs))  # gradient's passes
     if has_batch_norm(models[0]) and base.chunk_size < len(data.x_train):
         warnings.warn("batch normalisation uses chunk statistics: the loss and its gradient depend "
                       "on chunk_size and are not the full-batch E (see bea_lib.nets.models)",
