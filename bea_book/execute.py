@@ -131,7 +131,8 @@ def plan(names: list[str], *, root: Path, build_dir: Path, profile: str = DEFAUL
 
 def _kernel_manager(ipc: bool):
     """An async kernel manager that registers its kernel with :mod:`bea_book.processes` (killed
-    with the runner) and, with ``ipc``, listens on IPC sockets (see the module docstring)."""
+    with the runner), with ``ipc`` listens on IPC sockets (see the module docstring), and shuts
+    its kernel down without interrupting it first."""
     from jupyter_client import AsyncKernelManager
     from traitlets import default
 
@@ -140,6 +141,13 @@ def _kernel_manager(ipc: bool):
             @default("transport")
             def _transport_default(self):
                 return "ipc"
+
+        async def _async_interrupt_kernel(self):
+            # jupyter_client interrupts a kernel before asking it to shut down; the chapter has
+            # finished by then, and the interrupt only makes ipykernel print "KeyboardInterrupt
+            # caught in kernel" when it arrives first (a race that load makes likely)
+            if not self.shutting_down:
+                await super()._async_interrupt_kernel()
 
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             await super()._async_launch_kernel(kernel_cmd, **kw)

@@ -97,6 +97,15 @@ class Optimizer(StrEnum):
     HEAVY_BALL = "heavy_ball"  # (1.1)'s iteration
 
 
+class FlowStatus(StrEnum):
+    """What became of solving a modified flow (the calibration table's status columns)."""
+
+    SOLVED = "solved"
+    OVER_BUDGET = "over budget"  # more evaluations per step of h than its budget: stiff
+    NOT_FINITE = "not finite"    # θ or θ̇ stopped being finite: the flow blows up
+    FAILED = "failed"            # the solver gave up (a step below float spacing)
+
+
 class TrendVerdict(StrEnum):
     """A verdict on a claimed monotone trend; shared by the networks' paired statistics
     (:func:`bea_lib.evidence.statistics.trend_of`, over seeds) and the bilinear grids

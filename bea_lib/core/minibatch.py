@@ -41,7 +41,7 @@ from collections.abc import Callable
 import torch
 from .autodiff import stacked_gradient, stacked_gradient_and_hvp_fn
 from .expansion import adam_expansion_ratio, warn_if_invalid
-from .integrate import check_solver_options, solve
+from .integrate import check_solver_options, solve_intervals
 from .validation import adam_hyper, as_losses, check_n_steps, check_order, check_theta0
 
 INNER_SUMS = ("k", "1")
@@ -212,14 +212,11 @@ def _minibatch_flow(losses, theta, n_steps, *, h, beta, rho, eps, order, inner_s
                     method, max_evals, max_seconds) -> torch.Tensor:
     """:func:`minibatch_adam_flow` on checked input: θ is checked once, not on every interval."""
     weights = (batch_weights(beta, n_steps, len(losses)), batch_weights(rho, n_steps, len(losses)))
-    out, point = [theta], _LastPoint(losses, order)
-    for n in range(n_steps):
-        rhs = _minibatch_rhs(losses, n, h=h, beta=beta, rho=rho, eps=eps, order=order,
-                             inner_sum=inner_sum, weights=weights, point=point)
-        # rhs ignores t; on a span this short RK45 meets the tolerances in fewer evaluations,
-        # mostly in one step: trying the whole interval first saves scipy's initial-step probe
-        # (one evaluation of eight), and a step the error control rejects is retried shorter
-        theta = solve(rhs, theta, 1, h=h, rtol=rtol, atol=atol, method=method, explicit="RK45",
-                       max_evals=max_evals, max_seconds=max_seconds, first_step=h)[-1]
-        out.append(theta)
-    return torch.stack(out)
+    point = _LastPoint(losses, order)  # shared by the intervals
+
+    def rhs_at(n: int):
+        return _minibatch_rhs(losses, n, h=h, beta=beta, rho=rho, eps=eps, order=order,
+                              inner_sum=inner_sum, weights=weights, point=point)
+
+    return solve_intervals(rhs_at, theta, n_steps, h=h, rtol=rtol, atol=atol, method=method,
+                           max_evals=max_evals, max_seconds=max_seconds)

@@ -343,21 +343,28 @@ def _cell(value) -> str:
 def write_runs_csv(rows: Iterable[Mapping], path: str | Path) -> Path:
     """Write one row per run to ``path`` (atomically): the :data:`RUN_COLUMNS` first, then the
     further columns of the first row in its order. Every row must have every column; the
-    experiment must be one of :data:`EXPERIMENTS`. Floats are written with full precision, so
-    the table reads back to the same numbers."""
+    experiment must be one of :data:`EXPERIMENTS`."""
     rows = list(rows)
+    columns = [*RUN_COLUMNS, *(c for c in (rows[0] if rows else ()) if c not in RUN_COLUMNS)]
+    for i, row in enumerate(rows):
+        if row.get("experiment", EXPERIMENTS[0]) not in EXPERIMENTS:
+            raise ValueError(f"runs.csv row {i}: experiment must be one of {EXPERIMENTS}, got "
+                             f"{row['experiment']!r}")
+    return write_table(rows, path, columns, name="runs.csv")
+
+
+def write_table(rows: Sequence[Mapping], path: str | Path, columns: Sequence[str], *,
+                name: str) -> Path:
+    """Write ``rows`` with exactly ``columns`` (in order) to ``path`` atomically as CSV, floats
+    at full precision (they read back to the same numbers, :func:`read_table`); ``name`` names
+    the table in the errors."""
     if not rows:
-        raise ValueError("rows must hold at least one run, got none")
-    extra = [c for c in rows[0] if c not in RUN_COLUMNS]
-    columns = [*RUN_COLUMNS, *extra]
+        raise ValueError(f"rows must hold at least one row of {name}, got none")
     for i, row in enumerate(rows):
         missing = [c for c in columns if c not in row]
         unknown = [c for c in row if c not in columns]
         if missing or unknown:
-            raise ValueError(f"runs.csv row {i}: missing columns {missing}, unknown {unknown}")
-        if row["experiment"] not in EXPERIMENTS:
-            raise ValueError(f"runs.csv row {i}: experiment must be one of {EXPERIMENTS}, got "
-                             f"{row['experiment']!r}")
+            raise ValueError(f"{name} row {i}: missing columns {missing}, unknown {unknown}")
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
@@ -378,16 +385,21 @@ def _parse(text: str):
     return text
 
 
-def read_runs_csv(path: str | Path) -> list[dict]:
-    """The rows of a ``runs.csv`` written by :func:`write_runs_csv`, values parsed back to bool,
-    int, float or str. A file without the :data:`RUN_COLUMNS` raises ValueError naming it."""
+def read_table(path: str | Path, columns: Sequence[str], *, name: str) -> list[dict]:
+    """The rows of a table written by :func:`write_table`, values parsed back to bool, int,
+    float or str; a file without ``columns`` raises ValueError naming it and ``name``."""
     path = Path(path)
     with open(path, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        missing = [c for c in RUN_COLUMNS if c not in (reader.fieldnames or [])]
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
         if missing:
-            raise ValueError(f"{path} is not a runs table: it lacks the columns {missing}")
+            raise ValueError(f"{path} is not {name}: it lacks the columns {missing}")
         return [{k: _parse(v) for k, v in row.items()} for row in reader]
+
+
+def read_runs_csv(path: str | Path) -> list[dict]:
+    """The rows of a ``runs.csv`` written by :func:`write_runs_csv` (:func:`read_table`)."""
+    return read_table(path, RUN_COLUMNS, name="a runs table")
 
 
 def per_seed(table: list[dict], column: str, seeds, **where) -> np.ndarray:

@@ -35,9 +35,11 @@ import torch
 from ..core.autodiff import gradient, gradient_and_hvp_fn
 from ..core.expansion import bias_direction
 from ..core.flows import adam_rhs
-from ..core.integrate import solve_flow
+from ..core.integrate import check_solver_options, solve_flow, solve_intervals
+from ..core.minibatch import batch_weights, minibatch_adam_rhs
 from ..core.optimizers import AdamState, adam_init, adam_update
-from ..core.validation import adam_hyper, check_finite, check_n_steps, check_positive, check_theta0
+from ..core.validation import (adam_hyper, check_bool, check_finite, check_n_steps,
+                               check_positive, check_theta0)
 from .order import fitted_slopes, max_distance
 
 
@@ -91,14 +93,21 @@ def kappa_adam(loss, theta0, n_steps: int, *, h: float, beta: float, rho: float,
     return out
 
 
-def kappa_rhs(loss, *, h: float, beta: float, rho: float, eps: float, kappa: float
-              ) -> Callable[[float, torch.Tensor], torch.Tensor]:
+def kappa_rhs(loss, *, h: float, beta: float, rho: float, eps: float, kappa: float,
+              step: int | None = None) -> Callable[[float, torch.Tensor], torch.Tensor]:
     """θ ↦ f₀ + (1 + κ) h f₁, from the two public right-hand sides of :func:`bea_lib.adam_rhs`.
 
     f₀ is the order-0 right-hand side and h f₁ = rhs₁ − rhs₀; κ = −1 is f₀ alone, κ = 0 rhs₁.
+    With ``step`` = n: the flow on [nh, (n+1)h] of the κ-variant restarted with fresh moments,
+    Theorem 3.1's (3.2) with the one loss (:func:`~bea_lib.core.minibatch.minibatch_adam_rhs`)
+    plus κ h f₁: the coefficients (1 + γ)/(1 − γ) of f₁'s two parts, γ = β, ρ, become
+    C_γ(n) + κ(1 + γ)/(1 − γ), C_γ(n) = 2 AV_γ^n[n − k] + 1 of the n + 1 averaged gradients.
     """
     hyper = _check_hyper(h=h, beta=beta, rho=rho, eps=eps, kappa=kappa)
     kappa = hyper.pop("kappa")
+    if step is not None:
+        hyper.pop("eps_inside")  # (3.2) is derived for ε inside the square root
+        return _startup_rhs(loss, check_n_steps(step, name="step"), kappa=kappa, **hyper)
     rhs0, rhs1 = adam_rhs(loss, order=0, **hyper), adam_rhs(loss, order=1, **hyper)
     if kappa in (-1.0, 0.0):  # the order-0 and order-1 flows themselves
         return rhs0 if kappa == -1.0 else rhs1
@@ -110,11 +119,40 @@ def kappa_rhs(loss, *, h: float, beta: float, rho: float, eps: float, kappa: flo
     return rhs
 
 
+def _startup_rhs(loss, n: int, *, h, beta, rho, eps, kappa, weights=None):
+    """:func:`kappa_rhs` with ``step`` = n on checked input; ``weights`` as
+    :func:`~bea_lib.core.minibatch.minibatch_adam_rhs` takes them, to share them between steps."""
+    startup = minibatch_adam_rhs([loss], n, h=h, beta=beta, rho=rho, eps=eps, weights=weights)
+    if kappa == 0.0:
+        return startup
+
+    def rhs(t: float, theta: torch.Tensor) -> torch.Tensor:
+        g, hvp_fn = gradient_and_hvp_fn(loss, theta)  # (3.2) + κ h f₁ of the κ step
+        return startup(t, theta) + kappa * h * bias_direction(g, hvp_fn, beta=beta, rho=rho,
+                                                              eps=eps)
+
+    return rhs
+
+
 def kappa_flow(loss, theta0, n_steps: int, *, h: float, beta: float, rho: float, eps: float,
-               kappa: float, rtol: float = 1e-10, atol: float = 1e-12) -> torch.Tensor:
-    """The flow θ̇ = f₀ + (1 + κ) h f₁ at t = 0, h, …, n_steps·h (:func:`bea_lib.solve_flow`)."""
-    rhs = kappa_rhs(loss, h=h, beta=beta, rho=rho, eps=eps, kappa=kappa)
-    return solve_flow(rhs, theta0, n_steps, h=h, rtol=rtol, atol=atol)
+               kappa: float, startup: bool = False, rtol: float = 1e-10, atol: float = 1e-12,
+               max_evals: int | None = None, max_seconds: float | None = None) -> torch.Tensor:
+    """The flow θ̇ = f₀ + (1 + κ) h f₁ at t = 0, h, …, n_steps·h (:func:`bea_lib.solve_flow`);
+    with ``startup``, the κ-variant's flow from fresh moments (:func:`kappa_rhs` with ``step``)
+    interval by interval (:func:`~bea_lib.core.integrate.solve_intervals`, budgets per
+    interval). :class:`~bea_lib.core.integrate.FlowError` when it cannot be solved."""
+    if not check_bool("startup", startup):
+        rhs = kappa_rhs(loss, h=h, beta=beta, rho=rho, eps=eps, kappa=kappa)
+        return solve_flow(rhs, theta0, n_steps, h=h, rtol=rtol, atol=atol, max_evals=max_evals,
+                          max_seconds=max_seconds)
+    hyper = _check_hyper(h=h, beta=beta, rho=rho, eps=eps, kappa=kappa)
+    hyper.pop("eps_inside")
+    theta0, n_steps = check_theta0(theta0), check_n_steps(n_steps)
+    options = check_solver_options(rtol=rtol, atol=atol, method="auto", max_evals=max_evals,
+                                   max_seconds=max_seconds)
+    weights = tuple(batch_weights(gamma, n_steps, 1) for gamma in (hyper["beta"], hyper["rho"]))
+    return solve_intervals(lambda n: _startup_rhs(loss, n, weights=weights, **hyper), theta0,
+                           n_steps, h=hyper["h"], **options)
 
 
 class KappaOrder(NamedTuple):
