@@ -34,13 +34,16 @@ from scipy import stats
 from ..base.fileio import atomic_write_text
 from ..base.vocab import TrendVerdict, Verdict, paper_verdict
 from ..core.validation import check_one_of, check_unit_interval
+from ..core.validation import VALIDITY_LIMIT  # noqa: F401  (book/networks.md reads it here)
 
 # The network gate, declared 2026-12-07 from the calibration of the gate on a network proxy
-# (bea_lib.nets.calibration at its default settings): the O(h) term describes the iterates
-# while its flow is at least twice as close to them as the flow without it, and κ runs stay
-# within half the κ effect of their own flow; that holds below a bias ratio between 0.05 and
-# 0.095, and the κ = −1 runs leave their flow near 0.05. The lower bound is the limit, for the
-# unscaled ratio of every run (κ = −1, 0, +1 alike) at every measured point.
+# (bea_lib.evidence.calibration at its default settings, shown on the mechanism page): the O(h)
+# term describes the iterates while its flow is at least twice as close to them as the flow
+# without it, and κ runs stay within half the κ effect of their own flow. Read at Adam's
+# unscaled ratio for every run, that holds up to at least 0.05 (beyond it one sweep's order-1
+# flow is too stiff to solve) and at most 0.12 (where the κ runs leave their flows). The lower
+# bound is the limit, for the unscaled ratio of every run (κ = −1, 0, +1 alike) at every
+# measured point.
 NETWORK_LIMIT = 0.05
 # The κ = −1 runs of two (β, ρ) pairs may differ by at most this fraction of the smaller κ effect
 # |N(κ=+1) − N(κ=−1)| of the two pairs: their difference is the O(h²) remainder of the flow f₀
