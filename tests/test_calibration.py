@@ -224,7 +224,7 @@ def test_calibration_figure_marks_the_limits_with_readable_text():
     assert limit.reached and not bound.reached and bound.value == 0.05
     for result, label in ((limit, f"calibrated: {limit.value:.2g}"),
                           (bound, f"calibrated: ≥ 0.05, ≤ {bound.upper:.2g}")):
-        fig = calibration_figure(result)
+        fig = calibration_figure(result, gate=NETWORK_LIMIT)
         assert len(fig.axes) == 2
         for ax in fig.axes:
             vertical = [line.get_xdata()[0] for line in ax.get_lines()
@@ -246,7 +246,7 @@ def test_calibration_figure_of_two_limits_draws_each_on_its_own_panels():
     first, second = (cal.calibrated_limit([row for row in rows if row["beta"] == b])
                      for b in (0.95, 0.8))
     assert first.value > second.value  # the second pair's κ runs cross 1/2 ten times earlier
-    fig = calibration_figure(first, second)
+    fig = calibration_figure(first, second, gate=NETWORK_LIMIT)
     assert [ax.get_title() for ax in fig.axes] == ["β = 0.95, ρ = 0.8", "β = 0.8, ρ = 0.95"]
     for ax, limit in zip(fig.axes, (first, second)):
         dotted = [line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == ":"]

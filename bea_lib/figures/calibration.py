@@ -5,17 +5,16 @@ import math
 
 import numpy as np
 
-from ..evidence.statistics import NETWORK_LIMIT
 from .plotting import panel_grid
 
 
-def calibration_figure(*limits):
+def calibration_figure(*limits, gate: float, gate_name: str = "NETWORK_LIMIT"):
     """Error ratio against bias ratio, log–log, a panel per (β, ρ) and a colour per start, from
     one or more :class:`~bea_lib.evidence.calibration.Limit` and their readings (each limit's
     pairs on their own panels, with its own line): Adam's (filled, solid) and the κ runs'
     (open, dashed); a row with unsolved flows is a cross on the top edge. Grey: the ratio
-    1/factor of the rule and the network gate's ``NETWORK_LIMIT`` (dashed); dotted: the
-    calibrated limit."""
+    1/factor of the rule and the network gate's limit ``gate`` (dashed, labelled ``gate_name``);
+    dotted: the calibrated limit."""
     owner = {}  # (β, ρ) -> the limit whose readings it holds
     for limit in limits:
         for key in limit.readings:
@@ -40,8 +39,7 @@ def calibration_figure(*limits):
         bound = "" if limit.reached else "≥ "
         upper = "" if limit.reached or math.isinf(limit.upper) else f", ≤ {limit.upper:.2g}"
         ax.axhline(1 / limit.factor, color="gray", lw=0.8, label=f"error ratio 1/{limit.factor:g}")
-        ax.axvline(NETWORK_LIMIT, color="gray", lw=1, ls="--",
-                   label=f"NETWORK_LIMIT = {NETWORK_LIMIT:g}")
+        ax.axvline(gate, color="gray", lw=1, ls="--", label=f"{gate_name} = {gate:g}")
         if limit.value > 0:
             ax.axvline(limit.value, color="black", lw=1, ls=":",
                        label=f"calibrated: {bound}{limit.value:.2g}{upper}")
