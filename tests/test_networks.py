@@ -100,9 +100,10 @@ def _history(sharpness, gap, ratio):
 def test_optimizer_rows_and_the_paired_comparison(tmp_path):
     rng = np.random.default_rng(1)
     other = rng.normal(5.0, 1.0, 8)
-    arms = {"adam": {s: _history(x + 2.0 + 0.1 * rng.normal(), 0.2, 0.1)
+    # bias ratios 0.01 and 0.02: inside the network gate (NETWORK_LIMIT = 0.05)
+    arms = {"adam": {s: _history(x + 2.0 + 0.1 * rng.normal(), 0.2, 0.01)
                      for s, x in enumerate(other)},
-            "gd": {s: _history(x, 0.1, 0.2) for s, x in enumerate(other)}}
+            "gd": {s: _history(x, 0.1, 0.02) for s, x in enumerate(other)}}
     rows = nw.optimizer_rows(arms, model="mlp", hyper={"adam": (1e-2, 0.9, 0.999, 1e-8),
                                                        "gd": (1.0, 0.0, math.nan, math.nan)})
     assert rows[0]["sharpness"] == pytest.approx(other[0] + 2.0, abs=0.5)  # the last finite one

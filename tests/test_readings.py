@@ -61,12 +61,12 @@ def _curves(**columns):
 
 
 def test_a_runs_gate_is_its_recorded_ratios_else_its_start_ratio_else_none():
-    recorded = _curves(train_loss=[3, 2, 1], bias_ratio=[0.2, math.nan, 0.4])
+    recorded = _curves(train_loss=[3, 2, 1], bias_ratio=[0.02, math.nan, 0.04])
     gate = run_gate(recorded, start_ratio=9.0)  # the recorded ratios win
-    assert (gate.max_ratio, gate.epoch, gate.n_measured, gate.within) == (0.4, 2, 2, True)
-    start = run_gate(_curves(train_loss=[3, 2, 1]), start_ratio=0.3)
-    assert (start.max_ratio, start.epoch, start.n_measured, start.within) == (0.3, 0, 1, True)
-    assert not run_gate(_curves(train_loss=[3, 2, 1]), start_ratio=0.6).within
+    assert (gate.max_ratio, gate.epoch, gate.n_measured, gate.within) == (0.04, 2, 2, True)
+    start = run_gate(_curves(train_loss=[3, 2, 1]), start_ratio=0.03)
+    assert (start.max_ratio, start.epoch, start.n_measured, start.within) == (0.03, 0, 1, True)
+    assert not run_gate(_curves(train_loss=[3, 2, 1]), start_ratio=0.06).within  # NETWORK_LIMIT
     never = run_gate(_curves(train_loss=[3, 2, 1]))
     assert never.n_measured == 0 and not never.within  # not shown to be inside: no evidence
 

@@ -62,8 +62,9 @@ def stability(history: History, *, max_ratio: float) -> Stability:
 
 
 def run_gate(history: History, start_ratio: float | None = None) -> Gate:
-    """A run's validity gate (:func:`~bea_lib.evidence.statistics.validity_gate`, κ = 0): the
-    bias ratios it recorded, else ``start_ratio`` measured at θ⁽⁰⁾, else never measured."""
+    """A run's validity gate (:func:`~bea_lib.evidence.statistics.validity_gate`, at
+    :data:`~bea_lib.evidence.statistics.NETWORK_LIMIT`): the bias ratios it recorded, else
+    ``start_ratio`` measured at θ⁽⁰⁾, else never measured."""
     d, e = history["bias_ratio"], history["epoch"]
     ok = np.isfinite(d)
     if ok.any():
