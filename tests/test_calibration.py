@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from bea_lib.base.vocab import FlowStatus
-from bea_lib.core.validation import VALIDITY_LIMIT
+from bea_lib.evidence.statistics import NETWORK_LIMIT
 from bea_lib.evidence import calibration as cal
 
 
@@ -171,11 +171,12 @@ def test_calibrated_limit_is_the_smallest_over_sweeps_and_runs():
     rows += [_row("b", 0.9, 0.8, r, e, k) for r, e, k in
              ((0.1, 0.1, 0.05), (0.3, 0.2, 0.9), (1.0, 0.3, 0.9))]
     limit = cal.calibrated_limit(rows)
-    # sweep b's κ runs fail at their own ratio 2·0.3 = 0.6, after passing at 0.2: the
-    # crossing lies in (0.2, 0.6), below every Adam sweep's limit (a: in (0.3, 1); b: 1)
+    # sweep b's κ runs fail at the ratio 0.3 (read unscaled, as the gate reads it), after
+    # passing at 0.1: the crossing lies in (0.1, 0.3), below every Adam sweep's limit (a: in
+    # (0.3, 1); b: 1)
     assert limit.binding == ("kappa", "b", 0.9, 0.8) and limit.reached
-    assert 0.2 < limit.value == limit.upper < 0.6
-    assert limit.value == cal.sweep_limit([0.2, 0.6, 2.0], [0.05, 0.9, 0.9])[0]
+    assert 0.1 < limit.value == limit.upper < 0.3
+    assert limit.value == cal.sweep_limit([0.1, 0.3, 1.0], [0.05, 0.9, 0.9])[0]
     # Adam's sweeps alone: a's crossing lies between 0.3 and 1, b never fails
     assert 0.3 < limit.sweeps["adam", "a", 0.9, 0.8][0] < 1.0
     assert limit.sweeps["adam", "b", 0.9, 0.8] == (1.0, False)
@@ -200,9 +201,9 @@ def test_one_kappa_flow_too_far_decides_even_if_the_other_is_over_budget():
                    status_kappa_p1=FlowStatus.OVER_BUDGET)
     # the κ = −1 run alone fails the row: the crossing lies between the κ runs' own ratios
     assert cal.calibrated_limit(rows).sweeps["kappa", "a", 0.9, 0.8] == cal.sweep_limit(
-        [0.2, 0.6], [0.1, 0.9])
+        [0.1, 0.3], [0.1, 0.9])
     rows[1]["err_kappa_m1"] = 0.1  # within the factor: the other one decides, and is unknown
-    assert cal.calibrated_limit(rows).sweeps["kappa", "a", 0.9, 0.8] == (0.2, False)
+    assert cal.calibrated_limit(rows).sweeps["kappa", "a", 0.9, 0.8] == (0.1, False)
 
 
 # --- the figure ----------------------------------------------------------------------------------
@@ -217,18 +218,36 @@ def test_calibration_figure_marks_the_limits_with_readable_text():
 
     rows = [_row(s, b, r, x, 0.2 * x, 0.3 * x) for s in ("initial", "trained")
             for b, r in ((0.95, 0.8), (0.8, 0.95)) for x in (0.05, 0.5, 5.0)]
-    limit = cal.calibrated_limit(rows)  # reached: κ's crossing of 1/2 at 2·x = 10/3
+    limit = cal.calibrated_limit(rows)  # reached: κ's crossing of 1/2 at x = 5/3
     rows[1].update(error_ratio=math.nan, status_order1=FlowStatus.OVER_BUDGET)
     bound = cal.calibrated_limit(rows)  # sweep (initial, 0.95, 0.8) unknown past 0.05
     assert limit.reached and not bound.reached and bound.value == 0.05
     for result, label in ((limit, f"calibrated: {limit.value:.2g}"),
                           (bound, f"calibrated: ≥ 0.05, ≤ {bound.upper:.2g}")):
-        fig = calibration_figure(result)
+        fig = calibration_figure(result, gate=NETWORK_LIMIT)
         assert len(fig.axes) == 2
         for ax in fig.axes:
             vertical = [line.get_xdata()[0] for line in ax.get_lines()
                         if len(set(line.get_xdata())) == 1 and len(line.get_xdata()) == 2]
-            assert VALIDITY_LIMIT in vertical and result.value in vertical
+            assert NETWORK_LIMIT in vertical and result.value in vertical
             assert ax.get_xscale() == "log"
         assert label in fig.axes[0].get_legend_handles_labels()[1]
         assert text_px_in_column(fig) >= MIN_TEXT_PX
+
+
+def test_calibration_figure_of_two_limits_draws_each_on_its_own_panels():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bea_lib.figures.calibration import calibration_figure
+
+    rows = [_row(s, b, r, x, 0.2 * x, k * x) for s in ("initial", "trained")
+            for (b, r), k in (((0.95, 0.8), 0.3), ((0.8, 0.95), 3.0)) for x in (0.05, 0.5, 5.0)]
+    first, second = (cal.calibrated_limit([row for row in rows if row["beta"] == b])
+                     for b in (0.95, 0.8))
+    assert first.value > second.value  # the second pair's κ runs cross 1/2 ten times earlier
+    fig = calibration_figure(first, second, gate=NETWORK_LIMIT)
+    assert [ax.get_title() for ax in fig.axes] == ["β = 0.95, ρ = 0.8", "β = 0.8, ρ = 0.95"]
+    for ax, limit in zip(fig.axes, (first, second)):
+        dotted = [line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == ":"]
+        assert dotted == [limit.value]

@@ -123,3 +123,23 @@ def test_a_custom_run_is_recorded_and_said_on_the_line(tmp_path, monkeypatch):
     monkeypatch.setenv("BEA_CUSTOM", "[1, 2]")
     with pytest.raises(ValueError, match="BEA_CUSTOM must be a JSON mapping"):
         _claim(tmp_path)
+
+
+def test_the_books_own_experiment_speaks_of_supported_never_reproduced(tmp_path, monkeypatch):
+    from bea_lib.base.vocab import ExperimentVerdict
+    monkeypatch.setenv("BEA_PROFILE", "default")
+    mech = dict(paper="mechanism", statement="the κ sign flip")
+    _claim(tmp_path, id="mechanism/kappa-order", passed=True, **mech)
+    _claim(tmp_path, id="mechanism/kappa-sign-flip", passed=None, verdict="supported", **mech)
+    claims = read_claims(tmp_path)
+    assert claims["mechanism/kappa-order"].verdict == ExperimentVerdict.SUPPORTED
+    primary = claims["mechanism/kappa-sign-flip"]
+    assert primary.verdict == ExperimentVerdict.SUPPORTED and primary.role == CheckRole.PRIMARY
+    assert "; supported" in claim_markdown(primary)
+    with pytest.raises(ValueError, match="reproduced"):  # the paper's words are refused here
+        _claim(tmp_path, id="mechanism/kappa-sign-flip", passed=None, verdict="reproduced",
+               **mech)
+    monkeypatch.setenv("BEA_PROFILE", "smoke")
+    _claim(tmp_path, id="mechanism/kappa-sign-flip", passed=None, verdict="supported",
+           needs="default", **mech)
+    assert read_claims(tmp_path)["mechanism/kappa-sign-flip"].verdict == ExperimentVerdict.NOT_RUN

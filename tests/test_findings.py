@@ -199,6 +199,22 @@ def test_a_network_row_gives_two_answers(tmp_path, monkeypatch):
     assert "Figure 5 <findings-figure-5>` is *reproduced*" in sentences  # the theory's answer
 
 
+def test_the_mechanism_row_and_the_intro_print_the_experiments_own_words(tmp_path, monkeypatch):
+    from bea_lib.base.vocab import ExperimentVerdict
+    monkeypatch.setenv("BEA_PROFILE", "default")
+    claim("mechanism/kappa-sign-flip", statement="the κ sign flip", paper="mechanism",
+          passed=None, verdict=ExperimentVerdict.SUPPORTED, measured="supported: …",
+          folder=tmp_path)
+    beyond = findings_rows(load_claims(tmp_path), beyond=True)
+    (row,) = [r for r in beyond if r.paper == "mechanism"]
+    assert row.verdict == ExperimentVerdict.SUPPORTED
+    text = summary_sentences([], beyond) + evidence_markdown(beyond)
+    assert "has a declared primary test: *supported*" in text
+    assert "**Verdict: supported.**" in text and "reproduced" not in text
+    empty = findings_rows({}, beyond=True)  # recorded nowhere: not run here, in its own words
+    assert [r.verdict for r in empty if r.paper == "mechanism"] == [ExperimentVerdict.NOT_RUN]
+
+
 @pytest.mark.parametrize("trend, gated, expected", [
     (TrendVerdict.APPEARS, True, Verdict.REPRODUCED),
     (TrendVerdict.OPPOSITE, True, Verdict.CONTRADICTED),

@@ -7,7 +7,8 @@ index range, h halved in the flow. A primary test that passed on its mutant woul
 evidence. The network rows' primary tests (the theory's answers on Figures 4-6, the first
 conclusion's experiment, the spike regime) are at the end: each is run on small stored runs,
 or on a hand-made table where the runs cannot decide, and must change its verdict on its
-mutant.
+mutant. The κ mechanism's test runs on its stored runs
+(bea_lib.evidence.records).
 """
 import math
 
@@ -463,3 +464,42 @@ def test_every_network_primary_test_has_a_mutant_test_here():
               "networks/optimizers-paired", "networks/spike-reversal-paired"}
     declared = {st.primary.claim for st in registry.STATEMENTS if st.networks}
     assert declared == tested
+
+
+# The κ mechanism (beyond the paper): per stage, both sign-flip pairs' paired intervals on the
+# predicted side inside both gates; the row's verdict is the most trained stage's. Its mutants,
+# on stored runs of development seeds: the prediction with β and ρ swapped, and the f₀ gate
+# dropped (on runs that fail it).
+MECH_PAIRS, MECH_KAPPAS = [(0.9, 0.7), (0.7, 0.9), (0.8, 0.8)], [-1.0, 0.0, 1.0]
+
+
+def _mechanism(table, pairs=MECH_PAIRS, **kw):
+    from bea_lib.evidence import mechanism as mech
+    seeds = sorted({r["seed"] for r in table})
+    return mech.stage_test(table, pairs=pairs, kappas=MECH_KAPPAS, seeds=seeds, n_resamples=999,
+                           **kw).verdict
+
+
+def test_mechanism_fails_with_beta_and_rho_swapped_in_the_prediction():
+    from bea_lib.evidence.records import read_record
+    from bea_lib.evidence.statistics import kappa_prediction
+    pilot = read_record("pilot")
+    assert _mechanism(pilot) == bl.ExperimentVerdict.SUPPORTED
+    swapped_prediction = lambda *, beta, rho: kappa_prediction(beta=rho, rho=beta)  # noqa: E731
+    assert _mechanism(pilot, predict=swapped_prediction) == bl.ExperimentVerdict.NOT_SUPPORTED
+
+
+def test_mechanism_verdict_changes_when_its_f0_gate_is_dropped(monkeypatch):
+    from bea_lib.evidence import mechanism as mech
+    from bea_lib.evidence import statistics as st
+    from bea_lib.evidence.records import read_record
+    relu = read_record("pilot-relu")  # its κ = −1 runs of the two pairs end apart
+    assert _mechanism(relu) == bl.ExperimentVerdict.OUTSIDE_RANGE
+    first = read_record("first-published")  # the first experiment, its f₀ gate as first declared
+    first_test = lambda: mech.first_experiment_test(  # noqa: E731
+        first, pairs=[(0.95, 0.8), (0.8, 0.95), (0.9, 0.9)], kappas=MECH_KAPPAS,
+        seeds=list(range(8)), last_epoch=240, gates=mech.GATES["original"], n_resamples=999)
+    assert first_test().verdict == bl.ExperimentVerdict.OUTSIDE_RANGE
+    monkeypatch.setattr(st, "F0_AGREEMENT_LIMIT", math.inf)  # the f₀ gate dropped
+    assert _mechanism(relu) != bl.ExperimentVerdict.OUTSIDE_RANGE
+    assert first_test().verdict == bl.ExperimentVerdict.SUPPORTED

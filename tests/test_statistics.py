@@ -10,7 +10,7 @@ from scipy import stats
 import bea_lib as bl
 from bea_lib.core.autodiff import gradient
 from bea_lib.studies.intervention import kappa_adam
-from bea_lib.evidence.statistics import (F0_AGREEMENT_LIMIT, RUN_COLUMNS, VALIDITY_LIMIT,
+from bea_lib.evidence.statistics import (F0_AGREEMENT_LIMIT, NETWORK_LIMIT, RUN_COLUMNS,
                                          VERDICT_ORDER, PairedInterval, combined_trend,
                                          f0_disagreement, hill_shape, interval_text,
                                          kappa_prediction, mean_interval,
@@ -25,18 +25,19 @@ from bea_lib.base.vocab import TrendVerdict
 # --- the validity gate -----------------------------------------------------------------------
 
 def test_gate_fails_when_one_measured_epoch_is_above_the_limit():
-    gate = validity_gate([0, 50, 100], [0.2, VALIDITY_LIMIT * 1.01, 0.1])
+    gate = validity_gate([0, 50, 100], [0.02, NETWORK_LIMIT * 1.01, 0.01])
     assert not gate.within and gate.epoch == 50 and gate.n_measured == 3
-    assert gate.max_ratio == pytest.approx(VALIDITY_LIMIT * 1.01)
-    assert validity_gate([0, 50, 100], [0.2, VALIDITY_LIMIT, 0.1]).within  # the limit included
+    assert gate.max_ratio == pytest.approx(NETWORK_LIMIT * 1.01)
+    assert validity_gate([0, 50, 100], [0.02, NETWORK_LIMIT, 0.01]).within  # the limit included
+    assert NETWORK_LIMIT == 0.05  # declared 2026-12-07, from the calibration's lower bound
 
 
-def test_gate_scales_the_ratio_by_the_variants_own_bias_term():
-    # κ = +1 doubles the O(h) term, κ = −1 removes it
-    assert not validity_gate([0], [0.3], kappa=1.0).within
-    assert validity_gate([0], [0.3], kappa=0.0).within
-    gate = validity_gate([0], [10.0], kappa=-1.0)
-    assert gate.within and gate.max_ratio == 0.0
+def test_gate_reads_the_unscaled_ratio_of_every_kappa_run():
+    # no κ to scale by: the κ = −1 iterates leave their own flow at about Adam's ratio
+    with pytest.raises(TypeError):
+        validity_gate([0], [0.3], kappa=-1.0)
+    assert not validity_gate([0], [0.3]).within
+    assert validity_gate([0], [0.3], limit=0.5).within
 
 
 def test_gate_fails_without_a_finite_measurement():
@@ -262,3 +263,19 @@ def test_interval_text():
     assert interval_text(q, digits=2).startswith(f"{q.mean:.2g} [")
     assert interval_text(mean_interval([5.0])) == "5"  # one seed: the mean, no interval
     assert interval_text(mean_interval([math.nan])) == "—"
+
+
+def test_the_vectorised_bootstrap_gives_the_intervals_of_the_plain_one():
+    """The statistics are vectorised for speed; the resamples and the interval are scipy's
+    own, so they equal those of the one-resample-at-a-time statistic."""
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=10), rng.normal(size=10)
+    got = paired_difference(a, b, n_resamples=999, seed=5)
+    plain = stats.bootstrap((a, b), lambda x, y: np.mean(x - y), paired=True, vectorized=False,
+                            n_resamples=999, method="BCa",
+                            random_state=np.random.default_rng(5)).confidence_interval
+    assert (got.low, got.high) == pytest.approx((plain.low, plain.high), rel=1e-12)
+    one = mean_interval(a, n_resamples=999, seed=5)
+    plain = stats.bootstrap((a,), np.mean, vectorized=False, n_resamples=999, method="BCa",
+                            random_state=np.random.default_rng(5)).confidence_interval
+    assert (one.low, one.high) == pytest.approx((plain.low, plain.high), rel=1e-12)

@@ -1,7 +1,7 @@
 r"""The validity gate calibrated on a network: up to which bias ratio does the O(h) term help?
 
 Symbols as in :mod:`bea_lib.studies.intervention`; r = h‖f₁‖₂/‖f₀‖₂ is the bias ratio that the
-gate holds below :data:`~bea_lib.core.validation.VALIDITY_LIMIT`. On a network whose
+gate holds below :data:`~bea_lib.evidence.statistics.NETWORK_LIMIT`. On a network whose
 flows can be solved (:func:`proxy_loss`), Adam and the κ-variants (κ = ±1) restart with fresh
 moments from each start, at the h that puts r at the start at each of ``ratios``. A row of
 :func:`calibration_table` holds the largest distance over the window of Adam's iterates from
@@ -231,7 +231,7 @@ def _reading(row: Mapping, quantity: str, factor: float) -> tuple[float, float, 
         over = False
     elif not over and len(known) < 2:  # a κ flow that blew up: a failure
         ratio = math.nan
-    return 2 * float(row["bias_ratio"]), ratio, over
+    return float(row["bias_ratio"]), ratio, over  # the gate's ratio, unscaled for κ runs
 
 
 def calibrated_limit(rows: Iterable[Mapping], *, factor: float = ERROR_FACTOR) -> Limit:
@@ -240,8 +240,8 @@ def calibrated_limit(rows: Iterable[Mapping], *, factor: float = ERROR_FACTOR) -
     to the iterates than f₀ (what the series leaves out is at most 1/factor of the O(h) term's
     effect). The smallest :func:`sweep_limit` over the sweeps, one per start and (β, ρ) for
     Adam ("adam": err_order1/err_order0 at bias_ratio) and for the κ runs ("kappa": the larger
-    κ run's distance from its own flow over the κ effect, at the κ = +1 run's own ratio
-    2·bias_ratio, as the validity gate scales it): the gate must hold for every run."""
+    κ run's distance from its own flow over the κ effect, at Adam's bias ratio, which the
+    network gate reads unscaled for every κ run): the gate must hold for every run."""
     groups: dict[tuple, list[Mapping]] = {}
     for row in rows:
         groups.setdefault((str(row["start"]), float(row["beta"]), float(row["rho"])),

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..base.fileio import atomic_write_json
-from ..base.vocab import CheckRole, ClaimStatus, ProxyAnswer, Verdict
+from ..base.vocab import CheckRole, ClaimStatus, ExperimentVerdict, ProxyAnswer, Verdict
 from . import registry
 
 PROFILES = ("smoke", "default", "paper")  # in increasing size; other names rank as "default"
@@ -51,7 +51,9 @@ class Claim:
     paper: str           # the key of the statement it bears on (bea_lib.evidence.registry)
     measured: str        # the figures behind it, e.g. "slope 1.98 over h = 2e-3 ... 1.25e-4"
     status: ClaimStatus
-    verdict: Verdict     # what it says of the statement (only a primary test's sets the row's)
+    verdict: Verdict | ExperimentVerdict  # what it says of the statement (only a primary
+    # test's sets the row's); the book's own experiments (registry.BEYOND) speak in
+    # ExperimentVerdict's words: supported, never "reproduced"
     profile: str         # the profile the chapter ran at
     needs: str           # the least profile at which the claim is checked
     section: str | None = None  # a MyST target "(label)=" in the chapter, for the Findings link
@@ -104,7 +106,10 @@ def claim(id: str, *, statement: str, paper: str, passed: bool | None, measured:
     result the chapter reports with its ``verdict`` (from :func:`bea_lib.base.vocab.paper_verdict`
     for a trend), asserting nothing; ``detectable`` then says the smallest effect the reading
     could have detected. Below the ``needs`` profile the claim is not checked and its verdict is
-    *not tested here*. Displays Markdown; returns nothing, so a cell may end with the call.
+    *not tested here*. A claim on one of the book's own experiments (a statement beyond the
+    paper) speaks in :class:`~bea_lib.base.vocab.ExperimentVerdict`'s words instead: *supported*,
+    *not supported*, and *not run here* (:func:`verdict_words`). Displays Markdown; returns
+    nothing, so a cell may end with the call.
 
     ``answer`` is what a proxy network shows where the paper looks
     (:class:`~bea_lib.base.vocab.ProxyAnswer`), for a measurement (``passed=None``); the claim
@@ -137,14 +142,18 @@ def claim(id: str, *, statement: str, paper: str, passed: bool | None, measured:
                          "(passed=None) must give its verdict")
     chapter = os.environ.get("BEA_CHAPTER") or id.split("/")[0]
     profile = current_profile()
+    words = verdict_words(paper)
+    not_tested = words(Verdict.NOT_TESTED if words is Verdict else ExperimentVerdict.NOT_RUN)
     if _rank(profile) < _rank(needs):
-        status, verdict = ClaimStatus.NOT_CHECKED, Verdict.NOT_TESTED
+        status, verdict = ClaimStatus.NOT_CHECKED, not_tested
     elif passed is None:
         status = ClaimStatus.MEASURED
-        verdict = Verdict.NOT_TESTED if verdict is None else Verdict(verdict)
+        verdict = not_tested if verdict is None else words(verdict)
     else:
         status = ClaimStatus.PASSED if bool(passed) else ClaimStatus.FAILED
-        verdict = Verdict.REPRODUCED if bool(passed) else Verdict.CONTRADICTED
+        held, failed = ((Verdict.REPRODUCED, Verdict.CONTRADICTED) if words is Verdict else
+                        (ExperimentVerdict.SUPPORTED, ExperimentVerdict.NOT_SUPPORTED))
+        verdict = held if bool(passed) else failed
     record = Claim(id, chapter, statement, paper, measured, status, verdict, profile, needs,
                    section, role, detectable, custom_parameters(),
                    "" if answer is None or status == ClaimStatus.NOT_CHECKED else str(answer))
@@ -153,6 +162,15 @@ def claim(id: str, *, statement: str, paper: str, passed: bool | None, measured:
     recorded[id] = asdict(record)
     atomic_write_json(path, recorded)
     _display(record)
+
+
+def verdict_words(paper: str) -> type[Verdict] | type[ExperimentVerdict]:
+    """The vocabulary of a verdict on the registered statement ``paper``: a statement of the
+    paper's is *reproduced* or not (:class:`~bea_lib.base.vocab.Verdict`); one of the book's own
+    experiments (``beyond``) is *supported* or not
+    (:class:`~bea_lib.base.vocab.ExperimentVerdict`); ``words(value)`` of the other's value
+    raises ValueError."""
+    return ExperimentVerdict if registry.statement(paper).beyond else Verdict
 
 
 def claim_markdown(record: Claim) -> str:
@@ -178,7 +196,8 @@ def claim_markdown(record: Claim) -> str:
         return f"{target}✓ *Checked ({where}):* {record.measured}."
     if record.status == ClaimStatus.MEASURED:
         extra = f"; smallest detectable effect {record.detectable}" if record.detectable else ""
-        verdict = "" if record.verdict == Verdict.NOT_TESTED else f"; {record.verdict}"
+        verdict = ("" if record.verdict in (Verdict.NOT_TESTED, ExperimentVerdict.NOT_RUN)
+                   else f"; {record.verdict}")
         return f"{target}*Measured ({where}{verdict}{extra}):* {record.measured}."
     if record.status == ClaimStatus.NOT_CHECKED:
         return (f"{target}*Not checked at the {record.profile} profile ({where}); it needs the "
@@ -197,8 +216,9 @@ def read_claims(folder: str | Path) -> dict[str, Claim]:
     found = {}
     for path in sorted(Path(folder).glob("*.claims.json")):
         for key, rec in json.loads(path.read_text()).items():
+            words = verdict_words(rec["paper"]) if rec["paper"] in registry.BY_KEY else Verdict
             found[key] = Claim(**{**rec, "status": ClaimStatus(rec["status"]),
-                                  "verdict": Verdict(rec["verdict"]),
+                                  "verdict": words(rec["verdict"]),
                                   "role": CheckRole(rec.get("role", CheckRole.SUPPORTING))})
     return found
 

@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..base.vocab import CheckRole, ClaimStatus, Verdict
+from ..base.vocab import CheckRole, ClaimStatus, ExperimentVerdict, Verdict
 from . import registry
 from .claims import Claim, claim_counts, custom_text, read_claims
 from .registry import Statement, claim_anchor
@@ -56,7 +56,7 @@ class FindingsRow:
     primary: Claim | None          # the record of its primary test, if a chapter made it
     supporting: tuple[Claim, ...]  # other checks of the statement, in recorded order
     consistency: tuple[Claim, ...]  # checks that cannot fail on a wrong model: not counted
-    verdict: Verdict
+    verdict: Verdict | ExperimentVerdict  # the book's own experiments: ExperimentVerdict
     proxy: Claim | None = None     # a network statement's proxy answer, if a chapter made it
 
     @property
@@ -86,9 +86,14 @@ def load_claims(folder: str | Path) -> dict[str, Claim]:
     return read_claims(folder)
 
 
-def row_verdict(primary: Claim | None) -> Verdict:
-    """The verdict of one row: its primary test's, or *not tested here* without one."""
-    return Verdict.NOT_TESTED if primary is None else Verdict(primary.verdict)
+def row_verdict(primary: Claim | None, *, beyond: bool = False) -> Verdict | ExperimentVerdict:
+    """The verdict of one row: its primary test's, or *not tested here* without one (*not run
+    here* for one of the book's own experiments, whose words are
+    :class:`~bea_lib.base.vocab.ExperimentVerdict`'s)."""
+    words = ExperimentVerdict if beyond else Verdict
+    if primary is None:
+        return ExperimentVerdict.NOT_RUN if beyond else Verdict.NOT_TESTED
+    return words(primary.verdict)
 
 
 def findings_rows(claims: dict[str, Claim], *, beyond: bool = False,
@@ -105,7 +110,7 @@ def findings_rows(claims: dict[str, Claim], *, beyond: bool = False,
         bearing = [c for c in claims.values() if c.paper == st.key]
         primary = next((c for c in bearing if c.role == CheckRole.PRIMARY), None)
         verdict = (Verdict.NOT_RUN if primary is None and st.primary is not None
-                   and st.primary.chapter in not_run else row_verdict(primary))
+                   and st.primary.chapter in not_run else row_verdict(primary, beyond=st.beyond))
         rows.append(FindingsRow(
             st, primary,
             tuple(c for c in bearing if c.role == CheckRole.SUPPORTING),
