@@ -178,9 +178,8 @@ def test_a_network_row_gives_two_answers(tmp_path, monkeypatch):
         x for x in table.splitlines() if "Figure 6 <" in x)
     text = evidence_markdown([fig5])
     assert "The proxy's answer (`networks/fig5-proxy`, declared 2026-12-07)" in text
-    assert "**The proxy's answer** where the paper looks" in text
-    assert ("`networks/fig5-proxy`): **{term}`opposite`**: slope −4 [−5, −3]; smallest "
-            "detectable effect 0.013.") in text
+    assert "```{dropdown} The proxy's answer, where the paper looks: opposite\n" in text
+    assert "slope −4 [−5, −3]; smallest detectable effect 0.013 (" in text
     assert ("not tested at the paper's scale (`python -m bea_book run networks --profile "
             "paper`") in text
     opt = next(r for r in findings_rows(load_claims(tmp_path))

@@ -284,22 +284,26 @@ def _proxy_declared(st: Statement) -> list[str]:
 
 
 def _proxy_lines(row: FindingsRow, doc_prefix: str) -> list[str]:
-    """A network row's second answer in one paragraph: the proxy's, read where the paper reads
-    (its answer and what it measured), and, for a figure of the paper's networks, that they are
-    not tested at the paper's scale, with the command that runs them."""
+    """A network row's second answer in a fold whose title gives it: the proxy's, read where the
+    paper reads (what it measured inside), and, for a figure of the paper's networks, that they
+    are not tested at the paper's scale, with the command that runs them."""
     q, c = row.statement.proxy, row.proxy
-    if c is None or not c.answer:
-        measured = f"**{_answer(row)}**"
-    else:
+    answer = c.answer if c is not None and c.answer else _answer(row)
+    lines = ["", f"```{{dropdown}} The proxy's answer, where the paper looks: {answer}"]
+    if c is not None and c.answer:
         detect = f"; smallest detectable effect {c.detectable}" if c.detectable else ""
-        measured = (f"**{{term}}`{c.answer}`**: {' '.join(str(c.measured).split())}{detect}"
-                    + (f" ({custom_mark(c.custom)})" if c.custom else ""))
-    text = (f"**The proxy's answer** where the paper looks ({_link(c, q.chapter, doc_prefix)}, "
-            f"`{q.claim}`): {measured}.")
+        lines.append(f"{' '.join(str(c.measured).split())}{detect}"
+                     + (f" ({custom_mark(c.custom)})" if c.custom else "")
+                     + f" ({_link(c, q.chapter, doc_prefix)}, `{q.claim}`).")
+    elif c is not None:
+        lines.append(f"Not checked at the `{c.profile}` profile; it needs `{c.needs}` "
+                     f"({_link(c, q.chapter, doc_prefix)}, `{q.claim}`).")
+    else:
+        lines.append(f"Not recorded in this build (`{q.claim}`).")
     if q.paper_scale:
-        text += (" **The paper's ResNets:** not tested at the paper's scale "
-                 f"(`{registry.PAPER_SCALE}`, on a GPU with CIFAR under `data/`).")
-    return ["", text]
+        lines += ["", "The paper's ResNets: not tested at the paper's scale "
+                  f"(`{registry.PAPER_SCALE}` runs them, on a GPU with CIFAR under `data/`)."]
+    return [*lines, "```"]
 
 
 def _names(rows: list[FindingsRow]) -> str:
