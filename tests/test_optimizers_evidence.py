@@ -91,3 +91,29 @@ def test_the_table_has_one_row_per_pair_and_one_column_per_metric():
                                     "RMSProp − heavy-ball"]
     assert all(len(r) == 1 + len(oe.METRIC_WORDS) for r in rows)
     assert rows[0][1].endswith("(appears)")  # Adam sharper than GD, as the table was made
+
+
+def test_an_arm_that_never_reaches_the_matched_loss_reads_not_reached(recwarn):
+    rows = [{"experiment": "optimizers", "optimizer": arm, "seed": s, "matched_epoch": epoch,
+             "sharpness": value, "sharpness_rel": value, "test_acc": value, "gap": value,
+             "max_bias_ratio": 0.1, "gated": False}
+            for s in range(3) for arm, epoch, value in (("adam", 5 + s, 1.0 + s),
+                                                        ("gd", -1, math.nan))]
+    steps = {"adam": oe.Step(0.01, True), "gd": oe.Step(0.1, False)}
+    adam, gd = oe.arm_table(rows, steps)
+    assert adam[2:6] == ["6 (3/3)", "2", "2.00", "2.000"]
+    assert gd[1] == "0.1 (none passed)" and gd[2] == "not reached (0/3)"
+    assert gd[3:7] == ["—"] * 4
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]  # no NaN medians
+
+
+def test_the_arms_that_are_not_read_are_named_with_the_reason():
+    rows = [{"experiment": "optimizers", "optimizer": arm, "seed": s,
+             "matched_epoch": -1 if arm == "gd" else 5}
+            for s in range(3) for arm in ("adam", "gd")]
+    steps = {"adam": oe.Step(0.01, True), "gd": oe.Step(0.1, False)}
+    text = oe.rule_markdown(rows, steps, matched_loss=0.1, epochs=600)
+    assert text.startswith("Not read: GD: no step of its grid brought the pilot runs")
+    assert "h = 0.1, was taken as declared; 3 of 3 runs do not reach training loss 0.1 " \
+           "within 600 epochs." in text and "Adam" not in text
+    assert oe.rule_markdown(rows, {"adam": steps["adam"]}, matched_loss=0.1, epochs=600) == ""

@@ -190,20 +190,50 @@ METRIC_WORDS = {"sharpness": "sharpness", "test_acc": "test accuracy",
 
 
 def arm_table(table: list[dict], steps: Mapping[str, Step]) -> list[list]:
-    """Per arm: its h (and whether the rule found it), and the medians over the seeds at the
-    matched epoch; the largest expansion ratio and the runs inside their gates."""
+    """Per arm: its h (and whether the rule found it), the runs that reach the matched loss
+    with their median matched epoch, and the medians over those runs of the readings there
+    ("—" where no run reaches it); the largest expansion ratio and the runs inside their
+    gates."""
     out = []
     for arm, step in steps.items():
         rows = [r for r in table if r["experiment"] == "optimizers" and r["optimizer"] == arm]
+        reached = [r for r in rows if r["matched_epoch"] >= 0]
 
-        def med(c, rows=rows):
-            return float(np.nanmedian([r[c] for r in rows]))
+        def med(c, fmt, reached=reached):
+            v = [r[c] for r in reached if np.isfinite(r[c])]
+            return format(float(np.median(v)), fmt) if v else "—"
+        epoch = (f"{med('matched_epoch', '.0f')} ({len(reached)}/{len(rows)})" if reached
+                 else f"not reached (0/{len(rows)})")
         out.append([_NAMES[arm], f"{step.h:g}" + ("" if step.by_rule else " (none passed)"),
-                    f"{med('matched_epoch'):.0f}", f"{med('sharpness'):.3g}",
-                    f"{med('sharpness_rel'):.2f}", f"{med('test_acc'):.3f}",
-                    f"{med('gap'):.3f}", f"{max(r['max_bias_ratio'] for r in rows):.3g}",
+                    epoch, med("sharpness", ".3g"), med("sharpness_rel", ".2f"),
+                    med("test_acc", ".3f"), med("gap", ".3f"),
+                    f"{max(r['max_bias_ratio'] for r in rows):.3g}",
                     f"{sum(bool(r['gated']) for r in rows)}/{len(rows)}"])
     return out
+
+
+def rule_markdown(table: list[dict], steps: Mapping[str, Step], *, matched_loss: float,
+                  epochs: int) -> str:
+    """A sentence on the arms the comparison cannot read: those for which no step of the grid
+    passed the rule (the smallest was taken) and those with runs that never reach
+    ``matched_loss`` within ``epochs``; every pair with such an arm is not testable. Empty when
+    every arm is read."""
+    rows = [r for r in table if r["experiment"] == "optimizers"]
+    parts = []
+    for arm, step in steps.items():
+        mine = [r for r in rows if r["optimizer"] == arm]
+        missed = sum(r["matched_epoch"] < 0 for r in mine)
+        if step.by_rule and not missed:
+            continue
+        why = ("no step of its grid brought the pilot runs to the matched loss without a spike, "
+               f"so its smallest, h = {step.h:g}, was taken as declared; " if not step.by_rule
+               else "")
+        parts.append(f"{_NAMES[arm]}: {why}{missed} of {len(mine)} runs do not reach training "
+                     f"loss {matched_loss:g} within {epochs} epochs")
+    if not parts:
+        return ""
+    return ("Not read: " + "; ".join(parts) + ". A pair with a run that is not read has no "
+            "paired difference for that seed, and a metric with no seed is *not testable*.")
 
 
 def optimizer_table(result: Mapping) -> list[list]:
