@@ -137,3 +137,9 @@ def test_three_times_chance_is_compared_exactly():
 
     assert stage_summary(records([300 / 1000, 0.35]), read_below=0.1)["above_chance"]
     assert not stage_summary(records([299 / 1000, 0.35]), read_below=0.1)["above_chance"]
+
+
+def test_the_gate_sentence_follows_the_counts():
+    assert nw.gate_words({"runs": 84, "gated": 0}).startswith("None of them is inside the gate")
+    assert nw.gate_words({"runs": 84, "gated": 80}).startswith("4 of 84 are not inside")
+    assert nw.gate_words({"runs": 84, "gated": 84}).startswith("Every run is inside the gate")

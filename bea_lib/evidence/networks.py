@@ -256,6 +256,19 @@ def gate_summary(table: list[dict], *, limit: float) -> dict:
             "h_gated": float(np.nanmin([r["h"] * limit / r["max_bias_ratio"] for r in runs]))}
 
 
+def gate_words(gate: Mapping) -> str:
+    """What :func:`gate_summary` means for the figure runs, in a sentence generated from its
+    counts: whether the theory's verdict on them can stand beside the proxy's answer."""
+    if gate["runs"] and gate["gated"] == gate["runs"]:
+        return ("Every run is inside the gate, so the theory's verdict on these runs stands "
+                "beside the proxy's answer.")
+    outside = "None of them is" if gate["gated"] == 0 else (
+        f"{gate['runs'] - gate['gated']} of {gate['runs']} are not")
+    return (f"{outside} inside the gate, so the theory says nothing about these runs as a set, "
+            "whatever their trends: the readings above answer what the proxy does where the "
+            "paper looks, not whether the paper's explanation holds there.")
+
+
 def record_fig6_theory(fig: Mapping, gate: Mapping, *, section: str) -> None:
     """Record Figure 6's theory answer (``networks/fig6-gated``): the hill slope of the ρ sweep
     through the validity gate, with the figure runs' bias ratios first."""
