@@ -9,8 +9,8 @@ profile with ``-p run_dir OUT``, reads the finished runs::
     python -m bea_book sweep --profile paper --out results/networks/paper \\
         --executor slurm --slurm-partition gpu --gpus-per-node 1 --timeout-min 1440
 
-A bad value, an unknown profile or a Slurm executor without Slurm is one line on stderr and
-exit status 2, before any run starts.
+A bad value, an unknown profile, a Slurm executor without Slurm or a missing CIFAR folder
+(named, with the remedy) is one line on stderr and exit status 2, before any run starts.
 """
 from __future__ import annotations
 
@@ -65,13 +65,18 @@ def _check(args) -> None:
 
 def sweep(args) -> int:
     """Run ``sweep`` with parsed ``args``; the exit status (2: a usage error, one line)."""
+    from bea_lib.nets.data import check_local_data
     from bea_lib.nets.executor import Job, network_configs, run_local, run_name, run_submitit
 
     try:
         _check(args)
         params = chapter_parameters(args.root.resolve(), "networks", args.profile)
-        jobs = [Job(c, args.out / run_name(c)) for c in network_configs(params)]
-    except (BookError, ValueError) as err:
+        jobs = [Job(c, args.out / run_name(c)) for runs in network_configs(params).values()
+                for c in runs]
+        for dataset, root in dict.fromkeys((j.config.dataset, j.config.data_root) for j in jobs):
+            # relative to the book's root, as the chapter reads it
+            check_local_data(dataset, args.root.resolve() / root)
+    except (BookError, ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.dry_run:

@@ -166,3 +166,28 @@ def test_the_training_command_refuses_it_and_records_the_counts_it_used(tmp_path
     assert main([*common, "--n-test", "40", "--out", str(tmp_path / "b")]) == ExitCode.FINISHED
     info = json.loads((tmp_path / "b" / "run.json").read_text())
     assert info["examples"] == {"train": 1437, "test": 40}  # n_train None: all of them
+
+
+def test_a_generated_standin_reads_as_cifar_and_is_checked_against_its_own_checksums(tmp_path):
+    from bea_lib.nets.data import STANDIN_FILE, check_local_data, write_cifar_standin
+
+    folder = write_cifar_standin(tmp_path, 10, n_per_file=4, seed=1)
+    check_local_data("cifar10", tmp_path)  # the folder is there: nothing raised
+    d = load_dataset("cifar10", root=tmp_path)
+    assert d.x_train.shape == (20, 3, 32, 32) and d.x_test.shape == (4, 3, 32, 32)
+    assert (folder / STANDIN_FILE).is_file() and d.n_classes == 10
+    c100 = load_dataset("cifar100", root=write_cifar_standin(tmp_path, 100, n_per_file=6).parent)
+    assert c100.x_train.shape == (6, 3, 32, 32) and int(c100.y_train.max()) < 100
+    (folder / "data_batch_2").write_bytes(b"altered")
+    with pytest.raises(RuntimeError, match="damaged: data_batch_2"):
+        load_dataset("cifar10", root=tmp_path)
+
+
+def test_missing_cifar_is_one_line_naming_the_folder(tmp_path):
+    from bea_lib.nets.data import check_local_data
+
+    with pytest.raises(FileNotFoundError) as err:
+        check_local_data("cifar100", tmp_path / "data")
+    msg = str(err.value)
+    assert "\n" not in msg and str(tmp_path / "data" / "cifar-100-python") in msg
+    check_local_data("mnist1d", tmp_path / "nowhere")  # generated sets need no folder

@@ -120,12 +120,23 @@ def test_adam_on_a_network_is_adam_on_the_flat_loss():
     assert run.stop_reason == StopReason.EPOCHS and len(run) == 6
     assert np.isnan(run["test_acc"][1]) and np.isfinite(run["test_acc"][2])
     d = run.diagnostics()
-    np.testing.assert_array_equal(d["epoch"], [0, 2, 4])
+    np.testing.assert_array_equal(d["epoch"], [0, 2, 4, 5])  # every 2nd, and the last row
     np.testing.assert_allclose(d["g2_above"] + d["g2_below"] + d["between"], 1.0, rtol=1e-15)
     assert np.all(d["preconditioned_sharpness"] > 0) and np.all(d["bias_ratio"] > 0)
     assert 0 < run.diagnostics_seconds < run["wall_time"][-1]
     off = _train(data, h=1e-2, epochs=2, seed=3, width=4, **HYPER)
     assert all(v.size == 0 for v in off.diagnostics().values()) and off.diagnostics_seconds == 0
+
+
+def test_a_run_stopped_by_its_loss_is_diagnosed_where_it_stopped():
+    data = bl.nets.load_dataset("mnist1d", n_train=40, n_test=20)
+    free = _train(data, h=1e-2, epochs=12, seed=3, width=4, **HYPER)
+    threshold = float(free["train_loss"][9]) * (1 + 1e-9)  # first reached at row 9
+    run = _train(data, h=1e-2, epochs=12, seed=3, width=4, diagnostics_every=4,
+                 loss_threshold=threshold, sharpness=False, **HYPER)
+    assert run.stop_reason == StopReason.LOSS_THRESHOLD and len(run) == 10
+    np.testing.assert_array_equal(run.diagnostics()["epoch"], [0, 4, 8, 9])
+    assert np.isfinite(run.diagnostics()["bias_ratio"]).all()
 
 
 def test_mlp_activation():

@@ -81,7 +81,7 @@ def test_the_evidence_declares_the_primary_test_and_folds_consistency(tmp_path, 
     assert "- threshold: all of them, and at least one comparison" in text
     assert "The paper's own caveat: written \"up to terms that rapidly go to zero" in text
     assert "```{dropdown} Consistency checks" in text
-    assert "**Measured:** ○ not recorded in this build: the networks chapter's sweeps" in text
+    assert "**Measured:** ○ not recorded in this build\n" in text  # Figure 4's primary test
     assert "```{dropdown} The test as declared, with its reasons" in text
     assert "- ⚠ larger β ends nearer: 1 of 5 pairs | odd" in text
     assert "```{dropdown} Supporting checks, not folded into the verdict: 1 ⚠" in text
@@ -148,6 +148,54 @@ def test_the_opening_sentences_come_from_the_verdicts(tmp_path, monkeypatch):
     assert ("(recorded: bias ratio 7.9 to 12; {ref}`the measurement <claim-networks-gate>`)"
             in text)
 
+
+
+def test_a_network_row_gives_two_answers(tmp_path, monkeypatch):
+    monkeypatch.setenv("BEA_PROFILE", "default")
+    claim("networks/fig5-in-range", statement="the norm falls with β inside the range",
+          paper="Figure 5", passed=None, verdict=Verdict.REPRODUCED, needs="default",
+          measured="reproduced: slope 0.2 [0.1, 0.3]", folder=tmp_path)
+    claim("networks/fig5-proxy", statement="the proxy's norm at loss 0.1 against β",
+          paper="Figure 5", passed=None, answer="opposite", verdict=Verdict.NOT_TESTED,
+          needs="default", detectable="0.013", measured="slope −4 [−5, −3]", folder=tmp_path)
+    claim("networks/fig4-proxy", statement="the proxy's norm at a quarter of the epochs",
+          paper="Figure 4", passed=None, answer="no trend", needs="default",
+          detectable="0.0025", measured="slope 0.1 [−1, 1]", folder=tmp_path)
+    with pytest.raises(ValueError, match="proxy answer of 'Figure 6': give its answer"):
+        claim("networks/fig6-proxy", statement="hills", paper="Figure 6", passed=None,
+              measured="", folder=tmp_path)
+    with pytest.raises(ValueError, match="not a valid ProxyAnswer"):
+        claim("networks/fig6-proxy", statement="hills", paper="Figure 6", passed=None,
+              answer="sideways", measured="", folder=tmp_path)
+    rows = {r.paper: r for r in findings_rows(load_claims(tmp_path))}
+    fig5 = rows["Figure 5"]
+    assert fig5.verdict == Verdict.REPRODUCED and fig5.answer == "opposite"  # not folded in
+    assert fig5.supporting == () and fig5.proxy.role == "proxy answer"
+    table = summary_markdown(list(rows.values()))
+    line = next(x for x in table.splitlines() if "Figure 5 <" in x)
+    assert "proxy: {term}`opposite`; theory: **reproduced**" in line
+    assert "proxy: not recorded; theory: **not tested here**" in next(
+        x for x in table.splitlines() if "Figure 6 <" in x)
+    text = evidence_markdown([fig5])
+    assert "The proxy's answer (`networks/fig5-proxy`, declared 2026-12-07)" in text
+    assert "```{dropdown} The proxy's answer, where the paper looks: opposite\n" in text
+    assert "slope −4 [−5, −3]; smallest detectable effect 0.013 (" in text
+    assert ("not tested at the paper's scale (`python -m bea_book run networks --profile "
+            "paper`") in text
+    opt = next(r for r in findings_rows(load_claims(tmp_path))
+               if r.paper == "Section 4, first conclusion (experiment)")
+    assert "paper's scale" not in evidence_markdown([opt])  # the paper ran no ResNet there
+    monkeypatch.setenv("BEA_PROFILE", "smoke")  # below its least profile: not tested here
+    (tmp_path / "smoke").mkdir()
+    claim("networks/fig6-proxy", statement="hills", paper="Figure 6", passed=None,
+          answer="no trend", needs="default", measured="", folder=tmp_path / "smoke")
+    [fig6] = [r for r in findings_rows(load_claims(tmp_path / "smoke")) if r.paper == "Figure 6"]
+    assert "proxy: not tested here; theory:" in summary_markdown([fig6])
+    sentences = summary_sentences(list(rows.values()), [])
+    assert ("the proxy network shows: {ref}`Figure 4 <findings-figure-4>`, {term}`no trend` "
+            "(minimum detectable effect 0.0025); {ref}`Figure 5 <findings-figure-5>`, "
+            "{term}`opposite`;") in sentences
+    assert "Figure 5 <findings-figure-5>` is *reproduced*" in sentences  # the theory's answer
 
 
 def test_the_mechanism_row_and_the_intro_print_the_experiments_own_words(tmp_path, monkeypatch):

@@ -4,9 +4,10 @@ Each test below computes, at a small size, the statistic of one statement's prim
 its declared threshold, as the chapter does, first on the library as it is (the test passes)
 and then on a mutant (it must fail): the bias term's sign flipped, β and ρ swapped, the wrong
 index range, h halved in the flow. A primary test that passed on its mutant would not be
-evidence. The network rows (Figures 4-6, the spike regime, the first conclusion's experiment)
-have no primary test recorded in this build; their test is the one mapping ``paper_verdict``
-(tests/test_findings.py). The κ mechanism's test runs on its stored runs
+evidence. The network rows' primary tests (the theory's answers on Figures 4-6, the first
+conclusion's experiment, the spike regime) are at the end: each is run on small stored runs,
+or on a hand-made table where the runs cannot decide, and must change its verdict on its
+mutant. The κ mechanism's test runs on its stored runs
 (bea_lib.evidence.records).
 """
 import math
@@ -341,6 +342,128 @@ def test_bias_effect_of_gradient_descent_is_the_modified_loss():
     expected = -0.25 * (dN @ dN).item() / abs((dN @ -bl.gradient(loss, THETA)).item())
     got = bl.bias_effect(loss, rhs, THETA, h=1e-3, norm=lambda v: (v**2).sum())
     assert got == pytest.approx(expected, rel=1e-9)  # float64 algebra; the rule is exact
+
+
+# --- the network rows: the theory's answers (bea_lib.evidence.windows, networks, optimizers) ---
+
+def _network_data():
+    from bea_lib.nets.data import load_dataset
+
+    return load_dataset("mnist1d", n_train=100, n_test=50)
+
+
+def _in_range_verdicts(*, swap: bool):
+    """Figures 4 and 5 inside the range at a small size: 4 seeds of an
+    MLP of width 8, plain Adam to training loss 1.5, windows of 20 steps at bias ratio 0.025;
+    ``swap`` runs every cell's optimiser with β and ρ exchanged, under its own labels."""
+    from bea_lib.evidence import windows as win
+    from bea_lib.nets.config import TrainConfig
+
+    data, seeds = _network_data(), [0, 1, 2, 3]
+    base = TrainConfig(model="mlp", width=8, h=1e-2, beta=0.9, rho=0.999, eps=1e-8, epochs=40,
+                       dtype="float64", n_train=100, n_test=50, chunk_size=100, device="cpu")
+    cells = win.in_range_cells([0.8, [0.85, 0.9, 0.95]], [0.95, [0.7, 0.8, 0.9]])
+    result = win.run_in_range(base, seeds=seeds, stage_loss=1.5, cells=cells, window_steps=20,
+                              window_ratio=0.025, kappas=[0.0], gate_every=10, data=data,
+                              swap=swap)
+    table = win.in_range_rows(result, cells, model="mlp", window_steps=20)
+    tests = win.in_range_tests(table, cells, seeds, window_steps=20, n_resamples=999)
+    return [tests[e, 0.0]["verdict"] for e in ("fig4-in-range", "fig5-in-range")]
+
+
+def test_figures_4_and_5_in_range_fail_with_beta_and_rho_swapped_in_the_optimiser():
+    assert registry.BY_KEY["Figure 4"].primary.mutant.startswith("β and ρ swapped in the optim")
+    assert _in_range_verdicts(swap=False) == [bl.Verdict.REPRODUCED] * 2
+    assert _in_range_verdicts(swap=True) == [bl.Verdict.CONTRADICTED] * 2
+
+
+def test_figure_6_through_the_gate_changes_its_verdict_when_the_gate_is_dropped():
+    """The hill slope of small figure runs at the chapter's h: outside the range through the
+    gate; with the gate dropped (no limit) the same runs get a verdict on the paper."""
+    import dataclasses
+
+    from bea_lib.evidence import networks as nw
+    from bea_lib.evidence.readings import figure_readings, run_gate
+    from bea_lib.evidence.statistics import NETWORK_LIMIT
+    from bea_lib.nets.config import TrainConfig
+    from bea_lib.nets.executor import sweeps
+    from bea_lib.nets.train import train
+
+    grid = sweeps(beta_grid=[0.9], rho_grid=[0.99, 0.999, 0.9999], beta_fig4=0.9, rho_fig5=0.99,
+                  beta_fig6=0.9)
+    seeds = [0, 1, 2, 3]
+    base = TrainConfig(model="mlp", width=8, h=1e-2, eps=1e-8, epochs=30, dtype="float64",
+                       n_train=100, n_test=50, chunk_size=100, device="cpu",
+                       diagnostics_every=10, sharpness=False)
+    configs = [dataclasses.replace(base, beta=b, rho=r, seed=s) for b, r in grid["fig6"].cells
+               for s in seeds]
+    hists = train(configs, data=_network_data())
+    read = [r for r in nw.READS if r.claim == "networks/fig6-proxy"]
+
+    def verdict(limit):
+        records = {("mlp", c.beta, c.rho, c.seed): {
+            "config": c, "gate": run_gate(hh, limit=limit), "sweeps": ["fig6"],
+            "readings": figure_readings(hh, epochs=30, read_below=2.0, norm_at=0.25,
+                                        hill_after=0.05, shape_tol=0.05, max_spike_ratio=1.5,
+                                        osc_tol=0.02, osc_share=0.05)}
+            for c, hh in zip(configs, hists)}
+        table = nw.figure_rows(grid, records)
+        [r] = nw.figure_tests(table, grid, {"mlp": seeds}, read, n_resamples=999).values()
+        return r["verdict"]
+
+    assert verdict(NETWORK_LIMIT) == bl.Verdict.OUTSIDE_RANGE
+    assert verdict(1e300) != bl.Verdict.OUTSIDE_RANGE  # the mutant: no limit, no gate
+
+
+def test_the_first_conclusions_experiment_changes_its_verdict_on_its_mutants():
+    """On a stored table in which Adam and RMSProp are sharper and less accurate: inside the
+    gates, reproduced; outside them, outside the range, and reproduced again with the gate
+    dropped; with β and ρ swapped in the prediction, contradicted."""
+    from bea_lib.evidence import optimizers as oe
+
+    rng = np.random.default_rng(3)
+    seeds, rows = list(range(8)), []
+    for s in seeds:
+        sharp, acc = rng.normal(10, 2), rng.normal(0.4, 0.05)
+        for arm, extra in (("adam", 1), ("rmsprop", 1), ("gd", 0), ("heavy_ball", 0)):
+            rows.append({"experiment": "optimizers", "optimizer": arm, "seed": s, "gated": True,
+                         "sharpness": sharp + 3 * extra + rng.normal(0, 0.1),
+                         "test_acc": acc - 0.05 * extra + rng.normal(0, 0.005),
+                         "sharpness_rel": 0.5, "gap": 0.5})
+    outside = [dict(r, gated=False) for r in rows]
+    kw = dict(beta=0.9, rho=0.999, n_resamples=999)
+    assert oe.optimizer_tests(rows, seeds, **kw)["verdict"] == bl.Verdict.REPRODUCED
+    assert oe.optimizer_tests(outside, seeds, **kw)["verdict"] == bl.Verdict.OUTSIDE_RANGE
+    assert oe.optimizer_tests(outside, seeds, gate=False, **kw)["verdict"] == \
+        bl.Verdict.REPRODUCED
+    assert oe.optimizer_tests(rows, seeds, beta=0.999, rho=0.9, n_resamples=999)[
+        "verdict"] == bl.Verdict.CONTRADICTED
+
+
+def test_the_spike_regimes_test_fails_with_rhos_grid_reversed():
+    """The spike regime's statistic on a stored table of spike runs whose best test accuracy
+    rises with ρ (the remark's direction: a negative slope against log10(1 − ρ))."""
+    from bea_lib.evidence.networks import slope_test
+
+    rng = np.random.default_rng(4)
+    cells = [(0.9, 0.99), (0.9, 0.999), (0.9, 0.9999)]
+    table = [{"beta": b, "rho": r, "seed": s, "gated": True,
+              "test_acc_max": 0.3 + 0.01 * s - 0.02 * math.log10(1 - r) + 1e-3 * rng.normal()}
+             for b, r in cells for s in range(6)]
+    kw = dict(sign=-1, n_resamples=999)
+    assert slope_test(table, cells, 1, range(6), "test_acc_max", **kw)["verdict"] == \
+        bl.Verdict.REPRODUCED
+    reversed_grid = [dict(r, rho={0.99: 0.9999, 0.9999: 0.99}.get(r["rho"], r["rho"]))
+                     for r in table]
+    assert slope_test(reversed_grid, cells, 1, range(6), "test_acc_max", **kw)["verdict"] == \
+        bl.Verdict.CONTRADICTED
+
+
+def test_every_network_primary_test_has_a_mutant_test_here():
+    tested = {"networks/fig4-in-range", "networks/fig5-in-range", "networks/fig6-gated",
+              "networks/optimizers-paired", "networks/spike-reversal-paired"}
+    declared = {st.primary.claim for st in registry.STATEMENTS if st.networks}
+    assert declared == tested
 
 
 # The κ mechanism (beyond the paper): per stage, both sign-flip pairs' paired intervals on the

@@ -95,7 +95,7 @@ PATH_WORDS = ("dir", "file", "path", "folder", "root", "directory")
 # The string (or None) parameters that name no path. A new string parameter fails
 # test_every_string_parameter_is_known_to_name_a_path_or_not until it is added here or named
 # (and then checked) as a path.
-NOT_PATHS = {"activation", "dataset", "device", "dtype", "n_test", "workers"}
+NOT_PATHS = {"activation", "dataset", "device", "dtype", "in_range_model", "n_test", "workers"}
 READ_ANYWHERE = {"data_root"}  # the data a chapter reads (never writes): wherever it is kept
 OUTSIDE = ["../../outside.csv", "/tmp/outside", "~/outside", "a/../../outside"]
 

@@ -13,8 +13,8 @@ import pytest
 
 from bea_lib.nets.history import COLUMNS, History
 from bea_lib.base.vocab import Stability
-from bea_lib.evidence.readings import (at_or_before, figure_readings, first_below, run_gate,
-                                      spike_ratio, stability)
+from bea_lib.evidence.readings import (at_or_before, figure_readings, first_below,
+                                       reversal_share, run_gate, spike_ratio, stability)
 
 
 def _history(loss, stop_reason="epochs"):
@@ -67,8 +67,20 @@ def test_a_runs_gate_is_its_recorded_ratios_else_its_start_ratio_else_none():
     start = run_gate(_curves(train_loss=[3, 2, 1]), start_ratio=0.03)
     assert (start.max_ratio, start.epoch, start.n_measured, start.within) == (0.03, 0, 1, True)
     assert not run_gate(_curves(train_loss=[3, 2, 1]), start_ratio=0.06).within  # NETWORK_LIMIT
+    assert run_gate(_curves(train_loss=[3, 2, 1]), start_ratio=0.06, limit=0.5).within
     never = run_gate(_curves(train_loss=[3, 2, 1]))
     assert never.n_measured == 0 and not never.within  # not shown to be inside: no evidence
+
+
+def test_the_reversal_share_counts_turns_beyond_the_tolerance():
+    assert reversal_share([5, 4, 3, 2, 1], tol=0.01) == 0.0  # monotone
+    assert reversal_share([1, 2, 1, 2, 1, 2], tol=0.01) == 1.0  # turns at every interior point
+    assert reversal_share([1, 1.01, 1, 1.01, 1], tol=0.02) == 0.0  # turns of 1 % are below 2 %
+    assert reversal_share([9, 9, 1, 2, 1], skip=2, tol=0.01) == 1.0  # one interior point, a turn
+    assert math.isnan(reversal_share([1, 2], tol=0.01))
+    assert math.isnan(reversal_share([1, 0, 1], tol=0.01))
+    with pytest.raises(ValueError, match="tol"):
+        reversal_share([1, 2, 3], tol=0)
 
 
 def test_figure_readings_of_a_hand_made_run():
@@ -78,13 +90,16 @@ def test_figure_readings_of_a_hand_made_run():
                   test_acc=[0.1, math.nan, 0.3, math.nan, 0.5, math.nan, 0.4, math.nan, 0.2,
                             math.nan])
     m = figure_readings(run, epochs=9, read_below=1.45, norm_at=0.5, hill_after=0.0,
-                        shape_tol=0.05, max_spike_ratio=1.5)
+                        shape_tol=0.05, max_spike_ratio=1.5, osc_tol=0.02, osc_share=0.05)
     assert m["epoch_thr"] == 4 and m["norm_thr"] == 7.0 and m["acc_thr"] == 0.5
     assert m["norm_at"] == 7.0  # epoch round(0.5 · 9) = 4
     assert (m["acc_max"], m["train_loss_end"], m["train_acc_end"]) == (0.5, 0.9, 0.9)
     assert m["regime"] == "stable" and m["hill"] == pytest.approx(0.5)  # 6 -> 9 over 6
     assert m["hill_shape"]  # falls, rises, falls by more than half the rise, ends flat
+    # the norm turns at 8 -> 6 -> 9 and 6 -> 9 -> 7: 2 of its 8 interior points; the loss never
+    assert m["osc_norm"] == pytest.approx(2 / 8) and m["osc_loss"] == 0.0
+    assert m["oscillating_norm"] and not m["oscillating_loss"]
     never = figure_readings(run, epochs=9, read_below=0.5, norm_at=2.0, hill_after=0.0,
-                            shape_tol=0.05, max_spike_ratio=1.5)
+                            shape_tol=0.05, max_spike_ratio=1.5, osc_tol=0.02, osc_share=0.05)
     assert never["epoch_thr"] == -1 and math.isnan(never["norm_thr"])
     assert math.isnan(never["acc_thr"]) and math.isnan(never["norm_at"])  # beyond the run

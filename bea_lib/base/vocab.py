@@ -27,6 +27,8 @@ class CheckRole(StrEnum):
     PRIMARY = "primary"        # the statement's declared primary test: it alone sets the verdict
     SUPPORTING = "supporting"  # another check of the statement: shown, never folded in
     CONSISTENCY = "consistency"  # cannot fail on a wrong model: shown in a fold, not counted
+    PROXY = "proxy answer"     # a network statement's first answer: what the proxy shows where
+    # the paper looks (a ProxyAnswer), beside the primary test's verdict, never folded into it
 
 
 class ClaimStatus(StrEnum):

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..base.fileio import atomic_write_json
-from ..base.vocab import CheckRole, ClaimStatus, ExperimentVerdict, Verdict
+from ..base.vocab import CheckRole, ClaimStatus, ExperimentVerdict, ProxyAnswer, Verdict
 from . import registry
 
 PROFILES = ("smoke", "default", "paper")  # in increasing size; other names rank as "default"
@@ -60,6 +60,7 @@ class Claim:
     role: CheckRole = CheckRole.SUPPORTING
     detectable: str = ""  # for an inconclusive reading: the smallest effect it could detect
     custom: dict = field(default_factory=dict)  # parameters of the reader's own: name -> value
+    answer: str = ""     # a proxy reading's ProxyAnswer (same direction, opposite, ...)
 
 
 def _rank(profile: str) -> int:
@@ -91,7 +92,8 @@ def custom_text(custom: dict) -> str:
 
 def claim(id: str, *, statement: str, paper: str, passed: bool | None, measured: str,
           verdict: Verdict | None = None, consistency: bool = False, detectable: str = "",
-          needs: str = "smoke", section: str | None = None, folder: str | Path = ".") -> None:
+          needs: str = "smoke", section: str | None = None, answer: ProxyAnswer | None = None,
+          folder: str | Path = ".") -> None:
     """Record one checked claim and display its line (see the module docstring).
 
     ``paper`` is the key of a statement of :mod:`~bea_lib.evidence.registry`, which sets the
@@ -108,6 +110,11 @@ def claim(id: str, *, statement: str, paper: str, passed: bool | None, measured:
     paper) speaks in :class:`~bea_lib.base.vocab.ExperimentVerdict`'s words instead: *supported*,
     *not supported*, and *not run here* (:func:`verdict_words`). Displays Markdown; returns
     nothing, so a cell may end with the call.
+
+    ``answer`` is what a proxy network shows where the paper looks
+    (:class:`~bea_lib.base.vocab.ProxyAnswer`), for a measurement (``passed=None``); the claim
+    the registry declares as a statement's proxy test (:attr:`Statement.proxy
+    <bea_lib.evidence.registry.Statement.proxy>`) has the role *proxy answer* and must give one.
     """
     if "/" not in id:
         raise ValueError(f"claim id must look like 'chapter/name', got {id!r}")
@@ -119,7 +126,16 @@ def claim(id: str, *, statement: str, paper: str, passed: bool | None, measured:
         raise ValueError(f"claim {id!r} is the primary test of {primary.key!r}, not of {paper!r}")
     if primary is not None and consistency:
         raise ValueError(f"claim {id!r} is a primary test; it cannot be a consistency check")
-    role = (CheckRole.PRIMARY if primary else
+    proxy = registry.proxy_for(id)
+    if proxy is not None and proxy.key != registered.key:
+        raise ValueError(f"claim {id!r} is the proxy answer of {proxy.key!r}, not of {paper!r}")
+    if answer is not None:
+        answer = ProxyAnswer(answer)  # a clear error naming the allowed answers
+        if passed is not None:
+            raise ValueError(f"claim {id!r}: a proxy answer is a measurement (passed=None)")
+    elif proxy is not None:
+        raise ValueError(f"claim {id!r} is the proxy answer of {proxy.key!r}: give its answer")
+    role = (CheckRole.PRIMARY if primary else CheckRole.PROXY if proxy else
             CheckRole.CONSISTENCY if consistency else CheckRole.SUPPORTING)
     if passed is None and verdict is None and primary is not None:
         raise ValueError(f"claim {id!r}: a primary test recorded as a measurement "
@@ -139,7 +155,8 @@ def claim(id: str, *, statement: str, paper: str, passed: bool | None, measured:
                         (ExperimentVerdict.SUPPORTED, ExperimentVerdict.NOT_SUPPORTED))
         verdict = held if bool(passed) else failed
     record = Claim(id, chapter, statement, paper, measured, status, verdict, profile, needs,
-                   section, role, detectable, custom_parameters())
+                   section, role, detectable, custom_parameters(),
+                   "" if answer is None or status == ClaimStatus.NOT_CHECKED else str(answer))
     path = Path(folder) / f"{chapter}.claims.json"
     recorded = json.loads(path.read_text()) if path.is_file() else {}
     recorded[id] = asdict(record)
@@ -167,8 +184,11 @@ def claim_markdown(record: Claim) -> str:
     else:
         label = record.paper
     role = {CheckRole.PRIMARY: "primary test of ", CheckRole.SUPPORTING: "",
-            CheckRole.CONSISTENCY: "consistency check, "}[CheckRole(record.role)]
+            CheckRole.CONSISTENCY: "consistency check, ",
+            CheckRole.PROXY: "proxy answer to "}[CheckRole(record.role)]
     where = f"{role}{label}"
+    if record.answer:
+        where += f"; {{term}}`{record.answer}`"
     if record.custom:
         where += f"; custom run: {custom_text(record.custom)}"
     target = f"({registry.claim_anchor(record.id)})=\n"

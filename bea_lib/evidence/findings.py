@@ -57,6 +57,12 @@ class FindingsRow:
     supporting: tuple[Claim, ...]  # other checks of the statement, in recorded order
     consistency: tuple[Claim, ...]  # checks that cannot fail on a wrong model: not counted
     verdict: Verdict | ExperimentVerdict  # the book's own experiments: ExperimentVerdict
+    proxy: Claim | None = None     # a network statement's proxy answer, if a chapter made it
+
+    @property
+    def answer(self) -> str:
+        """The proxy's answer (a ProxyAnswer), "" without a recorded one."""
+        return self.proxy.answer if self.proxy is not None else ""
 
     @property
     def paper(self) -> str:
@@ -109,7 +115,7 @@ def findings_rows(claims: dict[str, Claim], *, beyond: bool = False,
             st, primary,
             tuple(c for c in bearing if c.role == CheckRole.SUPPORTING),
             tuple(c for c in bearing if c.role == CheckRole.CONSISTENCY),
-            verdict))
+            verdict, next((c for c in bearing if c.role == CheckRole.PROXY), None)))
     return rows
 
 
@@ -178,6 +184,8 @@ def summary_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") -> 
         st = row.statement
         chapter = st.primary.chapter if st.primary else "findings"
         verdict = f"**{row.verdict}**" + (" †" if st.caveat or st.note else "")
+        if st.proxy is not None:
+            verdict = f"proxy: {_answer(row)}; theory: {verdict}"
         if row.custom:
             verdict += f" {custom_mark(row.custom)}"
         primary = (f"{_mark(row.primary)} {_link(row.primary, chapter, doc_prefix)}"
@@ -187,11 +195,23 @@ def summary_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") -> 
     return "\n".join([*lines, "```"])
 
 
+def _answer(row: FindingsRow) -> str:
+    """The proxy's answer of a network row, as a glossary term; without one, why: *not run in
+    this build*, *not tested here* (recorded below its least profile) or *not recorded*."""
+    if row.answer:
+        return f"{{term}}`{row.answer}`"
+    if row.proxy is not None and ClaimStatus(row.proxy.status) == ClaimStatus.NOT_CHECKED:
+        return str(Verdict.NOT_TESTED)
+    return str(Verdict.NOT_RUN) if row.verdict == Verdict.NOT_RUN else "not recorded"
+
+
 def _item(c: Claim, doc_prefix: str) -> str:
     detect = f"; smallest detectable effect {c.detectable}" if c.detectable else ""
     verdict = (f" ({c.verdict})" if ClaimStatus(c.status) == ClaimStatus.MEASURED
                and c.verdict != Verdict.NOT_TESTED else "")
     custom = f" ({custom_mark(c.custom)})" if c.custom else ""
+    if c.answer:
+        verdict = f" ({{term}}`{c.answer}`)"
     return (f"- {_MARK[ClaimStatus(c.status)]} {' '.join(c.statement.split())}{verdict}: "
             f"{' '.join(str(c.measured).split())}{detect}{custom} "
             f"({_link(c, c.chapter, doc_prefix)})")
@@ -234,7 +254,9 @@ def evidence_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") ->
                       f"- threshold: {p.threshold.what} ({p.threshold.why});",
                       f"- least profile: `{p.needs}`;",
                       f"- shown to fail on a wrong model: {p.mutant} (`tests/test_mutants.py`).",
-                      "```"]
+                      *_proxy_declared(st), "```"]
+        if st.proxy is not None:
+            lines += _proxy_lines(row, doc_prefix)
         if row.supporting:
             lines += ["", f"```{{dropdown}} Supporting checks, not folded into the verdict: "
                       f"{_tally(row.supporting)}", *[_item(c, doc_prefix) for c in row.supporting],
@@ -245,6 +267,43 @@ def evidence_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") ->
                       *[_item(c, doc_prefix) for c in row.consistency], "```"]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def _proxy_declared(st: Statement) -> list[str]:
+    """A network row's proxy test as declared (the fold of the primary test's declaration)."""
+    q = st.proxy
+    if q is None:
+        return []
+    declared = f", declared {st.declared}" if st.declared else ""
+    return ["", f"The proxy's answer (`{q.claim}`{declared}), what the proxy shows where the "
+            "paper looks, whatever the theory says there:",
+            f"- quantity: {q.quantity.what} ({q.quantity.why});",
+            f"- the paper's direction: {q.direction.what} ({q.direction.why});",
+            f"- read: {q.reading.what} ({q.reading.why});",
+            f"- statistic: {q.statistic.what} ({q.statistic.why})."]
+
+
+def _proxy_lines(row: FindingsRow, doc_prefix: str) -> list[str]:
+    """A network row's second answer in a fold whose title gives it: the proxy's, read where the
+    paper reads (what it measured inside), and, for a figure of the paper's networks, that they
+    are not tested at the paper's scale, with the command that runs them."""
+    q, c = row.statement.proxy, row.proxy
+    answer = c.answer if c is not None and c.answer else _answer(row)
+    lines = ["", f"```{{dropdown}} The proxy's answer, where the paper looks: {answer}"]
+    if c is not None and c.answer:
+        detect = f"; smallest detectable effect {c.detectable}" if c.detectable else ""
+        lines.append(f"{' '.join(str(c.measured).split())}{detect}"
+                     + (f" ({custom_mark(c.custom)})" if c.custom else "")
+                     + f" ({_link(c, q.chapter, doc_prefix)}, `{q.claim}`).")
+    elif c is not None:
+        lines.append(f"Not checked at the `{c.profile}` profile; it needs `{c.needs}` "
+                     f"({_link(c, q.chapter, doc_prefix)}, `{q.claim}`).")
+    else:
+        lines.append(f"Not recorded in this build (`{q.claim}`).")
+    if q.paper_scale:
+        lines += ["", "The paper's ResNets: not tested at the paper's scale "
+                  f"(`{registry.PAPER_SCALE}` runs them, on a GPU with CIFAR under `data/`)."]
+    return [*lines, "```"]
 
 
 def _names(rows: list[FindingsRow]) -> str:
@@ -270,23 +329,35 @@ def _why_not_tested(rows: list[FindingsRow], said: set[str]) -> str:
     return ""
 
 
-def _counted(rows: list[FindingsRow], *, name_up_to: int = 3,
-             said: set[str] | None = None) -> list[str]:
+def _counted(rows: list[FindingsRow], *, name_up_to: int = 3, said: set[str] | None = None,
+             name_reproduced: bool = False) -> list[str]:
     """Per verdict (the vocabulary's order, *reproduced* first), "k are <verdict>", the rows
-    named (and linked) where there are at most ``name_up_to`` of them."""
+    named (and linked) where there are at most ``name_up_to`` of them (the reproduced ones only
+    with ``name_reproduced``)."""
     parts, said = [], set() if said is None else said
     for v in Verdict:
         got = [r for r in rows if r.verdict == v]
         if not got:
             continue
         verb = "is" if len(got) == 1 else "are"
-        who = _names(got) if v != Verdict.REPRODUCED and len(got) <= name_up_to else len(got)
+        named = v != Verdict.REPRODUCED or name_reproduced
+        who = _names(got) if named and len(got) <= name_up_to else len(got)
         why = _why_not_tested(got, said) if v == Verdict.NOT_TESTED else ""
         custom = sorted({custom_text(r.custom) for r in got if r.custom})
         if custom:
             why += f" ({custom_mark_plain(custom)})"
         parts.append(f"{who} {verb} *{v}*{why}")
     return parts
+
+
+def _proxy_phrase(row: FindingsRow) -> str:
+    """The proxy's answer of a network row in a sentence, with the minimum detectable effect of
+    a *no trend*; without a recorded answer, why (:func:`_answer`)."""
+    if not row.answer:
+        return _answer(row)
+    mde = (f" (minimum detectable effect {row.proxy.detectable})"
+           if row.answer == "no trend" and row.proxy.detectable else "")
+    return f"{{term}}`{row.answer}`{mde}"
 
 
 def _outside_reading(rows: list[FindingsRow]) -> Claim | None:
@@ -317,20 +388,26 @@ def summary_sentences(rows: list[FindingsRow], beyond: list[FindingsRow]) -> str
     if nets:
         decided = any(r.verdict in (Verdict.REPRODUCED, Verdict.CONTRADICTED,
                                     Verdict.INCONCLUSIVE) for r in nets)
-        counted = "; ".join(_counted(nets, name_up_to=3 if decided else 0, said=said))
+        counted = "; ".join(_counted(nets, name_up_to=3 if decided else 0, said=said,
+                                     name_reproduced=True))
         text = (f"**What could not be tested, and why.** Of its {len(nets)} statements about "
-                f"trained networks, {counted}." if decided else
+                f"trained networks, the theory's prediction, tested inside its range where it "
+                f"has one: {counted}." if decided else
                 f"**What could not be tested, and why.** None of its {len(nets)} statements "
                 f"about trained networks could be decided here: {counted}.")
         reading = _outside_reading(nets)
         if reading is not None or any(r.verdict == Verdict.OUTSIDE_RANGE for r in nets):
-            text += (" The networks, as measured, lie outside the theory's range: the bias "
-                     f"ratio h‖f₁‖/‖f₀‖ of their runs is above {NETWORK_LIMIT:g}, where the "
-                     "modified flow no longer describes the iterates, so they are evidence "
-                     "neither for nor against the paper")
+            text += (" The networks' training runs, as measured, lie outside the theory's "
+                     f"range: their bias ratio h‖f₁‖/‖f₀‖ is above {NETWORK_LIMIT:g}, where the "
+                     "modified flow no longer describes the iterates, so those runs are "
+                     "evidence neither for nor against the paper")
             text += ("." if reading is None else
                      f" (recorded: {' '.join(str(reading.measured).split()).split(';')[0]}; "
                      f"{_link(reading, reading.chapter, '/book/', 'the measurement')}).")
+        proxies = [r for r in nets if r.statement.proxy is not None]
+        if proxies:
+            text += (" Where the paper looks, the proxy network shows: "
+                     + "; ".join(f"{_ref(r)}, {_proxy_phrase(r)}" for r in proxies) + ".")
         items.append(text)
     if beyond:
         what = "; ".join(r.statement.brief for r in beyond)

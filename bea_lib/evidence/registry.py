@@ -76,6 +76,9 @@ class Statement:
     pending: str = ""  # why no primary test is recorded yet, when that is so
     short: str = ""   # the statement in a few words, for the summary table (default: ours)
     networks: bool = False  # a statement about trained networks (the intro's second sentence)
+    proxy: ProxyTest | None = None  # a network statement's first answer: the proxy, read where
+    # the paper reads it (the primary test is the second: the theory, inside its range)
+    declared: str = ""  # the date its tests were declared, where the registry records it
 
     @property
     def brief(self) -> str:
@@ -150,29 +153,137 @@ def _trend(claim: str, swept: str, towards: bool) -> PrimaryTest:
         mutant="β and ρ swapped in the optimiser")
 
 
-def _network(claim: str, what: str, against: str, sign: str) -> PrimaryTest:
+NETWORKS_DECLARED = "2026-12-07"  # the network tests below were declared then, before any run
+PAPER_SCALE = "python -m bea_book run networks --profile paper"  # the paper's own networks
+
+
+@dataclass(frozen=True)
+class ProxyTest:
+    """The first of a network statement's two answers, declared before the runs: what a proxy
+    network shows where the paper looks (:class:`~bea_lib.base.vocab.ProxyAnswer`: same
+    direction, opposite, no trend with its minimum detectable effect, not read), whatever the
+    theory says there. The second answer, the theory's, is the statement's primary test."""
+
+    claim: str            # the id of the claim that records the answer
+    quantity: Declared
+    direction: Declared   # the paper's direction
+    reading: Declared     # where the paper reads it, and so where the proxy is read
+    statistic: Declared
+    paper_scale: bool = True  # the paper ran it on its own networks (the `paper` profile's)
+
+    @property
+    def chapter(self) -> str:
+        return self.claim.split("/")[0]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A setting of the network tests, declared on :data:`NETWORKS_DECLARED` with its reason:
+    the networks chapter's parameter ``name`` has this default (a test checks it)."""
+
+    name: str
+    value: object
+    why: str
+
+
+_PAIRED = Declared("per seed, the least-squares slope of the reading against the swept "
+                   "log10(1 − γ); the mean over the 12 paired evidence seeds, its 95 % BCa "
+                   "interval (scipy) and the minimum detectable effect",
+                   "a seed fixes the initial weights in every cell of a sweep: pairing removes "
+                   "the between-seed spread")
+_TWO_SIDED = Declared("the 95 % interval excludes zero on the predicted side (reproduced), on "
+                      "the other (contradicted); otherwise inconclusive, with the minimum "
+                      "detectable effect", "the conventional two-sided 5 % level, fixed before "
+                      "the runs")
+_NETWORK_GATE = Declared("every run's bias ratio h‖f₁‖/‖f₀‖ (Adam's, unscaled by κ) at most "
+                         "NETWORK_LIMIT = 0.05 at every measured point",
+                         "a calibration of the gate on a network proxy put the limit between "
+                         "0.05 and 0.095; 0.5 is too loose over long windows")
+
+
+def _in_range(claim: str, swept: str, fixed: str, direction: str) -> PrimaryTest:
+    """The theory's answer on Figures 4 and 5: its prediction inside its range, from trained
+    starting points (windows of Adam restarted with fresh moments at a gated h)."""
     return PrimaryTest(
         claim=claim,
-        quantity=Declared(what, "the quantity the paper plots"),
-        direction=Declared(f"{sign} with {against}", "the sign of the bias coefficient of (2.5)"),
-        gate=Declared("every run's bias ratio h‖f₁‖/‖f₀‖ ≤ VALIDITY_LIMIT = 0.5 at every "
-                      "measured epoch, and the run stable (no loss spikes)",
-                      "above it the first-order flow does not describe the run: such runs "
-                      "are outside the theory's range, shown but not used"),
-        statistic=Declared(f"per seed, the slope of the metric against {against}; then the "
-                           "mean over ≥ 10 paired seeds and its paired bootstrap (BCa) interval",
-                           "a seed fixes the initial weights in every cell: pairing removes "
-                           "the between-seed spread"),
-        threshold=Declared("the 95 % interval excludes zero on the predicted side "
-                           "(reproduced), on the other side (contradicted); otherwise "
-                           "inconclusive, shown with the minimum detectable effect",
-                           "the conventional two-sided 5 % level, fixed before the runs"),
-        mutant="β and ρ swapped in the optimiser (the predicted sign reverses)",
+        quantity=Declared(f"‖∇E‖₁,ε averaged over the last tenth of a window of Adam restarted "
+                          f"with fresh moments from a trained point, per {swept} at fixed "
+                          f"{fixed}", "the theory's expansion holds from any starting point: a "
+                          "restarted window at a gated h is its own setting; the norm can "
+                          "oscillate from step to step where the loss does not (on a pilot, "
+                          "single-step readings of one or two seeds in twelve were 10 to 50 "
+                          "times the others', of either sign), and the mean over the last "
+                          "tenth reads its trend, not the oscillation's phase"),
+        direction=Declared(direction, "the sign of the change of the window's bias coefficient "
+                           "C_β(n) − C_ρ(n) (Theorem 3.1 with one loss) with the swept "
+                           "parameter; it is the sign of (2.5)'s at every window length"),
+        gate=_NETWORK_GATE, statistic=_PAIRED, threshold=_TWO_SIDED,
+        mutant="β and ρ swapped in the optimiser (the measured trend reverses)",
         needs="default")
 
 
-_NETS_PENDING = ("the networks chapter's sweeps are not yet gated and paired; their readings "
-                 "are shown as supporting measurements")
+def _proxy(claim: str, what: str, direction: str, reading: str) -> ProxyTest:
+    return ProxyTest(
+        claim=claim, quantity=Declared(what, "the quantity the paper plots"),
+        direction=Declared(direction, "the paper's figure"),
+        reading=Declared(reading, "read where the paper reads it, so that the answer is about "
+                         "the paper's phenomenon"),
+        statistic=Declared(_PAIRED.what + "; same direction or opposite when the interval "
+                           "excludes zero, else no trend", _PAIRED.why))
+
+
+NETWORK_SETTINGS: tuple[Setting, ...] = (
+    Setting("seeds", list(range(200, 212)), "at least 10 paired seeds; 200–211 are the "
+            "mechanism chapter's evidence seeds (the same initial weights); development and "
+            "pilots used seeds from 1000 on, the earlier chapter 0–9"),
+    Setting("network_limit", 0.05, "the gate on every network run (NETWORK_LIMIT), from the "
+            "calibration on a network proxy (between 0.05 and 0.095): the lower end"),
+    Setting("n_train", 500, "a pilot on seeds 1000–1003 (7 cells, 300 epochs): every run "
+            "reached training loss 0.1 by epoch 140; 1,000 examples needed up to 250 epochs "
+            "and 1.5 times the time per epoch"),
+    Setting("epochs", 300, "twice the pilot's slowest epoch to loss 0.1, so that Figure 6's "
+            "curves flatten after it"),
+    Setting("h", 1e-2, "the step of the earlier chapter, at which the pilot trains in the "
+            "stable regime (no loss spikes)"),
+    Setting("read_below", 0.1, "Figure 5 is read when the training loss first falls below 0.1, "
+            "as in the paper"),
+    Setting("norm_at", 0.25, "Figure 4 is read at a quarter of the epochs, as the paper's "
+            "epoch 900 of 3,600"),
+    Setting("osc_tol", 0.02, "an epoch is a reversal when the curve turns by more than 2 % "
+            "(relative) on both sides: above a smooth descent's curvature"),
+    Setting("osc_share", 0.05, "a curve oscillates when at least 5 % of its epochs are "
+            "reversals; on the pilot, the norm's share was 1–10 %, the loss's 0"),
+    Setting("stage_loss", 0.1, "the trained starting point of the windows: plain Adam "
+            "(h = 1e-2, β = 0.9, ρ = 0.999) to the loss at which the paper reads Figure 5"),
+    Setting("window_steps", 150, "7.5 times the grid's longest start-up 1/(1 − ρ) = 20: "
+            "κ = −1 cancels the full-batch bias term and leaves the start-up's, whose "
+            "coefficient the page prints"),
+    Setting("rho_sweep", [0.8, [0.85, 0.9, 0.95]], "(β, ρ values): the ρ sweep inside the "
+            "range, ρ > β as in Figure 4; the paper's ρ ≥ 0.99 would need a window of "
+            "thousands of steps at a gated h"),
+    Setting("beta_sweep", [0.95, [0.7, 0.8, 0.9]], "(ρ, β values): the β sweep inside the "
+            "range, ρ > β as in Figure 5"),
+    Setting("window_ratio", 0.025, "the window's h: this bias ratio at the start, for the "
+            "sweeps' worst cell (half the limit: the ratio grows along the window)"),
+    Setting("kappas", [0.0, -1.0], "Adam and its κ = −1 variant, whose flow has no bias term "
+            "past the start-up: does cancelling the term remove the trend?"),
+    Setting("opt_grids", {"adam": [1e-2, 2e-2, 4e-2, 8e-2], "rmsprop": [2.5e-3, 5e-3, 1e-2, 2e-2],
+                          "gd": [0.125, 0.25, 0.5, 1.0], "heavy_ball": [0.2, 0.4, 0.8, 1.6]},
+            "each arm's step sizes, factor 2 apart around a pilot's trainable steps; the rule: "
+            "the largest h of its grid at which every pilot run reaches the matched loss "
+            "within opt_epochs without a loss spike (never above 1.5 times its running "
+            "minimum); the smallest h of the grid when none does, and the page says so"),
+    Setting("pilot_seeds", [1000, 1001], "the rule's runs: development seeds, not the evidence "
+            "seeds"),
+    Setting("opt_epochs", 600, "the cap of every optimizer run: a pilot's GD at h = 0.5 took "
+            "about 300 epochs to the matched loss"),
+    Setting("matched_loss", 0.1, "the optimizers are compared when the training loss first "
+            "falls below 0.1, Figure 5's reading loss"),
+    Setting("adam_pair", [0.9, 0.999], "Adam's (β, ρ) in the comparison and in the stage runs: "
+            "ρ > β, the conclusion's case, and the common defaults"),
+    Setting("hb_beta", 0.9, "heavy-ball's momentum, as Adam's β"),
+)
+
 
 STATEMENTS: tuple[Statement, ...] = (
     Statement(
@@ -333,22 +444,40 @@ STATEMENTS: tuple[Statement, ...] = (
     Statement(
         "Figure 4", "Figure 4",
         "networks, stable regime: a larger ρ gives a larger ‖∇E‖₁,ε (and a lower test accuracy)",
-        _network("networks/fig4-paired", "‖∇E‖₁,ε at a fixed epoch", "log(1 − ρ)",
-                 "falls (the norm rises with ρ)"),
-        pending=_NETS_PENDING, networks=True),
+        _in_range("networks/fig4-in-range", "ρ", "β",
+                  "falls with log10(1 − ρ): the norm rises with ρ"),
+        proxy=_proxy("networks/fig4-proxy", "‖∇E‖₁,ε at a fixed epoch",
+                     "rises with ρ (slope against log10(1 − ρ) negative)",
+                     "at a quarter of the epochs (the paper: epoch 900 of 3,600); the maximal "
+                     "test accuracy over the run beside it"),
+        networks=True, declared=NETWORKS_DECLARED),
     Statement(
         "Figure 5", "Figure 5",
         "networks, stable regime: a larger β gives a smaller ‖∇E‖₁,ε (and a higher test accuracy)",
-        _network("networks/fig5-paired", "‖∇E‖₁,ε when the loss first drops below the "
-                 "threshold", "log(1 − β)", "rises (the norm falls with β)"),
-        pending=_NETS_PENDING, networks=True),
+        _in_range("networks/fig5-in-range", "β", "ρ",
+                  "rises with log10(1 − β): the norm falls with β"),
+        proxy=_proxy("networks/fig5-proxy", "‖∇E‖₁,ε when the training loss first falls below "
+                     "0.1", "falls with β (slope against log10(1 − β) positive)",
+                     "at the first epoch with training loss below 0.1, as the paper; the test "
+                     "accuracy there beside it"),
+        networks=True, declared=NETWORKS_DECLARED),
     Statement(
         "Figure 6", "Figure 6",
         "networks: ‖∇E‖₁,ε falls, rises, falls, flattens; the hill is higher with smaller β "
         "and larger ρ",
-        _network("networks/fig6-paired", "the hill height of ‖∇E‖₁,ε along training",
-                 "log(1 − ρ) at fixed β", "falls (the hill grows with ρ)"),
-        pending=_NETS_PENDING, networks=True),
+        PrimaryTest(
+            claim="networks/fig6-gated",
+            quantity=Declared("the hill height of ‖∇E‖₁,ε along the runs of the ρ sweep",
+                              "the hill is a feature of whole training runs"),
+            direction=Declared("falls with log10(1 − ρ): the hill grows with ρ",
+                               "the sign of the bias coefficient of (2.5)"),
+            gate=_NETWORK_GATE, statistic=_PAIRED, threshold=_TWO_SIDED,
+            mutant="the gate dropped (the verdict changes)", needs="default"),
+        proxy=_proxy("networks/fig6-proxy", "the hill height of ‖∇E‖₁,ε per run, and the "
+                     "fall–rise–fall–flat shape and oscillations of the norm and the loss",
+                     "the hill grows with ρ (slope against log10(1 − ρ) negative)",
+                     "the curves per epoch, from 5 % of the epochs on"),
+        networks=True, declared=NETWORKS_DECLARED),
     Statement(
         "Section 4, first conclusion (theory)", "Section 4, first conclusion",
         "the two-norm penalty of GD and heavy-ball is absent in RMSProp and in Adam with ρ > β "
@@ -383,20 +512,38 @@ STATEMENTS: tuple[Statement, ...] = (
         "GD and heavy-ball",
         PrimaryTest(
             claim="networks/optimizers-paired",
-            quantity=Declared("final sharpness (Lanczos) and generalisation gap",
-                              "the conclusion's 'sharper minima' and 'generalize worse'"),
-            direction=Declared("larger for Adam ρ > β and RMSProp than for GD and heavy-ball",
-                               "the conclusion's text"),
-            gate=Declared("bias ratio ≤ 0.5 along every run", "as for Figures 4–6"),
-            statistic=Declared("paired differences over ≥ 10 seeds, BCa interval",
+            quantity=Declared("sharpness (Lanczos) and test accuracy at matched training loss",
+                              "the conclusion's 'sharper minima' and 'generalize worse', at "
+                              "the same point of training for every arm"),
+            direction=Declared("Adam (ρ > β) and RMSProp sharper and less accurate than GD "
+                               "and heavy-ball", "the sign of (2.5)'s coefficient: their bias "
+                               "term hinders the norm's decrease"),
+            gate=Declared("each arm's own expansion ratio (Adam's and RMSProp's h‖f₁‖/‖f₀‖, "
+                          "heavy-ball's and GD's of (1.1)) at most NETWORK_LIMIT = 0.05 at "
+                          "every measured point", _NETWORK_GATE.why),
+            statistic=Declared("per seed, Adam − GD, Adam − heavy-ball, RMSProp − GD and "
+                               "RMSProp − heavy-ball; mean over the 12 paired seeds, BCa",
                                "same network and initial weights per seed"),
-            threshold=Declared("the 95 % interval excludes zero",
-                               "the conventional two-sided 5 % level"),
-            mutant="β and ρ swapped in the optimiser", needs="default"),
+            threshold=Declared("every comparison's 95 % interval excludes zero on the "
+                               "predicted side", "the conclusion names all four pairs"),
+            mutant="the gate dropped, or β and ρ swapped in the prediction (the verdict "
+                   "changes)", needs="default"),
+        proxy=ProxyTest(
+            claim="networks/optimizers-proxy",
+            quantity=Declared("sharpness and test accuracy at matched training loss",
+                              "the conclusion's words"),
+            direction=Declared("Adam and RMSProp sharper and less accurate",
+                               "the conclusion's text"),
+            reading=Declared("at the first epoch with training loss below 0.1, each arm at "
+                             "the h its declared rule picks", "matched loss compares the "
+                             "arms at the same point of training, whatever their speeds"),
+            statistic=Declared("the four paired differences per metric, BCa; same direction "
+                               "when all eight exclude zero on the paper's side, opposite when "
+                               "any excludes it on the other, else no trend",
+                               "the conclusion names all four pairs and both metrics"),
+            paper_scale=False),
         caveat="the paper offers it as a possible partial explanation (\"may partially "
-               "explain\")",
-        pending="the networks chapter's comparison of Adam with GD and heavy-ball did not run "
-                "in this build", networks=True),
+               "explain\")", networks=True, declared=NETWORKS_DECLARED),
     Statement(
         "Section 6, spike regime", "Section 6",
         "in the spike regime the accuracy trend against ρ reverses (as Cohen et al. saw)",
@@ -407,15 +554,13 @@ STATEMENTS: tuple[Statement, ...] = (
             gate=Declared("the runs are in the spike regime (loss spikes present)",
                           "the paper places the reversal there; the expansion does not "
                           "describe such runs, so no bias-ratio gate applies"),
-            statistic=Declared("per seed, the slope against log(1 − ρ); mean over ≥ 10 paired "
-                               "seeds and its paired bootstrap (BCa) interval",
-                               "a seed fixes the initial weights in every cell"),
+            statistic=_PAIRED,
             threshold=Declared("the 95 % interval excludes zero", "the conventional two-sided "
                                "5 % level, fixed before the runs"),
             mutant="ρ's grid reversed (the predicted sign reverses)", needs="default"),
         caveat="the paper says \"which we think is the case\" and that Adam is far from the "
                "flow there: the theory does not cover this regime",
-        pending=_NETS_PENDING, networks=True),
+        networks=True, declared=NETWORKS_DECLARED),
 )
 
 _SHORT = {  # the statements in a few words, for the summary table
@@ -615,6 +760,7 @@ MECHANISM = Design(
 ALL: tuple[Statement, ...] = STATEMENTS + BEYOND
 BY_KEY: dict[str, Statement] = {s.key: s for s in ALL}
 PRIMARY_CLAIMS: dict[str, Statement] = {s.primary.claim: s for s in ALL if s.primary}
+PROXY_CLAIMS: dict[str, Statement] = {s.proxy.claim: s for s in ALL if s.proxy}
 
 
 def statement(key: str) -> Statement:
@@ -631,6 +777,20 @@ def primary_for(claim_id: str) -> Statement | None:
     return PRIMARY_CLAIMS.get(claim_id)
 
 
+def proxy_for(claim_id: str) -> Statement | None:
+    """The statement whose proxy answer is the claim ``claim_id``, if any."""
+    return PROXY_CLAIMS.get(claim_id)
+
+
+def network_setting(name: str):
+    """The declared value of the network setting ``name`` (:data:`NETWORK_SETTINGS`)."""
+    for s in NETWORK_SETTINGS:
+        if s.name == name:
+            return s.value
+    raise ValueError(f"no declared network setting {name!r}; declared: "
+                     f"{', '.join(s.name for s in NETWORK_SETTINGS)}")
+
+
 def _check() -> None:
     keys = [s.key for s in ALL]
     if len(set(keys)) != len(keys):
@@ -638,6 +798,8 @@ def _check() -> None:
     claims = [s.primary.claim for s in ALL if s.primary]
     if len(set(claims)) != len(claims):
         raise RuntimeError("one claim is the primary test of two statements")
+    if set(claims) & set(PROXY_CLAIMS):
+        raise RuntimeError("a claim cannot be both a primary test and a proxy answer")
 
 
 _check()

@@ -50,7 +50,8 @@ NETWORK_LIMIT = 0.05
 # they share, and a remainder half as large as the O(h) effect read could reorder the κ runs.
 F0_AGREEMENT_LIMIT = 0.5
 
-EXPERIMENTS = ("kappa", "fig4", "fig5", "fig6", "optimizers", "paper-regime")
+EXPERIMENTS = ("kappa", "fig4", "fig5", "fig6", "fig6-beta", "optimizers", "paper-regime",
+               "fig4-in-range", "fig5-in-range", "optimizer-pilot")
 # columns every row of runs.csv has; a chapter may add its own after them
 RUN_COLUMNS = ("experiment", "model", "optimizer", "seed", "h", "beta", "rho", "eps", "kappa",
                "epochs", "max_bias_ratio", "gated", "norm_read", "test_acc_max")

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
+import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,32 +135,106 @@ def digits() -> Dataset:
                          axes=(0, 1, 2, 3))
 
 
+# name -> (input shape, classes, training and test examples): what a cost estimate needs
+# without reading the data
+SHAPES = {"mnist1d": ((1, 40), 10, 4000, 1000), "digits": ((1, 8, 8), 10, 1437, 360),
+          "cifar10": ((3, 32, 32), 10, 50000, 10000), "cifar100": ((3, 32, 32), 100, 50000, 10000)}
+
+
+def _cifar_class(n_classes: int):
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    return CIFAR10 if check_one_of("n_classes", n_classes, (10, 100)) == 10 else CIFAR100
+
+
+def _cifar_missing(root: str | Path, n_classes: int) -> str:
+    """The one-line message naming the folder where CIFAR is expected and how to get it."""
+    cls = _cifar_class(n_classes)
+    folder = Path(root) / cls.base_folder
+    return (f"CIFAR-{n_classes} not found: no folder {folder}. Download {Path(cls.url).name} "
+            f"from {_CIFAR_URL} and extract it in {Path(root)} (it creates {folder}), or, on a "
+            f"machine with network access, run once: python -c \"import torchvision; "
+            f"torchvision.datasets.{cls.__name__}('{root}', download=True)\".")
+
+
+def check_local_data(name: str, root: str | Path) -> None:
+    """Raise ``FileNotFoundError`` (one line: the folder and the remedy) when the data set
+    ``name`` is read from ``root`` and its folder is not there; nothing for generated sets."""
+    name = check_one_of("dataset", name, DATASETS)
+    if name.startswith("cifar"):
+        n_classes = 10 if name == "cifar10" else 100
+        if not (Path(root) / _cifar_class(n_classes).base_folder).is_dir():
+            raise FileNotFoundError(_cifar_missing(root, n_classes))
+
+
+STANDIN_FILE = "STANDIN.json"  # a generated stand-in's own checksums (:func:`write_cifar_standin`)
+
+
 def cifar(root: str | Path, n_classes: int = 10) -> Dataset:
     """CIFAR-10 or CIFAR-100 from ``root``, holding ``cifar-10-batches-py`` or ``cifar-100-python``.
 
     Raises ``FileNotFoundError`` if the folder is missing and :class:`DataError` if a file in it
     is missing or fails torchvision's md5 check; both name the path and say how to get the data.
+    A folder written by :func:`write_cifar_standin` is checked against the checksums it carries
+    (:data:`STANDIN_FILE`) instead; real data never carry that file.
     """
-    from torchvision.datasets import CIFAR10, CIFAR100
     from torchvision.datasets.utils import check_integrity
 
-    n_classes = check_one_of("n_classes", n_classes, (10, 100))
-    cls = CIFAR10 if n_classes == 10 else CIFAR100
+    cls = _cifar_class(n_classes)
+    n_classes = 10 if cls.__name__ == "CIFAR10" else 100
     folder = Path(root) / cls.base_folder
-    how = (f"Download {Path(cls.url).name} from {_CIFAR_URL} and extract it in {Path(root)} "
-           f"(it creates {folder}), or, on a machine with network access, run once: python -c "
-           f"\"import torchvision; torchvision.datasets.{cls.__name__}('{root}', download=True)\".")
+    missing = _cifar_missing(root, n_classes)
+    how = missing[missing.index("Download"):]
     if not folder.is_dir():
-        raise FileNotFoundError(f"CIFAR-{n_classes} not found: no folder {folder}. {how}")
+        raise FileNotFoundError(missing)
     files = cls.train_list + cls.test_list + [[cls.meta["filename"], cls.meta["md5"]]]
+    standin = folder / STANDIN_FILE
+    if standin.is_file():  # a generated stand-in: its own checksums, never torchvision's
+        files = list(json.loads(standin.read_text())["md5"].items())
     bad = [name for name, md5 in files if not check_integrity(str(folder / name), md5)]
     if bad:
         raise DataError(f"CIFAR-{n_classes} in {folder} is damaged: {', '.join(bad)} missing "
                            f"or failing the md5 check. {how}")
-    train, test = (cls(str(root), train=part, download=False) for part in (True, False))
-    to_chw = lambda a: a.transpose(0, 3, 1, 2).astype(np.float32) / 255  # noqa: E731  HWC to CHW
-    return _standardised(f"cifar{n_classes}", to_chw(train.data), train.targets, to_chw(test.data),
-                         test.targets, n_classes, axes=(0, 2, 3))  # per-channel statistics
+    label = "labels" if n_classes == 10 else "fine_labels"
+    parts = []
+    for names in (cls.train_list, cls.test_list):  # the python pickles, as torchvision reads them
+        xs, ys = [], []
+        for name, _ in names:
+            with open(folder / name, "rb") as f:
+                entry = pickle.load(f, encoding="latin1")
+            xs.append(np.asarray(entry["data"]).reshape(-1, 3, 32, 32))
+            ys += list(entry[label])
+        parts += [np.concatenate(xs).astype(np.float32) / 255, ys]
+    return _standardised(f"cifar{n_classes}", *parts, n_classes, axes=(0, 2, 3))  # per channel
+
+
+def write_cifar_standin(root: str | Path, n_classes: int = 10, *, n_per_file: int = 50,
+                        seed: int = 0) -> Path:
+    """Write a CIFAR-shaped stand-in under ``root``: the folder, file names and pickle layout of
+    CIFAR-10 (five training batches and a test batch) or CIFAR-100 (train, test), each file
+    ``n_per_file`` random 32×32 colour images with random labels, the meta file, and
+    :data:`STANDIN_FILE` holding their md5 checksums. For dry runs of the CIFAR workflow
+    without the data; returns the folder."""
+    from torchvision.datasets.utils import calculate_md5
+
+    cls = _cifar_class(n_classes)
+    folder = Path(root) / cls.base_folder
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(check_int("seed", seed, minimum=0))
+    label = "labels" if n_classes == 10 else "fine_labels"
+    names = [name for name, _ in cls.train_list + cls.test_list]
+    for name in names:
+        entry = {"data": rng.integers(0, 256, (n_per_file, 3072), dtype=np.uint8),
+                 label: rng.integers(0, n_classes, n_per_file).tolist()}
+        atomic_write(folder / name, lambda tmp, e=entry: tmp.write_bytes(pickle.dumps(e)))
+    meta = {("label_names" if n_classes == 10 else "fine_label_names"):
+            [f"class {i}" for i in range(n_classes)]}
+    names.append(cls.meta["filename"])
+    atomic_write(folder / names[-1], lambda tmp: tmp.write_bytes(pickle.dumps(meta)))
+    md5 = {name: calculate_md5(str(folder / name)) for name in names}
+    atomic_write(folder / STANDIN_FILE,
+                 lambda tmp: tmp.write_text(json.dumps({"generated": True, "md5": md5})))
+    return folder
 
 
 def load_dataset(name: str, *, root: str | Path = "data", n_train: int | None = None,

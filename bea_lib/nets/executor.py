@@ -6,8 +6,9 @@ history at once. Jobs share nothing: :func:`run_local` runs them in a pool of lo
 :func:`run_submitit` as a Slurm job array through ``submitit`` (``pip install
 "bea_lib[cluster]"``; ``cluster="local"``: submitit's local executor).
 
-:func:`network_configs` is the one description of the networks chapter's grid, which the
-chapter trains (:func:`train_runs`) and ``python -m bea_book sweep`` launches as jobs.
+:func:`network_configs` is the one description of the networks chapter's runs (the cells of
+the paper's sweeps, :func:`sweeps`, per network), which the chapter trains (:func:`train_runs`)
+and ``python -m bea_book sweep`` launches as jobs.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .history import History
 from .train import TrainConfig, train
@@ -125,30 +127,76 @@ def train_runs(configs: list[TrainConfig], *, run_dir=None, workers=None) -> dic
 # The networks chapter's grid
 
 
-def network_configs(params: dict) -> list[TrainConfig]:
-    """The runs of the networks chapter for its parameters ``params`` (the chapter's parameters
-    cell with a profile's overrides): every model × (β, ρ) cell of the grid × seed.
+class Sweep(NamedTuple):
+    """One sweep of the paper's network figures: its cells (β, ρ), the swept index (0: β, 1: ρ)
+    and its axis label."""
 
-    Keys read: ``dataset, models, h, eps, epochs, beta_grid, rho_grid, test_every, n_train,
-    n_test, device, data_root, chunk_size, checkpoint_every``, and ``dtype`` if given.
-    ``models`` maps a model name to its own settings: ``seeds`` (a list), optionally
-    ``read_below`` (a loss threshold at which the chapter reads metrics; not a setting of the
-    runs) and any TrainConfig field that differs for it (``width``, ``n_train``, ``epochs``,
-    ``norm``, ``chunk_size``, ...).
-    """
+    cells: list[tuple[float, float]]
+    index: int
+    label: str
+
+
+SWEEPS = ("fig4", "fig5", "fig6", "fig6-beta")
+
+
+def sweeps(*, beta_grid, rho_grid, beta_fig4: float, rho_fig5: float,
+           beta_fig6: float) -> dict[str, Sweep]:
+    """The sweeps the paper's figures read: ``fig4`` ρ at β = ``beta_fig4``, ``fig5`` β at
+    ρ = ``rho_fig5``, ``fig6`` ρ at β = ``beta_fig6`` (the paper's CIFAR-100 panel) and
+    ``fig6-beta`` β at ρ = ``rho_fig5`` (its CIFAR-10 panel, the cells of ``fig5``)."""
+    return {"fig4": Sweep([(beta_fig4, r) for r in rho_grid], 1, f"ρ (β = {beta_fig4:g})"),
+            "fig5": Sweep([(b, rho_fig5) for b in beta_grid], 0, f"β (ρ = {rho_fig5:g})"),
+            "fig6": Sweep([(beta_fig6, r) for r in rho_grid], 1, f"ρ (β = {beta_fig6:g})"),
+            "fig6-beta": Sweep([(b, rho_fig5) for b in beta_grid], 0, f"β (ρ = {rho_fig5:g})")}
+
+
+def network_settings(label: str, own: dict) -> tuple[str, str | None, list[str], dict]:
+    """A network of the chapter's ``models`` (label -> settings): its model (default: the
+    label), its data set (None: the chapter's), the sweeps it runs (default: all of
+    :data:`SWEEPS`) and its other TrainConfig fields."""
+    own = dict(own)
+    model, dataset = own.pop("model", label), own.pop("dataset", None)
+    runs = list(own.pop("sweeps", SWEEPS))
+    unknown = [s for s in runs if s not in SWEEPS]
+    if unknown:
+        raise ValueError(f"models[{label!r}] sweeps must be among {', '.join(SWEEPS)}, got "
+                         f"{unknown}")
+    return model, dataset, runs, own
+
+
+def network_base(params: dict, label: str) -> TrainConfig:
+    """The run of the network ``label`` of the chapter's ``models`` before its cell and seed:
+    the chapter's settings (the keys :func:`network_configs` reads) with the label's own."""
     base = TrainConfig(dataset=params["dataset"], eps=params["eps"], h=params["h"],
                        epochs=params["epochs"], test_every=params["test_every"],
                        n_train=params.get("n_train"), n_test=params.get("n_test"),
                        device=params.get("device"), data_root=str(params.get("data_root", "data")),
                        chunk_size=params.get("chunk_size") or 1000,
                        checkpoint_every=params.get("checkpoint_every") or 0,
-                       **({"dtype": params["dtype"]} if params.get("dtype") else {}))
-    configs = []
-    for model, own in params["models"].items():
-        own = dict(own)
-        seeds = own.pop("seeds")
-        own.pop("read_below", None)
-        model_base = dataclasses.replace(base, model=model, **own)
-        configs += [dataclasses.replace(model_base, beta=beta, rho=rho, seed=seed)
-                    for beta in params["beta_grid"] for rho in params["rho_grid"] for seed in seeds]
-    return configs
+                       diagnostics_every=params.get("gate_every") or 0, sharpness=False,
+                       dtype=params.get("dtype", "float64"))
+    model, dataset, _, fields = network_settings(label, params["models"][label])
+    return dataclasses.replace(base, model=model, dataset=dataset or base.dataset, **fields)
+
+
+def network_configs(params: dict) -> dict[str, list[TrainConfig]]:
+    """The runs of the networks chapter's figures for its parameters ``params`` (the chapter's
+    parameters cell with a profile's overrides): per network label of ``models``, the cells of
+    the sweeps it runs (:func:`sweeps`) × ``seeds``, in that order.
+
+    Keys read: ``dataset, models, seeds, h, eps, epochs, beta_grid, rho_grid, beta_fig4,
+    rho_fig5, beta_fig6, test_every, gate_every, n_train, n_test, device, data_root, chunk_size,
+    checkpoint_every, dtype``. ``models`` maps a label to its settings
+    (:func:`network_settings`): ``model``, ``dataset``, ``sweeps`` and any TrainConfig field
+    that differs for it (``width``, ``n_train``, ``epochs``, ``norm``, ``chunk_size``, ...).
+    """
+    grid = sweeps(**{k: params[k] for k in ("beta_grid", "rho_grid", "beta_fig4", "rho_fig5",
+                                             "beta_fig6")})
+    out = {}
+    for label, own in params["models"].items():
+        runs = network_settings(label, own)[2]
+        cells = list(dict.fromkeys(c for name in runs for c in grid[name].cells))
+        base = network_base(params, label)
+        out[label] = [dataclasses.replace(base, beta=beta, rho=rho, seed=seed)
+                      for beta, rho in cells for seed in params["seeds"]]
+    return out

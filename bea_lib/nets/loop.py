@@ -5,7 +5,8 @@ r"""The training loop of the networks (Section 6 of the paper): one epoch is one
 (:class:`~bea_lib.nets.batched.StackedNet`), with any optimizer of :mod:`bea_lib.nets.rules`.
 Row n of a history is taken at θ⁽ⁿ⁾ in the pass that gives the gradient of the step from θ⁽ⁿ⁾,
 so the logged norms are those of the gradient the step uses; ``epochs`` steps, ``epochs + 1``
-rows.
+rows. The diagnostics (``diagnostics_every``) are also taken at a run's last row, so that a
+run stopped by ``loss_threshold`` is measured where it stopped.
 """
 from __future__ import annotations
 
@@ -95,27 +96,35 @@ def fit(net, configs: list[TrainConfig], rule: Rule, *, theta=None, state=None,
             test_stats = torch.full_like(train_stats, math.nan)
         norms = gradient_norms(g, eps=eps_of)
         rows = torch.cat([train_stats[:, :2], test_stats, norms], 1).tolist()
-        every = [configs[r].diagnostics_every for r in live]
-        t1 = time.perf_counter()
-        diag = _diagnostics(net, theta, g, state, rule, [configs[r] for r in live],
-                            [i for i, e in enumerate(every) if e and n % e == 0])
-        diag_seconds = time.perf_counter() - t1
-        elapsed = elapsed0 + time.perf_counter() - t0  # includes the diagnostics' cost
         # max_time is the budget of this call, spent after one step at least: every call
         # (a resume included) makes progress
         time_up = (base.max_time is not None and n > first
                    and time.perf_counter() - t0 >= base.max_time)
         if comm.world_size > 1 and base.max_time is not None:  # all ranks must agree
             time_up = bool(comm.sum_(torch.tensor([float(time_up)], device=device)).item())
-        keep = []
+        keep, last = [], []  # the runs that go on; those that stop here, finite
         for i, r in enumerate(live):
             hist = histories[r]
-            hist.append(dict(zip(METRICS, rows[i]), epoch=n, wall_time=elapsed,
-                             **diag.get(i, dict.fromkeys(DIAGNOSTIC_COLUMNS, math.nan))))
-            hist.diagnostics_seconds += diag_seconds if i in diag else 0.0
+            hist.append(dict(zip(METRICS, rows[i]), epoch=n, wall_time=math.nan,
+                             **dict.fromkeys(DIAGNOSTIC_COLUMNS, math.nan)))
             hist.stop_reason, hist.message = stop_reason(configs[r], hist, n, time_up)
             if not hist.stop_reason:
                 keep.append(i)
+            elif hist.stop_reason != StopReason.DIVERGED:
+                last.append(i)
+        # the diagnostics every diagnostics_every epochs, and at a run's last (finite) row
+        every = [configs[r].diagnostics_every for r in live]
+        t1 = time.perf_counter()
+        diag = _diagnostics(net, theta, g, state, rule, [configs[r] for r in live],
+                            [i for i, e in enumerate(every) if e and (n % e == 0 or i in last)])
+        diag_seconds = time.perf_counter() - t1
+        elapsed = elapsed0 + time.perf_counter() - t0  # includes the diagnostics' cost
+        for i, r in enumerate(live):
+            hist = histories[r]
+            hist.columns["wall_time"][-1] = elapsed
+            for c, value in diag.get(i, {}).items():
+                hist.columns[c][-1] = value
+            hist.diagnostics_seconds += diag_seconds if i in diag else 0.0
         if not keep:
             break
         if len(keep) < len(live):  # stopped runs leave the batch, the others go on

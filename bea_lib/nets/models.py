@@ -14,6 +14,8 @@ is the gradient of one fixed E only if the output for example i depends on x_i a
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -33,7 +35,7 @@ def mlp(input_shape, n_classes: int, width: int = 32, depth: int = 2,
     linear read-out."""
     width, depth = check_int("width", width, minimum=1), check_int("depth", depth, minimum=0)
     activation = check_one_of("activation", activation, ACTIVATIONS)
-    layers, n_in = [nn.Flatten()], int(torch.tensor(input_shape).prod())
+    layers, n_in = [nn.Flatten()], math.prod(input_shape)
     for _ in range(depth):
         layers += [nn.Linear(n_in, width), ACTIVATIONS[activation]()]
         n_in = width
@@ -118,3 +120,23 @@ def make_model(name: str, input_shape, n_classes: int, *, width: int | None = No
 def has_batch_norm(model: nn.Module) -> bool:
     """Whether ``model`` normalises with chunk statistics: its loss then depends on the chunking."""
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def flops_per_example(name: str, input_shape, n_classes: int, **options) -> tuple[float, float]:
+    """(forward and backward, forward) floating-point operations of one example through the
+    network ``name`` (:func:`make_model` with ``options``), counted by torch's
+    ``FlopCounterMode`` on the meta device: no memory and no arithmetic, so any size is cheap.
+    Normalisation and activations are not counted (the convolutions and products dominate)."""
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        model = make_model(name, input_shape, n_classes, **options)
+        x = torch.empty(1, *input_shape)
+        y = torch.zeros(1, dtype=torch.long)
+    with FlopCounterMode(display=False) as forward:
+        out = model(x)
+    with FlopCounterMode(display=False) as backward:
+        F.cross_entropy(out, y).backward()
+    return (float(forward.get_total_flops() + backward.get_total_flops()),
+            float(forward.get_total_flops()))
