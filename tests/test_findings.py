@@ -238,3 +238,20 @@ def test_every_registered_label_is_the_papers_own():
         for part in st.label.replace("–", " ").replace(",", " ").split():
             if part[0].isdigit() or part[0] == "(":
                 assert part in paper, (st.key, part)
+
+
+def test_a_group_beyond_the_paper_without_a_primary_test_gets_no_verdict_word(tmp_path,
+                                                                              monkeypatch):
+    """Checks that ran but decide nothing are not called "not run here" (they ran)."""
+    monkeypatch.setenv("BEA_PROFILE", "default")
+    undeclared = [st for st in registry.BEYOND if st.primary is None]
+    assert undeclared  # the registry has such groups (the explicit regulariser, orders, ...)
+    claim("beyond/a-check", statement="a check", paper=undeclared[0].key, passed=True,
+          measured="1.0", folder=tmp_path)
+    text = evidence_markdown(findings_rows(load_claims(tmp_path), beyond=True))
+    block = text.split(f"### {undeclared[0].key[0].upper() + undeclared[0].key[1:]}")[1]
+    block = block.split("### ")[0]
+    assert "**No verdict:** no primary test is declared" in block
+    assert "Verdict:" not in block.replace("**No verdict:**", "")
+    assert "**Verdict: supported.**" in text or "**Verdict: not run here.**" in text  # mechanism
+

@@ -232,7 +232,9 @@ def evidence_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") ->
     for row in rows:
         st = row.statement
         lines = [f"({st.anchor})=", f"### {_display(st)}", "",
-                 f"*{st.ours}.* **Verdict: {row.verdict}.**"]
+                 f"*{st.ours}.* **Verdict: {row.verdict}.**" if st.primary is not None or
+                 not st.beyond else f"*{st.ours}.* **No verdict:** no primary test is declared "
+                 "for this group; its checks are listed without one."]
         if row.custom:
             lines[-1] += f" ({custom_mark(row.custom)})"
         if st.caveat:
