@@ -173,7 +173,7 @@ def test_a_network_row_gives_two_answers(tmp_path, monkeypatch):
     assert fig5.supporting == () and fig5.proxy.role == "proxy answer"
     table = summary_markdown(list(rows.values()))
     line = next(x for x in table.splitlines() if "Figure 5 <" in x)
-    assert "proxy: {term}`opposite`; theory: **reproduced**" in line
+    assert "proxy: {term}`opposite`; theory, in its range: **reproduced**" in line
     assert "proxy: not recorded; theory: **not tested here**" in next(
         x for x in table.splitlines() if "Figure 6 <" in x)
     text = evidence_markdown([fig5])

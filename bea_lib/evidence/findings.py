@@ -185,7 +185,10 @@ def summary_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") -> 
         chapter = st.primary.chapter if st.primary else "findings"
         verdict = f"**{row.verdict}**" + (" †" if st.caveat or st.note else "")
         if st.proxy is not None:
-            verdict = f"proxy: {_answer(row)}; theory: {verdict}"
+            tested = row.verdict in (Verdict.REPRODUCED, Verdict.CONTRADICTED,
+                                     Verdict.INCONCLUSIVE)  # decided on in-range runs
+            where = ", in its range" if tested else ""
+            verdict = f"proxy: {_answer(row)}; theory{where}: {verdict}"
         if row.custom:
             verdict += f" {custom_mark(row.custom)}"
         primary = (f"{_mark(row.primary)} {_link(row.primary, chapter, doc_prefix)}"
