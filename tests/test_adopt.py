@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ import pytest
 from bea_book import store
 from bea_lib import provenance
 from test_archive import WRITER
-from test_book import TINY, run_main, write_book
+from test_book import TINY, refused_in_one_line, run_main, write_book
 from test_processes import ENV
 
 
@@ -109,12 +108,8 @@ def executed_by_papermill(tmp_path, *params, library: Path = ROOT) -> tuple[Path
 
 
 def adopt_refused(capsys, notebook, root, build, expect: str) -> float:
-    start = time.perf_counter()
-    assert run_main("adopt", notebook, "--root", root, "--build-dir", build) == 1
-    seconds = time.perf_counter() - start
-    err = capsys.readouterr().err
-    assert expect in err, err
-    assert len(err.strip().splitlines()) == 1, err
+    seconds = refused_in_one_line(capsys, "adopt", notebook, "--root", root, "--build-dir", build,
+                                  expect=expect)
     assert store.current_run(build, "writer") is None
     return seconds
 

@@ -9,14 +9,13 @@ built and rendered once; each test works on its own copy of it.
 """
 import json
 import shutil
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from bea_book import store
-from test_book import HEADER, run_main, write_book
+from test_book import HEADER, refused_in_one_line, run_main, write_book
 from test_book import CLAIMY, FINDINGS
 
 
@@ -143,17 +142,6 @@ def book_copy(built, tmp_path):
     return root, build, ("--root", root, "--build-dir", build)
 
 
-def refused(capsys, *argv, expect: str) -> float:
-    """Run the command, which must fail with one line holding ``expect``; its seconds."""
-    start = time.perf_counter()
-    assert run_main(*argv) == 1
-    seconds = time.perf_counter() - start
-    err = capsys.readouterr().err
-    assert expect in err, err
-    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
-    return seconds
-
-
 @pytest.mark.parametrize("inside", ["chapters/writer/writer.ipynb", "report.json",
                                     "html/index.html", "runs/archive.zip",
                                     "chapters/writer/figures/f.zip"])
@@ -161,7 +149,7 @@ def test_an_output_inside_the_build_is_refused_and_replaces_nothing(book_copy, c
     _, build, where = book_copy
     target = build / inside
     before = target.read_bytes() if target.is_file() else None
-    refused(capsys, "archive", "--output", target, *where,
+    refused_in_one_line(capsys, "archive", "--output", target, *where,
             expect="inside the build folder" if target.suffix == ".zip" else "must name a .zip")
     assert (target.read_bytes() if target.is_file() else None) == before
     assert run_main("archive", *where) == 0  # the build is intact and still archives
@@ -180,9 +168,9 @@ def test_an_output_that_is_a_folder_or_in_no_folder_is_named_as_given(book_copy,
     _, _, where = book_copy
     folder = tmp_path / "somewhere"
     folder.mkdir()
-    refused(capsys, "archive", "--output", folder, *where,
+    refused_in_one_line(capsys, "archive", "--output", folder, *where,
             expect=f"--output {folder} is a folder; give the archive's file name")
-    refused(capsys, "archive", "--output", tmp_path / "nowhere" / "a.zip", *where,
+    refused_in_one_line(capsys, "archive", "--output", tmp_path / "nowhere" / "a.zip", *where,
             expect=f"the folder {tmp_path / 'nowhere'} does not exist")
     assert not list(tmp_path.rglob(".*.tmp"))
 
@@ -207,12 +195,12 @@ def test_a_symbolic_link_in_what_the_archive_reads_is_refused_naming_it(book_cop
         shutil.copytree(run, outside)
         (build / "chapters" / "writer").unlink()
         (build / "chapters" / "writer").symlink_to(outside)
-        refused(capsys, "archive", *where, expect="is never followed")
+        refused_in_one_line(capsys, "archive", *where, expect="is never followed")
         return
     (private / link.name).write_bytes(link.read_bytes())  # the same bytes: the hashes agree
     link.unlink()
     link.symlink_to(private / link.name)
-    refused(capsys, "archive", *where,
+    refused_in_one_line(capsys, "archive", *where,
             expect=f"{link} is a symbolic link (to {private / link.name})")
     assert not list(build.glob("*.zip"))
 
@@ -222,7 +210,7 @@ def test_a_build_whose_findings_are_stale_is_refused_naming_the_fix(book_copy, c
     assert run_main("run", "claimy", "-p", "ok", "false", *where) == 0  # its claim changes
     assert run_main("render", *where) == 0
     assert "tabulates claims that changed since it ran" in capsys.readouterr().out
-    refused(capsys, "archive", *where,
+    refused_in_one_line(capsys, "archive", *where,
             expect="the Findings chapter in")
     assert not list(build.glob("*.zip"))
     assert run_main("run", "findings", *where) == 0 and run_main("render", *where) == 0

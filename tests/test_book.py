@@ -149,6 +149,19 @@ def run_main(*argv):
     return book.main([str(a) for a in argv])
 
 
+def refused_in_one_line(capsys, *argv, expect: str) -> float:
+    """Run the command, which must fail (status 1) with one ``error:`` line holding ``expect``
+    and no traceback; the seconds it took."""
+    start = time.perf_counter()
+    assert run_main(*argv) == 1
+    seconds = time.perf_counter() - start
+    err = capsys.readouterr().err
+    assert expect in err, err
+    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+    assert "Traceback" not in err
+    return seconds
+
+
 def executed(build, chapter):
     """The executed notebook of the chapter's current run."""
     return store.current_run(build, chapter) / f"{chapter}.ipynb"

@@ -5,7 +5,7 @@ from bea_lib.evidence import registry
 from bea_lib.evidence.claims import claim
 from bea_lib.evidence.findings import (build_note, chapter_counts, evidence_markdown, findings_rows,
                               load_claims, not_run_chapters, summary_markdown, summary_sentences)
-from bea_lib.base.vocab import Verdict, paper_verdict, TrendVerdict
+from bea_lib.base.vocab import Verdict
 
 
 def _chapter_claims(folder, monkeypatch):
@@ -214,18 +214,6 @@ def test_the_mechanism_row_and_the_intro_print_the_experiments_own_words(tmp_pat
     assert [r.verdict for r in empty if r.paper == "mechanism"] == [ExperimentVerdict.NOT_RUN]
 
 
-@pytest.mark.parametrize("trend, gated, expected", [
-    (TrendVerdict.APPEARS, True, Verdict.REPRODUCED),
-    (TrendVerdict.OPPOSITE, True, Verdict.CONTRADICTED),
-    (TrendVerdict.NOT_SEEN, True, Verdict.INCONCLUSIVE),
-    (TrendVerdict.NOT_TESTABLE, True, Verdict.NOT_TESTED),
-    (TrendVerdict.APPEARS, False, Verdict.OUTSIDE_RANGE),
-    (TrendVerdict.OPPOSITE, False, Verdict.OUTSIDE_RANGE),
-])
-def test_the_one_mapping_from_a_trend_to_a_paper_verdict(trend, gated, expected):
-    assert paper_verdict(trend, gated=gated) == expected
-
-
 def test_every_registered_label_is_the_papers_own():
     from pathlib import Path
     # shared/ lies beside the repository (its parent folder), in a checkout and in CI
@@ -248,7 +236,9 @@ def test_a_group_beyond_the_paper_without_a_primary_test_gets_no_verdict_word(tm
     assert undeclared  # the registry has such groups (the explicit regulariser, orders, ...)
     claim("beyond/a-check", statement="a check", paper=undeclared[0].key, passed=True,
           measured="1.0", folder=tmp_path)
-    text = evidence_markdown(findings_rows(load_claims(tmp_path), beyond=True))
+    rows = findings_rows(load_claims(tmp_path), beyond=True)
+    assert [r.verdict for r in rows if r.statement.primary is None] == [None] * len(undeclared)
+    text = evidence_markdown(rows)
     block = text.split(f"### {undeclared[0].key[0].upper() + undeclared[0].key[1:]}")[1]
     block = block.split("### ")[0]
     assert "**No verdict:** no primary test is declared" in block

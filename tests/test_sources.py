@@ -1,21 +1,14 @@
 """The book's sources (``bea_book.sources``): a table of contents or a profiles file of the
 wrong shape is one line naming it, before any kernel starts (issue 32, rows 8 and 12)."""
-import time
 
 import pytest
 
-from test_book import TINY, run_main, write_book
+from test_book import TINY, refused_in_one_line, write_book
 
 
 def refused_in_a_second(capsys, root, tmp_path, expect):
-    start = time.perf_counter()
-    assert run_main("run", "tiny", "--profile", "smoke", "--root", root,
-                    "--build-dir", tmp_path / "build") == 1
-    seconds = time.perf_counter() - start
-    err = capsys.readouterr().err
-    assert expect in err, err
-    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
-    assert "Traceback" not in err
+    seconds = refused_in_one_line(capsys, "run", "tiny", "--profile", "smoke", "--root", root,
+                                  "--build-dir", tmp_path / "build", expect=expect)
     assert not (tmp_path / "build" / "runs").exists()
     return seconds
 

@@ -7,13 +7,12 @@ and 8).
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 import bea_book as book
 from bea_book import store
-from test_book import TINY, run_main, write_book
+from test_book import TINY, refused_in_one_line, run_main, write_book
 from test_processes import ENV
 
 
@@ -67,16 +66,6 @@ def test_a_folder_where_the_runner_keeps_a_link_is_refused_then_moved_with_force
     assert store.current_run(build, "tiny") is not None
 
 
-def one_line(capsys, *argv, expect):
-    start = time.perf_counter()
-    assert run_main(*argv) == 1
-    seconds = time.perf_counter() - start
-    err = capsys.readouterr().err
-    assert expect in err, err
-    assert err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
-    return seconds
-
-
 @pytest.mark.parametrize("command", ["run", "render", "notebooks"])
 @pytest.mark.parametrize("where", ["book/_build", "book", ".", ".."])
 def test_a_build_folder_in_or_around_the_sources_is_refused(tmp_path, capsys, command, where):
@@ -86,7 +75,7 @@ def test_a_build_folder_in_or_around_the_sources_is_refused(tmp_path, capsys, co
     build = (root / where).resolve()
     argv = [command, *(["tiny"] if command == "run" else []), "--root", root, "--build-dir", build]
     expect = "lies inside the sources" if where.startswith("book") else "holds the book's sources"
-    assert one_line(capsys, *argv, expect=f"the build folder {build} {expect}") < 30
+    assert refused_in_one_line(capsys, *argv, expect=f"the build folder {build} {expect}") < 30
     assert not (build / "stage").exists() and not (build / "runs").exists()
     assert not (root / "book" / "_build").exists()
 
@@ -96,7 +85,7 @@ def test_a_build_folder_inside_the_library_is_refused(tmp_path, capsys):
 
     root = write_book(tmp_path / "src", {"tiny": TINY}, profiles="")
     inside = library_folder() / "_build-test"
-    one_line(capsys, "render", "--root", root, "--build-dir", inside,
+    refused_in_one_line(capsys, "render", "--root", root, "--build-dir", inside,
              expect=f"lies inside the sources ({library_folder()})")
     assert not inside.exists()
 
@@ -107,9 +96,9 @@ def test_a_loop_of_links_as_the_build_folder_or_root_is_one_line(tmp_path, capsy
     (tmp_path / "a").symlink_to(tmp_path / "b")
     (tmp_path / "b").symlink_to(tmp_path / "a")
     for command in (["render"], ["run", "tiny"], ["archive"]):
-        one_line(capsys, *command, "--root", root, "--build-dir", tmp_path / "a",
+        refused_in_one_line(capsys, *command, "--root", root, "--build-dir", tmp_path / "a",
                  expect=f"{tmp_path / 'a'}")
-    one_line(capsys, "render", "--root", tmp_path / "a", expect=f"{tmp_path / 'a'}")
+    refused_in_one_line(capsys, "render", "--root", tmp_path / "a", expect=f"{tmp_path / 'a'}")
 
 
 def test_a_chapter_link_to_a_run_outside_the_build_is_refused_then_moved_with_force(
@@ -125,8 +114,8 @@ def test_a_chapter_link_to_a_run_outside_the_build_is_refused_then_moved_with_fo
     link = build / "chapters" / "tiny"
     link.unlink()
     link.symlink_to(outside)
-    one_line(capsys, "render", *where, expect=f"{link} is a link to {outside}")
-    one_line(capsys, "run", "tiny", *where, expect=f"{link} is a link to somewhere else")
+    refused_in_one_line(capsys, "render", *where, expect=f"{link} is a link to {outside}")
+    refused_in_one_line(capsys, "run", "tiny", *where, expect=f"{link} is a link to somewhere else")
     assert run_main("run", "tiny", "--force", *where) == 0
     assert (outside / "tiny.ipynb").is_file()  # moved aside as a link, its target untouched
     assert store.current_run(build, "tiny").parent == (build / "runs").resolve()

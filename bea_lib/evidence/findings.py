@@ -56,7 +56,8 @@ class FindingsRow:
     primary: Claim | None          # the record of its primary test, if a chapter made it
     supporting: tuple[Claim, ...]  # other checks of the statement, in recorded order
     consistency: tuple[Claim, ...]  # checks that cannot fail on a wrong model: not counted
-    verdict: Verdict | ExperimentVerdict  # the book's own experiments: ExperimentVerdict
+    verdict: Verdict | ExperimentVerdict | None  # the book's own experiments: ExperimentVerdict;
+    # None: a group beyond the paper that declares no primary test (its checks decide nothing)
     proxy: Claim | None = None     # a network statement's proxy answer, if a chapter made it
 
     @property
@@ -109,7 +110,8 @@ def findings_rows(claims: dict[str, Claim], *, beyond: bool = False,
     for st in (registry.BEYOND if beyond else registry.STATEMENTS):
         bearing = [c for c in claims.values() if c.paper == st.key]
         primary = next((c for c in bearing if c.role == CheckRole.PRIMARY), None)
-        verdict = (Verdict.NOT_RUN if primary is None and st.primary is not None
+        verdict = (None if st.beyond and st.primary is None else
+                   Verdict.NOT_RUN if primary is None and st.primary is not None
                    and st.primary.chapter in not_run else row_verdict(primary, beyond=st.beyond))
         rows.append(FindingsRow(
             st, primary,
@@ -235,9 +237,9 @@ def evidence_markdown(rows: list[FindingsRow], *, doc_prefix: str = "/book/") ->
     for row in rows:
         st = row.statement
         lines = [f"({st.anchor})=", f"### {_display(st)}", "",
-                 f"*{st.ours}.* **Verdict: {row.verdict}.**" if st.primary is not None or
-                 not st.beyond else f"*{st.ours}.* **No verdict:** no primary test is declared "
-                 "for this group; its checks are listed without one."]
+                 f"*{st.ours}.* **Verdict: {row.verdict}.**" if row.verdict is not None else
+                 f"*{st.ours}.* **No verdict:** no primary test is declared for this group; its "
+                 "checks are listed without one."]
         if row.custom:
             lines[-1] += f" ({custom_mark(row.custom)})"
         if st.caveat:
